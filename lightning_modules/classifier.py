@@ -1,0 +1,214 @@
+"""One image classifier: a backbone and one or more classification heads (one per attribute)."""
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from lightning_modules.networks import count_parameters
+
+NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+TTA_LEVELS = (0, 1, 2)
+
+
+def tta_views(x: torch.Tensor, level: int) -> list[tuple[float, torch.Tensor]]:
+    """Weighted views whose logits are averaged: level 1 is the image and its mirror; level 2 is airbench's
+    flip + translate TTA (half weight on the flip pair, half on flip pairs of two 1-pixel diagonal shifts)."""
+    views = [(0.5, x), (0.5, x.flip(3))]
+    if level == 1:
+        return views
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    shifted = [padded[:, :, :-2, :-2], padded[:, :, 2:, 2:]]
+    return [(w / 2, v) for w, v in views] + [(0.125, v) for s in shifted for v in (s, s.flip(3))]
+
+
+class Classifier(pl.LightningModule):
+    """Cross-entropy classifier with one head per attribute.
+
+    Args:
+        backbone: images -> features, with ``feature_dim`` and ``make_head(num_classes)`` (see networks.py).
+        heads: head name -> number of classes, e.g. ``{"label": 10}``; batches carry labels as a tensor (one head)
+            or a dict keyed by head name.
+        optimizer: partial optimizer constructor taking parameter groups (Hydra ``_partial_: true``).
+        label_smoothing: cross-entropy label smoothing (0 = off).
+        tta_level: test-time augmentation at test: 0 none, 1 flip, 2 flip + 1-pixel translations (airbench).
+        tta_on_val: use the same TTA for validation too (costs 2x/6x validation time).
+        exclude_norm_and_bias_from_wd: no weight decay on normalisation parameters and biases.
+        norm_lr_scale: LR multiplier for normalisation-layer parameters (airbench trains BN biases at 64x LR);
+            their weight decay is divided by the same factor so the decay per step (lr x wd) is unchanged.
+        channels_last: NHWC memory format for the network and inputs.
+        compile: ``torch.compile`` the backbone (GPU; falls back to eager where compile is unavailable).
+    """
+
+    def __init__(self, backbone: nn.Module, heads: Mapping[str, int], optimizer: Callable | None = None,
+                 label_smoothing: float = 0.0, tta_level: int = 0, tta_on_val: bool = False,
+                 exclude_norm_and_bias_from_wd: bool = False, norm_lr_scale: float = 1.0,
+                 channels_last: bool = False, compile: bool = False):
+        super().__init__()
+        if not heads:
+            raise ValueError("model.heads: at least one head {name: num_classes} is needed")
+        for name, n in heads.items():
+            if int(n) < 2:
+                raise ValueError(f"model.heads.{name}: a head needs >= 2 classes, got {n}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"model.label_smoothing must be in [0, 1), got {label_smoothing}")
+        if tta_level not in TTA_LEVELS:
+            raise ValueError(f"model.tta_level must be one of {TTA_LEVELS}, got {tta_level!r}")
+        if norm_lr_scale <= 0:
+            raise ValueError(f"model.norm_lr_scale must be > 0, got {norm_lr_scale}")
+        self.save_hyperparameters(ignore=["backbone", "optimizer"], logger=False)
+        self.backbone = backbone
+        self.head_names = list(heads)
+        self.heads = nn.ModuleDict({name: backbone.make_head(int(n)) for name, n in heads.items()})
+        self.optimizer_factory = optimizer
+        self.label_smoothing, self.tta_level, self.tta_on_val = label_smoothing, tta_level, tta_on_val
+        self.channels_last, self.compile = channels_last, compile
+        self.metrics = nn.ModuleDict({
+            f"{split}_{name}": MulticlassAccuracy(int(n), average="micro")
+            for split in ("train", "val", "test") for name, n in heads.items()
+        })
+        self._compiled_backbone = None
+
+    # -- model ----------------------------------------------------------------------------------------------------
+    def num_parameters(self) -> int:
+        return count_parameters(self)
+
+    def setup(self, stage: str) -> None:
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self.compile and self._compiled_backbone is None:
+            # kept out of the module tree so checkpoints hold the plain backbone's keys
+            self.__dict__["_compiled_backbone"] = torch.compile(self.backbone)
+
+    def logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        features = (self._compiled_backbone or self.backbone)(x)
+        return {name: head(features) for name, head in self.heads.items()}
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.logits(x)
+
+    def _targets(self, y) -> dict[str, torch.Tensor]:
+        if isinstance(y, Mapping):
+            return {name: y[name] for name in self.head_names}
+        if len(self.head_names) != 1:
+            raise ValueError(f"batch labels are one tensor but the model has heads {self.head_names}")
+        return {self.head_names[0]: y}
+
+    def _tta_logits(self, x: torch.Tensor, level: int) -> dict[str, torch.Tensor]:
+        if level == 0:
+            return self.logits(x)
+        out = {}
+        for weight, view in tta_views(x, level):
+            for name, logits in self.logits(view).items():
+                out[name] = out.get(name, 0) + weight * logits.float()
+        return out
+
+    def loss_from_logits(self, logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]):
+        """Sum over heads of the mean cross-entropy (with label smoothing)."""
+        return sum(F.cross_entropy(logits[n].float(), targets[n], label_smoothing=self.label_smoothing)
+                   for n in self.head_names)
+
+    # -- API for callbacks (no logging) ---------------------------------------------------------------------------
+    def compute_loss(self, batch) -> torch.Tensor:
+        x, y = batch
+        return self.loss_from_logits(self.logits(x), self._targets(y))
+
+    @torch.no_grad()
+    def accuracy_counts(self, batch) -> tuple[torch.Tensor, int]:
+        """Correct predictions summed over heads, and the number of predictions."""
+        x, y = batch
+        logits, targets = self.logits(x), self._targets(y)
+        correct = sum((logits[n].argmax(1) == targets[n]).sum() for n in self.head_names)
+        return correct, len(x) * len(self.head_names)
+
+    # -- steps ----------------------------------------------------------------------------------------------------
+    def _log_step(self, split: str, loss, logits, targets, batch_size: int, on_step: bool):
+        self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=split != "test",
+                 batch_size=batch_size, sync_dist=not on_step)
+        for name in self.head_names:
+            metric = self.metrics[f"{split}_{name}"]
+            metric(logits[name].detach(), targets[name])
+            key = f"{split}/acc" if len(self.head_names) == 1 else f"{split}/acc/{name}"
+            self.log(key, metric, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=batch_size)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits, targets = self.logits(x), self._targets(y)
+        loss = self.loss_from_logits(logits, targets)
+        self._log_step("train", loss, logits, targets, len(x), on_step=True)
+        return loss
+
+    def _eval_step(self, split: str, batch, tta_level: int):
+        x, y = batch
+        logits, targets = self._tta_logits(x, tta_level), self._targets(y)
+        loss = self.loss_from_logits(logits, targets)
+        self._log_step(split, loss, logits, targets, len(x), on_step=False)
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step("val", batch, self.tta_level if self.tta_on_val else 0)
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step("test", batch, self.tta_level)
+
+    def _log_mean_accuracy(self, split: str):
+        if len(self.head_names) > 1:
+            accs = [self.metrics[f"{split}_{n}"].compute() for n in self.head_names]
+            self.log(f"{split}/acc", torch.stack(accs).mean(), prog_bar=True)
+
+    def on_validation_epoch_end(self):
+        self._log_mean_accuracy("val")
+
+    def on_test_epoch_end(self):
+        self._log_mean_accuracy("test")
+
+    # -- data-dependent init and per-epoch backbone settings --------------------------------------------------------
+    def on_fit_start(self):
+        data_init = getattr(self.backbone, "data_init", None)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        fresh = self.trainer.ckpt_path is None and self.trainer.global_step == 0
+        if data_init is not None and fresh and hasattr(datamodule, "init_images"):
+            data_init(datamodule.init_images().to(self.device))
+
+    def on_train_epoch_start(self):
+        set_epoch = getattr(self.backbone, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(self.current_epoch)
+
+    # -- optimiser ------------------------------------------------------------------------------------------------
+    def parameter_groups(self, weight_decay: float, base_lr: float | None) -> list[dict]:
+        """Split trainable parameters into (weights), (normalisation params), (other biases) groups."""
+        norm_ids = {id(p) for m in self.modules() if isinstance(m, NORM_TYPES) for p in m.parameters(recurse=False)}
+        scale = self.hparams.norm_lr_scale
+        exclude = self.hparams.exclude_norm_and_bias_from_wd
+        groups = {"weights": [], "norm": [], "bias": []}
+        for name, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            kind = "norm" if id(p) in norm_ids else "bias" if name.endswith("bias") else "weights"
+            groups[kind].append(p)
+        out = []
+        for kind, params in groups.items():
+            if not params:
+                continue
+            group = {"params": params, "name": kind}
+            if kind != "weights" and exclude:
+                group["weight_decay"] = 0.0
+            if kind == "norm" and scale != 1.0:
+                group["lr_scale"] = scale
+                group["weight_decay"] = group.get("weight_decay", weight_decay) / scale
+                if base_lr is not None:
+                    group["lr"] = base_lr * scale
+            out.append(group)
+        return out
+
+    def configure_optimizers(self):
+        if self.optimizer_factory is None:
+            raise ValueError("model.optimizer: no optimizer given (set the optimizer config group)")
+        keywords = getattr(self.optimizer_factory, "keywords", {})
+        return self.optimizer_factory(self.parameter_groups(keywords.get("weight_decay", 0.0), keywords.get("lr")))

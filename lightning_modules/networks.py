@@ -1,0 +1,211 @@
+"""Backbones trained from scratch: Page's ResNet-9, a CIFAR ResNet-18, a small fast net and airbench's net.
+
+Each backbone maps images (N, C, H, W) to features (N, feature_dim); :meth:`Backbone.make_head` builds a
+classification head in the network's own style (ResNet-9: linear without bias, logits x 0.125), so the
+classifier can attach one head per attribute.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+def conv_bn(c_in: int, c_out: int, pool: bool = False, bn_momentum: float = 0.1) -> nn.Sequential:
+    """3x3 conv (no bias) -> BatchNorm -> ReLU, optionally followed by 2x2 max-pool."""
+    layers = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out, momentum=bn_momentum),
+              nn.ReLU(inplace=True)]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class Residual(nn.Module):
+    def __init__(self, *blocks: nn.Module):
+        super().__init__()
+        self.body = nn.Sequential(*blocks)
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class Scale(nn.Module):
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+
+
+class Backbone(nn.Module):
+    """Feature extractor ``features`` (images -> (N, feature_dim)) and the recipe for its heads."""
+
+    def __init__(self, features: nn.Module, feature_dim: int, head_bias: bool, logit_scale: float = 1.0):
+        super().__init__()
+        self.features = features
+        self.feature_dim = feature_dim
+        self.head_bias = head_bias
+        self.logit_scale = logit_scale
+
+    def forward(self, x):
+        return self.features(x)
+
+    def make_head(self, num_classes: int) -> nn.Module:
+        head = nn.Linear(self.feature_dim, num_classes, bias=self.head_bias)
+        return head if self.logit_scale == 1.0 else nn.Sequential(head, Scale(self.logit_scale))
+
+
+class ResNet9(Backbone):
+    """Page's DAWNBench ResNet-9 (myrtle.ai, 'How to train your ResNet', 2018).
+
+    prep conv 64; layer1 conv 128 + pool + residual(2 x conv 128); layer2 conv 256 + pool;
+    layer3 conv 512 + pool + residual(2 x conv 512); global max-pool; linear 512 -> classes without bias;
+    logits scaled by 0.125. About 6.57 M parameters with a 10-class head.
+    """
+
+    def __init__(self, in_channels: int = 3, width: int = 64,
+                 logit_scale: float = 0.125):
+        w = width
+        features = nn.Sequential(
+            conv_bn(in_channels, w),
+            conv_bn(w, 2 * w, pool=True), Residual(conv_bn(2 * w, 2 * w), conv_bn(2 * w, 2 * w)),
+            conv_bn(2 * w, 4 * w, pool=True),
+            conv_bn(4 * w, 8 * w, pool=True), Residual(conv_bn(8 * w, 8 * w), conv_bn(8 * w, 8 * w)),
+            nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+        )
+        super().__init__(features, 8 * w, head_bias=False, logit_scale=logit_scale)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet18(Backbone):
+    """CIFAR ResNet-18 (He et al. 2016 with a 3x3 stem and no stem pooling, as usual for 32x32 inputs)."""
+
+    def __init__(self, in_channels: int = 3, width: int = 64):
+        w = width
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+        c = w
+        for i, c_out in enumerate((w, 2 * w, 4 * w, 8 * w)):
+            stride = 1 if i == 0 else 2
+            layers += [BasicBlock(c, c_out, stride), BasicBlock(c_out, c_out, 1)]
+            c = c_out
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        super().__init__(nn.Sequential(*layers), c, head_bias=True)
+
+
+class SmallNet(Backbone):
+    """A small, fast net for smoke tests and short CPU runs: three conv-BN-ReLU-pool stages."""
+
+    def __init__(self, in_channels: int = 3, width: int = 16):
+        w = width
+        features = nn.Sequential(
+            conv_bn(in_channels, w, pool=True), conv_bn(w, 2 * w, pool=True), conv_bn(2 * w, 4 * w, pool=True),
+            nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+        )
+        super().__init__(features, 4 * w, head_bias=True)
+
+
+class GhostFreeBatchNorm(nn.BatchNorm2d):
+    """BatchNorm with a frozen unit scale and a learnable shift (airbench)."""
+
+    def __init__(self, num_features: int, momentum: float = 0.6, eps: float = 1e-12):
+        super().__init__(num_features, eps=eps, momentum=1 - momentum)
+        self.weight.requires_grad_(False)
+
+
+class AirbenchConv(nn.Conv2d):
+    """3x3 'same' conv without bias whose first in_channels filters start as identity (dirac) maps."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(c_in, c_out, 3, padding="same", bias=False)
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        w = self.weight.data
+        torch.nn.init.dirac_(w[: w.size(1)])
+
+
+class AirbenchGroup(nn.Module):
+    def __init__(self, c_in: int, c_out: int, bn_momentum: float):
+        super().__init__()
+        self.conv1, self.pool = AirbenchConv(c_in, c_out), nn.MaxPool2d(2)
+        self.norm1, self.conv2 = GhostFreeBatchNorm(c_out, bn_momentum), AirbenchConv(c_out, c_out)
+        self.norm2, self.activ = GhostFreeBatchNorm(c_out, bn_momentum), nn.GELU()
+
+    def forward(self, x):
+        x = self.activ(self.norm1(self.pool(self.conv1(x))))
+        return self.activ(self.norm2(self.conv2(x)))
+
+
+class AirbenchNet(Backbone):
+    """Keller Jordan's airbench94 network (Jordan 2024, '94% on CIFAR-10 in 3.29 seconds on a single GPU').
+
+    A frozen 2x2 patch-whitening conv (initialised from the training data with :meth:`data_init`), then three
+    conv groups (64, 256, 256), max-pool 3, linear without bias, logits scaled by 1/9.
+    The whitening conv's bias trains only for the first ``whiten_bias_epochs`` epochs (see :meth:`set_epoch`).
+    """
+
+    def __init__(self, in_channels: int = 3, widths=(64, 256, 256),
+                 bn_momentum: float = 0.6, logit_scale: float = 1 / 9, whiten_bias_epochs: int = 3):
+        k = 2
+        whiten_width = 2 * in_channels * k * k
+        self.whiten_bias_epochs = whiten_bias_epochs
+        w1, w2, w3 = widths
+        whiten = nn.Conv2d(in_channels, whiten_width, k, padding=0, bias=True)
+        whiten.weight.requires_grad_(False)
+        features = nn.Sequential(
+            whiten, nn.GELU(),
+            AirbenchGroup(whiten_width, w1, bn_momentum), AirbenchGroup(w1, w2, bn_momentum),
+            AirbenchGroup(w2, w3, bn_momentum), nn.MaxPool2d(3), nn.Flatten(),
+        )
+        super().__init__(features, w3, head_bias=False, logit_scale=logit_scale)
+
+    @property
+    def whiten(self) -> nn.Conv2d:
+        return self.features[0]
+
+    @torch.no_grad()
+    def data_init(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+        """Set the whitening filters to the scaled eigenvectors of the 2x2 patch covariance of ``images``."""
+        w = self.whiten.weight
+        c, (h, k) = images.shape[1], w.shape[2:]
+        patches = images.float().unfold(2, h, 1).unfold(3, k, 1).transpose(1, 3).reshape(-1, c, h, k)
+        flat = patches.reshape(len(patches), -1).double()
+        cov = flat.T @ flat / len(flat)
+        eigenvalues, eigenvectors = torch.linalg.eigh(cov, UPLO="U")
+        eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.T.reshape(c * h * k, c, h, k).flip(0)
+        scaled = eigenvectors / torch.sqrt(eigenvalues.view(-1, 1, 1, 1) + eps)
+        w.copy_(torch.cat((scaled, -scaled)).to(w.dtype))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.whiten.bias.requires_grad_(epoch < self.whiten_bias_epochs)
+
+
+NETWORKS = {"resnet9": ResNet9, "resnet18": ResNet18, "small": SmallNet, "airbench": AirbenchNet}
+
+
+def build_network(name: str, **kwargs) -> Backbone:
+    """Build a backbone by name; an unknown name gets an error listing the known ones."""
+    if name not in NETWORKS:
+        raise ValueError(f"model.backbone.name: unknown network {name!r}; choose one of {sorted(NETWORKS)}")
+    return NETWORKS[name](**kwargs)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

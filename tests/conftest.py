@@ -1,0 +1,68 @@
+"""Shared fixtures: compose configs with Hydra's compose API and shrink them for a CPU test run."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+CIFAR_TOOL = SHARED_DATA / "cifar10_jpeg.py"
+
+# Two cores on CI: keep each test process from oversubscribing them.
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+CPU_OVERRIDES = [
+    "trainer=cpu",
+    "logger=tensorboard",
+    "~callbacks.progress_bar",
+    "~callbacks.model_summary",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def compose_config(overrides=(), output_dir: Path | None = None):
+    """The train config as train.py would see it (``output_dir`` replaces Hydra's run directory)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=list(overrides))
+    if output_dir is not None:
+        cfg.output_dir = str(output_dir)
+    return cfg
+
+
+def smoke_overrides(*extra: str) -> list[str]:
+    """The smoke experiment shrunk further for a test: tiny data, one or two short epochs, no progress bars."""
+    return ["experiment=smoke", *CPU_OVERRIDES, "data.num_train=256", "data.num_val=128", "data.batch_size=32",
+            "trainer.max_epochs=2", *extra]
+
+
+@pytest.fixture
+def compose_cfg(tmp_path):
+    def _compose(*overrides: str):
+        return compose_config(overrides, output_dir=tmp_path)
+    return _compose
+
+
+def run_train(args, cwd: Path, timeout: int = 240, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    """Run train.py in a subprocess (as a user would) with Hydra overrides ``args``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2", **(env_extra or {})}
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def cifar_copy(tmp_path_factory) -> Path:
+    """A small real CIFAR-10 copy (20 images per class per split) in the standard batches layout."""
+    if not CIFAR_TOOL.exists() or not (SHARED_DATA / "cifar10-jpeg.npz").exists():
+        pytest.skip("the offline CIFAR-10 copy (../shared/data) is absent")
+    pytest.importorskip("PIL")
+    root = tmp_path_factory.mktemp("cifar")
+    subprocess.run([sys.executable, str(CIFAR_TOOL), "batches", str(root), "--per-class", "20"], check=True,
+                   capture_output=True)
+    return root
