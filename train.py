@@ -23,19 +23,21 @@ from rich.tree import Tree
 
 
 def fall_back_without_gpu(cfg: DictConfig) -> None:
-    """GPU-only settings (CUDA accelerator, fp16 AMP, channels_last, compile) -> CPU equivalents, with a warning."""
+    """A config that asks for a GPU (trainer=gpu/ddp) on a machine without one runs on the CPU instead, with a
+    warning: fp32, no cudnn.benchmark, no channels_last or compile. Explicit CPU configs are left as they are."""
     if torch.cuda.is_available():
         return
+    wants_gpu = cfg.trainer.get("accelerator") in ("gpu", "cuda")
     fallbacks = {
-        "trainer.accelerator": (cfg.trainer.get("accelerator") in ("gpu", "cuda"), "cpu"),
+        "trainer.accelerator": (wants_gpu, "cpu"),
         "trainer.precision": ("16" in str(cfg.trainer.get("precision")), "32-true"),
-        "trainer.benchmark": (bool(cfg.trainer.get("benchmark")), False),
-        "speed.channels_last": (bool(cfg.speed.get("channels_last")), False),
-        "speed.compile": (bool(cfg.speed.get("compile")), False),
+        "trainer.benchmark": (wants_gpu and bool(cfg.trainer.get("benchmark")), False),
+        "speed.channels_last": (wants_gpu and bool(cfg.speed.get("channels_last")), False),
+        "speed.compile": (wants_gpu and bool(cfg.speed.get("compile")), False),
     }
-    changed = [f"{key}={value}" for key, (gpu_only, value) in fallbacks.items() if gpu_only]
-    for key, (gpu_only, value) in fallbacks.items():
-        if gpu_only:
+    changed = [f"{key}={value}" for key, (fall_back, value) in fallbacks.items() if fall_back]
+    for key, (fall_back, value) in fallbacks.items():
+        if fall_back:
             OmegaConf.update(cfg, key, value)
     if changed:
         warnings.warn(f"No CUDA GPU found: falling back to {', '.join(changed)}", stacklevel=2)
@@ -50,7 +52,7 @@ def print_config(cfg: DictConfig) -> None:
 
 
 def needs_range_test(cfg: DictConfig) -> bool:
-    return cfg.task.name == "lr_range_test" or str(cfg.scheduler.get("max_lr")) == "auto"
+    return cfg.task.name == "lr_range_test" or str((cfg.get("scheduler") or {}).get("max_lr")) == "auto"
 
 
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
@@ -58,7 +60,7 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     callbacks = []
     if needs_range_test(cfg):
         callbacks.append(instantiate(cfg.range_test, stop_after=cfg.task.name == "lr_range_test"))
-    if cfg.scheduler.get("_target_"):
+    if (cfg.get("scheduler") or {}).get("_target_"):
         callbacks.append(instantiate(cfg.scheduler))
     callbacks += [instantiate(c) for c in cfg.callbacks.values() if c is not None]
     return callbacks

@@ -32,7 +32,7 @@ class SyntheticDataModule(TensorImageDataModule):
     """
 
     def __init__(self, num_train: int = 2048, num_val: int = 512, num_classes: int = 10, image_size: int = 32,
-                 noise: float = 0.35, seed: int = 0, **kwargs):
+                 noise: float = 0.6, seed: int = 0, **kwargs):
         super().__init__(seed=seed, **kwargs)
         for key, value in (("num_train", num_train), ("num_val", num_val), ("num_classes", num_classes),
                            ("image_size", image_size)):

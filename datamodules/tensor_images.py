@@ -168,7 +168,7 @@ class TensorImageDataModule(pl.LightningDataModule):
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch
         x = self.normalize(images)
-        trainer = self._trainer
+        trainer = self.trainer
         if self.augment == "batch" and trainer is not None and trainer.training:
             x = batch_augment(x, self.crop_padding, self.flip, self.cutout)
         return x, labels

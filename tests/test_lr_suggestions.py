@@ -1,0 +1,226 @@
+"""Suggestions, smoothing and the stop rule of the LR range test on synthetic curves with known answers."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from callbacks.lr_suggestions import (
+    accuracy_test_bounds,
+    compute_suggestions,
+    divergence_index,
+    log_lr_slope,
+    running_average,
+    smooth_log_lr,
+    suggest_min_div10,
+    suggest_steepest,
+    suggest_valley,
+    valley_stretch,
+)
+
+X = np.linspace(-5.0, 1.0, 241)  # log10 LR, 0.025 decade spacing, 1e-5 .. 10
+LRS = 10.0**X
+
+
+def _weighted_mean_oracle(x: np.ndarray, beta: float) -> np.ndarray:
+    """Bias-corrected EMA written as an explicit weighted mean of the points so far."""
+    out = []
+    for t in range(len(x)):
+        w = (1 - beta) * beta ** np.arange(t, -1, -1, dtype=np.float64)
+        out.append(float((w * x[: t + 1]).sum() / w.sum()))
+    return np.array(out)
+
+
+# ---------------------------------------------------------------------------- running average / stop rule
+def test_running_average_bias_correction_from_first_point():
+    rng = np.random.default_rng(0)
+    x = 2.0 + rng.normal(size=60)
+    ra = running_average(x, 0.98)
+    assert ra[0] == pytest.approx(x[0], rel=1e-12)  # no pull towards zero at the first point
+    np.testing.assert_allclose(ra, _weighted_mean_oracle(x, 0.98), rtol=1e-12)
+    np.testing.assert_allclose(running_average(np.full(30, 3.7), 0.98), 3.7, rtol=1e-12)  # unbiased on constants
+    with pytest.raises(ValueError, match="smooth_beta"):
+        running_average(x, 1.0)
+
+
+def test_divergence_index_jumps_and_nan():
+    beta = 0.98
+    base = np.ones(50)
+    # a jump to 100: the corrected average at the jump is (0.98 - 0.98**51 + 2) / (1 - 0.98**51) ~ 4.08 > 4
+    assert divergence_index(np.r_[base, np.full(10, 100.0)], beta, 4.0) == 50
+    # a jump to 10: oracle = first index where the explicit weighted mean exceeds 4x the best value so far
+    losses = np.r_[base, np.full(100, 10.0)]
+    ref = _weighted_mean_oracle(losses, beta)
+    expected = next(i for i in range(1, len(ref)) if ref[i] > 4.0 * ref[:i].min())
+    assert expected > 50
+    assert divergence_index(losses, beta, 4.0) == expected
+    # with a factor of 8 it stops later; with no blow-up it never stops
+    assert divergence_index(losses, beta, 8.0) > expected
+    assert divergence_index(base, beta, 4.0) is None
+    # a NaN stops the sweep at once
+    nan = np.r_[np.ones(7), np.nan, np.ones(5)]
+    assert divergence_index(nan, beta, 4.0) == 7
+    with pytest.raises(ValueError, match="diverge_factor"):
+        divergence_index(base, beta, 1.0)
+
+
+# ---------------------------------------------------------------------------- zero-lag smoothing
+def test_zero_lag_smoothing_keeps_a_symmetric_dip_centred():
+    c = 100  # X[100] = -2.5
+    dip = 2.0 - np.exp(-((X - X[c]) ** 2) / (2 * 0.3**2))
+    rng = np.random.default_rng(1)
+    half = rng.normal(scale=0.05, size=c)
+    noise = np.r_[half, 0.0, half[::-1], np.zeros(len(X) - 2 * c - 1)]  # symmetric about c
+    y = dip + noise
+    sm = smooth_log_lr(LRS, y)
+    assert int(np.argmin(sm)) == c
+    # symmetric around c (up to rounding) on the fully covered part
+    np.testing.assert_allclose(sm[c - 60 : c], sm[c + 60 : c : -1], atol=1e-9)
+    # the causal running average drags the dip to the right by many points: the lag the smoother avoids
+    assert int(np.argmin(running_average(y, 0.98))) > c + 10
+    # with non-symmetric noise the minimum stays within a couple of points
+    y2 = dip + np.random.default_rng(2).normal(scale=0.05, size=len(X))
+    assert abs(int(np.argmin(smooth_log_lr(LRS, y2))) - c) <= 3
+
+
+def test_smoothing_ignores_non_finite_and_is_exact_on_lines():
+    y = 3.0 - 0.5 * X  # a straight line: local-linear smoothing reproduces it, ends included
+    np.testing.assert_allclose(smooth_log_lr(LRS, y), y, atol=1e-9)
+    y_bad = y.copy()
+    y_bad[-5:] = np.nan
+    y_bad[-3] = np.inf
+    sm = smooth_log_lr(LRS, y_bad)
+    assert np.all(np.isfinite(sm))
+    np.testing.assert_allclose(sm, y, atol=1e-9)  # filled by the fit
+    np.testing.assert_allclose(smooth_log_lr(LRS, y_bad, bandwidth=0)[:-5], y[:-5])
+
+
+# ---------------------------------------------------------------------------- suggestions with known answers
+def test_min_div10_one_decade_below_the_minimum():
+    y = 1.0 + (X - (-1.0)) ** 2  # minimum exactly at X = -1 (a grid point)
+    i = int(np.argmin(np.abs(X + 1.0)))
+    assert suggest_min_div10(LRS, y) == pytest.approx(LRS[i] / 10)
+    # through the smoother with noise: within 0.1 decade of 10**-2
+    rng = np.random.default_rng(3)
+    noisy = y + rng.normal(scale=0.05, size=len(X))
+    sugg, sm = compute_suggestions(LRS, noisy)
+    assert abs(math.log10(sugg["min_div10"]) - (-2.0)) < 0.1
+
+
+def test_steepest_against_log_lr_before_the_minimum():
+    # tanh descent centred at x = -2 (slope -1/0.4 = -2.5 per decade), minimum later, then a blow-up that contains a
+    # steeper *fall* (-10/decade) above the minimum that must not be picked
+    y = 2.0 - np.tanh((X + 2.0) / 0.4)
+    y = y + 3.0 * np.clip(X + 0.5, 0, None) ** 2
+    drop = np.where(X > 0.3, -0.5, 0.0) * np.clip((X - 0.3) / 0.05, 0, 1)
+    y = y + drop
+    assert np.min(log_lr_slope(LRS, y)[X > 0.25]) < -5  # the trap is steeper than the true descent
+    assert y[X > 0.3].min() > y.min()  # ... and above the minimum
+    assert math.log10(suggest_steepest(LRS, y)) == pytest.approx(-2.0, abs=0.03)
+    # the slope against raw LR (dL/dlr = dL/dlog10lr / (lr ln 10)) would point at a much smaller LR
+    raw_slope = np.gradient(y, LRS)
+    assert math.log10(LRS[int(np.argmin(raw_slope[: int(np.argmin(y)) + 1]))]) < -2.1
+    # noisy version through the zero-lag smoother stays close
+    noisy = y + np.random.default_rng(4).normal(scale=0.03, size=len(X))
+    sugg, _ = compute_suggestions(LRS, noisy)
+    assert math.log10(sugg["steepest"]) == pytest.approx(-2.0, abs=0.15)
+
+
+def test_steepest_ignores_a_start_up_transient():
+    y = 2.0 - 0.5 * np.tanh((X + 1.5) / 0.3) + np.exp((X - 0.5) / 0.1)
+    y[0] += 1.0  # the first losses are high (start-up transient): steep fall at the very edge
+    y[1] += 0.5
+    sm = smooth_log_lr(LRS, y)
+    assert log_lr_slope(LRS, sm)[0] < log_lr_slope(LRS, sm)[X > -2].min()  # the edge is the steepest raw slope
+    assert math.log10(suggest_steepest(LRS, sm)) == pytest.approx(-5.0)
+    sugg, _ = compute_suggestions(LRS, y)
+    assert math.log10(sugg["steepest"]) == pytest.approx(-1.5, abs=0.05)
+
+
+def _two_descents(bump: bool = False) -> np.ndarray:
+    """Short steep descent A over [-4, -3.5] (slope -2), plateau, long gentler descent B over [-2.5, -0.5]
+    (slope -0.5, >= 10% of the steepest), minimum at -0.5, then a rise."""
+    y = np.full_like(X, 3.0)
+    y -= 2.0 * np.clip(X + 4.0, 0, 0.5)
+    y -= 0.5 * np.clip(X + 2.5, 0, 2.0)
+    y += 2.0 * np.clip(X + 0.5, 0, None)
+    if bump:  # a 0.1-decade shoulder inside B: flat, then continue downhill
+        y = np.where((X > -1.8) & (X <= -1.7), y[np.argmin(np.abs(X + 1.8))], y)
+        y = np.where(X > -1.7, y + 0.5 * 0.1, y)
+    return y
+
+
+def test_valley_is_two_thirds_down_the_longest_steep_stretch():
+    y = _two_descents()
+    s, e = valley_stretch(LRS, y)
+    assert X[s] == pytest.approx(-2.5, abs=0.03) and X[e] == pytest.approx(-0.5, abs=0.03)
+    expected = -2.5 + 2.0 / 3.0 * 2.0
+    assert math.log10(suggest_valley(LRS, y)) == pytest.approx(expected, abs=0.03)
+    # steepest picks the short steep descent A instead: the two suggestions answer different questions
+    assert -4.0 <= math.log10(suggest_steepest(LRS, y)) <= -3.5
+    # a short flat shoulder inside B does not cut it in two
+    yb = _two_descents(bump=True)
+    assert np.any(log_lr_slope(LRS, yb)[(X > -1.8) & (X < -1.7)] == 0)
+    s2, e2 = valley_stretch(LRS, yb)
+    assert X[s2] == pytest.approx(-2.5, abs=0.03) and X[e2] == pytest.approx(-0.5, abs=0.06)
+    # but without merging (max_gap=0) the longest piece is shorter
+    s3, e3 = valley_stretch(LRS, yb, max_gap=0.0)
+    assert X[e3] - X[s3] < 1.5
+    # through the smoother (which rounds the kinks at both ends of B, shortening it a little)
+    sugg, _ = compute_suggestions(LRS, y + np.random.default_rng(5).normal(scale=0.02, size=len(X)))
+    assert math.log10(sugg["valley"]) == pytest.approx(expected, abs=0.25)
+    assert -2.5 < math.log10(sugg["valley"]) < -0.5
+
+
+def test_valley_length_is_measured_in_decades_not_points():
+    """A linear sweep is dense at high LR: descent B over [-2, -1] (1 decade, ~36 points of a linear grid) must beat
+    descent C over [-0.5, 0] (half a decade but ~270 points), on a linear and an exponential grid alike."""
+    def curve(x):
+        y = 3.0 - np.clip(x + 2.0, 0, 1.0) - np.clip(x + 0.5, 0, 0.5)
+        return y + 4.0 * np.clip(x, 0, None)
+
+    lin = np.linspace(1e-2, 10.0, 4000)
+    geo = np.geomspace(1e-2, 10.0, 241)
+    for grid in (lin, geo):
+        y = curve(np.log10(grid))
+        s, e = valley_stretch(grid, y)
+        assert math.log10(grid[s]) == pytest.approx(-2.0, abs=0.02)
+        assert math.log10(grid[e]) == pytest.approx(-1.0, abs=0.02)
+        assert math.log10(suggest_valley(grid, y)) == pytest.approx(-2.0 + 2.0 / 3.0, abs=0.02)
+        assert math.log10(suggest_min_div10(grid, y)) == pytest.approx(-1.0, abs=0.01)
+
+
+# ---------------------------------------------------------------------------- Smith 2015 accuracy test
+def _acc_curve(lr: np.ndarray) -> np.ndarray:
+    """0.1 until lr=0.1, linear rise to 0.8 at lr=0.5, then falling."""
+    a = np.where(lr < 0.1, 0.1, 0.1 + 0.7 * (lr - 0.1) / 0.4)
+    return np.where(lr > 0.5, 0.8 - 1.0 * (lr - 0.5), a)
+
+
+def test_accuracy_bounds_on_constructed_curve():
+    lr = np.round(np.linspace(0.0, 1.0, 101), 10)
+    res = accuracy_test_bounds(lr, _acc_curve(lr))
+    # base: a >= 0.1 + 0.1 * 0.7 = 0.17  -> lr >= 0.14 ; max: a >= 0.1 + 0.9 * 0.7 = 0.73 -> lr >= 0.46
+    assert res["base_lr"] == pytest.approx(0.14)
+    assert res["max_lr"] == pytest.approx(0.46)
+    assert res["peak_lr"] == pytest.approx(0.5)
+    assert res["start_acc"] == pytest.approx(0.1) and res["peak_acc"] == pytest.approx(0.8)
+
+
+def test_accuracy_bounds_ragged_and_no_rise():
+    lr = np.round(np.linspace(0.0, 1.0, 101), 10)
+    acc = _acc_curve(lr)
+    acc[lr >= 0.30] -= 0.3  # accuracy collapses at 0.30 (drop 0.3 > 25% of the 0.7 rise) ...
+    acc[lr >= 0.45] += 0.5  # ... and later reaches a higher peak: the ragged point comes first
+    res = accuracy_test_bounds(lr, acc)
+    assert res["max_lr"] == pytest.approx(0.29)
+    assert res["peak_lr"] > 0.45
+    with pytest.raises(ValueError, match="never rose"):
+        accuracy_test_bounds(lr, 0.5 - 0.1 * lr)
+    # unsorted input is sorted first; smoothing on the linear LR axis keeps the answer close on a noisy curve
+    perm = np.random.default_rng(6).permutation(len(lr))
+    assert accuracy_test_bounds(lr[perm], _acc_curve(lr)[perm])["max_lr"] == pytest.approx(0.46)
+    noisy = _acc_curve(lr) + np.random.default_rng(7).normal(scale=0.01, size=len(lr))
+    res2 = accuracy_test_bounds(lr, noisy, bandwidth=None)
+    assert res2["base_lr"] == pytest.approx(0.14, abs=0.04) and res2["max_lr"] == pytest.approx(0.46, abs=0.05)
