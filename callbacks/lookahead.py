@@ -30,7 +30,8 @@ class Lookahead(pl.Callback):
         return {k: v for k, v in pl_module.state_dict().items() if v.is_floating_point()}
 
     def on_train_start(self, trainer, pl_module):
-        if self.average is None:
+        self._last_step = trainer.global_step  # after a resume, this step's average was already taken
+        if self.average is None or trainer.ckpt_path is None:
             self.average = {k: v.detach().clone() for k, v in self._floats(pl_module).items()}
         else:  # restored from a checkpoint
             self.average = {k: v.to(pl_module.device) for k, v in self.average.items()}

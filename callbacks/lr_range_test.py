@@ -46,21 +46,29 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.enums import GradClipAlgorithmType
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
 from callbacks.lr_suggestions import (
     SUGGESTIONS,
     accuracy_test_bounds,
     compute_suggestions,
+    default_bandwidth,
     divergence_index,
     running_average,
 )
 
-__all__ = ["LRRangeTest", "AccuracyRangeTest", "lr_range_test", "sweep_lrs"]
+__all__ = ["LRRangeTest", "AccuracyRangeTest", "lr_range_test", "sweep_lrs", "SWEEP_BATCH_ATTR"]
 
 #: Minimum number of sweep points recorded before the stop; fewer means the loss
 #: exploded right at the start (min_lr too high).
 _MIN_POINTS = 3
+
+#: A datamodule that defines this attribute (``None`` outside sweeps) gets it set to a running
+#: count of the batches the sweep draws, just before each batch's transfer hooks run. Datamodules
+#: that key their augmentation on the trainer's batch progress (which stands still during a
+#: sweep) can mix it in so that sweep batches are not all augmented alike.
+SWEEP_BATCH_ATTR = "range_test_batch"
 
 
 def sweep_lrs(min_lr: float, max_lr: float, num_steps: int, mode: str = "exp") -> np.ndarray:
@@ -120,6 +128,8 @@ class _Snapshot:
         self.dm_state = None
         if dm is not None and hasattr(dm, "state_dict"):
             self.dm_state = (dm, copy.deepcopy(dm.state_dict()))
+        self.dm_sweep_attr = (dm, getattr(dm, SWEEP_BATCH_ATTR)) if hasattr(dm, SWEEP_BATCH_ATTR) else None
+        _BatchStream._served = 0
         self.stage = trainer.state.stage
 
     @staticmethod
@@ -193,6 +203,9 @@ class _Snapshot:
         if self.dm_state is not None:
             dm, state = self.dm_state
             dm.load_state_dict(copy.deepcopy(state))
+        if self.dm_sweep_attr is not None:
+            dm, value = self.dm_sweep_attr
+            setattr(dm, SWEEP_BATCH_ATTR, value)
         self.trainer.state.stage = self.stage
 
 
@@ -240,6 +253,8 @@ class _BatchStream:
     """Batches from a private iterator over ``loader``, prepared exactly as the training (or
     validation) loop prepares them; cycles the loader when it runs out."""
 
+    _served = 0  # batches served by all streams of the current sweep (reset by _Snapshot)
+
     def __init__(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loader: Any, what: str) -> None:
         if loader is None:
             raise ValueError(f"LR range test: no {what} dataloader available")
@@ -278,6 +293,12 @@ class _BatchStream:
             except StopIteration:
                 raise ValueError(f"LR range test: the {self.what} dataloader is empty") from None
         trainer = self.trainer
+        dm = getattr(trainer, "datamodule", None)
+        if dm is not None and hasattr(dm, SWEEP_BATCH_ATTR):
+            # opt-in for datamodules whose augmentation is keyed on the trainer's progress (which does not
+            # advance during a sweep): a running count of sweep batches, None again after the sweep
+            setattr(dm, SWEEP_BATCH_ATTR, _BatchStream._served)
+        _BatchStream._served += 1
         batch = trainer.precision_plugin.convert_input(batch)
         batch = self.pl_module._on_before_batch_transfer(batch, dataloader_idx=0)
         return trainer.strategy.batch_to_device(batch, dataloader_idx=0)
@@ -510,8 +531,6 @@ class _RangeSweep(pl.Callback):
         clip = trainer.gradient_clip_val
         for opt in optimizers:
             if clip:
-                from pytorch_lightning.utilities.types import GradClipAlgorithmType  # local: rarely needed
-
                 if scaler is not None:
                     scaler.unscale_(opt)
                 algo = GradClipAlgorithmType(trainer.gradient_clip_algorithm or "norm")
@@ -637,7 +656,8 @@ class LRRangeTest(_RangeSweep):
     # -- analysis & outputs ------------------------------------------------------
     def _finish(self, trainer, pl_module, result: Dict[str, Any]) -> None:
         for run in result["runs"]:
-            sugg, smoothed = compute_suggestions(run["lrs"], run["losses"], self.bandwidth)
+            run["bandwidth"] = self.bandwidth or default_bandwidth(np.log10(run["lrs"]))
+            sugg, smoothed = compute_suggestions(run["lrs"], run["losses"], run["bandwidth"])
             run["suggestions"] = sugg
             run["smoothed"] = [float(x) for x in smoothed]
             run["running_avg"] = [float(x) for x in running_average(run["losses"], self.smooth_beta)]
@@ -646,6 +666,11 @@ class LRRangeTest(_RangeSweep):
                     "LR range test: the loss was still falling at range_test.max_lr "
                     f"({self.max_lr:g}); raise max_lr for a meaningful suggestion"
                 )
+        if len(result["runs"]) > 1 and all(r["losses"] == result["runs"][0]["losses"] for r in result["runs"]):
+            rank_zero_warn(
+                "LR range test: all repeats gave identical loss curves; the data order and augmentation do not "
+                "depend on range_test.seed, so repeats add nothing here (set repeats: 1)"
+            )
         spread: Dict[str, Dict[str, Any]] = {}
         for name in SUGGESTIONS:
             vals = np.array([run["suggestions"][name] for run in result["runs"]], dtype=np.float64)
@@ -743,6 +768,7 @@ class LRRangeTest(_RangeSweep):
                     "seed": None if self.seed is None else self.seed + r,
                     "suggestions": run["suggestions"],
                     "stopped_at_step": run["stop"],
+                    "bandwidth_decades": run["bandwidth"],
                     "num_points": len(run["losses"]),
                 }
                 for r, run in enumerate(result["runs"])

@@ -13,8 +13,9 @@ visible. Every callback here
   accumulation all micro-batches of one optimizer step see the same values, and
   the step index is clamped to the last step, so the schedule never runs past
   its end (the last optimizer step uses the final value);
-* logs ``train/lr`` and ``train/momentum`` (``train/lr/pg{i}`` ... when there
-  are several parameter groups) once per optimizer step, straight to every
+* logs ``train/lr`` and ``train/momentum`` (the schedule's values) and, when
+  there are several parameter groups, each group's own values (its ``lr_scale``
+  applied) as ``train/lr/<group name or pg{i}>``, once per optimizer step, straight to every
   trainer logger with ``step=global_step``; Lightning's
   ``LearningRateMonitor(logging_interval="step", log_momentum=True)``, placed
   after the schedule callback, reads the same values from the optimizer;
@@ -242,7 +243,9 @@ class ScheduleCallback(Callback):
         assert self.total_steps is not None
         step = min(trainer.global_step, self.total_steps - 1)
         lr, momentum = self.schedule_values(step)
-        metrics: dict[str, float] = {}
+        metrics: dict[str, float] = {"train/lr": float(lr)}
+        if momentum is not None:
+            metrics["train/momentum"] = float(momentum)
         groups = [g for opt in trainer.optimizers for g in opt.param_groups]
         for i, group in enumerate(groups):
             group["lr"] = lr * group.get("lr_scale", 1.0)
@@ -251,7 +254,7 @@ class ScheduleCallback(Callback):
                     group["betas"] = (momentum, *tuple(group["betas"])[1:])
                 else:
                     group["momentum"] = momentum
-            suffix = f"/pg{i}" if len(groups) > 1 else ""
+            suffix = f"/{group.get('name', f'pg{i}')}" if len(groups) > 1 else ""
             metrics[f"train/lr{suffix}"] = float(group["lr"])
             m = _get_momentum(group)
             if m is not None:

@@ -24,8 +24,9 @@ Suggestions (see the functions for the exact definitions):
 * ``min_div10`` (Smith 2018, "A disciplined approach...", sec. 4.1 and the
   course rule): one decade below the LR at the minimum of the smoothed loss.
 * ``steepest``: the LR where d(smoothed loss)/d(log10 LR) is most negative,
-  looking only at points up to the minimum (slopes are taken against log LR,
-  not raw LR, which is what makes the answer scale-free).
+  looking only at points up to the minimum and skipping the first two smoothing
+  bandwidths (edge transients). Slopes are taken against log LR, not raw LR
+  (which would favour absurdly small LRs).
 * ``valley``: the longest steep downhill stretch of the smoothed loss, and the
   LR two thirds of the way down it (in log LR, from its top towards its bottom). Like
   fastai's ``valley`` (longest decreasing run, a point part-way down it), but on the

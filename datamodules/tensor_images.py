@@ -8,12 +8,12 @@ DataLoader workers (for CPU training with several workers); normalisation stays 
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.augment import batch_augment
 
@@ -50,6 +50,42 @@ def _identity(batch):
     return batch
 
 
+class EpochShuffleSampler(Sampler[int]):
+    """A fresh permutation per epoch that is a pure function of (seed, epoch), so data order does not depend on
+    the global RNG (an LR range test or a resume cannot shift it); ``skip`` drops the first indices once."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch, self.skip = n, seed, 0, 0
+
+    def set_epoch(self, epoch: int) -> None:  # Lightning calls this at every epoch start
+        if epoch != self.epoch:
+            self.epoch, self.skip = epoch, 0
+
+    def __iter__(self):
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch))
+        start, self.skip = self.skip, 0
+        return iter(perm[start:].tolist())
+
+    def __len__(self):
+        return self.n
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader whose state (epoch, batches already trained on) goes into Lightning checkpoints, so a run
+    resumed mid-epoch continues with the next batch of the same permutation."""
+
+    def __init__(self, *args, batches_done: Callable[[], int] = lambda: 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batches_done = batches_done
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.sampler.epoch, "batches": int(self.batches_done())}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.epoch = state["epoch"]
+        self.sampler.skip = state["batches"] * self.batch_size
+
+
 class TensorImageDataModule(pl.LightningDataModule):
     """Shared machinery; subclasses implement :meth:`load` returning (train_x, train_y, test_x, test_y, classes).
 
@@ -63,8 +99,10 @@ class TensorImageDataModule(pl.LightningDataModule):
         cutout: side of the square cut out of each training image (0: off).
         num_workers: DataLoader workers.
         drop_last: drop the last incomplete training batch.
-        seed: seed for the validation split.
+        seed: seed for the validation split, the data order and the augmentation.
     """
+
+    range_test_batch: int | None = None  # the LR range test's running batch count while it sweeps
 
     def __init__(self, batch_size: int = 512, eval_batch_size: int | None = None, val_fraction: float = 0.0,
                  augment: str = "batch", crop_padding: int = 4, flip: bool = True, cutout: int = 0,
@@ -115,20 +153,19 @@ class TensorImageDataModule(pl.LightningDataModule):
         as_float = train_x.float() / 255
         self.mean = as_float.mean(dim=(0, 2, 3))
         self.std = as_float.std(dim=(0, 2, 3))
-        self.train_set = TensorImageDataset(train_x, train_y, self._albumentations())
+        self.train_set = TensorImageDataset(train_x, train_y, self._albumentations(train_x.shape[-1]))
         self.val_set = TensorImageDataset(val_x, val_y)
         self.test_set = TensorImageDataset(test_x, test_y)
         if len(self.train_set) < self.batch_size and self.drop_last:
             raise ValueError(f"data.batch_size={self.batch_size} is larger than the {len(self.train_set)} "
                              "training images; lower it or set data.drop_last=false")
 
-    def _albumentations(self):
+    def _albumentations(self, size: int):
         if self.augment != "albumentations":
             return None
         import albumentations as A
         import cv2
 
-        size = self.image_size
         fill = tuple(int(round(255 * m)) for m in self.mean.tolist())
         steps = []
         if self.crop_padding:
@@ -141,17 +178,23 @@ class TensorImageDataModule(pl.LightningDataModule):
                                          hole_width_range=(self.cutout, self.cutout), fill=fill, p=1.0))
         return A.Compose(steps)
 
-    @property
-    def image_size(self) -> int:
-        return self.train_set.images.shape[-1] if self.train_set is not None else 32
+    def _loader_kwargs(self) -> dict:
+        return dict(num_workers=self.num_workers, collate_fn=_identity, persistent_workers=self.num_workers > 0,
+                    pin_memory=torch.cuda.is_available())
 
     def _loader(self, dataset, batch_size, shuffle, drop_last):
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                          num_workers=self.num_workers, collate_fn=_identity,
-                          persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
+                          **self._loader_kwargs())
+
+    def _batches_done(self) -> int:
+        """Training batches of the current epoch that the training step has consumed (Lightning's progress)."""
+        trainer = self.trainer
+        return trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else 0
 
     def train_dataloader(self):
-        return self._loader(self.train_set, self.batch_size, True, self.drop_last)
+        return ResumableDataLoader(self.train_set, batch_size=self.batch_size, drop_last=self.drop_last,
+                                   sampler=EpochShuffleSampler(len(self.train_set), self.seed),
+                                   batches_done=self._batches_done, **self._loader_kwargs())
 
     def val_dataloader(self):
         return self._loader(self.val_set, self.eval_batch_size, False, False)
@@ -170,8 +213,19 @@ class TensorImageDataModule(pl.LightningDataModule):
         x = self.normalize(images)
         trainer = self.trainer
         if self.augment == "batch" and trainer is not None and trainer.training:
-            x = batch_augment(x, self.crop_padding, self.flip, self.cutout)
+            x = batch_augment(x, self.crop_padding, self.flip, self.cutout, self._batch_generator(x.device))
         return x, labels
+
+    def _batch_generator(self, device) -> torch.Generator:
+        """Augmentation randomness as a pure function of (seed, epoch, batch index): resumed runs and runs with an
+        LR range test in front see exactly the same augmented batches as uninterrupted ones."""
+        trainer = self.trainer
+        batch_idx = trainer.fit_loop.epoch_loop.batch_progress.current.ready  # batches before this one
+        epoch = trainer.current_epoch
+        if self.range_test_batch is not None:  # set by the LR range test during its sweep
+            epoch, batch_idx = -1, self.range_test_batch
+        key = ((self.seed * 1_000_003 + epoch) * 1_000_003 + batch_idx) % (2 ** 63)
+        return torch.Generator(device=device).manual_seed(key)
 
     def init_images(self, n: int = 5000) -> torch.Tensor:
         """The first ``n`` training images, normalised (for data-dependent initialisation)."""

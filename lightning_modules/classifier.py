@@ -60,6 +60,7 @@ class Classifier(pl.LightningModule):
             raise ValueError(f"model.tta_level must be one of {TTA_LEVELS}, got {tta_level!r}")
         if norm_lr_scale <= 0:
             raise ValueError(f"model.norm_lr_scale must be > 0, got {norm_lr_scale}")
+        heads = {str(name): int(n) for name, n in heads.items()}  # plain types: checkpoints load with weights_only
         self.save_hyperparameters(ignore=["backbone", "optimizer"], logger=False)
         self.backbone = backbone
         self.head_names = list(heads)
@@ -129,13 +130,14 @@ class Classifier(pl.LightningModule):
 
     # -- steps ----------------------------------------------------------------------------------------------------
     def _log_step(self, split: str, loss, logits, targets, batch_size: int, on_step: bool):
-        self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=split != "test",
+        # training logs per step, evaluation per epoch: one series per name (train/loss, val/acc, ...)
+        self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=not on_step, prog_bar=split != "test",
                  batch_size=batch_size, sync_dist=not on_step)
         for name in self.head_names:
             metric = self.metrics[f"{split}_{name}"]
             metric(logits[name].detach(), targets[name])
             key = f"{split}/acc" if len(self.head_names) == 1 else f"{split}/acc/{name}"
-            self.log(key, metric, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=batch_size)
+            self.log(key, metric, on_step=on_step, on_epoch=not on_step, prog_bar=True, batch_size=batch_size)
 
     def training_step(self, batch, batch_idx):
         x, y = batch

@@ -9,7 +9,6 @@ import os
 import random
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -294,6 +293,26 @@ def test_persistent_worker_loader_keeps_its_epoch_iterator(tmp_path):
     assert_tensors_equal(model.state_dict(), model0.state_dict())
 
 
+def test_sweep_batch_counter_for_progress_keyed_augmentation(tmp_path):
+    """Datamodules that define ``range_test_batch`` see a running count during the sweep, None afterwards."""
+    class Keyed(TinyDM):
+        range_test_batch = None
+
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_after_batch_transfer(self, batch, dataloader_idx):
+            self.seen.append(self.range_test_batch)
+            return super().on_after_batch_transfer(batch, dataloader_idx)
+
+    dm = Keyed()
+    rt = LRRangeTest(num_steps=10, min_lr=1e-4, max_lr=1.0, repeats=2, output_dir=str(tmp_path), **quiet())
+    fit(tmp_path, callbacks=[rt], dm=dm, max_epochs=1, limit_train_batches=2)
+    assert dm.seen == list(range(20)) + [None, None]  # two repeats of 10 sweep batches, then training
+    assert dm.range_test_batch is None
+
+
 def test_plain_function_leaves_model_untouched(tmp_path):
     pl.seed_everything(0, verbose=False)
     model = TinyNet()
@@ -307,10 +326,19 @@ def test_plain_function_leaves_model_untouched(tmp_path):
 
 # ----------------------------------------------------------------------------- the sweep itself
 @pytest.mark.parametrize("mode", ["exp", "linear"])
-def test_sweep_lrs_monotone_span_accumulation_and_lr_scale(tmp_path, mode):
+def test_sweep_lrs_monotone_span_accumulation_and_lr_scale(tmp_path, mode, monkeypatch):
+    from pytorch_lightning.plugins.precision import Precision
+
+    clipped = []
+    original = Precision.clip_gradients
+    monkeypatch.setattr(Precision, "clip_gradients",
+                        lambda self, opt, clip_val=0.0, gradient_clip_algorithm=None: (
+                            clipped.append((clip_val, gradient_clip_algorithm.value)),
+                            original(self, opt, clip_val, gradient_clip_algorithm)))
     rt = LRRangeTest(num_steps=12, min_lr=1e-4, max_lr=1e-1, mode=mode, diverge_factor=None, stop_after=True,
                      output_dir=str(tmp_path / "rt"), **quiet())
-    tr, model = fit(tmp_path, callbacks=[rt], accumulate_grad_batches=2)
+    clip = {"gradient_clip_val": 0.5, "gradient_clip_algorithm": "value" if mode == "linear" else "norm"}
+    tr, model = fit(tmp_path, callbacks=[rt], accumulate_grad_batches=2, **clip)
     expected = np.geomspace(1e-4, 1e-1, 12) if mode == "exp" else np.linspace(1e-4, 1e-1, 12)
     trace = np.array(model.lr_trace)
     assert trace.shape == (24, 2)  # two micro-batches per optimizer step, one LR per optimizer step
@@ -319,6 +347,8 @@ def test_sweep_lrs_monotone_span_accumulation_and_lr_scale(tmp_path, mode):
     np.testing.assert_allclose(rt.result["lrs"], expected, rtol=1e-12)
     assert np.all(np.diff(rt.result["lrs"]) > 0)
     assert rt.result["lrs"][0] == 1e-4 and rt.result["lrs"][-1] == 1e-1
+    # gradient clipping honoured once per optimizer step
+    assert clipped == [(0.5, clip["gradient_clip_algorithm"])] * 12
     # stop_after (task=lr_range_test): no training step happened
     assert tr.global_step == 0 and model.first_batch is None
 
@@ -423,6 +453,24 @@ def test_training_step_fallback_keeps_logging_intact(tmp_path):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LRRangeTest(**kwargs)
+
+
+@pytest.mark.parametrize("name, cls", [("exp", LRRangeTest), ("linear", LRRangeTest),
+                                       ("accuracy", AccuracyRangeTest)])
+def test_range_test_configs_instantiate(name, cls):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(ROOT / "conf" / "range_test" / f"{name}.yaml")
+    cb = instantiate(cfg)
+    assert type(cb) is cls and cb.stop_after is False
+    if name == "exp":
+        assert (cb.mode, cb.min_lr, cb.max_lr, cb.num_steps, cb.diverge_factor, cb.smooth_beta, cb.suggestion) == (
+            "exp", 1e-5, 10.0, 200, 4.0, 0.98, "min_div10")
+    bad = OmegaConf.merge(cfg, {"min_lr": 5.0, "max_lr": 1.0})
+    with pytest.raises(Exception, match=r"range_test.min_lr \(5.0\) must be < range_test.max_lr") as err:
+        instantiate(bad)  # Hydra wraps the ValueError in an InstantiationException
+    assert isinstance(err.value, ValueError) or isinstance(err.value.__cause__, ValueError)
 
 
 @pytest.mark.parametrize("case", ["nan_first", "explodes_early"])

@@ -1,0 +1,577 @@
+"""Classifier against independent oracles: hand-written label-smoothed cross-entropy, airbench's TTA formula
+(with a linear backbone the averaged logits are the logits of the averaged image), manual accuracy counts,
+parameter-group bookkeeping, and metric names/values from real tiny CPU fits."""
+from __future__ import annotations
+
+import functools
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.loggers.logger import Logger
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from datamodules.synthetic import SyntheticDataModule
+from lightning_modules.classifier import Classifier, tta_views
+from lightning_modules.networks import AirbenchNet, Backbone, SmallNet
+
+torch.set_num_threads(1)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore:.*does not have many workers.*"),
+    pytest.mark.filterwarnings("ignore:.*number of training batches.*"),
+]
+
+
+# -- helpers --------------------------------------------------------------------------------------------------------
+class LinearBackbone(Backbone):
+    """features = W vec(x) + b: a linear map, so averaging logits over views = logits of the averaged view."""
+
+    def __init__(self, c=3, size=6, dim=5):
+        super().__init__(nn.Sequential(nn.Flatten(), nn.Linear(c * size * size, dim)), dim, head_bias=True)
+
+
+class RecordingLogger(Logger):
+    def __init__(self):
+        super().__init__()
+        self.records: list[tuple[int | None, dict]] = []
+
+    @property
+    def name(self):
+        return "rec"
+
+    @property
+    def version(self):
+        return 0
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        pass
+
+    def log_metrics(self, metrics, step=None):
+        self.records.append((step, dict(metrics)))
+
+    @property
+    def names(self) -> set[str]:
+        return {k for _, m in self.records for k in m}
+
+
+def make_trainer(tmp_path, logger=None, **kwargs) -> pl.Trainer:
+    defaults = dict(accelerator="cpu", devices=1, max_epochs=1, logger=logger if logger is not None else False,
+                    enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                    default_root_dir=str(tmp_path))
+    defaults.update(kwargs)
+    return pl.Trainer(**defaults)
+
+
+def sgd(**kw):
+    return functools.partial(torch.optim.SGD, **{"lr": 0.05, "momentum": 0.9, **kw})
+
+
+def smoothed_ce(logits: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    """Label-smoothed cross-entropy written out: target (1 - eps) one-hot + eps / K uniform."""
+    k = logits.shape[1]
+    logp = logits.double().log_softmax(1)
+    target = torch.full_like(logp, eps / k)
+    target[torch.arange(len(y)), y] += 1 - eps
+    return -(target * logp).sum(1).mean()
+
+
+class MultiHeadSet(Dataset):
+    def __init__(self, x, ya, yb):
+        self.x, self.ya, self.yb = x, ya, yb
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], {"a": self.ya[i], "b": self.yb[i]}
+
+
+def multihead_data(n, seed, size=8):
+    g = torch.Generator().manual_seed(seed)
+    ya = torch.randint(3, (n,), generator=g)
+    yb = torch.randint(2, (n,), generator=g)
+    x = torch.randn(n, 3, size, size, generator=g) * 0.5
+    x[:, 0] += ya.view(-1, 1, 1).float()  # learnable: channel 0 encodes head a, channel 1 encodes head b
+    x[:, 1] += 2 * yb.view(-1, 1, 1).float()
+    return x, ya, yb
+
+
+def _shift(x, dy, dx):
+    """x shifted by (dy, dx) with reflect boundaries written out by index: out[i] = x[reflect(i + d)]."""
+    def idx(n, d):
+        i = torch.arange(n) + d
+        i = torch.where(i < 0, -i, i)
+        return torch.where(i > n - 1, 2 * (n - 1) - i, i)
+    return x[:, :, idx(x.shape[2], dy)][:, :, :, idx(x.shape[3], dx)]
+
+
+def expected_tta_logits(model: Classifier, x: torch.Tensor, level: int) -> dict[str, torch.Tensor]:
+    """airbench's infer_mirror / infer_mirror_translate composed from plain logits."""
+    def mirror(v):
+        a, b = model.logits(v), model.logits(v.flip(-1))
+        return {k: 0.5 * a[k] + 0.5 * b[k] for k in a}
+    if level == 1:
+        return mirror(x)
+    plain = mirror(x)
+    up_left, down_right = mirror(_shift(x, -1, -1)), mirror(_shift(x, 1, 1))
+    return {k: 0.5 * plain[k] + 0.25 * (up_left[k] + down_right[k]) for k in plain}
+
+
+# -- construction errors --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs,key", [
+    (dict(label_smoothing=1.0), "model.label_smoothing"),
+    (dict(label_smoothing=-0.1), "model.label_smoothing"),
+    (dict(tta_level=3), "model.tta_level"),
+    (dict(tta_level=-1), "model.tta_level"),
+    (dict(heads={}), "model.heads"),
+    (dict(heads={"label": 1}), "model.heads.label"),
+    (dict(norm_lr_scale=0.0), "model.norm_lr_scale"),
+    (dict(norm_lr_scale=-2.0), "model.norm_lr_scale"),
+])
+def test_bad_config_raises(kwargs, key):
+    args = dict(backbone=SmallNet(width=4), heads={"label": 10})
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        Classifier(**args)
+
+
+def test_configure_optimizers_without_optimizer_raises():
+    model = Classifier(SmallNet(width=4), {"label": 3})
+    with pytest.raises(ValueError, match=r"model\.optimizer"):
+        model.configure_optimizers()
+
+
+def test_tensor_labels_with_several_heads_raise():
+    model = Classifier(SmallNet(width=4), {"a": 3, "b": 2})
+    with pytest.raises(ValueError, match="heads"):
+        model.compute_loss((torch.randn(2, 3, 8, 8), torch.tensor([0, 1])))
+
+
+# -- loss and accuracy ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_compute_loss_single_head_matches_smoothed_ce(eps):
+    torch.manual_seed(0)
+    model = Classifier(SmallNet(width=4), {"label": 5}, label_smoothing=eps).eval()
+    x, y = torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 3, 4, 0])
+    logits = model.logits(x)["label"]
+    loss = model.compute_loss((x, y))
+    torch.testing.assert_close(loss.double(), smoothed_ce(logits, y, eps), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loss, F.cross_entropy(logits, y, label_smoothing=eps))
+
+
+def test_compute_loss_multi_head_is_sum_over_heads():
+    torch.manual_seed(1)
+    model = Classifier(SmallNet(width=4), {"a": 3, "b": 2}, label_smoothing=0.1).eval()
+    x, ya, yb = multihead_data(7, seed=3)
+    logits = model.logits(x)
+    assert set(logits) == {"a", "b"} and logits["a"].shape == (7, 3) and logits["b"].shape == (7, 2)
+    expected = smoothed_ce(logits["a"], ya, 0.1) + smoothed_ce(logits["b"], yb, 0.1)
+    loss = model.compute_loss((x, {"a": ya, "b": yb}))
+    torch.testing.assert_close(loss.double(), expected, rtol=1e-5, atol=1e-6)
+    # label dict order does not matter
+    loss2 = model.compute_loss((x, {"b": yb, "a": ya}))
+    torch.testing.assert_close(loss2, loss)
+
+
+def test_accuracy_counts_match_manual():
+    torch.manual_seed(2)
+    model = Classifier(SmallNet(width=4), {"a": 3, "b": 2}).eval()
+    x, ya, yb = multihead_data(11, seed=4)
+    logits = model.logits(x)
+    correct, total = model.accuracy_counts((x, {"a": ya, "b": yb}))
+    manual = int((logits["a"].argmax(1) == ya).sum()) + int((logits["b"].argmax(1) == yb).sum())
+    assert int(correct) == manual and total == 22
+    single = Classifier(SmallNet(width=4), {"label": 3}).eval()
+    c1, t1 = single.accuracy_counts((x, ya))
+    assert int(c1) == int((single.logits(x)["label"].argmax(1) == ya).sum()) and t1 == 11
+
+
+def test_resnet9_style_head_scales_logits():
+    from lightning_modules.networks import ResNet9
+    model = Classifier(ResNet9(width=4), {"label": 10}).eval()
+    x = torch.randn(2, 3, 8, 8)
+    feats = model.backbone(x)
+    linear = model.heads["label"][0]
+    torch.testing.assert_close(model.logits(x)["label"], F.linear(feats, linear.weight) * 0.125)
+
+
+# -- TTA ------------------------------------------------------------------------------------------------------------
+def test_tta_views_level_1_is_image_and_mirror():
+    x = torch.randn(2, 3, 5, 5)
+    views = tta_views(x, 1)
+    assert [w for w, _ in views] == [0.5, 0.5]
+    assert torch.equal(views[0][1], x)
+    assert torch.equal(views[1][1], x[:, :, :, torch.arange(4, -1, -1)])
+
+
+def test_tta_views_level_2_weights_and_shifts():
+    x = torch.randn(2, 3, 6, 6)
+    views = tta_views(x, 2)
+    assert sum(w for w, _ in views) == pytest.approx(1.0)
+    expected = [(0.25, x), (0.25, x.flip(3)),
+                (0.125, _shift(x, -1, -1)), (0.125, _shift(x, -1, -1).flip(3)),
+                (0.125, _shift(x, 1, 1)), (0.125, _shift(x, 1, 1).flip(3))]
+    # order-independent comparison of (weight, view) pairs
+    remaining = list(views)
+    for w, v in expected:
+        match = [i for i, (w2, v2) in enumerate(remaining) if w2 == w and torch.equal(v2, v)]
+        assert match, f"missing view with weight {w}"
+        remaining.pop(match[0])
+    assert not remaining
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_tta_logits_match_airbench_formula(level):
+    torch.manual_seed(3)
+    model = Classifier(SmallNet(width=4), {"label": 4}, tta_level=level).eval()
+    x = torch.randn(3, 3, 8, 8)
+    with torch.no_grad():
+        got = model._tta_logits(x, level)["label"]
+        want = expected_tta_logits(model, x, level)["label"]
+        plain = model.logits(x)["label"]
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(got, plain, atol=1e-4)  # TTA really changes the logits here
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_tta_with_linear_backbone_is_logits_of_averaged_image(level):
+    torch.manual_seed(4)
+    model = Classifier(LinearBackbone(size=6), {"label": 3}).eval()
+    x = torch.randn(4, 3, 6, 6)
+    if level == 1:
+        avg = 0.5 * x + 0.5 * x.flip(3)
+    else:
+        ul, dr = _shift(x, -1, -1), _shift(x, 1, 1)
+        avg = 0.25 * (x + x.flip(3)) + 0.125 * (ul + ul.flip(3) + dr + dr.flip(3))
+    with torch.no_grad():
+        torch.testing.assert_close(model._tta_logits(x, level)["label"], model.logits(avg)["label"],
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_flip_tta_of_mirror_symmetric_input_is_plain_logits():
+    torch.manual_seed(5)
+    model = Classifier(LinearBackbone(size=6), {"label": 3}).eval()
+    x = torch.randn(2, 3, 6, 6)
+    x = x + x.flip(3)
+    with torch.no_grad():
+        torch.testing.assert_close(model._tta_logits(x, 1)["label"], model.logits(x)["label"])
+
+
+def _labelled(n=20, size=8, classes=4, seed=6):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, size, size, generator=g), torch.randint(classes, (n,), generator=g)
+
+
+@pytest.mark.parametrize("level", [0, 2])
+def test_test_step_uses_tta(tmp_path, level):
+    torch.manual_seed(7)
+    x, y = _labelled()
+    model = Classifier(SmallNet(width=4), {"label": 4}, tta_level=level, label_smoothing=0.1)
+    trainer = make_trainer(tmp_path)
+    out = trainer.test(model, dataloaders=DataLoader(TensorDataset(x, y), batch_size=8), verbose=False)[0]
+    model.eval()
+    with torch.no_grad():
+        logits = model.logits(x)["label"] if level == 0 else expected_tta_logits(model, x, level)["label"]
+    assert out["test/loss"] == pytest.approx(float(smoothed_ce(logits, y, 0.1)), rel=1e-5)
+    assert out["test/acc"] == pytest.approx(float((logits.argmax(1) == y).float().mean()), abs=1e-6)
+
+
+@pytest.mark.parametrize("tta_on_val", [False, True])
+def test_validation_uses_tta_only_when_asked(tmp_path, tta_on_val):
+    torch.manual_seed(8)
+    x, y = _labelled()
+    model = Classifier(SmallNet(width=4), {"label": 4}, tta_level=1, tta_on_val=tta_on_val)
+    trainer = make_trainer(tmp_path)
+    out = trainer.validate(model, dataloaders=DataLoader(TensorDataset(x, y), batch_size=8), verbose=False)[0]
+    model.eval()
+    with torch.no_grad():
+        plain = model.logits(x)["label"]
+        tta = expected_tta_logits(model, x, 1)["label"]
+    expected = tta if tta_on_val else plain
+    other = plain if tta_on_val else tta
+    assert out["val/loss"] == pytest.approx(float(F.cross_entropy(expected, y)), rel=1e-5)
+    assert out["val/loss"] != pytest.approx(float(F.cross_entropy(other, y)), rel=1e-5)
+
+
+# -- parameter groups -----------------------------------------------------------------------------------------------
+def _groups_by_name(groups):
+    return {g["name"]: g for g in groups}
+
+
+def _check_partition(model, groups):
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert len(ids) == len(set(ids)), "a parameter is in two groups"
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert set(ids) == trainable
+
+
+def _bn_params(model):
+    return {id(p) for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters(recurse=False)}
+
+
+def test_parameter_groups_default_single_weight_decay():
+    model = Classifier(SmallNet(width=4), {"label": 3})
+    groups = model.parameter_groups(weight_decay=5e-4, base_lr=0.1)
+    _check_partition(model, groups)
+    for g in groups:
+        assert "weight_decay" not in g or g["weight_decay"] == 5e-4
+        assert g.get("lr_scale", 1.0) == 1.0
+
+
+def test_parameter_groups_exclude_norm_and_bias():
+    model = Classifier(SmallNet(width=4), {"a": 3, "b": 2}, exclude_norm_and_bias_from_wd=True)
+    groups = model.parameter_groups(weight_decay=5e-4, base_lr=0.1)
+    _check_partition(model, groups)
+    bn = _bn_params(model)
+    biases = {id(p) for n, p in model.named_parameters() if n.endswith("bias")}
+    no_decay = bn | biases
+    assert len(biases - bn) == 2  # the two head biases
+    for g in groups:
+        for p in g["params"]:
+            if id(p) in no_decay:
+                assert g["weight_decay"] == 0.0
+            else:
+                assert g.get("weight_decay", 5e-4) == 5e-4 and p.dim() > 1
+    # through configure_optimizers the decayed group gets the optimizer default
+    opt = Classifier(SmallNet(width=4), {"label": 3}, exclude_norm_and_bias_from_wd=True,
+                     optimizer=sgd(weight_decay=5e-4)).configure_optimizers()
+    for g in opt.param_groups:
+        expected = 5e-4 if all(p.dim() > 1 for p in g["params"]) else 0.0
+        assert g["weight_decay"] == expected
+
+
+def test_parameter_groups_norm_lr_scale():
+    model = Classifier(SmallNet(width=4), {"label": 3}, norm_lr_scale=64.0, optimizer=sgd(lr=0.1, weight_decay=5e-4))
+    groups = model.parameter_groups(weight_decay=5e-4, base_lr=0.1)
+    _check_partition(model, groups)
+    bn = _bn_params(model)
+    for g in groups:
+        is_bn = {id(p) in bn for p in g["params"]}
+        assert len(is_bn) == 1, "a group mixes BN and non-BN parameters"
+        if is_bn.pop():
+            assert g["lr_scale"] == 64.0
+            assert g["weight_decay"] == pytest.approx(5e-4 / 64)
+            assert g["lr"] == pytest.approx(0.1 * 64)
+        else:
+            assert g.get("lr_scale", 1.0) == 1.0
+            assert g.get("weight_decay", 5e-4) == 5e-4
+            assert g.get("lr", 0.1) == 0.1
+    opt = model.configure_optimizers()
+    lrs = sorted(g["lr"] for g in opt.param_groups)
+    assert lrs[0] == pytest.approx(0.1) and lrs[-1] == pytest.approx(6.4)
+    assert sum(len(g["params"]) for g in opt.param_groups) == sum(1 for _ in model.parameters())
+
+
+def test_parameter_groups_norm_lr_scale_with_exclusion_and_no_base_lr():
+    model = Classifier(SmallNet(width=4), {"label": 3}, norm_lr_scale=8.0, exclude_norm_and_bias_from_wd=True)
+    groups = _groups_by_name(model.parameter_groups(weight_decay=5e-4, base_lr=None))
+    assert groups["norm"]["lr_scale"] == 8.0 and groups["norm"]["weight_decay"] == 0.0
+    assert "lr" not in groups["norm"]
+    assert groups["bias"]["weight_decay"] == 0.0 and groups["bias"].get("lr_scale", 1.0) == 1.0
+
+
+def test_parameter_groups_skip_frozen_parameters():
+    backbone = AirbenchNet(widths=(4, 8, 8))
+    model = Classifier(backbone, {"label": 3}, norm_lr_scale=64.0, exclude_norm_and_bias_from_wd=True)
+    groups = model.parameter_groups(weight_decay=5e-4, base_lr=0.1)
+    _check_partition(model, groups)
+    in_groups = {id(p) for g in groups for p in g["params"]}
+    frozen = [backbone.whiten.weight] + [m.weight for m in backbone.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(id(p) not in in_groups for p in frozen)
+    # BN biases (trainable) are in the scaled norm group; the whitening bias is a plain bias
+    norm = _groups_by_name(groups)["norm"]
+    assert {id(p) for p in norm["params"]} == {id(m.bias) for m in backbone.modules()
+                                                if isinstance(m, nn.BatchNorm2d)}
+    assert id(backbone.whiten.bias) in {id(p) for p in _groups_by_name(groups)["bias"]["params"]}
+    backbone.set_epoch(10)
+    after = model.parameter_groups(weight_decay=5e-4, base_lr=0.1)
+    _check_partition(model, after)
+    assert id(backbone.whiten.bias) not in {id(p) for g in after for p in g["params"]}
+
+
+# -- real fits ------------------------------------------------------------------------------------------------------
+def _val_images(dm):
+    dm.setup("fit")
+    return dm.normalize(dm.val_set.images), dm.val_set.labels
+
+
+def test_fit_single_head_metric_names_and_values(tmp_path):
+    torch.manual_seed(9)
+    dm = SyntheticDataModule(num_train=64, num_val=40, batch_size=16, image_size=16, num_classes=4)
+    model = Classifier(SmallNet(width=4), dm.heads, optimizer=sgd())
+    logger = RecordingLogger()
+    trainer = make_trainer(tmp_path, logger=logger, max_epochs=2, log_every_n_steps=1)
+    trainer.fit(model, datamodule=dm)
+    fit_metrics = dict(trainer.callback_metrics)
+    for name in ("train/loss", "train/acc", "val/loss", "val/acc"):
+        assert name in fit_metrics, name
+    assert {"train/loss", "train/acc", "val/loss", "val/acc"} <= logger.names
+    for name in fit_metrics:
+        assert name.split("/")[0] in ("train", "val"), f"unscoped metric {name}"
+    # the last validation ran on the final weights: compare with an independent evaluation
+    x, y = _val_images(dm)
+    model.eval()
+    with torch.no_grad():
+        logits = model.logits(x)["label"]
+    assert float(fit_metrics["val/acc"]) == pytest.approx(float((logits.argmax(1) == y).float().mean()), abs=1e-6)
+    assert float(fit_metrics["val/loss"]) == pytest.approx(float(F.cross_entropy(logits, y)), rel=1e-5)
+    test = trainer.test(model, datamodule=dm, verbose=False)[0]
+    assert "test/acc" in trainer.callback_metrics and "test/loss" in test
+    assert test["test/acc"] == pytest.approx(float((logits.argmax(1) == y).float().mean()), abs=1e-6)
+
+
+class MultiHeadDataModule(pl.LightningDataModule):
+    def __init__(self):
+        super().__init__()
+        self.train = MultiHeadSet(*multihead_data(48, seed=10))
+        self.val = MultiHeadSet(*multihead_data(30, seed=11))
+
+    def train_dataloader(self):
+        return DataLoader(self.train, batch_size=12, shuffle=False)
+
+    def val_dataloader(self):
+        return DataLoader(self.val, batch_size=8, shuffle=False)
+
+    def test_dataloader(self):
+        return self.val_dataloader()
+
+
+def test_fit_multi_head_metrics(tmp_path):
+    torch.manual_seed(12)
+    dm = MultiHeadDataModule()
+    model = Classifier(SmallNet(width=4), {"a": 3, "b": 2}, optimizer=sgd())
+    logger = RecordingLogger()
+    trainer = make_trainer(tmp_path, logger=logger, max_epochs=2, log_every_n_steps=1)
+    trainer.fit(model, datamodule=dm)  # runs sanity validation first: its batches must not leak into val/acc
+    m = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    for name in ("train/loss", "train/acc/a", "train/acc/b", "val/loss", "val/acc/a", "val/acc/b", "val/acc"):
+        assert name in m, name
+    assert {"train/acc/a", "val/acc/a", "val/acc/b", "val/acc"} <= logger.names
+    # independent evaluation of the final weights on the whole validation set
+    x, ya, yb = dm.val.x, dm.val.ya, dm.val.yb
+    model.eval()
+    with torch.no_grad():
+        logits = model.logits(x)
+    acc_a = float((logits["a"].argmax(1) == ya).float().mean())
+    acc_b = float((logits["b"].argmax(1) == yb).float().mean())
+    assert m["val/acc/a"] == pytest.approx(acc_a, abs=1e-6)
+    assert m["val/acc/b"] == pytest.approx(acc_b, abs=1e-6)
+    assert m["val/acc"] == pytest.approx((acc_a + acc_b) / 2, abs=1e-6)
+    loss = F.cross_entropy(logits["a"], ya) + F.cross_entropy(logits["b"], yb)
+    assert m["val/loss"] == pytest.approx(float(loss), rel=1e-5)
+    # the mean accuracy is logged at every validation epoch, with the per-head values of that epoch
+    val_records = [r for _, r in logger.records if "val/acc" in r]
+    assert len(val_records) == 2
+    for r in val_records:
+        assert float(r["val/acc"]) == pytest.approx((float(r["val/acc/a"]) + float(r["val/acc/b"])) / 2, abs=1e-6)
+    test = trainer.test(model, datamodule=dm, verbose=False)[0]
+    assert test["test/acc"] == pytest.approx((acc_a + acc_b) / 2, abs=1e-6)
+    assert test["test/acc/a"] == pytest.approx(acc_a, abs=1e-6)
+
+
+def test_training_step_loss_is_logged_train_loss(tmp_path):
+    """train/loss of the first step equals compute_loss on the first (unaugmented) batch before training."""
+    torch.manual_seed(13)
+    dm = MultiHeadDataModule()
+    model = Classifier(SmallNet(width=4), {"a": 3, "b": 2}, optimizer=sgd(), label_smoothing=0.2)
+    x, ya, yb = dm.train.x[:12], dm.train.ya[:12], dm.train.yb[:12]
+    ref = Classifier(SmallNet(width=4), {"a": 3, "b": 2}, label_smoothing=0.2)
+    ref.load_state_dict(model.state_dict())
+    ref.train()
+    with torch.no_grad():
+        logits = ref.logits(x)
+    expected = smoothed_ce(logits["a"], ya, 0.2) + smoothed_ce(logits["b"], yb, 0.2)
+    logger = RecordingLogger()
+    trainer = make_trainer(tmp_path, logger=logger, max_steps=1, log_every_n_steps=1, limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    first = [r for _, r in logger.records if "train/loss" in r][0]
+    assert float(first["train/loss"]) == pytest.approx(float(expected), rel=1e-5)
+
+
+# -- airbench data init through fit ---------------------------------------------------------------------------------
+class _Spy:
+    def __init__(self, fn):
+        self.fn, self.calls = fn, []
+
+    def __call__(self, images, *args, **kwargs):
+        self.calls.append(images.detach().clone())
+        return self.fn(images, *args, **kwargs)
+
+
+class _EpochEndBias(pl.Callback):
+    def __init__(self):
+        self.biases = []
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.biases.append(pl_module.backbone.whiten.bias.detach().clone())
+
+
+def _airbench_model():
+    return Classifier(AirbenchNet(widths=(8, 16, 16), whiten_bias_epochs=1), {"label": 4}, optimizer=sgd(lr=0.1))
+
+
+def _airbench_dm():
+    return SyntheticDataModule(num_train=64, num_val=16, batch_size=32, image_size=32, num_classes=4)
+
+
+def test_airbench_fit_runs_data_init_and_freezes_whitening_bias(tmp_path):
+    torch.manual_seed(14)
+    dm = _airbench_dm()
+    model = _airbench_model()
+    initial_bias = model.backbone.whiten.bias.detach().clone()
+    spy = _Spy(model.backbone.data_init)
+    model.backbone.data_init = spy
+    biases = _EpochEndBias()
+    trainer = make_trainer(tmp_path, max_epochs=2, callbacks=[biases], limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    assert len(spy.calls) == 1
+    torch.testing.assert_close(spy.calls[0], dm.init_images())
+    # the (frozen) whitening weights are exactly data_init's result on the init images
+    ref = AirbenchNet(widths=(8, 16, 16))
+    ref.data_init(dm.init_images())
+    torch.testing.assert_close(model.backbone.whiten.weight, ref.whiten.weight, rtol=0, atol=0)
+    # whiten_bias_epochs=1: the bias trains in epoch 0 only
+    assert not torch.equal(biases.biases[0], initial_bias)
+    assert torch.equal(biases.biases[1], biases.biases[0])
+    assert not model.backbone.whiten.bias.requires_grad
+
+
+def test_airbench_resume_does_not_rerun_data_init(tmp_path):
+    torch.manual_seed(15)
+    dm = _airbench_dm()
+    model = _airbench_model()
+    trainer = make_trainer(tmp_path, max_epochs=1, limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    ckpt = tmp_path / "one.ckpt"
+    trainer.save_checkpoint(ckpt)
+    # mark the checkpoint's whitening filters so that a re-initialisation would be visible
+    state = torch.load(ckpt, weights_only=False)
+    key = "backbone.features.0.weight"
+    marked = torch.randn_like(state["state_dict"][key])
+    state["state_dict"][key] = marked
+    torch.save(state, ckpt)
+
+    resumed = _airbench_model()
+    spy = _Spy(resumed.backbone.data_init)
+    resumed.backbone.data_init = spy
+    trainer2 = make_trainer(tmp_path, max_epochs=2, limit_val_batches=0)
+    trainer2.fit(resumed, datamodule=_airbench_dm(), ckpt_path=str(ckpt))
+    assert spy.calls == []
+    assert trainer2.global_step == 4
+    torch.testing.assert_close(resumed.backbone.whiten.weight, marked, rtol=0, atol=0)
+
+
+def test_channels_last_gives_same_logits():
+    torch.manual_seed(16)
+    plain = Classifier(SmallNet(width=4), {"label": 3}).eval()
+    nhwc = Classifier(SmallNet(width=4), {"label": 3}, channels_last=True).eval()
+    nhwc.load_state_dict(plain.state_dict())
+    nhwc.setup("fit")
+    conv = next(m for m in nhwc.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(nhwc.logits(x)["label"], plain.logits(x)["label"], rtol=1e-5, atol=1e-5)

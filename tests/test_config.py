@@ -1,0 +1,139 @@
+"""Every option of every config group composes and instantiates; bad overrides get Hydra's clear message."""
+import functools
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from conftest import CONF
+from train import build_callbacks, fall_back_without_gpu
+
+GROUPS = ["model", "data", "optimizer", "scheduler", "trainer", "callbacks", "logger", "task", "range_test", "experiment"]
+
+
+def options(group):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def test_every_group_has_options():
+    for group in GROUPS:
+        assert options(group), f"conf/{group} is empty"
+    assert {"cifar10_resnet9", "cifar10_fast", "smoke"} <= set(options("experiment"))
+    assert {"cpu", "gpu", "ddp"} <= set(options("trainer"))
+
+
+@pytest.mark.parametrize("name", options("model"))
+def test_model_options(compose_cfg, name):
+    cfg = compose_cfg(f"model={name}")
+    model = instantiate(cfg.model, heads={"label": 10, "kind": 2}, optimizer=instantiate(cfg.optimizer))
+    model.eval()
+    out = model(torch.randn(2, 3, 32, 32))
+    assert out["label"].shape == (2, 10) and out["kind"].shape == (2, 2)
+    assert isinstance(model.configure_optimizers(), torch.optim.Optimizer)
+
+
+@pytest.mark.parametrize("name", options("data"))
+def test_data_options(compose_cfg, name):
+    dm = instantiate(compose_cfg(f"data={name}").data)
+    assert isinstance(dm, pl.LightningDataModule) and dm.heads
+
+
+@pytest.mark.parametrize("name", options("optimizer"))
+def test_optimizer_options(compose_cfg, name):
+    cfg = compose_cfg(f"optimizer={name}")
+    factory = instantiate(cfg.optimizer)
+    assert isinstance(factory, functools.partial)
+    opt = factory([torch.nn.Parameter(torch.zeros(3))])
+    assert type(opt).__name__.lower() == name.replace("nesterov", "sgd")
+    if name == "nesterov":
+        assert opt.param_groups[0]["nesterov"] is True
+
+
+@pytest.mark.parametrize("name", options("scheduler"))
+def test_scheduler_options(compose_cfg, name):
+    cfg = compose_cfg(f"scheduler={name}")
+    assert "total_steps" not in cfg.scheduler  # a scheduler config describes only the shape
+    if cfg.scheduler.get("_target_"):
+        assert isinstance(instantiate(cfg.scheduler), pl.Callback)
+    else:
+        assert name == "none"
+
+
+@pytest.mark.parametrize("name", options("trainer"))
+def test_trainer_options(compose_cfg, name, recwarn):
+    cfg = compose_cfg(f"trainer={name}")
+    fall_back_without_gpu(cfg)
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert isinstance(trainer, pl.Trainer)
+    if not torch.cuda.is_available() and name in ("gpu", "ddp"):
+        assert cfg.trainer.accelerator == "cpu" and cfg.trainer.precision == "32-true"
+        assert cfg.speed.channels_last is False and cfg.speed.compile is False
+        assert any("No CUDA GPU found" in str(w.message) for w in recwarn)
+
+
+def test_gpu_trainer_asks_for_the_speed_settings(compose_cfg):
+    cfg = compose_cfg("trainer=gpu")
+    assert cfg.trainer.precision == "16-mixed" and cfg.trainer.benchmark is True
+    assert cfg.speed.channels_last is True
+    assert compose_cfg("trainer=cpu").trainer.precision == "32-true"
+
+
+@pytest.mark.parametrize("name", options("callbacks"))
+def test_callbacks_options(compose_cfg, name):
+    cfg = compose_cfg(f"callbacks={name}")
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    assert callbacks and all(isinstance(c, pl.Callback) for c in callbacks)
+
+
+@pytest.mark.parametrize("name", options("logger"))
+def test_logger_options(compose_cfg, name):
+    loggers = [instantiate(c) for c in compose_cfg(f"logger={name}").logger.values()]
+    assert loggers and all(isinstance(lg, pl.loggers.Logger) for lg in loggers)
+
+
+@pytest.mark.parametrize("name", options("range_test"))
+def test_range_test_options(compose_cfg, name):
+    assert isinstance(instantiate(compose_cfg(f"range_test={name}").range_test), pl.Callback)
+
+
+@pytest.mark.parametrize("name", options("task"))
+def test_task_options_wire_the_range_test(compose_cfg, name):
+    cfg = compose_cfg(f"task={name}", "scheduler.max_lr=0.3")
+    callbacks = build_callbacks(cfg)
+    has_range_test = any(type(c).__name__.endswith("RangeTest") for c in callbacks)
+    assert has_range_test == (name == "lr_range_test")
+    auto = build_callbacks(compose_cfg("scheduler.max_lr=auto"))
+    names = [type(c).__name__ for c in auto]
+    assert names[0].endswith("RangeTest") and names[1] == "OneCycle"
+    assert names.index("OneCycle") < names.index("LearningRateMonitor")
+
+
+@pytest.mark.parametrize("name", options("experiment"))
+def test_experiment_options(compose_cfg, name):
+    cfg = compose_cfg(f"experiment={name}")
+    OmegaConf.resolve(cfg)
+    dm = instantiate(cfg.data)
+    model = instantiate(cfg.model, heads=dm.heads, optimizer=instantiate(cfg.optimizer))
+    assert model.num_parameters() > 0
+    assert all(isinstance(c, pl.Callback) for c in build_callbacks(cfg))
+
+
+def test_resnet9_recipe_reads_like_the_paper(compose_cfg):
+    cfg = compose_cfg("experiment=cifar10_resnet9")
+    assert cfg.data.batch_size == 512 and cfg.data.cutout == 8 and cfg.data.crop_padding == 4
+    assert cfg.optimizer.nesterov and cfg.optimizer.momentum == 0.9 and cfg.optimizer.weight_decay == 5e-4
+    assert list(cfg.scheduler.knots) == [0, 5, 24] and list(cfg.scheduler["values"]) == [0.0, 0.4, 0.0]
+    assert cfg.scheduler.unit == "epoch" and cfg.trainer.max_epochs == 24
+    assert cfg.trainer.precision == "16-mixed" and cfg.speed.channels_last
+
+
+def test_unknown_option_and_key_are_refused_with_the_name():
+    from conftest import compose_config
+
+    with pytest.raises(ConfigCompositionException, match="model/nonet"):
+        compose_config(["model=nonet"])
+    with pytest.raises(ConfigCompositionException, match="data.bogus"):
+        compose_config(["data.bogus=1"])
