@@ -103,7 +103,7 @@ def run(cfg: DictConfig) -> float | None:
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     if cfg.task.name == "lr_range_test":
-        return next((cb.suggestion for cb in callbacks if hasattr(cb, "suggestion")), None)
+        return next((cb.found_lr for cb in callbacks if hasattr(cb, "found_lr")), None)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.test:

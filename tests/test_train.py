@@ -78,7 +78,7 @@ def test_mid_epoch_resume_gives_the_same_weights(tmp_path):
 
 @pytest.mark.parametrize("overrides, error, words", [
     (["data.root=/nonexistent/cifar", "data.download=false"], FileNotFoundError, ["data.root", "/nonexistent/cifar"]),
-    (["model.backbone.name=resnet1000"], InstantiationException, ["model.backbone.name", "resnet9"]),
+    (["data=synthetic", "model.backbone.name=resnet1000"], InstantiationException, ["model.backbone.name", "resnet9"]),
     (["data.batch_size=0"], InstantiationException, ["data.batch_size"]),
     (["data.batch_size=-8"], InstantiationException, ["data.batch_size"]),
 ])
@@ -105,3 +105,31 @@ def test_unknown_option_from_the_command_line(tmp_path):
     result = run_train(["experiment=smoke", "trainer=tpu9000", f"hydra.run.dir={tmp_path}"], cwd=tmp_path, timeout=120)
     assert result.returncode != 0
     assert "trainer/tpu9000" in result.stderr and "Available options" in result.stderr
+
+
+def test_range_test_task_writes_its_outputs_and_leaves_no_training(tmp_path):
+    cfg = compose_config(smoke_overrides("task=lr_range_test", "range_test.num_steps=30"), output_dir=tmp_path)
+    found = run(cfg)
+    assert found is not None and 1e-5 < found < 10
+    log_dir = tmp_path / "tensorboard"
+    for name in ("lr_range_test.png", "lr_range_test.csv", "lr_range_test.json"):
+        assert (log_dir / name).exists(), name
+    tags = scalars(tmp_path)
+    assert "train/loss" not in tags  # the task stops after the test: no training steps
+
+
+def test_auto_max_lr_sets_the_one_cycle_peak_seen_in_the_logged_lr(tmp_path):
+    import json
+
+    cfg = compose_config(smoke_overrides("scheduler.max_lr=auto", "range_test.num_steps=30", "test=false"),
+                         output_dir=tmp_path)
+    run(cfg)
+    found = json.loads((tmp_path / "tensorboard" / "lr_range_test.json").read_text())["chosen_lr"]
+    from callbacks.schedules import one_cycle
+
+    logged = sorted(scalars(tmp_path)["train/lr"])
+    shape = {k: cfg.scheduler[k] for k in ("div_factor", "final_div_factor", "pct_start", "three_phase",
+                                           "anneal_strategy", "base_momentum", "max_momentum")}
+    expected = [one_cycle(step, len(logged), max_lr=found, **shape)[0] for step, _ in logged]
+    assert [v for _, v in logged] == pytest.approx(expected, rel=1e-5)
+    assert max(v for _, v in logged) < 0.1  # far from the smoke config's own peak of 0.2
