@@ -7,6 +7,8 @@ Float buffers (BatchNorm statistics) are averaged too.
 """
 from __future__ import annotations
 
+import math
+
 import pytorch_lightning as pl
 import torch
 
@@ -30,6 +32,9 @@ class Lookahead(pl.Callback):
         return {k: v for k, v in pl_module.state_dict().items() if v.is_floating_point()}
 
     def on_train_start(self, trainer, pl_module):
+        if not math.isfinite(trainer.estimated_stepping_batches):
+            raise ValueError("callbacks.lookahead: the averaging ramps up over the whole run, which needs a finite "
+                             "length: set trainer.max_epochs or trainer.max_steps")
         self._last_step = trainer.global_step  # after a resume, this step's average was already taken
         if self.average is None or trainer.ckpt_path is None:
             self.average = {k: v.detach().clone() for k, v in self._floats(pl_module).items()}

@@ -251,3 +251,11 @@ class _StopAfter(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.current_epoch + 1 >= self.epochs:
             trainer.should_stop = True
+
+
+def test_an_unbounded_run_is_refused_at_start(tmp_path):
+    t = pl.Trainer(default_root_dir=tmp_path, max_epochs=-1, max_steps=-1, logger=False, enable_checkpointing=False,
+                   enable_progress_bar=False, enable_model_summary=False, callbacks=[Lookahead()])
+    model = fresh_model()
+    with pytest.raises(ValueError, match="trainer.max_epochs or trainer.max_steps"):
+        t.fit(model, loader())
