@@ -290,7 +290,8 @@ class ScheduleCallback(Callback):
         axes = fig.subplots(2 if moms is not None else 1, 1, sharex=True, squeeze=False)[:, 0]
         steps = range(self.total_steps)
         for i, curve in enumerate(lrs):
-            axes[0].plot(steps, curve, label=f"pg{i} (lr_scale {scales[i]:g})" if len(lrs) > 1 else None)
+            name = groups[i].get("name", f"pg{i}")
+            axes[0].plot(steps, curve, label=f"{name} (lr_scale {scales[i]:g})" if len(lrs) > 1 else None)
         if len(lrs) > 1:
             axes[0].legend(fontsize="small")
         axes[0].set_ylabel("learning rate")
