@@ -44,13 +44,19 @@ def main() -> None:
     parser.add_argument("--range-steps", type=int, default=100)
     parser.add_argument("--budget-steps", type=int, default=48, help="optimizer steps per sweep run")
     parser.add_argument("--suggestion", default="min_div10")
+    parser.add_argument("--factors", type=float, nargs="+", default=list(FACTORS), help="peak LR / suggestion")
     parser.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides for every run")
+    parser.add_argument("--sweep-extra", nargs="*", default=[], help="more Hydra overrides for the sweep runs only")
+    parser.add_argument("--range-test-dir", type=Path, help="reuse the range test of this earlier run directory")
     args = parser.parse_args()
     data_root = cifar_copy()
 
-    run_dir, wall = train(args, data_root, "range_test",
-                          ["task=lr_range_test", f"range_test.num_steps={args.range_steps}",
-                           f"range_test.suggestion={args.suggestion}"])
+    if args.range_test_dir is None:
+        run_dir, wall = train(args, data_root, "range_test",
+                              ["task=lr_range_test", f"range_test.num_steps={args.range_steps}",
+                               f"range_test.suggestion={args.suggestion}"])
+    else:
+        run_dir, wall = args.range_test_dir.resolve(), float("nan")
     report = json.loads((run_dir / "tensorboard" / "lr_range_test.json").read_text())
     found = float(report["chosen_lr"])
     print(f"range test: {args.range_steps} steps max, wall {wall / 60:.1f} min (command incl. start-up), "
@@ -60,17 +66,20 @@ def main() -> None:
 
     print(f"sweep: {args.budget_steps} optimizer steps per run, peak LR = factor x {found:.4g}")
     results = []
-    for factor in FACTORS:
+    for factor in args.factors:
         peak = factor * found
         values = f"[{0.2 * peak:.6g},{peak:.6g},{0.07 * peak:.6g}]"
         run_dir, wall = train(args, data_root, f"sweep_x{factor:g}",
-                              [f"scheduler.values={values}", f"trainer.max_steps={args.budget_steps}"])
+                              [f"scheduler.values={values}", f"trainer.max_steps={args.budget_steps}",
+                               *args.sweep_extra])
         per_epoch, final = read_metrics(run_dir)
         acc = final.get("test/acc", float("nan"))
+        if acc != acc:  # no test: the last validation accuracy
+            acc = per_epoch[-1][1] if per_epoch else float("nan")
         results.append((acc, factor))
         print(f"  x{factor:<5g} peak {peak:.4g}: test/acc {acc:.4f}, wall {wall / 60:.1f} min")
     rank = sorted(results, reverse=True).index(next(r for r in results if r[1] == 1.0)) + 1
-    print(f"the suggestion (x1) ranks {rank} of {len(FACTORS)}")
+    print(f"the suggestion (x1) ranks {rank} of {len(results)}")
 
 
 if __name__ == "__main__":
