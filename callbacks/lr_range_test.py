@@ -561,7 +561,8 @@ class LRRangeTest(_RangeSweep):
         diverge_factor: stop once the bias-corrected running average of the loss exceeds this
             multiple of its best value (``None``: only a non-finite loss stops the sweep).
         smooth_beta: beta of that running average (0.98, as in Smith's/fastai's finder).
-        suggestion: which suggestion becomes "the" answer: ``"min_div10"``, ``"steepest"`` or ``"valley"``.
+        suggestion: which suggestion becomes "the" answer: ``"min_div10"``, ``"steepest"``, ``"valley"`` or
+            ``"loss_min"`` (the LR at the loss minimum itself).
         repeats: run the sweep this many times with seeds ``seed, seed+1, ...`` (model restored in
             between); the answer is the geometric mean over repeats, and the spread is reported.
         seed: seed for the sweep's RNGs (data order, augmentation, dropout); ``None`` keeps the
@@ -721,7 +722,8 @@ class LRRangeTest(_RangeSweep):
             if fin.size:
                 tops.append(min(float(fin.max()), max(float(sm[0]), float(np.max(sm[: int(np.argmin(sm)) + 1]))) * 1.3))
                 bottoms.append(float(min(fin.min(), sm.min())))
-        styles = {"min_div10": ("k", "--"), "steepest": ("tab:red", ":"), "valley": ("tab:green", "-.")}
+        styles = {"min_div10": ("k", "--"), "steepest": ("tab:red", ":"), "valley": ("tab:green", "-."),
+                  "loss_min": ("tab:purple", (0, (1, 3)))}
         for name in SUGGESTIONS:
             v = result["suggestions"][name]
             col, ls = styles[name]

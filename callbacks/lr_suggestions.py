@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 #: Names of the loss-based suggestions, in reporting order.
-SUGGESTIONS: Tuple[str, ...] = ("min_div10", "steepest", "valley")
+SUGGESTIONS: Tuple[str, ...] = ("min_div10", "steepest", "valley", "loss_min")
 
 
 def _as_1d(name: str, values: Sequence[float]) -> np.ndarray:
@@ -211,10 +211,16 @@ def log_lr_slope(lrs: Sequence[float], smoothed: Sequence[float]) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # suggestions (all take the zero-lag smoothed curve)
 # ---------------------------------------------------------------------------
+def suggest_loss_min(lrs: Sequence[float], smoothed: Sequence[float]) -> float:
+    """The LR at the minimum of the smoothed loss: the largest LR that still lowers the loss in a short sweep,
+    which is where Smith & Topin (2017) put a one-cycle peak (the cycle's warm-up keeps it stable)."""
+    lr, y = _check_pair(lrs, smoothed)
+    return float(lr[int(np.nanargmin(y))])
+
+
 def suggest_min_div10(lrs: Sequence[float], smoothed: Sequence[float]) -> float:
     """One decade below the LR at the minimum of the smoothed loss."""
-    lr, y = _check_pair(lrs, smoothed)
-    return float(lr[int(np.nanargmin(y))] / 10.0)
+    return suggest_loss_min(lrs, smoothed) / 10.0
 
 
 def suggest_steepest(lrs: Sequence[float], smoothed: Sequence[float], skip_start: float = 0.0) -> float:
@@ -324,6 +330,7 @@ def compute_suggestions(
         "min_div10": suggest_min_div10(lr, smoothed),
         "steepest": suggest_steepest(lr, smoothed, skip_start=2.0 * bandwidth),
         "valley": suggest_valley(lr, smoothed),
+        "loss_min": suggest_loss_min(lr, smoothed),
     }
     return out, smoothed
 

@@ -401,7 +401,7 @@ def test_auto_wiring_outputs_and_repeats(tmp_path):
     summary = json.loads(js.read_text())
     assert summary["chosen_lr"] == chosen and summary["suggestion"] == "min_div10"
     assert summary["suggestions"] == res["suggestions"] and set(summary["suggestions"]) == {
-        "min_div10", "steepest", "valley"}
+        "min_div10", "steepest", "valley", "loss_min"}
     assert len(summary["repeats"]) == 2 and summary["spread"]["min_div10"]["std"] >= 0
     # TensorBoard: the curve as scalars (step = sweep step) and the figure
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

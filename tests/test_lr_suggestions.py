@@ -224,3 +224,17 @@ def test_accuracy_bounds_ragged_and_no_rise():
     noisy = _acc_curve(lr) + np.random.default_rng(7).normal(scale=0.01, size=len(lr))
     res2 = accuracy_test_bounds(lr, noisy, bandwidth=None)
     assert res2["base_lr"] == pytest.approx(0.14, abs=0.04) and res2["max_lr"] == pytest.approx(0.46, abs=0.05)
+
+
+def test_loss_min_is_the_lr_of_the_smoothed_minimum_and_ten_times_min_div10():
+    import numpy as np
+
+    from callbacks.lr_suggestions import compute_suggestions
+
+    lrs = np.logspace(-5, 1, 120)
+    x = np.log10(lrs)
+    losses = 2.3 - 0.8 / (1 + np.exp(-(x + 1.5) * 3)) + 0.6 * np.exp((x - 0.5) * 3)  # minimum near 10**-0.2
+    sugg, smoothed = compute_suggestions(lrs, losses)
+    assert sugg["loss_min"] == pytest.approx(lrs[int(np.argmin(smoothed))])
+    assert abs(np.log10(sugg["loss_min"]) - x[int(np.argmin(losses))]) < 0.15
+    assert sugg["min_div10"] == pytest.approx(sugg["loss_min"] / 10)
