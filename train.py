@@ -104,6 +104,7 @@ def run(cfg: DictConfig) -> float | None:
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     if cfg.task.name == "lr_range_test":
         return next((cb.found_lr for cb in callbacks if hasattr(cb, "found_lr")), None)
+    trainer.save_checkpoint(f"{cfg.output_dir}/checkpoints/last.ckpt")  # the final weights, even mid-epoch
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.test:

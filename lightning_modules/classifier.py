@@ -70,7 +70,7 @@ class Classifier(pl.LightningModule):
         self.channels_last, self.compile = channels_last, compile
         self.metrics = nn.ModuleDict({
             f"{split}_{name}": MulticlassAccuracy(int(n), average="micro")
-            for split in ("train", "val", "test") for name, n in heads.items()
+            for split in ("train", "val", "test", "test_no_tta") for name, n in heads.items()
         })
         self._compiled_backbone = None
 
@@ -157,6 +157,14 @@ class Classifier(pl.LightningModule):
 
     def test_step(self, batch, batch_idx):
         self._eval_step("test", batch, self.tta_level)
+        if self.tta_level > 0:  # also report the plain accuracy, so the TTA gain is visible: test_no_tta/acc
+            x, y = batch
+            logits, targets = self.logits(x), self._targets(y)
+            for name in self.head_names:
+                metric = self.metrics[f"test_no_tta_{name}"]
+                metric(logits[name], targets[name])
+                key = "test_no_tta/acc" if len(self.head_names) == 1 else f"test_no_tta/acc/{name}"
+                self.log(key, metric, on_step=False, on_epoch=True, batch_size=len(x))
 
     def _log_mean_accuracy(self, split: str):
         if len(self.head_names) > 1:

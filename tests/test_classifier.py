@@ -277,6 +277,12 @@ def test_test_step_uses_tta(tmp_path, level):
         logits = model.logits(x)["label"] if level == 0 else expected_tta_logits(model, x, level)["label"]
     assert out["test/loss"] == pytest.approx(float(smoothed_ce(logits, y, 0.1)), rel=1e-5)
     assert out["test/acc"] == pytest.approx(float((logits.argmax(1) == y).float().mean()), abs=1e-6)
+    if level:  # the plain accuracy is reported beside the TTA one
+        with torch.no_grad():
+            plain = model.logits(x)["label"]
+        assert out["test_no_tta/acc"] == pytest.approx(float((plain.argmax(1) == y).float().mean()), abs=1e-6)
+    else:
+        assert "test_no_tta/acc" not in out
 
 
 @pytest.mark.parametrize("tta_on_val", [False, True])

@@ -133,3 +133,9 @@ def test_auto_max_lr_sets_the_one_cycle_peak_seen_in_the_logged_lr(tmp_path):
     expected = [one_cycle(step, len(logged), max_lr=found, **shape)[0] for step, _ in logged]
     assert [v for _, v in logged] == pytest.approx(expected, rel=1e-5)
     assert max(v for _, v in logged) < 0.1  # far from the smoke config's own peak of 0.2
+
+
+def test_last_checkpoint_holds_the_final_weights_when_max_steps_ends_mid_epoch(tmp_path):
+    cfg = compose_config(smoke_overrides("trainer.max_steps=11", "test=false"), output_dir=tmp_path)
+    run(cfg)
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 11
