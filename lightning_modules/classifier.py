@@ -133,11 +133,14 @@ class Classifier(pl.LightningModule):
         # training logs per step, evaluation per epoch: one series per name (train/loss, val/acc, ...)
         self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=not on_step, prog_bar=split != "test",
                  batch_size=batch_size, sync_dist=not on_step)
+        self._log_accuracy(split, logits, targets, batch_size, on_step, prog_bar=True)
+
+    def _log_accuracy(self, split: str, logits, targets, batch_size: int, on_step: bool, prog_bar: bool):
         for name in self.head_names:
             metric = self.metrics[f"{split}_{name}"]
             metric(logits[name].detach(), targets[name])
             key = f"{split}/acc" if len(self.head_names) == 1 else f"{split}/acc/{name}"
-            self.log(key, metric, on_step=on_step, on_epoch=not on_step, prog_bar=True, batch_size=batch_size)
+            self.log(key, metric, on_step=on_step, on_epoch=not on_step, prog_bar=prog_bar, batch_size=batch_size)
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -159,12 +162,7 @@ class Classifier(pl.LightningModule):
         self._eval_step("test", batch, self.tta_level)
         if self.tta_level > 0:  # also report the plain accuracy, so the TTA gain is visible: test_no_tta/acc
             x, y = batch
-            logits, targets = self.logits(x), self._targets(y)
-            for name in self.head_names:
-                metric = self.metrics[f"test_no_tta_{name}"]
-                metric(logits[name], targets[name])
-                key = "test_no_tta/acc" if len(self.head_names) == 1 else f"test_no_tta/acc/{name}"
-                self.log(key, metric, on_step=False, on_epoch=True, batch_size=len(x))
+            self._log_accuracy("test_no_tta", self.logits(x), self._targets(y), len(x), False, prog_bar=False)
 
     def _log_mean_accuracy(self, split: str):
         if len(self.head_names) > 1:
