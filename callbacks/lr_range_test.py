@@ -379,6 +379,11 @@ def _tensorboard_experiments(trainer: "pl.Trainer") -> List[Any]:
     return [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
 
 
+def _write_json(path: str, summary: Dict[str, Any]) -> None:
+    with open(path, "w") as f:
+        json.dump(summary, f, indent=2)
+
+
 def _write_csv(path: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -781,8 +786,7 @@ class LRRangeTest(_RangeSweep):
         if len(result["runs"]) > 1:
             summary["spread"] = result["spread"]
         json_path = os.path.join(out, "lr_range_test.json")
-        with open(json_path, "w") as f:
-            json.dump(summary, f, indent=2)
+        _write_json(json_path, summary)
         result["files"] = {"png": png, "csv": csv_path, "json": json_path}
         for exp in _tensorboard_experiments(trainer):
             exp.add_figure("lr_range_test/curve", fig, global_step=trainer.global_step, close=False)
@@ -1034,8 +1038,7 @@ class AccuracyRangeTest(_RangeSweep):
             "auto_callbacks": result["auto_callbacks"],
         }
         json_path = os.path.join(out, "accuracy_range_test.json")
-        with open(json_path, "w") as f:
-            json.dump(summary, f, indent=2)
+        _write_json(json_path, summary)
         result["files"] = {"png": png, "csv": csv_path, "json": json_path}
         for exp in _tensorboard_experiments(trainer):
             exp.add_figure("accuracy_range_test/curve", fig, global_step=trainer.global_step, close=False)
