@@ -38,6 +38,7 @@ steps_per_epoch``), and the final knot's value is the last step's value. Unit
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
@@ -125,8 +126,11 @@ class ScheduleCallback(Callback):
 
     # ---- to implement
     def shape_params(self) -> dict[str, Any]:
-        """The configuration that defines the curve (saved in checkpoints and compared on resume)."""
-        raise NotImplementedError
+        """The configuration that defines the curve (saved in checkpoints and compared on resume): every
+        constructor argument but ``plot``, as the (validated) attribute of the same name."""
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n not in ("self", "plot")]
+        values = {n: getattr(self, n) for n in names}
+        return {n: list(v) if isinstance(v, (list, tuple)) else v for n, v in values.items()}
 
     @property
     def schedules_momentum(self) -> bool:
@@ -421,19 +425,6 @@ class OneCycle(ScheduleCallback):
     def schedules_momentum(self) -> bool:
         return self.cycle_momentum
 
-    def shape_params(self) -> dict[str, Any]:
-        return {
-            "max_lr": self.max_lr,
-            "div_factor": self.div_factor,
-            "final_div_factor": self.final_div_factor,
-            "pct_start": self.pct_start,
-            "three_phase": self.three_phase,
-            "anneal_strategy": self.anneal_strategy,
-            "cycle_momentum": self.cycle_momentum,
-            "base_momentum": self.base_momentum,
-            "max_momentum": self.max_momentum,
-        }
-
     def _validate_for_run(self, trainer: pl.Trainer) -> None:
         assert self.total_steps is not None
         if self.pct_start * self.total_steps <= 1:
@@ -518,16 +509,6 @@ class Piecewise(ScheduleCallback):
     def schedules_momentum(self) -> bool:
         return self.momentum_values is not None
 
-    def shape_params(self) -> dict[str, Any]:
-        return {
-            "knots": list(self.knots),
-            "values": list(self.values),
-            "unit": self.unit,
-            "momentum_values": None if self.momentum_values is None else list(self.momentum_values),
-            "momentum_knots": None if self.momentum_knots is None else list(self.momentum_knots),
-            "anneal_strategy": self.anneal_strategy,
-        }
-
     def _validate_for_run(self, trainer: pl.Trainer) -> None:
         self._need_epochs(self.unit, "knots")
         self._knot_steps = [self._to_steps(k, self.unit) for k in self.knots]
@@ -610,20 +591,6 @@ class Cyclic(ScheduleCallback):
     @property
     def schedules_momentum(self) -> bool:
         return self.cycle_momentum
-
-    def shape_params(self) -> dict[str, Any]:
-        return {
-            "base_lr": self.base_lr,
-            "max_lr": self.max_lr,
-            "step_size_up": self.step_size_up,
-            "step_size_down": self.step_size_down,
-            "mode": self.mode,
-            "gamma": self.gamma,
-            "unit": self.unit,
-            "cycle_momentum": self.cycle_momentum,
-            "base_momentum": self.base_momentum,
-            "max_momentum": self.max_momentum,
-        }
 
     def _validate_for_run(self, trainer: pl.Trainer) -> None:
         if self.max_lr <= self.base_lr:
@@ -711,19 +678,6 @@ class Warmup(ScheduleCallback):
         self.unit = unit
         self._warmup_steps = 0.0
         self._milestone_steps: list[float] = []
-
-    def shape_params(self) -> dict[str, Any]:
-        return {
-            "max_lr": self.max_lr,
-            "warmup_length": self.warmup_length,
-            "warmup_type": self.warmup_type,
-            "warmup_factor": self.warmup_factor,
-            "decay": self.decay,
-            "milestones": list(self.milestones),
-            "gamma": self.gamma,
-            "eta_min": self.eta_min,
-            "unit": self.unit,
-        }
 
     def _validate_for_run(self, trainer: pl.Trainer) -> None:
         if self.eta_min >= self.max_lr:
