@@ -1,0 +1,37 @@
+"""The run's resolved config travels in every checkpoint, so a resumed run knows what it was started with
+(e.g. the LR a range test found for ``scheduler.max_lr=auto``) without running anything again."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+
+CHECKPOINT_KEY = "run_config"
+
+
+class RunConfig(Callback):
+    """Writes ``config`` (a plain, resolved dict) to ``checkpoint["run_config"]`` at every save."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = config
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        checkpoint[CHECKPOINT_KEY] = self.config
+
+
+def saved_run_config(ckpt_path: str) -> dict[str, Any]:
+    """The config a checkpoint was written with; a clear error when the file is not such a checkpoint."""
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"ckpt_path: no such file {ckpt_path}") from None
+    except Exception as err:  # truncated, not a torch file, or holding objects that are not plain data
+        raise ValueError(f"ckpt_path: {ckpt_path} is not a readable checkpoint ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:200]})") from None
+    if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint:
+        raise ValueError(f"ckpt_path: {ckpt_path} holds no run config (it was not written by train.py); give the "
+                         f"learning rates as numbers instead of 'auto' to resume from it")
+    return checkpoint[CHECKPOINT_KEY]
