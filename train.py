@@ -145,7 +145,8 @@ def run(cfg: DictConfig) -> float | None:
     asked = list(auto_keys(cfg))
     range_test = resolve_auto_lrs(cfg, model, datamodule)
     lr_source = (f"range_test ({range_test.rule})" if range_test else "checkpoint" if asked else "config")
-    OmegaConf.save(cfg, os.path.join(cfg.output_dir, "config.yaml"), resolve=True)  # what ran; .hydra/ keeps what was asked
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    OmegaConf.save(cfg, os.path.join(cfg.output_dir, "config.yaml"), resolve=True)  # what ran; .hydra/: what was asked
     print_config(cfg)
 
     callbacks = build_callbacks(cfg)

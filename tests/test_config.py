@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import CONF
+from callbacks.lr_schedule import LRSchedule
 from train import build_callbacks, fall_back_without_gpu
 
 GROUPS = ["model", "data", "optimizer", "scheduler", "trainer", "callbacks", "logger", "task", "range_test", "experiment"]
@@ -57,7 +58,9 @@ def test_scheduler_options(compose_cfg, name):
     cfg = compose_cfg(f"scheduler={name}")
     assert "total_steps" not in cfg.scheduler  # a scheduler config describes only the shape
     if cfg.scheduler.get("_target_"):
-        assert isinstance(instantiate(cfg.scheduler), pl.Callback)
+        schedule = instantiate(cfg.scheduler)
+        assert isinstance(schedule, functools.partial)  # a pure schedule function, driven by LRSchedule
+        assert isinstance(LRSchedule(schedule), pl.Callback)
     else:
         assert name == "none"
 
@@ -99,16 +102,11 @@ def test_range_test_options(compose_cfg, name):
     assert isinstance(instantiate(compose_cfg(f"range_test={name}").range_test), pl.Callback)
 
 
-@pytest.mark.parametrize("name", options("task"))
-def test_task_options_wire_the_range_test(compose_cfg, name):
-    cfg = compose_cfg(f"task={name}", "scheduler.max_lr=0.3")
-    callbacks = build_callbacks(cfg)
-    has_range_test = any(type(c).__name__.endswith("RangeTest") for c in callbacks)
-    assert has_range_test == (name == "lr_range_test")
-    auto = build_callbacks(compose_cfg("scheduler.max_lr=auto"))
-    names = [type(c).__name__ for c in auto]
-    assert names[0].endswith("RangeTest") and names[1] == "OneCycle"
-    assert names.index("OneCycle") < names.index("LearningRateMonitor")
+def test_callbacks_hold_the_schedule_and_never_the_range_test(compose_cfg):
+    names = [type(c).__name__ for c in build_callbacks(compose_cfg("scheduler.max_lr=0.3"))]
+    assert not any(n.endswith("RangeTest") for n in names)  # the range test is its own phase, before these
+    assert names.count("LRSchedule") == 1 and names.index("LRSchedule") < names.index("LearningRateMonitor")
+    assert "LRSchedule" not in [type(c).__name__ for c in build_callbacks(compose_cfg("scheduler=none"))]
 
 
 @pytest.mark.parametrize("name", options("experiment"))

@@ -7,6 +7,9 @@ import torch
 from hydra.errors import InstantiationException
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from omegaconf import OmegaConf
+
+from callbacks.lr_finder import RangeTestResult
 from conftest import compose_config, run_train, smoke_overrides
 from train import run
 
@@ -111,28 +114,122 @@ def test_range_test_task_writes_its_outputs_and_leaves_no_training(tmp_path):
     cfg = compose_config(smoke_overrides("task=lr_range_test", "range_test.num_steps=30"), output_dir=tmp_path)
     found = run(cfg)
     assert found is not None and 1e-5 < found < 10
-    log_dir = tmp_path / "tensorboard"
     for name in ("lr_range_test.png", "lr_range_test.csv", "lr_range_test.json"):
-        assert (log_dir / name).exists(), name
-    tags = scalars(tmp_path)
-    assert "train/loss" not in tags  # the task stops after the test: no training steps
+        assert (tmp_path / name).exists(), name
+    assert RangeTestResult.from_json(tmp_path / "lr_range_test.json").lr == found
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "tensorboard" / "schedule.png").exists()
+    assert "train/loss" not in scalars(tmp_path)  # the task stops after the test: no training steps
 
 
-def test_auto_max_lr_sets_the_one_cycle_peak_seen_in_the_logged_lr(tmp_path):
-    import json
+def logged_hparams(run_dir) -> dict:
+    """The hyper-parameters a run logged to TensorBoard's HParams dashboard, read back from the event files."""
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-    cfg = compose_config(smoke_overrides("scheduler.max_lr=auto", "range_test.num_steps=30", "test=false"),
-                         output_dir=tmp_path)
+    out = {}
+    for path in glob.glob(os.path.join(run_dir, "tensorboard", "events.out.tfevents.*")):
+        acc = EventAccumulator(path)
+        acc.Reload()
+        try:
+            contents = acc.PluginTagToContent("hparams").values()
+        except KeyError:  # an event file without hyper-parameters
+            continue
+        for content in contents:
+            data = HParamsPluginData.FromString(content)
+            if data.HasField("session_start_info"):
+                for key, value in data.session_start_info.hparams.items():
+                    out[key] = value.number_value if value.HasField("number_value") else value.string_value
+    return out
+
+
+def one_cycle_lrs_from_torch(max_lr, total, shape):
+    """Independent oracle: what torch's OneCycleLR sets at optimizer steps 0..total-1."""
+    import warnings
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=max_lr, momentum=0.9)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total, **shape)
+    lrs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(total):
+            lrs.append(opt.param_groups[0]["lr"])
+            sched.step()
+    return lrs
+
+
+@pytest.fixture(scope="module")
+def auto_run(tmp_path_factory):
+    """An auto run as a user runs it (subprocess): the range test, then one-cycle at the LR it found."""
+    out = tmp_path_factory.mktemp("auto")
+    result = run_train(smoke_overrides("scheduler.max_lr=auto", "range_test.num_steps=30", f"hydra.run.dir={out}"),
+                       cwd=out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result, RangeTestResult.from_json(out / "lr_range_test.json").lr
+
+
+def test_auto_run_trains_at_the_found_lr_and_every_record_says_so(auto_run):
+    out, result, found = auto_run
+    assert 1e-5 < found < 10 and found != 10.0
+    # the logged LR is torch's OneCycleLR at the found peak, step for step
+    logged = sorted(scalars(out)["train/lr"])
+    shape = dict(pct_start=0.45, anneal_strategy="linear", div_factor=10.0, final_div_factor=100.0, three_phase=True,
+                 base_momentum=0.85, max_momentum=0.95)
+    assert [s for s, _ in logged] == list(range(len(logged)))
+    assert [v for _, v in logged] == pytest.approx(one_cycle_lrs_from_torch(found, len(logged), shape), rel=1e-5)
+    # TensorBoard HParams, the resolved config beside .hydra/, the checkpoint and the printed config hold it too
+    hparams = logged_hparams(out)
+    assert hparams["scheduler/max_lr"] == pytest.approx(found, rel=1e-6)
+    assert hparams["scheduler/max_lr_source"].startswith("range_test")
+    assert OmegaConf.load(out / "config.yaml").scheduler.max_lr == found
+    assert OmegaConf.load(out / ".hydra" / "config.yaml").scheduler.max_lr == "auto"  # what was asked
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["run_config"]["scheduler"]["max_lr"] == found
+    assert ckpt["callbacks"]["LRSchedule"]["params"]["max_lr"] == found
+    assert f"max_lr: {found}" in result.stdout and "max_lr: auto" not in result.stdout
+
+
+def test_auto_run_equals_a_run_given_the_found_lr(auto_run, tmp_path):
+    """The range test phase leaves nothing behind: training at the found LR by hand gives the same weights."""
+    out, _, found = auto_run
+    cfg = compose_config(smoke_overrides(f"scheduler.max_lr={found}"), output_dir=tmp_path)
     run(cfg)
-    found = json.loads((tmp_path / "tensorboard" / "lr_range_test.json").read_text())["chosen_lr"]
-    from callbacks.schedules import one_cycle
+    a = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    for key, value in a.items():
+        assert torch.equal(value, b[key]), key
 
-    logged = sorted(scalars(tmp_path)["train/lr"])
-    shape = {k: cfg.scheduler[k] for k in ("div_factor", "final_div_factor", "pct_start", "three_phase",
-                                           "anneal_strategy", "base_momentum", "max_momentum")}
-    expected = [one_cycle(step, len(logged), max_lr=found, **shape)[0] for step, _ in logged]
-    assert [v for _, v in logged] == pytest.approx(expected, rel=1e-5)
-    assert max(v for _, v in logged) < 0.1  # far from the smoke config's own peak of 0.2
+
+def test_mid_epoch_resume_of_an_auto_run_is_bitwise_and_runs_no_second_range_test(tmp_path):
+    every = ["+callbacks.steps._target_=pytorch_lightning.callbacks.ModelCheckpoint",
+             f"+callbacks.steps.dirpath={tmp_path}/a/steps", "+callbacks.steps.every_n_train_steps=5",
+             "+callbacks.steps.save_top_k=-1", "+callbacks.steps.filename='s{step}'", "scheduler.max_lr=auto",
+             "range_test.num_steps=20", "trainer.deterministic=true", "data.cutout=4", "test=false"]
+    full = compose_config(smoke_overrides(*every), output_dir=tmp_path / "a")
+    run(full)
+    resumed = compose_config(smoke_overrides(*every, f"ckpt_path='{tmp_path}/a/steps/sstep=5.ckpt'"),
+                             output_dir=tmp_path / "b")
+    resumed.callbacks.steps.dirpath = str(tmp_path / "b" / "steps")
+    run(resumed)
+    assert (tmp_path / "a" / "lr_range_test.json").exists() and not (tmp_path / "b" / "lr_range_test.json").exists()
+    assert resumed.scheduler.max_lr == full.scheduler.max_lr != "auto"
+    a = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    b = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert a["global_step"] == b["global_step"] == 16
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+
+
+def test_auto_base_lr_needs_the_accuracy_test(tmp_path):
+    cfg = compose_config(smoke_overrides("scheduler=cyclic", "scheduler.base_lr=auto", "scheduler.max_lr=0.4",
+                                         "range_test.num_steps=20", "scheduler.step_size_up=1"), output_dir=tmp_path)
+    with pytest.raises(ValueError, match="scheduler.base_lr=auto needs range_test=accuracy"):
+        run(cfg)
+
+
+def test_bad_schedule_shape_fails_before_the_range_test(tmp_path):
+    cfg = compose_config(smoke_overrides("scheduler.max_lr=auto", "scheduler.pct_start=0.9"), output_dir=tmp_path)
+    with pytest.raises(ValueError, match="scheduler.pct_start"):
+        run(cfg)
+    assert not (tmp_path / "lr_range_test.json").exists()
 
 
 def test_last_checkpoint_holds_the_final_weights_when_max_steps_ends_mid_epoch(tmp_path):
