@@ -1,8 +1,11 @@
 import pickle
+from functools import partial
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from datamodules.cifar10 import CIFAR10DataModule, read_batch_file
 from datamodules.synthetic import SyntheticDataModule
@@ -174,8 +177,9 @@ def test_train_batches_carry_their_key_and_val_batches_do_not():
     assert all(len(b) == 2 for b in dm.val_dataloader()) and all(len(b) == 2 for b in dm.test_dataloader())
 
 
-def test_a_second_iterator_does_not_move_a_resumed_iterator():
-    dm = _dm()
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_a_second_iterator_does_not_move_a_resumed_iterator(num_workers):
+    dm = _dm(num_workers=num_workers)
     reference = dm.train_dataloader()
     reference.sampler.set_epoch(1)
     epoch1 = [b[2] for b in reference]
@@ -243,6 +247,68 @@ def test_albumentations_pipeline_matches_the_batch_semantics():
         filled = (out == fill).all(0)
         assert filled.sum() >= 64  # the 8x8 cut-out square in the mean colour
     assert not torch.equal(images, raw)
+
+
+def test_albumentations_batches_are_a_function_of_their_key():
+    pytest.importorskip("albumentations")
+    dm = _dm(augment="albumentations", cutout=4, crop_padding=2)
+    request = BatchRequest(list(range(16)), batch_key(0, 0, 0))
+    images, labels, key = dm.train_set[request]
+    assert key == request.key and torch.equal(labels, dm.train_set.labels[:16])
+    dm.train_set[BatchRequest(list(range(16, 32)), batch_key(0, 0, 1))]  # whatever the pipeline did before ...
+    again = dm.train_set[request][0]
+    assert torch.equal(again, images)  # ... the same key gives the same batch
+    assert not torch.equal(dm.train_set[request._replace(key=batch_key(0, 0, 0, rank=1))][0], images)
+    assert not torch.equal(images, dm.train_set.images[:16])
+
+
+class _Record(pl.Callback):
+    """Labels and (augmented) images of every training batch, as the training step sees them."""
+
+    def __init__(self):
+        self.labels, self.images = [], []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.labels.append(batch[1].tolist())
+        self.images.append(batch[0].clone())
+
+
+class _SecondIterator(pl.Callback):
+    """Draws the whole train loader through its own iterator at train start, as an LR range test would."""
+
+    def on_train_start(self, trainer, pl_module):
+        self.drawn = sum(1 for _ in trainer.train_dataloader)
+
+
+def _fit(root, ckpt_path=None, extra=()):
+    from lightning_modules.classifier import Classifier
+    from lightning_modules.networks import SmallNet
+
+    pl.seed_everything(0, verbose=False)
+    dm = _dm(num_train=64, cutout=4, crop_padding=2)
+    model = Classifier(SmallNet(width=4), dm.heads, optimizer=partial(torch.optim.SGD, lr=0.05, momentum=0.9))
+    record = _Record()
+    steps = ModelCheckpoint(dirpath=root, every_n_train_steps=3, save_top_k=-1, filename="{step}")
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=2, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+                         deterministic=True, default_root_dir=root, callbacks=[steps, record, *extra])
+    trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+    return model, record
+
+
+@pytest.mark.parametrize("step", [3, 6])
+def test_mid_epoch_resume_with_a_second_iterator_gives_the_same_weights(tmp_path, step):
+    full, seen = _fit(tmp_path / "a")
+    assert len(seen.labels) == 8  # 2 epochs of 4 batches
+    second = _SecondIterator()
+    resumed, seen_resumed = _fit(tmp_path / "b", ckpt_path=str(tmp_path / "a" / f"step={step}.ckpt"),
+                                 extra=[second])
+    assert second.drawn == 4 - step % 4  # the range-test-like iterator drew the rest of the resumed epoch ...
+    assert seen_resumed.labels == seen.labels[step:]  # ... and training still got exactly the next batches
+    for a, b in zip(seen.images[step:], seen_resumed.images):
+        assert torch.equal(a, b)  # augmented alike
+    for key, value in full.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
 
 
 def test_synthetic_data_is_deterministic_and_class_dependent():
