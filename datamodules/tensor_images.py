@@ -272,9 +272,10 @@ class TensorImageDataModule(pl.LightningDataModule):
     def _batches_trained(self) -> int:
         """Training batches of the current epoch that the training step has consumed.
 
-        Lightning 2.6 has no public counter for this, and the loader cannot count it: batches are fetched before
-        the step runs, and other iterators (a range test's) draw from the same loader. So this is the one place
-        that reads Lightning's private loop progress.
+        Lightning 2.6 has no public counter for this, and the loader cannot count it itself: the batches it yields
+        include those of other iterators over it (an LR range test's) and a batch fetched but not yet trained on
+        (a checkpoint written from inside the step). So this is the one place that reads Lightning's private loop
+        progress (the counter Lightning's own mid-epoch restart uses).
         """
         trainer = self.trainer
         return trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else 0
@@ -310,6 +311,7 @@ class TensorImageDataModule(pl.LightningDataModule):
         return self.normalize(self.train_set.images[:n])
 
     def steps_per_epoch(self) -> int:
+        """Training batches per epoch on a single process (under DDP each rank gets 1/world of the images)."""
         n = len(self.train_set)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
