@@ -1,27 +1,50 @@
 """Base DataModule for image sets held whole in memory as one uint8 tensor per split.
 
-Batches leave the DataLoader as uint8 (N, C, H, W) plus labels and are turned into normalised floats, and
-augmented when training, in ``on_after_batch_transfer``: on a GPU that work runs on the GPU, so the data never
-waits on CPU workers. ``augment="albumentations"`` instead runs a per-sample albumentations pipeline in the
-DataLoader workers (for CPU training with several workers); normalisation stays on the device.
+Batches leave the training DataLoader as ``(images, labels, key)``: uint8 images (N, C, H, W), labels (N,) or
+{head: (N,)}, and ``key``, a Python int that seeds this batch's augmentation. The key is a pure function of
+(seed, epoch, batch index in the epoch, rank) chosen by :class:`EpochBatchSampler`, so a batch carries its own
+randomness: a resumed run, a second iterator over the loader or another rank never shifts it. Validation and test
+batches are ``(images, labels)``. ``on_after_batch_transfer`` normalises, augments training batches with a
+``torch.Generator`` on the batch's device seeded by the key (on a GPU the work runs on the GPU, so the data never
+waits on CPU workers) and returns ``(images, labels)`` for every split. ``augment="albumentations"`` instead runs a
+per-sample albumentations pipeline in the DataLoader workers, reseeded from the key for every batch; normalisation
+stays on the device.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+import warnings
+from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from datamodules.augment import batch_augment
 
 AUGMENTS = ("batch", "albumentations", "none")
 
 
+def batch_key(seed: int, epoch: int, index: int, rank: int = 0) -> int:
+    """The augmentation seed of training batch ``index`` of ``epoch`` on ``rank``: a well-mixed 63-bit int."""
+    words = np.random.SeedSequence([int(seed) % 2**64, epoch, index, rank]).generate_state(2, dtype=np.uint32)
+    return (int(words[0]) << 31) ^ int(words[1])
+
+
+class BatchRequest(NamedTuple):
+    """What :class:`EpochBatchSampler` yields: the dataset indices of one training batch and its augmentation key."""
+    indices: list[int]
+    key: int
+
+
 class TensorImageDataset(Dataset):
-    """uint8 images (N, C, H, W) and labels (N,) or {head: (N,)}; fetches whole batches at once."""
+    """uint8 images (N, C, H, W) and labels (N,) or {head: (N,)}; fetches whole batches at once.
+
+    ``dataset[BatchRequest(indices, key)]`` is a keyed training batch ``(images, labels, key)``; the
+    albumentations ``transform`` (if any) is reseeded with ``key`` first, so the batch does not depend on which
+    worker made it or what that worker made before.
+    """
 
     def __init__(self, images: torch.Tensor, labels, transform=None):
         self.images, self.labels, self.transform = images, labels, transform
@@ -34,13 +57,17 @@ class TensorImageDataset(Dataset):
             return {k: v[idx] for k, v in self.labels.items()}
         return self.labels[idx]
 
-    def __getitem__(self, i):
-        return self.__getitems__([i])
+    def __getitem__(self, item):
+        if isinstance(item, BatchRequest):
+            return (*self.__getitems__(item.indices, item.key), item.key)
+        return self.__getitems__([item])
 
-    def __getitems__(self, indices):
+    def __getitems__(self, indices, key: int | None = None):
         idx = torch.as_tensor(indices, dtype=torch.long)
         images = self.images[idx]
         if self.transform is not None:
+            if key is not None:
+                self.transform.set_random_seed(key)
             hwc = images.permute(0, 2, 3, 1).numpy()
             images = torch.from_numpy(np.stack([self.transform(image=im)["image"] for im in hwc])).permute(0, 3, 1, 2)
         return images, self._labels(idx)
@@ -50,40 +77,87 @@ def _identity(batch):
     return batch
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """A fresh permutation per epoch that is a pure function of (seed, epoch), so data order does not depend on
-    the global RNG (an LR range test or a resume cannot shift it); ``skip`` drops the first indices once."""
+class EpochBatchSampler(DistributedSampler):
+    """Training batches of one rank, as :class:`BatchRequest` s: the order is a permutation that is a pure function
+    of (seed, epoch), sharded by rank (rank r takes every ``num_replicas``-th index, as DistributedSampler does),
+    and each batch's key is :func:`batch_key` (seed, epoch, batch index, rank).
 
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch, self.skip = n, seed, 0, 0
+    It is a ``DistributedSampler`` so that Lightning uses it as it is under DDP instead of wrapping it (Lightning
+    2.6 wraps any other sampler in a ``DistributedSamplerWrapper``, which neither shards by batch nor resumes).
+    Its state is (``epoch``, ``start``): an iterator begins at batch ``start`` of ``epoch``. ``start`` is read when
+    an iterator begins, never consumed, so a second iterator cannot take the resume position from the first;
+    ``set_epoch`` to another epoch resets it to 0. Use it with ``DataLoader(batch_size=None)``.
+    """
+
+    def __init__(self, dataset, batch_size: int, seed: int = 0, drop_last: bool = True, num_replicas: int = 1,
+                 rank: int = 0):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.batch_size, self.drop_last_batch = batch_size, drop_last
+        n = len(dataset)
+        self.per_rank = n // num_replicas if drop_last else math.ceil(n / num_replicas)
+        self.start = 0
 
     def set_epoch(self, epoch: int) -> None:  # Lightning calls this at every epoch start
         if epoch != self.epoch:
-            self.epoch, self.skip = epoch, 0
+            self.epoch, self.start = epoch, 0
+
+    def rank_indices(self, epoch: int) -> list[int]:
+        """This rank's share of epoch ``epoch``'s permutation (padded by wrapping, or truncated with drop_last,
+        so that every rank gets ``per_rank`` indices and the same number of batches)."""
+        n = len(self.dataset)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)).tolist()
+        total = self.per_rank * self.num_replicas
+        perm = (perm * math.ceil(total / n))[:total]
+        return perm[self.rank::self.num_replicas]
 
     def __iter__(self):
-        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch))
-        start, self.skip = self.skip, 0
-        return iter(perm[start:].tolist())
+        epoch, start = self.epoch, self.start  # this iterator's own copy of the position
+        mine = self.rank_indices(epoch)
+        for b in range(start, len(self)):
+            yield BatchRequest(mine[b * self.batch_size:(b + 1) * self.batch_size],
+                               batch_key(self.seed, epoch, b, self.rank))
 
     def __len__(self):
-        return self.n
+        if self.drop_last_batch:
+            return self.per_rank // self.batch_size
+        return math.ceil(self.per_rank / self.batch_size)
 
 
 class ResumableDataLoader(DataLoader):
-    """A DataLoader whose state (epoch, batches already trained on) goes into Lightning checkpoints, so a run
-    resumed mid-epoch continues with the next batch of the same permutation."""
+    """The training DataLoader over an :class:`EpochBatchSampler`. Its state (epoch, batches already trained on,
+    number of ranks) goes into Lightning checkpoints, so a run resumed mid-epoch continues with the next batch.
 
-    def __init__(self, *args, batches_done: Callable[[], int] = lambda: 0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.batches_done = batches_done
+    ``batches_trained`` says how many batches of the current epoch the training step has consumed (not how many
+    this loader has yielded: batches are fetched before they are trained on, and other iterators may exist).
+    Iterators start lazily, at their first ``next``, so they see the position set by ``load_state_dict`` and the
+    epoch set by ``set_epoch`` even when created before them (Lightning 2.6 creates the first one early).
+    """
+
+    def __init__(self, dataset, sampler: EpochBatchSampler, batches_trained: Callable[[], int] = lambda: 0,
+                 **kwargs):
+        super().__init__(dataset, batch_size=None, sampler=sampler, **kwargs)
+        self.batches_trained = batches_trained
+
+    def __iter__(self):
+        return self._lazy_iter()
+
+    def _lazy_iter(self):
+        yield from super().__iter__()
 
     def state_dict(self) -> dict:
-        return {"epoch": self.sampler.epoch, "batches": int(self.batches_done())}
+        return {"epoch": self.sampler.epoch, "batches": int(self.batches_trained()),
+                "num_replicas": self.sampler.num_replicas}
 
     def load_state_dict(self, state: dict) -> None:
-        self.sampler.epoch = state["epoch"]
-        self.sampler.skip = state["batches"] * self.batch_size
+        epoch, batches = state["epoch"], state["batches"]
+        saved_replicas = state.get("num_replicas", 1)
+        if batches >= len(self.sampler):  # saved at the end of an epoch: the next one starts afresh
+            epoch, batches = epoch + 1, 0
+        elif batches and saved_replicas != self.sampler.num_replicas:
+            warnings.warn(f"resuming mid-epoch on {self.sampler.num_replicas} processes from a checkpoint saved on "
+                          f"{saved_replicas}: the rest of epoch {epoch} is sharded differently, so the run is not "
+                          "the one that was interrupted (resume from an epoch-end checkpoint for that)")
+        self.sampler.epoch, self.sampler.start = epoch, batches
 
 
 class TensorImageDataModule(pl.LightningDataModule):
@@ -101,8 +175,6 @@ class TensorImageDataModule(pl.LightningDataModule):
         drop_last: drop the last incomplete training batch.
         seed: seed for the validation split, the data order and the augmentation.
     """
-
-    range_test_batch: int | None = None  # the LR range test's running batch count while it sweeps
 
     def __init__(self, batch_size: int = 512, eval_batch_size: int | None = None, val_fraction: float = 0.0,
                  augment: str = "batch", crop_padding: int = 4, flip: bool = True, cutout: int = 0,
@@ -186,15 +258,27 @@ class TensorImageDataModule(pl.LightningDataModule):
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                           **self._loader_kwargs())
 
-    def _batches_done(self) -> int:
-        """Training batches of the current epoch that the training step has consumed (Lightning's progress)."""
+    def train_dataloader(self):
+        world = (self.trainer.distributed_sampler_kwargs if self.trainer is not None else None) or {}
+        sampler = EpochBatchSampler(self.train_set, self.batch_size, self.seed, self.drop_last,
+                                    num_replicas=world.get("num_replicas", 1), rank=world.get("rank", 0))
+        if len(sampler) == 0:
+            raise ValueError(f"data.batch_size={self.batch_size} is larger than the {sampler.per_rank} training "
+                             f"images of each of the {sampler.num_replicas} processes; lower it or set "
+                             "data.drop_last=false")
+        return ResumableDataLoader(self.train_set, sampler, batches_trained=self._batches_trained,
+                                   **self._loader_kwargs())
+
+    def _batches_trained(self) -> int:
+        """Training batches of the current epoch that the training step has consumed.
+
+        Lightning 2.6 has no public counter for this, and the loader cannot count it itself: the batches it yields
+        include those of other iterators over it (an LR range test's) and a batch fetched but not yet trained on
+        (a checkpoint written from inside the step). So this is the one place that reads Lightning's private loop
+        progress (the counter Lightning's own mid-epoch restart uses).
+        """
         trainer = self.trainer
         return trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else 0
-
-    def train_dataloader(self):
-        return ResumableDataLoader(self.train_set, batch_size=self.batch_size, drop_last=self.drop_last,
-                                   sampler=EpochShuffleSampler(len(self.train_set), self.seed),
-                                   batches_done=self._batches_done, **self._loader_kwargs())
 
     def val_dataloader(self):
         return self._loader(self.val_set, self.eval_batch_size, False, False)
@@ -209,23 +293,17 @@ class TensorImageDataModule(pl.LightningDataModule):
         return (images.float() / 255 - mean) / std
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """``(images, labels, key)`` training batches -> normalised, augmented ``(images, labels)``;
+        ``(images, labels)`` validation/test batches -> normalised ``(images, labels)``."""
+        if len(batch) == 3:
+            images, labels, key = batch
+            x = self.normalize(images)
+            if self.augment == "batch":
+                generator = torch.Generator(device=x.device).manual_seed(key)
+                x = batch_augment(x, self.crop_padding, self.flip, self.cutout, generator)
+            return x, labels
         images, labels = batch
-        x = self.normalize(images)
-        trainer = self.trainer
-        if self.augment == "batch" and trainer is not None and trainer.training:
-            x = batch_augment(x, self.crop_padding, self.flip, self.cutout, self._batch_generator(x.device))
-        return x, labels
-
-    def _batch_generator(self, device) -> torch.Generator:
-        """Augmentation randomness as a pure function of (seed, epoch, batch index): resumed runs and runs with an
-        LR range test in front see exactly the same augmented batches as uninterrupted ones."""
-        trainer = self.trainer
-        batch_idx = trainer.fit_loop.epoch_loop.batch_progress.current.ready  # batches before this one
-        epoch = trainer.current_epoch
-        if self.range_test_batch is not None:  # set by the LR range test during its sweep
-            epoch, batch_idx = -1, self.range_test_batch
-        key = ((self.seed * 1_000_003 + epoch) * 1_000_003 + batch_idx) % (2 ** 63)
-        return torch.Generator(device=device).manual_seed(key)
+        return self.normalize(images), labels
 
     def init_images(self, n: int = 5000) -> torch.Tensor:
         """The first ``n`` training images, normalised (for data-dependent initialisation)."""
@@ -233,6 +311,7 @@ class TensorImageDataModule(pl.LightningDataModule):
         return self.normalize(self.train_set.images[:n])
 
     def steps_per_epoch(self) -> int:
+        """Training batches per epoch on a single process (under DDP each rank gets 1/world of the images)."""
         n = len(self.train_set)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 

@@ -73,3 +73,18 @@ def test_batch_augment_preserves_channels_last():
     out = batch_augment(x, 4, True, 8)
     assert out.shape == x.shape and out.is_contiguous(memory_format=torch.channels_last)
     assert batch_augment(batch(), 4, True, 8).is_contiguous()
+
+
+def test_keyed_augmentation_is_reproducible_and_differs_across_ranks():
+    from datamodules.tensor_images import batch_key
+
+    def augment(key):
+        return batch_augment(x, 4, True, 8, torch.Generator().manual_seed(key))
+
+    x = batch(n=32) + 10.0  # no natural zeros: the cut-out square shows as zeros
+    same = augment(batch_key(0, 3, 5, rank=0))
+    assert torch.equal(same, augment(batch_key(0, 3, 5, rank=0)))
+    other = augment(batch_key(0, 3, 5, rank=1))
+    # the ranks draw their own crops, flips and cut-outs: the cut-out squares land elsewhere in most images
+    moved = sum(not torch.equal((same[i] == 0).all(0), (other[i] == 0).all(0)) for i in range(32))
+    assert moved > 24

@@ -1,12 +1,15 @@
 import pickle
+from functools import partial
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from datamodules.cifar10 import CIFAR10DataModule, read_batch_file
 from datamodules.synthetic import SyntheticDataModule
-from datamodules.tensor_images import EpochShuffleSampler
+from datamodules.tensor_images import BatchRequest, EpochBatchSampler, batch_key
 
 
 def write_fake_cifar(root, n_train=50, n_test=20, seed=0):
@@ -87,46 +90,148 @@ def test_real_copy_small(cifar_copy):
     assert torch.bincount(dm.train_set.labels).tolist() == [20] * 10
     assert len(dm.test_set) == 200
     assert dm.classes[0] == "airplane"
-    x, y = next(iter(dm.train_dataloader()))
-    assert x.shape == (50, 3, 32, 32) and x.dtype == torch.uint8 and y.shape == (50,)
+    x, y, key = next(iter(dm.train_dataloader()))
+    assert x.shape == (50, 3, 32, 32) and x.dtype == torch.uint8 and y.shape == (50,) and isinstance(key, int)
     # real photos: channel means in a plausible range, unlike noise
     assert 0.3 < float(dm.mean.mean()) < 0.6
 
 
-def test_epoch_sampler_is_a_pure_function_of_seed_and_epoch_and_skips_once():
-    a, b = EpochShuffleSampler(100, seed=3), EpochShuffleSampler(100, seed=3)
+def _keys(batches):
+    return [b.key for b in batches]
+
+
+def _flat(batches):
+    return [i for b in batches for i in b.indices]
+
+
+def test_epoch_batch_sampler_is_a_pure_function_of_seed_and_epoch():
+    data = range(100)
+    a, b = EpochBatchSampler(data, 16, seed=3, drop_last=False), EpochBatchSampler(data, 16, seed=3, drop_last=False)
     first = list(a)
-    assert sorted(first) == list(range(100)) and first == list(b)
+    assert len(first) == len(a) == 7 and sorted(_flat(first)) == list(range(100))
+    assert [len(r.indices) for r in first] == [16] * 6 + [4]
+    assert first == list(b)
+    assert _keys(first) == [batch_key(3, 0, i) for i in range(7)] and len(set(_keys(first))) == 7
     a.set_epoch(1)
-    assert list(a) != first and sorted(a) == list(range(100))
-    b.set_epoch(1)
-    b.skip = 30
-    assert list(b) == list(a)[30:]
-    assert list(b) == list(a)  # the skip applies once
+    second = list(a)
+    assert _flat(second) != _flat(first) and sorted(_flat(second)) == list(range(100))
+    assert not set(_keys(second)) & set(_keys(first))
+    assert _flat(EpochBatchSampler(data, 16, seed=4, drop_last=False)) != _flat(first)
+    dropping = EpochBatchSampler(data, 16, seed=3, drop_last=True)
+    assert len(dropping) == 6 and list(dropping) == first[:6]
 
 
-def test_batch_augmentation_runs_only_in_training_and_is_keyed_by_batch_position():
-    dm = SyntheticDataModule(num_train=64, num_val=32, batch_size=16, cutout=8, crop_padding=4)
+def test_batch_key_depends_on_every_coordinate():
+    base = batch_key(0, 0, 0, 0)
+    assert batch_key(0, 0, 0, 0) == base and 0 <= base < 2 ** 63
+    assert len({base, batch_key(1, 0, 0, 0), batch_key(0, 1, 0, 0), batch_key(0, 0, 1, 0), batch_key(0, 0, 0, 1)}) == 5
+
+
+@pytest.mark.parametrize("n, drop_last", [(96, True), (101, True), (101, False)])
+def test_ranks_get_disjoint_equal_shards_and_their_own_keys(n, drop_last):
+    ranks = [EpochBatchSampler(range(n), 8, seed=0, drop_last=drop_last, num_replicas=2, rank=r) for r in (0, 1)]
+    for s in ranks:
+        s.set_epoch(2)
+    r0, r1 = (list(s) for s in ranks)
+    assert len(r0) == len(r1) == len(ranks[0])  # every rank steps the same number of times
+    if drop_last:
+        assert not set(_flat(r0)) & set(_flat(r1))
+        assert len(_flat(r0)) == len(_flat(r1)) == (n // 2) // 8 * 8
+    else:  # padded by wrapping round: everything is seen, one index twice
+        assert set(_flat(r0)) | set(_flat(r1)) == set(range(n)) and len(_flat(r0) + _flat(r1)) == n + 1
+    assert _keys(r0) == [batch_key(0, 2, i, 0) for i in range(len(r0))]
+    assert _keys(r1) == [batch_key(0, 2, i, 1) for i in range(len(r1))]
+    # one process sees the whole epoch's permutation, in the same order as the two ranks interleaved
+    single = EpochBatchSampler(range(n), 8, seed=0, drop_last=drop_last)
+    assert _flat(r0) == single.rank_indices(2)[0::2][:len(_flat(r0))]
+
+
+def test_sampler_start_is_read_by_every_iterator_and_reset_by_a_new_epoch():
+    s = EpochBatchSampler(range(64), 8, seed=1)
+    full = list(s)
+    s.start = 3
+    assert list(s) == full[3:]
+    assert list(s) == full[3:]  # not consumed: a second iterator starts at the same place
+    s.set_epoch(0)
+    assert list(s) == full[3:]  # same epoch: the position stands
+    s.set_epoch(1)
+    assert s.start == 0 and len(list(s)) == 8
+
+
+def _dm(**kwargs):
+    dm = SyntheticDataModule(**{"num_train": 96, "num_val": 32, "batch_size": 16, "image_size": 16, **kwargs})
     dm.setup("fit")
+    return dm
 
-    class FakeProgress:
-        ready = 0
 
-    class FakeTrainer:
-        training, current_epoch = True, 0
-        fit_loop = type("L", (), {"epoch_loop": type("E", (), {"batch_progress": type("B", (), {"current": FakeProgress})})})
+def test_train_batches_carry_their_key_and_val_batches_do_not():
+    dm = _dm()
+    loader = dm.train_dataloader()
+    batches = list(loader)
+    assert len(batches) == len(loader) == 6
+    order = loader.sampler.rank_indices(0)
+    for i, (images, labels, key) in enumerate(batches):
+        assert key == batch_key(dm.seed, 0, i)
+        assert torch.equal(images, dm.train_set.images[order[16 * i:16 * (i + 1)]])
+        assert torch.equal(labels, dm.train_set.labels[order[16 * i:16 * (i + 1)]])
+    assert all(len(b) == 2 for b in dm.val_dataloader()) and all(len(b) == 2 for b in dm.test_dataloader())
 
-    batch = next(iter(dm.val_dataloader()))
-    plain = dm.on_after_batch_transfer(batch, 0)[0]
-    assert torch.allclose(plain, dm.normalize(batch[0]))
-    dm.trainer = FakeTrainer()
-    aug1 = dm.on_after_batch_transfer(batch, 0)[0]
-    aug2 = dm.on_after_batch_transfer(batch, 0)[0]
-    assert torch.equal(aug1, aug2) and not torch.equal(aug1, plain)
-    FakeProgress.ready = 1
-    assert not torch.equal(dm.on_after_batch_transfer(batch, 0)[0], aug1)
-    FakeTrainer.training = False
-    assert torch.equal(dm.on_after_batch_transfer(batch, 0)[0], plain)
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_a_second_iterator_does_not_move_a_resumed_iterator(num_workers):
+    dm = _dm(num_workers=num_workers)
+    reference = dm.train_dataloader()
+    reference.sampler.set_epoch(1)
+    epoch1 = [b[2] for b in reference]
+
+    loader = dm.train_dataloader()
+    training = iter(loader)  # Lightning creates its iterator before it loads the state and sets the epoch
+    loader.load_state_dict({"epoch": 1, "batches": 2, "num_replicas": 1})
+    loader.sampler.set_epoch(1)
+    assert [b[2] for b in loader] == epoch1[2:]  # another iterator (a range test's) runs first, to the end
+    assert [b[2] for b in training] == epoch1[2:]
+    assert [b[2] for b in loader] == epoch1[2:]
+
+
+def test_state_saved_at_the_end_of_an_epoch_resumes_at_the_next_one():
+    dm = _dm()
+    loader = dm.train_dataloader()
+    loader.load_state_dict({"epoch": 3, "batches": len(loader), "num_replicas": 1})
+    assert loader.sampler.epoch == 4 and loader.sampler.start == 0
+    keys = [b[2] for b in loader]
+    assert keys == [batch_key(dm.seed, 4, i) for i in range(len(loader))]
+    assert loader.state_dict() == {"epoch": 4, "batches": 0, "num_replicas": 1}  # no trainer: nothing trained
+
+
+def test_batch_size_larger_than_a_rank_share_names_the_key():
+    dm = _dm(num_train=40, batch_size=32)
+
+    class TwoRanks:
+        distributed_sampler_kwargs = {"num_replicas": 2, "rank": 1}
+
+    dm.trainer = TwoRanks()
+    with pytest.raises(ValueError, match=r"data\.batch_size"):
+        dm.train_dataloader()
+
+
+def test_batch_augmentation_is_keyed_by_the_batch_and_only_for_training_batches():
+    dm = _dm(cutout=8, crop_padding=4)
+    images, labels = dm.train_set.__getitems__(list(range(16)))
+    plain = dm.normalize(images)
+    x, y = dm.on_after_batch_transfer((images, labels), 0)
+    assert torch.equal(x, plain) and y is labels  # validation/test batches: normalised only
+    key = batch_key(0, 0, 0)
+    out = dm.on_after_batch_transfer((images, labels, key), 0)
+    assert len(out) == 2 and out[1] is labels  # the key is stripped
+    assert torch.equal(out[0], dm.on_after_batch_transfer((images, labels, key), 0)[0])
+    assert not torch.equal(out[0], plain)
+    assert not torch.equal(out[0], dm.on_after_batch_transfer((images, labels, batch_key(0, 0, 1)), 0)[0])
+    rank1 = dm.on_after_batch_transfer((images, labels, batch_key(0, 0, 0, rank=1)), 0)[0]
+    assert not torch.equal(out[0], rank1)
+    # a second datamodule with the same seed augments the same batch identically
+    assert torch.equal(_dm(cutout=8, crop_padding=4).on_after_batch_transfer((images, labels, key), 0)[0], out[0])
+    dm.augment = "none"
+    assert torch.equal(dm.on_after_batch_transfer((images, labels, key), 0)[0], plain)
 
 
 def test_albumentations_pipeline_matches_the_batch_semantics():
@@ -142,6 +247,68 @@ def test_albumentations_pipeline_matches_the_batch_semantics():
         filled = (out == fill).all(0)
         assert filled.sum() >= 64  # the 8x8 cut-out square in the mean colour
     assert not torch.equal(images, raw)
+
+
+def test_albumentations_batches_are_a_function_of_their_key():
+    pytest.importorskip("albumentations")
+    dm = _dm(augment="albumentations", cutout=4, crop_padding=2)
+    request = BatchRequest(list(range(16)), batch_key(0, 0, 0))
+    images, labels, key = dm.train_set[request]
+    assert key == request.key and torch.equal(labels, dm.train_set.labels[:16])
+    dm.train_set[BatchRequest(list(range(16, 32)), batch_key(0, 0, 1))]  # whatever the pipeline did before ...
+    again = dm.train_set[request][0]
+    assert torch.equal(again, images)  # ... the same key gives the same batch
+    assert not torch.equal(dm.train_set[request._replace(key=batch_key(0, 0, 0, rank=1))][0], images)
+    assert not torch.equal(images, dm.train_set.images[:16])
+
+
+class _Record(pl.Callback):
+    """Labels and (augmented) images of every training batch, as the training step sees them."""
+
+    def __init__(self):
+        self.labels, self.images = [], []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.labels.append(batch[1].tolist())
+        self.images.append(batch[0].clone())
+
+
+class _SecondIterator(pl.Callback):
+    """Draws the whole train loader through its own iterator at train start, as an LR range test would."""
+
+    def on_train_start(self, trainer, pl_module):
+        self.drawn = sum(1 for _ in trainer.train_dataloader)
+
+
+def _fit(root, ckpt_path=None, extra=()):
+    from lightning_modules.classifier import Classifier
+    from lightning_modules.networks import SmallNet
+
+    pl.seed_everything(0, verbose=False)
+    dm = _dm(num_train=64, cutout=4, crop_padding=2)
+    model = Classifier(SmallNet(width=4), dm.heads, optimizer=partial(torch.optim.SGD, lr=0.05, momentum=0.9))
+    record = _Record()
+    steps = ModelCheckpoint(dirpath=root, every_n_train_steps=3, save_top_k=-1, filename="{step}")
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=2, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+                         deterministic=True, default_root_dir=root, callbacks=[steps, record, *extra])
+    trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+    return model, record
+
+
+@pytest.mark.parametrize("step", [3, 6])
+def test_mid_epoch_resume_with_a_second_iterator_gives_the_same_weights(tmp_path, step):
+    full, seen = _fit(tmp_path / "a")
+    assert len(seen.labels) == 8  # 2 epochs of 4 batches
+    second = _SecondIterator()
+    resumed, seen_resumed = _fit(tmp_path / "b", ckpt_path=str(tmp_path / "a" / f"step={step}.ckpt"),
+                                 extra=[second])
+    assert second.drawn == 4 - step % 4  # the range-test-like iterator drew the rest of the resumed epoch ...
+    assert seen_resumed.labels == seen.labels[step:]  # ... and training still got exactly the next batches
+    for a, b in zip(seen.images[step:], seen_resumed.images):
+        assert torch.equal(a, b)  # augmented alike
+    for key, value in full.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
 
 
 def test_synthetic_data_is_deterministic_and_class_dependent():
