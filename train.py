@@ -12,19 +12,27 @@ so everything built afterwards, logged or saved sees the LR actually used); call
 """
 from __future__ import annotations
 
+import inspect
+import json
+import logging
+import math
 import os
+import time
 import warnings
 
 import hydra
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 from rich import print as rprint
 from rich.syntax import Syntax
 from rich.tree import Tree
 
+from callbacks.divergence import Diverged
 from callbacks.lr_finder import RangeTestResult, find_lr
 from callbacks.lr_schedule import LRSchedule
 from callbacks.run_config import RunConfig, saved_run_config
@@ -69,7 +77,15 @@ def auto_keys(cfg: DictConfig) -> list[str]:
 def check_schedule(cfg: DictConfig) -> None:
     """Build the schedule once with stand-ins for its "auto" keys, so a bad shape fails now, not after a
     minutes-long range test."""
-    if (cfg.get("scheduler") or {}).get("_target_"):
+    target = (cfg.get("scheduler") or {}).get("_target_")
+    if target:
+        takes = list(inspect.signature(get_method(target)).parameters)[2:]
+        foreign = [key for key in cfg.scheduler if not key.startswith("_") and key not in takes]
+        if foreign:
+            experiment = HydraConfig.get().runtime.choices.get("experiment") if HydraConfig.initialized() else None
+            origin = f"experiment={experiment} or an override" if experiment else "an override"
+            raise ValueError(f"scheduler.{foreign[0]} does not apply to the {short_name(target)} schedule (it comes "
+                             f"from {origin}); that schedule takes: {', '.join(k for k in takes if k != 'steps_per_epoch')}")
         stand_ins = {"max_lr": 1e9, "base_lr": 0.0}
         LRSchedule(instantiate(cfg.scheduler, **{key: stand_ins[key] for key in auto_keys(cfg)}))
 
@@ -111,24 +127,81 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     return callbacks + [instantiate(c) for c in cfg.callbacks.values() if c is not None]
 
 
-def flat_hparams(cfg: DictConfig, lr_source: str) -> dict:
-    """The flattened config (which holds the LRs actually used), plus where the peak LR came from."""
+def job_overrides() -> list[str]:
+    """This job's command-line overrides (none outside a Hydra run, e.g. when a test calls run())."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def is_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def worst_value(cfg: DictConfig) -> float:
+    """What a diverged or failed job returns to a sweeper: the worst possible value of the monitored metric."""
+    return -math.inf if cfg.monitor_mode == "max" else math.inf
+
+
+def short_name(target: str | None) -> str:
+    return str(target).rsplit(".", 1)[-1] if target else "none"
+
+
+def tensorboard_hparams(cfg: DictConfig, lr_source: str, status: str) -> dict:
+    """What a researcher compares across runs, swept keys first: not every config leaf."""
     flat = {}
 
     def walk(node, prefix=""):
         for key, value in node.items():
-            name = f"{prefix}{key}"
             if isinstance(value, dict):
-                walk(value, f"{name}/")
+                walk(value, f"{prefix}{key}/")
             else:
-                flat[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
+                flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
 
     walk(OmegaConf.to_container(cfg, resolve=True))
-    flat["scheduler/max_lr_source"] = lr_source
-    return flat
+    swept = [o.split("=", 1)[0].lstrip("+~").replace(".", "/") for o in job_overrides()]
+    chosen = {key: flat[key] for key in swept if key in flat}
+    scheduler = cfg.get("scheduler") or {}
+    chosen.update({
+        "network": cfg.model.backbone.name, "data": short_name(cfg.data.get("_target_")),
+        "optimizer": short_name(cfg.optimizer.get("_target_")), "optimizer/lr": flat.get("optimizer/lr"),
+        "optimizer/weight_decay": flat.get("optimizer/weight_decay"), "optimizer/momentum": flat.get("optimizer/momentum"),
+        "schedule": short_name(scheduler.get("_target_")),
+        **{f"scheduler/{k}": flat[f"scheduler/{k}"] for k in scheduler if not str(k).startswith("_")
+           and f"scheduler/{k}" in flat},
+        "scheduler/max_lr_source": lr_source, "data/batch_size": flat.get("data/batch_size"),
+        "trainer/max_epochs": flat.get("trainer/max_epochs"), "trainer/max_steps": flat.get("trainer/max_steps"),
+        "seed": cfg.seed, "status": status,
+    })
+    return {k: v for k, v in chosen.items() if v is not None}
+
+
+def save_result(cfg: DictConfig, **fields) -> dict:
+    """result.json in the run directory: what a sweep summary reads. Written when training starts (status
+    "running") and rewritten with the outcome, so an interrupted job is still a row."""
+    path = os.path.join(cfg.output_dir, "result.json")
+    record = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            record = json.load(f)
+    record.update(fields)
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(record, f, indent=2, default=str)
+    os.replace(path + ".tmp", path)  # never a half-written file
+    return record
+
+
+def log_run_hparams(trainer: pl.Trainer, cfg: DictConfig, lr_source: str, status: str, metrics: dict) -> None:
+    hparams = tensorboard_hparams(cfg, lr_source, status)
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(hparams, metrics)
+        else:
+            logger.log_hyperparams(hparams)
+        logger.save()
 
 
 def run(cfg: DictConfig) -> float | None:
+    started = time.time()
     fall_back_without_gpu(cfg)
     pl.seed_everything(cfg.seed, workers=True)
 
@@ -148,6 +221,9 @@ def run(cfg: DictConfig) -> float | None:
     os.makedirs(cfg.output_dir, exist_ok=True)
     OmegaConf.save(cfg, os.path.join(cfg.output_dir, "config.yaml"), resolve=True)  # what ran; .hydra/: what was asked
     print_config(cfg)
+    max_lr = (cfg.get("scheduler") or {}).get("max_lr", cfg.optimizer.get("lr"))
+    save_result(cfg, status="running", reason="", overrides=job_overrides(), monitor=cfg.monitor,
+                monitor_mode=cfg.monitor_mode, lr={"max_lr": max_lr, "source": lr_source}, run_dir=cfg.output_dir)
 
     callbacks = build_callbacks(cfg)
     loggers = [instantiate(c) for c in cfg.logger.values() if c is not None]
@@ -155,26 +231,46 @@ def run(cfg: DictConfig) -> float | None:
         range_test.log_to(loggers)
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    except Diverged as err:  # a result, not a crash: no checkpoint from the broken weights, the sweep goes on
+        last = os.path.join(cfg.output_dir, "checkpoints", "last.ckpt")
+        rprint(f"[bold red]Diverged[/bold red]: {err}. Last good checkpoint: "
+               f"{last if os.path.exists(last) else 'none (it diverged in the first epoch)'}")
+        log_run_hparams(trainer, cfg, lr_source, "diverged", {"hp_metric": math.nan})
+        save_result(cfg, status="diverged", reason=str(err), metrics={}, objective=worst_value(cfg),
+                    epochs=trainer.current_epoch, steps=err.step, wall_s=round(time.time() - started, 2),
+                    checkpoint=last if os.path.exists(last) else None)
+        return worst_value(cfg)
     trainer.save_checkpoint(f"{cfg.output_dir}/checkpoints/last.ckpt")  # the final weights, even mid-epoch
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    best = next((cb.best_model_score for cb in trainer.checkpoint_callbacks if cb.monitor == cfg.monitor), None)
+    if best is not None:
+        metrics[f"{cfg.monitor}_best"] = float(best)
     if cfg.test:
         metrics.update({k: float(v) for k, v in trainer.test(model, datamodule=datamodule)[0].items()})
-    hp_metric = metrics.get("test/acc", metrics.get(cfg.monitor))
-    hparams = flat_hparams(cfg, lr_source)
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger) and hp_metric is not None:
-            logger.log_hyperparams(hparams, {"hp_metric": hp_metric})
-        else:
-            logger.log_hyperparams(hparams)
-        logger.save()
+    summary = {f"final/{k}": v for k, v in metrics.items() if k in (cfg.monitor, f"{cfg.monitor}_best", "test/acc")}
+    hp_metric = metrics.get("test/acc", metrics.get(cfg.monitor, math.nan))
+    log_run_hparams(trainer, cfg, lr_source, "completed", {**summary, "hp_metric": hp_metric})
+    save_result(cfg, status="completed", metrics=metrics, objective=metrics.get(cfg.monitor),
+                epochs=trainer.current_epoch, steps=trainer.global_step, wall_s=round(time.time() - started, 2),
+                checkpoint=os.path.join(cfg.output_dir, "checkpoints", "last.ckpt"))
     return metrics.get(cfg.monitor)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    return run(cfg)
+    try:
+        return run(cfg)
+    except Exception as err:
+        if not is_multirun():
+            raise
+        # in a sweep one crashed job is a row of the summary, not the end of the sweep
+        save_result(cfg, status="failed", reason=f"{type(err).__name__}: {err}", objective=worst_value(cfg),
+                    overrides=job_overrides(), run_dir=cfg.output_dir)
+        logging.getLogger(__name__).exception("job failed; the sweep goes on")
+        return worst_value(cfg)
 
 
 if __name__ == "__main__":

@@ -236,3 +236,44 @@ def test_last_checkpoint_holds_the_final_weights_when_max_steps_ends_mid_epoch(t
     cfg = compose_config(smoke_overrides("trainer.max_steps=11", "test=false"), output_dir=tmp_path)
     run(cfg)
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 11
+
+
+def test_divergence_is_a_result_and_keeps_the_last_good_checkpoint(tmp_path):
+    import json
+    import math
+
+    # epoch 0 trains normally (checkpointed), then the LR jumps to 1e6 and the loss goes non-finite
+    cfg = compose_config(smoke_overrides("scheduler=piecewise", "~scheduler.max_lr", "scheduler.knots=[0,1,1,2]",
+                                         "scheduler.values=[0.05,0.05,1e6,1e6]", "test=false"), output_dir=tmp_path)
+    value = run(cfg)
+    assert value == -math.inf  # the worst value, for a sweeper to rank
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "diverged" and "non-finite training loss" in result["reason"]
+    assert result["steps"] >= 8 and "lr 1e+06" in result["reason"]
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == 8  # the end of epoch 0, not the broken weights
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+    assert logged_hparams(tmp_path)["status"] == "diverged"
+
+
+def test_hparams_hold_what_a_researcher_compares(tmp_path):
+    cfg = compose_config(smoke_overrides("trainer.max_epochs=1", "test=false"), output_dir=tmp_path)
+    run(cfg)
+    hparams = logged_hparams(tmp_path)
+    assert len(hparams) < 30 and not any("_target_" in k or "dirpath" in k for k in hparams)
+    assert hparams["scheduler/max_lr"] == 0.2 and hparams["scheduler/max_lr_source"] == "config"
+    assert hparams["network"] == "small" and hparams["optimizer"] == "SGD" and hparams["schedule"] == "one_cycle"
+    assert hparams["status"] == "completed" and hparams["data/batch_size"] == 32
+    import json
+
+    result = json.loads((tmp_path / "result.json").read_text())
+    tags = scalars(tmp_path)
+    assert result["status"] == "completed" and result["steps"] == 8
+    assert result["metrics"]["val/acc"] == pytest.approx(sorted(tags["val/acc"])[-1][1])
+    assert result["objective"] == result["metrics"]["val/acc"]
+
+
+def test_an_experiment_key_that_does_not_fit_the_chosen_schedule_is_named(tmp_path):
+    cfg = compose_config(smoke_overrides("scheduler=piecewise"), output_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"scheduler.max_lr does not apply to the piecewise schedule.*takes: knots"):
+        run(cfg)
