@@ -12,6 +12,7 @@ so everything built afterwards, logged or saved sees the LR actually used); call
 """
 from __future__ import annotations
 
+import glob
 import inspect
 import json
 import logging
@@ -24,6 +25,7 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -33,11 +35,93 @@ from rich.syntax import Syntax
 from rich.tree import Tree
 
 from callbacks.divergence import Diverged
+from callbacks.interrupt import Interrupted
 from callbacks.lr_finder import RangeTestResult, find_lr
 from callbacks.lr_schedule import LRSchedule
 from callbacks.run_config import RunConfig, saved_run_config
 
 AUTO_KEYS = ("max_lr", "base_lr")  # schedule keys the range test can fill in ("auto")
+
+
+log = logging.getLogger("train")
+
+# Third-party messages that say nothing about this run, dropped here and nowhere else.
+NOISE = ("GPU available:", "TPU available:", "HPU available:", "Tip: For seamless cloud", "Seed set to",
+         "Trainer already configured with model summary", "`Trainer.fit` stopped", "does not have many workers",
+         "isinstance(treespec, LeafSpec)", "`weights_only` was not set", "exists and is not empty")
+
+
+class DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(noise in message for noise in NOISE)
+
+
+class KeepWarnings(logging.Handler):
+    """Collects the warnings that matter (GPU fallback, repeated batches, ...) to repeat them at the end."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self.addFilter(DropNoise())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().strip().splitlines()[0]
+        if record.name == "py.warnings":  # "<file>:<line>: <Category>: <text>" -> "<text>"
+            message = message.split(": ", 2)[-1] if message.count(": ") >= 2 else message
+        if message not in self.messages:
+            self.messages.append(message)
+
+
+def quiet_console() -> KeepWarnings:
+    """Route Lightning's messages and Python warnings through Hydra's logging (console + train.log), minus NOISE."""
+    logging.captureWarnings(True)
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):  # Lightning adds its own console handler when imported first
+            logger.removeHandler(handler)
+        logger.propagate = True
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.addFilter(DropNoise())
+    keep = KeepWarnings()
+    root.addHandler(keep)
+    return keep
+
+
+def log_header(cfg: DictConfig, model: pl.LightningModule, datamodule, lr_source: str) -> None:
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    splits = [(name, getattr(datamodule, f"{name}_set", None)) for name in ("train", "val", "test")]
+    sizes = " / ".join(f"{len(ds):,} {name}" for name, ds in splits if ds is not None)
+    scheduler = cfg.get("scheduler") or {}
+    peak = scheduler.get("max_lr", max(scheduler.get("values", [cfg.optimizer.get("lr")]) or [None]))
+    heads = ", ".join(f"{k}={v}" for k, v in datamodule.heads.items())
+    for line in (
+        f"experiment  {choices.get('experiment') or '(defaults)'}   task {cfg.task.name}   seed {cfg.seed}",
+        f"model       {cfg.model.backbone.name}: {model.num_parameters():,} parameters, heads {heads}",
+        f"data        {short_name(cfg.data.get('_target_'))}: {sizes} images, batch {cfg.data.get('batch_size')}",
+        f"optimizer   {short_name(cfg.optimizer.get('_target_'))}, weight decay {cfg.optimizer.get('weight_decay')}, "
+        f"momentum {cfg.optimizer.get('momentum', cfg.optimizer.get('betas'))}",
+        f"schedule    {short_name(scheduler.get('_target_'))}, peak LR {peak} ({lr_source})",
+        f"device      {cfg.trainer.accelerator} x{cfg.trainer.devices}, precision {cfg.trainer.precision}, "
+        f"{torch.get_num_threads()} CPU threads",
+        f"run dir     {cfg.output_dir}",
+    ):
+        log.info(line)
+
+
+def log_summary(cfg: DictConfig, status: str, metrics: dict, started: float, keep: KeepWarnings | None) -> None:
+    shown = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/")) or k == f"{cfg.monitor}_best"}
+    checkpoints = sorted(glob.glob(os.path.join(cfg.output_dir, "checkpoints", "*.ckpt")))
+    figures = sorted(glob.glob(os.path.join(cfg.output_dir, "**", "*.png"), recursive=True))
+    log.info(f"{status} in {time.time() - started:.1f} s: " + (", ".join(f"{k} {v:.4f}" for k, v in shown.items())
+                                                             or "no metrics"))
+    log.info(f"checkpoints {', '.join(checkpoints) or 'none'}")
+    if figures:
+        log.info(f"figures     {', '.join(figures)}")
+    log.info(f"TensorBoard .venv/bin/tensorboard --logdir {os.path.join(cfg.output_dir, 'tensorboard')}")
+    for message in (keep.messages if keep else []):
+        log.info(f"warning     {message}")
 
 
 def fall_back_without_gpu(cfg: DictConfig) -> None:
@@ -200,8 +284,19 @@ def log_run_hparams(trainer: pl.Trainer, cfg: DictConfig, lr_source: str, status
         logger.save()
 
 
-def run(cfg: DictConfig) -> float | None:
+def continue_in_run_dir(cfg: DictConfig) -> None:
+    """``ckpt_path=<run dir>/checkpoints/<name>.ckpt`` continues in that run's directory (and TensorBoard run), so a
+    resumed run adds to its own logs instead of starting an overlapping second run."""
+    if cfg.ckpt_path:
+        folder = os.path.dirname(os.path.abspath(str(cfg.ckpt_path)))
+        run_dir = os.path.dirname(folder)
+        if os.path.basename(folder) == "checkpoints" and os.path.isdir(os.path.join(run_dir, ".hydra")):
+            cfg.output_dir = run_dir
+
+
+def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     started = time.time()
+    continue_in_run_dir(cfg)
     fall_back_without_gpu(cfg)
     pl.seed_everything(cfg.seed, workers=True)
 
@@ -210,7 +305,6 @@ def run(cfg: DictConfig) -> float | None:
     datamodule.setup("fit")
 
     model = instantiate(cfg.model, heads=datamodule.heads, optimizer=instantiate(cfg.optimizer))
-    rprint(f"[bold]{cfg.model.backbone.name}[/bold]: {model.num_parameters():,} parameters")
 
     if cfg.task.name == "lr_range_test":
         return run_range_test(cfg, model, datamodule).lr
@@ -220,7 +314,9 @@ def run(cfg: DictConfig) -> float | None:
     lr_source = (f"range_test ({range_test.rule})" if range_test else "checkpoint" if asked else "config")
     os.makedirs(cfg.output_dir, exist_ok=True)
     OmegaConf.save(cfg, os.path.join(cfg.output_dir, "config.yaml"), resolve=True)  # what ran; .hydra/: what was asked
-    print_config(cfg)
+    if cfg.print_config:
+        print_config(cfg)
+    log_header(cfg, model, datamodule, lr_source)
     max_lr = (cfg.get("scheduler") or {}).get("max_lr", cfg.optimizer.get("lr"))
     save_result(cfg, status="running", reason="", overrides=job_overrides(), monitor=cfg.monitor,
                 monitor_mode=cfg.monitor_mode, lr={"max_lr": max_lr, "source": lr_source}, run_dir=cfg.output_dir)
@@ -235,13 +331,21 @@ def run(cfg: DictConfig) -> float | None:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     except Diverged as err:  # a result, not a crash: no checkpoint from the broken weights, the sweep goes on
         last = os.path.join(cfg.output_dir, "checkpoints", "last.ckpt")
-        rprint(f"[bold red]Diverged[/bold red]: {err}. Last good checkpoint: "
-               f"{last if os.path.exists(last) else 'none (it diverged in the first epoch)'}")
+        log.warning(f"Diverged: {err}. Last good checkpoint: "
+                    f"{last if os.path.exists(last) else 'none (it diverged in the first epoch)'}")
         log_run_hparams(trainer, cfg, lr_source, "diverged", {"hp_metric": math.nan})
         save_result(cfg, status="diverged", reason=str(err), metrics={}, objective=worst_value(cfg),
                     epochs=trainer.current_epoch, steps=err.step, wall_s=round(time.time() - started, 2),
                     checkpoint=last if os.path.exists(last) else None)
+        log_summary(cfg, "diverged", {}, started, keep)
         return worst_value(cfg)
+    except Interrupted as err:
+        save_result(cfg, status="interrupted", reason=str(err), epochs=trainer.current_epoch, steps=err.step,
+                    wall_s=round(time.time() - started, 2), checkpoint=err.checkpoint)
+        log_summary(cfg, "interrupted", {}, started, keep)
+        log.warning(f"Interrupted ({err}). Resume in the same run directory with the same overrides plus "
+                    f"ckpt_path={err.checkpoint}")
+        raise
     trainer.save_checkpoint(f"{cfg.output_dir}/checkpoints/last.ckpt")  # the final weights, even mid-epoch
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -249,20 +353,41 @@ def run(cfg: DictConfig) -> float | None:
     if best is not None:
         metrics[f"{cfg.monitor}_best"] = float(best)
     if cfg.test:
-        metrics.update({k: float(v) for k, v in trainer.test(model, datamodule=datamodule)[0].items()})
+        metrics.update({k: float(v) for k, v in trainer.test(model, datamodule=datamodule, verbose=False)[0].items()})
     summary = {f"final/{k}": v for k, v in metrics.items() if k in (cfg.monitor, f"{cfg.monitor}_best", "test/acc")}
     hp_metric = metrics.get("test/acc", metrics.get(cfg.monitor, math.nan))
     log_run_hparams(trainer, cfg, lr_source, "completed", {**summary, "hp_metric": hp_metric})
     save_result(cfg, status="completed", metrics=metrics, objective=metrics.get(cfg.monitor),
                 epochs=trainer.current_epoch, steps=trainer.global_step, wall_s=round(time.time() - started, 2),
                 checkpoint=os.path.join(cfg.output_dir, "checkpoints", "last.ckpt"))
+    log_summary(cfg, "completed", metrics, started, keep)
     return metrics.get(cfg.monitor)
+
+
+# The project's start-up errors: every check of a config key, file or checkpoint raises one of these with a message
+# that names the key or path and what is allowed; train.py prints that message alone (no traceback wall).
+START_UP_ERRORS = (ValueError, FileNotFoundError, InstantiationException)
+
+
+def plain_message(err: BaseException) -> str:
+    """The message of the error a config check raised (unwrapping Hydra's InstantiationException)."""
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
+        err = err.__cause__
+    return str(err)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    keep = quiet_console()
     try:
-        return run(cfg)
+        return run(cfg, keep)
+    except Interrupted:
+        raise SystemExit(130) from None  # 128 + SIGINT, as shells report an interrupted command
+    except START_UP_ERRORS as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or is_multirun():
+            raise
+        log.error(f"Error: {plain_message(err)}")
+        raise SystemExit(2) from None
     except Exception as err:
         if not is_multirun():
             raise

@@ -277,3 +277,44 @@ def test_an_experiment_key_that_does_not_fit_the_chosen_schedule_is_named(tmp_pa
     cfg = compose_config(smoke_overrides("scheduler=piecewise"), output_dir=tmp_path)
     with pytest.raises(ValueError, match=r"scheduler.max_lr does not apply to the piecewise schedule.*takes: knots"):
         run(cfg)
+
+
+def test_sigint_mid_epoch_saves_a_checkpoint_and_resume_continues_in_the_same_run(tmp_path):
+    """Ctrl-C: a resumable mid-epoch last.ckpt and exit 130; ckpt_path=<run dir>/checkpoints/last.ckpt continues in
+    that run directory (one TensorBoard run, no repeated steps) and ends with the uninterrupted run's weights."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    args = smoke_overrides("data.num_train=1024", "trainer.max_epochs=6", "trainer.deterministic=true", "test=false",
+                           "+callbacks.steps._target_=pytorch_lightning.callbacks.ModelCheckpoint",
+                           "+callbacks.steps.every_n_train_steps=3", "+callbacks.steps.dirpath=${output_dir}/steps")
+    ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
+    assert run_train([*args, f"hydra.run.dir={ref_dir}"], cwd=tmp_path).returncode == 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not glob.glob(str(run_dir / "steps" / "*.ckpt")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-3000:]
+    assert "ckpt_path=" in out and "Traceback" not in out
+    interrupted = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    total = 6 * 32
+    assert 0 < interrupted["global_step"] < total
+    resumed = run_train([*args, f"hydra.run.dir={tmp_path / 'elsewhere'}",
+                         f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = torch.load(ref_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    b = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert a["global_step"] == b["global_step"] == total
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    steps = [s for s, _ in scalars(run_dir)["train/lr"]]
+    assert sorted(steps) == list(range(total))  # every step logged exactly once across both parts
+    assert not (tmp_path / "elsewhere" / "checkpoints").exists()
