@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 
 from callbacks.lr_finder import RangeTestResult
-from callbacks.lr_suggestions import accuracy_test_bounds, divergence_index, running_average
+from callbacks.lr_suggestions import accuracy_test_bounds, binomial_stderr, divergence_index, running_average
 from callbacks.range_sweep import (
     BatchStream,
     RangeTestCallback,
@@ -158,11 +158,13 @@ class AccuracyRangeTest(RangeTestCallback):
     def _analyse(self, raw: Dict[str, Any], elapsed_s: float) -> RangeTestResult:
         evals = raw["evals"]
         images = min(e["images"] for e in evals)
+        if images < 1:
+            raise ValueError("the accuracy range test evaluated no validation images (empty validation loader?)")
         for e in evals:
-            p = e["acc"]
-            e["stderr"] = math.sqrt(max(p * (1 - p), 0.0) / e["images"]) if e["images"] > 0 else float("nan")
+            e["stderr"] = binomial_stderr(e["acc"], e["images"])
+        # points within one binomial standard error of the best accuracy count as ties (see accuracy_test_bounds)
         bounds = accuracy_test_bounds([e["lr"] for e in evals], [e["acc"] for e in evals],
-                                      bandwidth=self.bandwidth)
+                                      bandwidth=self.bandwidth, num_images=images)
         stop = raw["stop_index"]
         n = len(raw["losses"])
         if stop is None:
@@ -172,7 +174,8 @@ class AccuracyRangeTest(RangeTestCallback):
         else:
             status = (f"stopped at step {stop} (lr {raw['lrs'][stop]:.3g}): the running-average loss exceeded "
                       f"{self.diverge_factor:g}x its minimum")
-        status += f"; {len(evals)} accuracy points of {images} images each"
+        status += (f"; {len(evals)} accuracy points of {images} images each (1 s.e. at the peak: "
+                   f"{bounds['peak_stderr']:.3f})")
         settings = {k: getattr(self, k) for k in ("min_lr", "max_lr", "num_epochs", "num_steps", "eval_every",
                                                   "eval_batches", "diverge_factor", "smooth_beta", "bandwidth",
                                                   "seed")}

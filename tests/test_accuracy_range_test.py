@@ -41,7 +41,8 @@ def test_accuracy_range_test(tmp_path):
     np.testing.assert_allclose(res.lrs, np.linspace(0.0, 2.0, 30), rtol=1e-12)
     assert res.evals[0]["acc"] == pytest.approx(init.acc)
     # the result is the rule applied to the measured points
-    expected = accuracy_test_bounds([e["lr"] for e in res.evals], [e["acc"] for e in res.evals], bandwidth=0.0)
+    expected = accuracy_test_bounds([e["lr"] for e in res.evals], [e["acc"] for e in res.evals], bandwidth=0.0,
+                                    num_images=16)
     assert (res.base_lr, res.lr, res.suggestions["peak_lr"]) == (expected["base_lr"], expected["max_lr"],
                                                                  expected["peak_lr"])
     assert 0.0 <= res.base_lr <= res.lr <= 2.0 and res.peak_acc > res.start_acc
