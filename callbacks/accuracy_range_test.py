@@ -10,15 +10,13 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional, Tuple
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from callbacks.lr_finder import RangeTestResult
+from callbacks.lr_finder import RangeTestCallback, RangeTestResult
 from callbacks.lr_suggestions import accuracy_test_bounds, binomial_stderr, divergence_index, running_average
 from callbacks.range_sweep import (
     BatchStream,
-    RangeTestCallback,
     first_loader,
     optimizer_step_at,
     safe_len,

@@ -16,7 +16,7 @@ import numpy as np
 import pytorch_lightning as pl
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
-from callbacks.lr_finder import RangeTestResult
+from callbacks.lr_finder import RangeTestCallback, RangeTestResult
 from callbacks.lr_suggestions import (
     SUGGESTIONS,
     compute_suggestions,
@@ -24,7 +24,7 @@ from callbacks.lr_suggestions import (
     divergence_index,
     running_average,
 )
-from callbacks.range_sweep import BatchStream, RangeTestCallback, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
+from callbacks.range_sweep import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
 
 __all__ = ["LRRangeTest", "loss_rise", "sweep_status"]
 

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from callbacks.lr_finder import RangeTestResult
 from callbacks.lr_suggestions import compute_suggestions
-from callbacks.range_test_report import log_figure, log_result, print_result, save_figure, save_result, write_csv
+from callbacks.range_test_report import log_figure, log_result, print_result, save_figure, save_result
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
