@@ -62,14 +62,13 @@ def sweep_status(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequen
         return (f"stopped at step {stop} (lr {lrs[stop]:.3g}): running-average loss rose to {ratio:.1f}x its "
                 f"minimum (diverge_factor {diverge_factor:g})")
     n = len(losses)
-    sm = np.asarray(smoothed, dtype=np.float64)
-    if int(np.nanargmin(sm)) >= n - 2:
+    if rise is not None and rise >= 2.0:
+        return f"ran all {n} steps without a stop, but the loss rose to {rise_txt} its minimum"
+    if int(np.nanargmin(np.asarray(smoothed, dtype=np.float64))) >= n - 2:
         return (f"no divergence in {n} steps: the loss was still falling at max_lr {lrs[-1]:.3g}; "
                 "raise range_test.max_lr")
     if rise is None:
         return f"ran all {n} steps; the loss has no positive minimum to compare with"
-    if rise >= 2.0:
-        return f"ran all {n} steps without a stop, but the loss rose to {rise_txt} its minimum"
     return f"no divergence in {n} steps: the loss rose to only {rise_txt} its minimum; raise range_test.max_lr"
 
 

@@ -25,10 +25,9 @@ from typing import Any, Dict, List, Optional
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities.seed import isolate_rng
 
 from callbacks import range_test_report as report
-from callbacks.range_sweep import TrainingSnapshot, preserved_training_state
+from callbacks.range_sweep import TrainingSnapshot, preserved_training_state, rngs_isolated
 
 __all__ = ["RangeTestResult", "RangeTestCallback", "find_lr"]
 
@@ -162,7 +161,7 @@ _FORCED = dict(logger=False, enable_checkpointing=False, enable_progress_bar=Fal
 def find_lr(
     model: "pl.LightningModule",
     datamodule: Optional["pl.LightningDataModule"] = None,
-    range_test: Optional[pl.Callback] = None,
+    range_test: Optional[RangeTestCallback] = None,
     train_dataloaders: Any = None,
     val_dataloaders: Any = None,
     **trainer_kwargs: Any,
@@ -184,17 +183,21 @@ def find_lr(
     if not isinstance(range_test, RangeTestCallback):
         raise TypeError(f"find_lr: range_test must be an LRRangeTest or AccuracyRangeTest, got {type(range_test)}")
     trainer_kwargs.pop("callbacks", None)
+    if "max_epochs" not in trainer_kwargs and "max_steps" not in trainer_kwargs:
+        trainer_kwargs["max_epochs"] = 1  # the fit stops at train start anyway; spares Lightning's 1000-epoch default
     trainer = pl.Trainer(**{**trainer_kwargs, **_FORCED}, callbacks=[range_test])
     modes = [(m, m.training) for m in model.modules()]
     dm_state = copy.deepcopy(datamodule.state_dict()) if datamodule is not None else None
     range_test.result = None
-    with isolate_rng():
-        trainer.fit(model, train_dataloaders=train_dataloaders, val_dataloaders=val_dataloaders,
-                    datamodule=datamodule)
-    for m, flag in modes:
-        m.training = flag
-    if datamodule is not None:
-        datamodule.load_state_dict(dm_state)
+    try:
+        with rngs_isolated():
+            trainer.fit(model, train_dataloaders=train_dataloaders, val_dataloaders=val_dataloaders,
+                        datamodule=datamodule)
+    finally:
+        for m, flag in modes:
+            m.training = flag
+        if datamodule is not None:
+            datamodule.load_state_dict(dm_state)
     if range_test.result is None:
         raise RuntimeError("find_lr: the range test did not run (no training batches? check limit_train_batches)")
     return range_test.result

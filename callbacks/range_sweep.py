@@ -38,6 +38,7 @@ __all__ = [
     "sweep_lrs",
     "seed_rngs",
     "preserved_training_state",
+    "rngs_isolated",
     "TrainingSnapshot",
     "BatchStream",
     "optimizer_step_at",
@@ -207,22 +208,30 @@ class TrainingSnapshot:
 
 
 @contextmanager
+def rngs_isolated() -> Iterator[None]:
+    """Lightning's :func:`~pytorch_lightning.utilities.seed.isolate_rng` (python, numpy, torch and -- if already
+    initialised -- CUDA RNGs put back on exit), made to restore also when the body raises: ``isolate_rng``
+    restores only on a normal exit, so the exception is kept inside it and re-raised after."""
+    failure: Optional[BaseException] = None
+    with isolate_rng(include_cuda=_cuda_in_use()):
+        try:
+            yield
+        except BaseException as err:  # noqa: B036 - re-raised below, once the RNGs are back
+            failure = err
+    if failure is not None:
+        raise failure
+
+
+@contextmanager
 def preserved_training_state(trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> Iterator[TrainingSnapshot]:
     """Snapshot on entry, restore bitwise on exit -- also when the body raises. Yields the snapshot (its
     :meth:`~TrainingSnapshot.restore_training_state` resets the model between repeats)."""
     snapshot = TrainingSnapshot(trainer, pl_module)
-    failure: Optional[BaseException] = None
     try:
-        # isolate_rng restores the RNGs only on a normal exit: keep the exception inside it, re-raise after
-        with isolate_rng(include_cuda=_cuda_in_use()):
-            try:
-                yield snapshot
-            except BaseException as err:  # noqa: B036 - re-raised below, after the RNGs are back
-                failure = err
+        with rngs_isolated():
+            yield snapshot
     finally:
         snapshot.restore()
-    if failure is not None:
-        raise failure
 
 
 # ---------------------------------------------------------------------------------------------- private batches

@@ -180,3 +180,18 @@ def test_ddp_two_processes_agree(tmp_path):
     # gradients were averaged across ranks during the sweep: the swept weights agree (and moved)
     np.testing.assert_array_equal(r0["swept"], r1["swept"])
     assert r0["start"] == r1["start"] and r0["swept"] != r0["start"]
+
+
+def test_find_lr_failure_leaves_model_rngs_and_modes_as_they_were(tmp_path):
+    pl.seed_everything(0, verbose=False)
+    model = Regression()
+    model.eval()
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    with pytest.raises(RuntimeError, match="exploded within the first"):
+        find_lr(model, range_test=LRRangeTest(num_steps=20, min_lr=1e4, max_lr=1e7), accelerator="cpu",
+                train_dataloaders=DataLoader(dataset(64, 0), batch_size=16, shuffle=True),
+                default_root_dir=str(tmp_path))
+    assert model.calls >= 2  # it stepped before failing ...
+    assert_tensors_equal(model.state_dict(), init)  # ... and undid it
+    assert torch.equal(torch.get_rng_state(), rng) and not model.training
