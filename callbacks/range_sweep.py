@@ -75,10 +75,6 @@ def seed_rngs(seed: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- snapshot / restore
-def _clone(value: Any) -> Any:
-    return value.detach().clone() if isinstance(value, torch.Tensor) else copy.deepcopy(value)
-
-
 def _flatten_loaders(loader: Any) -> List[Any]:
     if isinstance(loader, dict):
         return [x for v in loader.values() for x in _flatten_loaders(v)]
@@ -111,43 +107,6 @@ def _loader_generators(loaders: Sequence[Any]) -> List[torch.Generator]:
     return gens
 
 
-class _OptimizerSnapshot:
-    """Optimizer state and param groups; restored into the live tensors where shapes match (so references
-    held elsewhere, e.g. by a schedule, stay valid)."""
-
-    def __init__(self, opt: torch.optim.Optimizer) -> None:
-        self.opt = opt
-        self.state = {p: {k: _clone(v) for k, v in s.items()} for p, s in opt.state.items()}
-        self.groups = [{k: _clone(v) for k, v in g.items() if k != "params"} for g in opt.param_groups]
-        self.group_objs = list(opt.param_groups)
-
-    def restore(self) -> None:
-        live = self.opt.state
-        for p in [p for p in live.keys() if p not in self.state]:
-            del live[p]
-        for p, saved in self.state.items():
-            cur = live[p] if p in live else None
-            new = {}
-            for k, v in saved.items():
-                old = cur.get(k) if cur is not None else None
-                same = isinstance(v, torch.Tensor) and isinstance(old, torch.Tensor) and (
-                    old.shape, old.dtype, old.device) == (v.shape, v.dtype, v.device)
-                if same:
-                    old.copy_(v)
-                new[k] = old if same else _clone(v)
-            if cur is not None:
-                cur.clear()
-                cur.update(new)
-            else:
-                live[p] = new
-        self.opt.param_groups[:] = self.group_objs
-        for g, saved in zip(self.opt.param_groups, self.groups):
-            for k in [k for k in g if k != "params" and k not in saved]:
-                del g[k]
-            for k, v in saved.items():
-                g[k] = _clone(v)
-
-
 class TrainingSnapshot:
     """Everything (but the global RNGs, see :func:`preserved_training_state`) a run depends on."""
 
@@ -168,7 +127,9 @@ class TrainingSnapshot:
                     if kind == "_parameters" and id(t) not in seen:
                         seen.add(id(t))
                         self.grads.append((t, None if t.grad is None else t.grad.detach().clone()))
-        self.optimizers = [_OptimizerSnapshot(opt) for opt in trainer.optimizers]
+        # public state_dict()s: param groups (lr_scale and any other keys included) and per-parameter state; keys
+        # and state the sweep adds are dropped again on load (the schedules re-read opt.param_groups every step)
+        self.optimizers = [(opt, copy.deepcopy(opt.state_dict())) for opt in trainer.optimizers]
         scaler = getattr(trainer.precision_plugin, "scaler", None)
         self.scaler = (scaler, copy.deepcopy(scaler.state_dict())) if scaler is not None else None
         loaders = _flatten_loaders(trainer.train_dataloader) + _flatten_loaders(trainer.val_dataloaders)
@@ -190,8 +151,8 @@ class TrainingSnapshot:
             p.grad = None if g is None else g.clone()
         for m, flag in self.flags:
             m.training = flag
-        for opt in self.optimizers:
-            opt.restore()
+        for opt, state in self.optimizers:
+            opt.load_state_dict(copy.deepcopy(state))
         if self.scaler is not None:
             scaler, state = self.scaler
             scaler.load_state_dict(copy.deepcopy(state))
