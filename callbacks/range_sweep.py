@@ -256,12 +256,11 @@ class BatchStream:
         return _prepare_batch(self.trainer, self.pl_module, batch)
 
     def close(self) -> None:
-        it, self.it = self.it, None
-        if self._own_copy:  # our copy's persistent workers: shut them down
-            it = self.loader.__dict__.pop("_iterator", None) or it
-        shutdown = getattr(it, "_shutdown_workers", None)
-        if callable(shutdown):
-            shutdown()
+        """Drop the iterator (and our copy of a persistent-workers loader, which holds it): the last reference
+        to a multi-process iterator going away shuts its worker processes down."""
+        self.it = None
+        if self._own_copy:
+            self.loader = None
 
 
 # ---------------------------------------------------------------------------------------------- one step
