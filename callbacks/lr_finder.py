@@ -4,8 +4,8 @@
     result.lr                             # the chosen max LR (what scheduler.max_lr=auto becomes)
     result.plot()                         # a matplotlib Figure (notebooks)
 
-:func:`find_lr` runs a range-test callback (:class:`~callbacks.loss_range_test.LRRangeTest` by default, or an
-:class:`~callbacks.accuracy_range_test.AccuracyRangeTest`) in a Trainer of its own built from the run's trainer
+:func:`find_lr` runs a range-test callback (:class:`~callbacks.range_test_loss.LRRangeTest` by default, or an
+:class:`~callbacks.range_test_accuracy.AccuracyRangeTest`) in a Trainer of its own built from the run's trainer
 settings; the callback sweeps in ``on_train_start``, restores everything and stops the fit before any training
 epoch. Nothing is written anywhere: the caller decides (``result.save(run_dir)``, ``result.log_to(loggers)``,
 ``result.print()``).
@@ -176,8 +176,8 @@ def find_lr(
     as they were (the model's weights bitwise; a model trained on an accelerator comes back on the CPU, as after
     any ``Trainer.fit``)."""
     if range_test is None:
-        # imported here: loss_range_test imports RangeTestResult from this module
-        from callbacks.loss_range_test import LRRangeTest
+        # imported here: range_test_loss imports RangeTestResult from this module
+        from callbacks.range_test_loss import LRRangeTest
 
         range_test = LRRangeTest()
     if not isinstance(range_test, RangeTestCallback):

@@ -14,7 +14,7 @@
 * :func:`sweep_lrs`, :func:`seed_rngs`.
 
 The callbacks built on this (and the phase that runs them) are in :mod:`callbacks.lr_finder`,
-:mod:`callbacks.loss_range_test` and :mod:`callbacks.accuracy_range_test`.
+:mod:`callbacks.range_test_loss` and :mod:`callbacks.range_test_accuracy`.
 
 Only automatic-optimization modules (or modules with ``compute_loss(batch)``) on DDP-style strategies (single
 device, DDP, DDP-spawn) are supported; step-with-closure optimizers (LBFGS) are not.

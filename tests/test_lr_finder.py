@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
-from callbacks.accuracy_range_test import AccuracyRangeTest
-from callbacks.loss_range_test import LRRangeTest
+from callbacks.range_test_accuracy import AccuracyRangeTest
+from callbacks.range_test_loss import LRRangeTest
 from callbacks.lr_finder import RangeTestResult, find_lr
 from datamodules.synthetic import SyntheticDataModule
 from lightning_modules.classifier import Classifier
@@ -135,7 +135,7 @@ sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
 import torch, pytorch_lightning as pl
 torch.set_num_threads(1)
 from range_fixtures import TinyNet, TinyDM
-from callbacks.loss_range_test import LRRangeTest
+from callbacks.range_test_loss import LRRangeTest
 from callbacks.lr_finder import find_lr
 
 class Probe(LRRangeTest):

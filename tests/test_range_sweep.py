@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from callbacks.loss_range_test import LRRangeTest
+from callbacks.range_test_loss import LRRangeTest
 from callbacks.range_sweep import preserved_training_state, seed_rngs, sweep_lrs
 from range_fixtures import Snap, TinyDM, TinyNet, assert_same_state, assert_tensors_equal, capture, fit, trainer
 

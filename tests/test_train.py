@@ -44,7 +44,14 @@ def test_smoke_run_writes_metrics_checkpoints_and_learns(smoke_run):
     val_acc = [v for _, v in sorted(tags["val/acc"])]
     assert test_acc > 0.3, "the smoke data is learnable: accuracy should rise well above chance (0.1)"
     assert val_acc[-1] > val_acc[0]
-    assert "parameters" in result.stdout and "model" in result.stdout  # parameter count and config tree
+    header = result.stderr.split("\n")
+    assert any(line.startswith("model       small: 24,346 parameters") for line in header), result.stderr[-2000:]
+    assert any(line.startswith("completed in ") and "test/acc" in line for line in header)
+    assert "config" not in result.stdout.split("\n")[:3]  # the config tree only with print_config=true
+    log = (out / "train.log").read_text()
+    assert "model       small: 24,346 parameters" in log and "TensorBoard .venv/bin/tensorboard --logdir" in log
+    for noise in ("Tip:", "GPU available", "LeafSpec", "weights_only", "Total FLOPs"):
+        assert noise not in result.stdout + result.stderr, noise
     assert (out / ".hydra" / "config.yaml").exists() and (out / "tensorboard" / "schedule.png").exists()
 
 
@@ -160,8 +167,8 @@ def one_cycle_lrs_from_torch(max_lr, total, shape):
 def auto_run(tmp_path_factory):
     """An auto run as a user runs it (subprocess): the range test, then one-cycle at the LR it found."""
     out = tmp_path_factory.mktemp("auto")
-    result = run_train(smoke_overrides("scheduler.max_lr=auto", "range_test.num_steps=30", f"hydra.run.dir={out}"),
-                       cwd=out)
+    result = run_train(smoke_overrides("scheduler.max_lr=auto", "range_test.num_steps=30", f"hydra.run.dir={out}",
+                                       "print_config=true"), cwd=out)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result, RangeTestResult.from_json(out / "lr_range_test.json").lr
 

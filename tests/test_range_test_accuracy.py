@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from callbacks.accuracy_range_test import AccuracyRangeTest
+from callbacks.range_test_accuracy import AccuracyRangeTest
 from callbacks.lr_suggestions import accuracy_test_bounds
 from range_fixtures import Snap, TinyDM, assert_same_state, dataset, fit
 
