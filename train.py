@@ -86,6 +86,9 @@ def final_hparams(cfg: DictConfig, callbacks: list[pl.Callback]) -> dict:
 
 
 def run(cfg: DictConfig) -> float | None:
+    if cfg.task.name == "predict":  # prediction from a checkpoint alone: lightning_modules/predict.py
+        from lightning_modules.predict import predict_from_config
+        return predict_from_config(cfg)
     fall_back_without_gpu(cfg)
     print_config(cfg)
     pl.seed_everything(cfg.seed, workers=True)
