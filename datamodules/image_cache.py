@@ -46,7 +46,7 @@ def decode_image(path: str, size: int, resize_mode: str = "crop") -> np.ndarray:
             im = ImageOps.fit(im, (size, size), Image.Resampling.BICUBIC)
         else:
             im = im.resize((size, size), Image.Resampling.BICUBIC)
-        return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+        return np.ascontiguousarray(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
 
 
 def _decode_chunk(args) -> tuple[int, np.ndarray, list[tuple[int, str]]]:
