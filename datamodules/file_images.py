@@ -132,12 +132,15 @@ class FileImageDataModule(TensorImageDataModule):
 
     # -- loading --------------------------------------------------------------------------------------------------
     def load_splits(self, rec: Records, splits: dict[str, np.ndarray], where: str):
-        order = np.concatenate([splits[s] for s in SPLITS])
-        paths = [rec.paths[i] for i in order]
+        """{split: (uint8 images, record indices)}. The cache holds the files in record order, except with
+        ``cache=mmap``: there it holds them in split order (a new seed or fraction writes a new file), so that
+        every split is a slice of the memory map rather than a copy in memory."""
+        split_order = np.concatenate([splits[s] for s in SPLITS])
+        decode_order = split_order if self.cache == "mmap" else np.arange(len(rec.paths))
+        paths = [rec.paths[i] for i in decode_order]
         decoded = load_or_decode(paths, self.image_size, self.resize_mode, self.cache,
                                  None if self.cache == "off" else (self.cache_dir or rec.cache_dir),
                                  self.decode_workers)
-        ok = decoded.ok_mask()
         if decoded.bad:
             text = describe_bad(paths, decoded.bad)
             self.bad_files = [paths[i] for i in sorted(decoded.bad)]
@@ -145,14 +148,16 @@ class FileImageDataModule(TensorImageDataModule):
                 raise ValueError(f"{where}: {text} are missing or do not decode; fix or remove them, or set "
                                  "data.skip_bad_images=true to skip them")
             warnings.warn(f"data.skip_bad_images=true: skipping {text}", stacklevel=2)
-        images = torch.from_numpy(decoded.images)
-        out, start = {}, 0
+        ok = decoded.ok_mask()
+        row_of = np.empty(len(rec.paths), np.int64)
+        row_of[decode_order] = np.arange(len(decode_order))
+        images, out = torch.from_numpy(decoded.images), {}
         for s in SPLITS:
-            stop = start + len(splits[s])
-            keep = ok[start:stop]
-            x = images[start:stop] if keep.all() else images[start:stop][torch.from_numpy(keep)]
-            out[s] = (x, order[start:stop][keep])
-            start = stop
+            rows = row_of[splits[s]]
+            rows = rows[ok[rows]]
+            contiguous = len(rows) > 0 and bool((np.diff(rows) == 1).all())
+            x = images[rows[0]:rows[-1] + 1] if contiguous else images[torch.from_numpy(rows)]
+            out[s] = (x, decode_order[rows])
         self.check_training_classes(rec, out["train"][1], where)
         self.stats_key = None if decoded.key is None else f"{decoded.key}-{_digest(out['train'][1])}"
         return out

@@ -143,3 +143,43 @@ def test_reads_the_cifar10_jpeg_folder_layout(tmp_path):
     assert len(dm.train_set) == 30 and len(dm.val_set) == 10 and len(dm.test_set) == 40  # test/ folder
     assert dm.train_set.images.shape[1:] == (3, 32, 32)
     assert np.isclose(float(dm.train_set.images.float().mean()), 255 * float(dm.mean.mean()), rtol=1e-3)
+
+
+def test_memory_cache_is_shared_across_seeds_and_mmap_gives_the_same_images(tmp_path):
+    write_folder_dataset(tmp_path, per_class=8)
+    cache = tmp_path / ".image_cache"
+    dms = [folder_dm(tmp_path, seed=s) for s in (1, 2)]
+    for dm in dms:
+        dm.setup("fit")
+    assert len(list(cache.glob("*.npy"))) == 1  # one decode for both seeds
+    mm = folder_dm(tmp_path, seed=1, cache="mmap")
+    mm.setup("fit")
+    assert len(list(cache.glob("*.npy"))) == 2  # split order: its own file
+    assert mm.split_paths == dms[0].split_paths
+    for name in ("train_set", "val_set"):
+        assert torch.equal(getattr(mm, name).images, getattr(dms[0], name).images)
+        assert torch.equal(getattr(mm, name).labels, getattr(dms[0], name).labels)
+
+
+def test_normalisation_statistics_are_cached(tmp_path):
+    write_folder_dataset(tmp_path, per_class=4)
+    folder_dm(tmp_path).setup("fit")
+    (stats,) = (tmp_path / ".image_cache").glob("*.stats.json")
+    stats.write_text('{"mean": [0.1, 0.2, 0.3], "std": [1.0, 2.0, 3.0]}')  # a cache hit must read these
+    dm = folder_dm(tmp_path)
+    dm.setup("fit")
+    assert dm.mean.tolist() == pytest.approx([0.1, 0.2, 0.3]) and dm.std.tolist() == pytest.approx([1.0, 2.0, 3.0])
+    other = folder_dm(tmp_path, seed=7)  # another training split: its own statistics
+    other.setup("fit")
+    assert other.mean.tolist() != pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_albumentations_pipeline_from_config(tmp_path):
+    write_folder_dataset(tmp_path, per_class=4)
+    flip = [{"_target_": "albumentations.HorizontalFlip", "p": 1.0}]
+    dm = folder_dm(tmp_path, augment="albumentations", albumentations=flip)
+    dm.setup("fit")
+    images, _ = dm.train_set.__getitems__([0, 1])
+    assert torch.equal(images, dm.train_set.images[:2].flip(3))  # every sample mirrored
+    with pytest.raises(ValueError, match="data.augment=albumentations"):
+        folder_dm(tmp_path, albumentations=flip)
