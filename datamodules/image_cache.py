@@ -147,10 +147,10 @@ def load_or_decode(paths: list[str], size: int, resize_mode: str = "crop", cache
         target.flush()
         del target
         os.replace(tmp, npy)
-        with open(f"{meta}.tmp", "w") as f:
+        with open(f"{meta}.{os.getpid()}.tmp", "w") as f:
             json.dump({"n": len(paths), "size": size, "resize_mode": resize_mode,
                        "bad": [[i, reason] for i, reason in sorted(bad.items())]}, f)
-        os.replace(f"{meta}.tmp", meta)
+        os.replace(f"{meta}.{os.getpid()}.tmp", meta)  # several ranks may write the same key: atomic renames
     with open(meta) as f:
         bad = {int(i): reason for i, reason in json.load(f)["bad"]}
     images = np.load(npy, mmap_mode="c" if cache == "mmap" else None)
