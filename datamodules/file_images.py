@@ -176,6 +176,9 @@ class FileImageDataModule(TensorImageDataModule):
         parts = self.load_splits(rec, self.assign_splits(rec, self.stratify_head(rec)), where)
         (train_x, train_i), (val_x, val_i), (test_x, test_i) = (parts[s] for s in SPLITS)
         if len(val_i) == 0:
+            if self.val_fraction > 0:
+                raise ValueError(f"data.val_fraction={self.val_fraction} holds out no image: the classes of "
+                                 f"{self.stratify_head(rec)!r} are too small for it; raise it or add a validation split")
             if len(test_i) == 0:
                 raise ValueError(f"{where}: no validation or test images: set data.val_fraction > 0 or add a "
                                  "validation split")

@@ -157,3 +157,19 @@ def test_reads_the_cifar10_jpeg_attributes_layout(tmp_path):
     assert dm.vocabularies["brightness"] == ["bright", "dark", "medium"]
     assert len(dm.train_set) == 30 and len(dm.val_set) == 10
     assert dm.train_set.images.shape[1:] == (3, 32, 32)
+
+
+def test_a_changed_image_rebuilds_the_cache(tmp_path):
+    path = write_csv_dataset(tmp_path, n=12)
+    first = csv_dm(path, val_fraction=0.0, test_fraction=0.25)
+    with pytest.warns(UserWarning, match="validating on the test split"):
+        first.setup("fit")
+    target = first.split_paths["train"][0]
+    write_image(tmp_path / target, class_image((255, 255, 0), size=(30, 30)))  # same name, new pixels
+    again = csv_dm(path, val_fraction=0.0, test_fraction=0.25)
+    with pytest.warns(UserWarning, match="validating on the test split"):
+        again.setup("fit")
+    assert again.split_paths == first.split_paths
+    assert not torch.equal(again.train_set.images[0], first.train_set.images[0])
+    assert torch.equal(again.train_set.images[1:], first.train_set.images[1:])
+    assert len(list((tmp_path / ".image_cache").glob("*.npy"))) == 2

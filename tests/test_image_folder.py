@@ -183,3 +183,9 @@ def test_albumentations_pipeline_from_config(tmp_path):
     assert torch.equal(images, dm.train_set.images[:2].flip(3))  # every sample mirrored
     with pytest.raises(ValueError, match="data.augment=albumentations"):
         folder_dm(tmp_path, albumentations=flip)
+
+
+def test_a_validation_fraction_too_small_to_hold_out_an_image_is_refused(tmp_path):
+    write_folder_dataset(tmp_path, per_class=4)  # 4 x 0.1 rounds to 0 in every class
+    with pytest.raises(ValueError, match="data.val_fraction=0.1 holds out no image"):
+        folder_dm(tmp_path, val_fraction=0.1).setup("fit")
