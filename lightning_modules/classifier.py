@@ -230,13 +230,12 @@ class Classifier(pl.LightningModule):
     def on_fit_end(self):
         """The last validation's confusion matrix per head (class names on the axes) to TensorBoard and the run
         folder."""
-        if not self.trainer.is_global_zero:
-            return
         vocabularies = getattr(self.trainer.datamodule, "vocabularies", None) or {}
         for name in self.head_names:
             if self.confusion[name].update_count:
-                matrix = self.confusion[name].compute().cpu()
-                log_confusion_matrix(self.trainer, name, matrix, vocabularies.get(name))
+                matrix = self.confusion[name].compute().cpu()  # on every rank: compute() syncs under DDP
+                if self.trainer.is_global_zero:
+                    log_confusion_matrix(self.trainer, name, matrix, vocabularies.get(name))
 
     # -- checkpoints: what prediction needs besides the weights ---------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
