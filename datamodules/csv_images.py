@@ -81,9 +81,6 @@ class CSVImageDataModule(FileImageDataModule):
         self.allow_outside_paths = allow_outside_paths
         self._stratify_head = None
 
-    def prepare_data(self) -> None:
-        self.read_records()  # fails now on a bad CSV
-
     def stratify_head(self, rec: Records) -> str:
         return self._stratify_head or next(iter(rec.vocabularies))
 

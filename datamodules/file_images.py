@@ -107,6 +107,13 @@ class FileImageDataModule(TensorImageDataModule):
                 "image_size": self.image_size, "resize_mode": self.resize_mode,
                 "mean": [float(m) for m in self.mean], "std": [float(s) for s in self.std]}
 
+    def prepare_data(self) -> None:
+        """Fails now on bad input (layout, columns, paths, images); with a cache, also decodes into it, once (rank 0
+        under DDP), so that every rank's :meth:`setup` reads the cache file."""
+        rec = self.read_records()
+        if self.cache != "off":
+            self.load_splits(rec, self.assign_splits(rec, self.stratify_head(rec)), self.source_key)
+
     # -- splits ---------------------------------------------------------------------------------------------------
     def assign_splits(self, rec: Records, stratify_on: str) -> dict[str, np.ndarray]:
         """Indices of train/val/test: the given split where there is one, else a stratified split."""

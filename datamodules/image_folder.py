@@ -38,9 +38,6 @@ class ImageFolderDataModule(FileImageDataModule):
         super().__init__(**kwargs)
         self.root = os.path.abspath(os.path.expanduser(str(root)))
 
-    def prepare_data(self) -> None:
-        self.read_records()  # fails now, naming the folder, on a bad layout
-
     def read_records(self) -> Records:
         train_dir = os.path.join(self.root, "train")
         if not os.path.isdir(train_dir):

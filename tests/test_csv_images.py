@@ -134,6 +134,8 @@ def test_missing_and_corrupt_images_are_named_with_the_count(tmp_path):
     extra = [{"file": f"images/gone{i}.png", "colour": "red", "size_class": "1"} for i in range(11)]
     path = write_csv_dataset(tmp_path, n=24, rows_extra=extra)
     (tmp_path / "images" / "005.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(ValueError, match="12 file"):
+        csv_dm(path).prepare_data()  # before training: train.py calls prepare_data first
     with pytest.raises(ValueError) as e:
         csv_dm(path).setup("fit")
     msg = str(e.value)
