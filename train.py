@@ -39,6 +39,7 @@ from callbacks.interrupt import Interrupted
 from callbacks.lr_finder import RangeTestResult, find_lr
 from callbacks.lr_schedule import LRSchedule
 from callbacks.run_config import RunConfig, saved_run_config
+from lightning_modules.predict import predict_from_config
 
 AUTO_KEYS = ("max_lr", "base_lr")  # schedule keys the range test can fill in ("auto")
 
@@ -295,6 +296,8 @@ def continue_in_run_dir(cfg: DictConfig) -> None:
 
 
 def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
+    if cfg.task.name == "predict":  # prediction from a checkpoint alone: lightning_modules/predict.py
+        return predict_from_config(cfg)
     started = time.time()
     continue_in_run_dir(cfg)
     fall_back_without_gpu(cfg)
