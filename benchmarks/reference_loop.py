@@ -80,7 +80,11 @@ def train_steps(cfg, steps: int) -> list[float]:
     from datamodules.augment import batch_augment
     from train import fall_back_without_gpu
 
-    fall_back_without_gpu(cfg)  # the same CPU fallback train.py applies to a GPU config
+    if cfg.trainer.accelerator in ("gpu", "cuda"):
+        fall_back_without_gpu(cfg)  # the CPU fallback train.py applies to a GPU config (not to an explicit CPU one:
+        # train.py also turns an explicit bf16-mixed into 32-true without CUDA, a bug reported in issue 11)
+    if (cfg.get("speed") or {}).get("threads"):
+        torch.set_num_threads(int(cfg.speed.threads))
     torch.manual_seed(cfg.seed)
     device = "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator in ("gpu", "cuda", "auto") else "cpu"
     dm = instantiate(cfg.data)
