@@ -12,7 +12,9 @@ writes them once, at the end of training, as JSON:
   plus the batch transfer and ``on_after_batch_transfer`` (normalisation and the batched augmentation) -- the part
   of a step spent producing data rather than training on it.
 
-Steps that cross an epoch boundary (validation, epoch-end callbacks) are left out of both lists.
+Steps that cross an epoch boundary (validation, epoch-end callbacks) are left out of both lists. Also written:
+``fit_s``, the seconds from ``on_train_start`` to ``on_train_end`` (training with its validation, without start-up
+and test), and ``steps``, the optimizer steps taken.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import os
 import time
 
 import pytorch_lightning as pl
+import torch
 
 
 class StepTimer(pl.Callback):
@@ -29,6 +32,10 @@ class StepTimer(pl.Callback):
         self.intervals: list[float] = []
         self.waits: list[float] = []
         self._last_end: float | None = None
+        self._train_start: float | None = None
+
+    def on_train_start(self, trainer, pl_module):
+        self._train_start = time.perf_counter()
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._last_end = None  # the first step of an epoch follows validation / epoch-end work: not a plain step
@@ -44,6 +51,9 @@ class StepTimer(pl.Callback):
         self._last_end = now
 
     def on_train_end(self, trainer, pl_module):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # once, at the end: the last steps' GPU work belongs to training time
+        fit_s = time.perf_counter() - self._train_start if self._train_start is not None else None
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         with open(self.path, "w") as f:
-            json.dump({"intervals": self.intervals, "waits": self.waits}, f)
+            json.dump({"intervals": self.intervals, "waits": self.waits, "fit_s": fit_s, "steps": trainer.global_step}, f)
