@@ -1,0 +1,127 @@
+"""The speed benchmarks (issue 11) run: each script's --quick mode in a subprocess prints its table with positive,
+finite numbers; --record appends a dated entry to the file given by --results (never the real RESULTS.md)."""
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+BENCH = ROOT / "benchmarks"
+
+
+def run_script(name: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, str(BENCH / name), *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result
+
+
+def table_rows(text: str, header_start: str) -> list[dict[str, str]]:
+    """The rows of the Markdown table whose header begins with ``header_start``, as dicts."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(f"| {header_start} |")]
+    assert starts, f"no table starting with {header_start!r} in:\n{text}"
+    header = [c.strip() for c in lines[starts[0]].strip("|").split("|")]
+    assert set(lines[starts[0] + 1].replace("|", "").split()) == {"---"}
+    rows = []
+    for line in lines[starts[0] + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split("|")))))
+    assert rows, f"the {header_start!r} table is empty"
+    return rows
+
+
+def positive(value: str) -> float:
+    number = float(re.match(r"[-+0-9.eE]+", value).group(0))
+    assert math.isfinite(number) and number > 0, value
+    return number
+
+
+def test_overhead_quick():
+    out = run_script("overhead.py", "--quick").stdout
+    per_round = table_rows(out, "round")
+    summary = table_rows(out, "network")
+    assert [r["network"] for r in summary] == ["small"] and len(per_round) == 1
+    for row in per_round:
+        ratio = positive(row["ratio"])
+        assert ratio == pytest.approx(positive(row["train.py s/step"]) / positive(row["reference s/step"]), rel=1e-2)
+    assert positive(summary[0]["ratio train.py/reference (median)"]) > 0
+    assert summary[0]["<= 1.03"] in ("yes", "no")
+
+
+def test_cpu_options_quick():
+    rows = table_rows(run_script("cpu_options.py", "--quick").stdout, "option")
+    names = [r["option"] for r in rows]
+    assert names[0] == "fp32" and {"channels_last", "bf16", "channels_last+bf16", "cpu_fast"} <= set(names)
+    assert not any("compile" in n for n in names)  # left out of --quick (minutes of compilation)
+    for row in rows:
+        positive(row["s/step (median)"])
+        positive(row["speed-up vs fp32 (median)"])
+
+
+def test_data_throughput_quick():
+    rows = table_rows(run_script("data_throughput.py", "--quick").stdout, "path")
+    paths = [r["path"] for r in rows]
+    assert paths.count("batched") == 5 and "cache build" in paths and "epoch wait" in paths
+    if "albumentations" in paths:
+        assert [r["setting"] for r in rows if r["path"] == "albumentations"] == ["0 workers", "1 workers"]
+    for row in rows:
+        if row["path"] == "epoch wait":
+            share = float(row["images/s (or share)"].split("%")[0])
+            assert 0 < share < 100
+        else:
+            positive(row["images/s (or share)"])
+
+
+def test_cifar10_fast_quick():
+    rows = table_rows(run_script("cifar10_fast.py", "--quick").stdout, "recipe")
+    assert rows[0]["recipe"] == "cifar10_fast" and rows[0]["seeds"] == "1"
+    assert 0 <= float(rows[0]["test acc (TTA) mean"]) <= 1
+    positive(rows[0]["training images/s"])
+    assert positive(rows[0]["total s (mean)"]) > positive(rows[0]["training s (mean)"])
+
+
+def test_reference_loop_quick_and_record(tmp_path):
+    """--quick prints the table; --record appends it, dated, with machine and command, to --results."""
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\nearlier entry\n")
+    real = (BENCH / "RESULTS.md").read_text()
+    out = run_script("reference_loop.py", "--quick", "--model", "small", "--record", "--results", str(results)).stdout
+    text = results.read_text()
+    assert text.startswith("# Benchmark results\n\nearlier entry\n")  # appended, not rewritten
+    entry = text.split("earlier entry\n", 1)[1]
+    assert re.search(r"^## Reference loop .*\(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)$", entry, re.M)
+    assert "torch " in entry and "lightning " in entry and "cores " in entry and "cpu " in entry
+    assert "`python benchmarks/reference_loop.py --quick --model small --record --results" in entry
+    row = table_rows(out, "loop")[0]
+    assert row["network"] == "small" and row["steps"] == "3"
+    assert positive(row["images/s"]) == pytest.approx(64 / positive(row["s/step (median)"]), rel=1e-2)
+    assert "| reference | small | 64 |" in entry and row["images/s"] in entry  # the printed table, as printed
+    assert (BENCH / "RESULTS.md").read_text() == real
+
+
+def test_every_speed_script_has_help():
+    for name in ("reference_loop.py", "overhead.py", "cpu_options.py", "data_throughput.py", "cifar10_fast.py"):
+        out = run_script(name, "--help").stdout
+        assert "--quick" in out and "--record" in out and "--results" in out, name
+    gpu = subprocess.run(["bash", str(BENCH / "gpu.sh"), "--help"], capture_output=True, text=True)
+    assert gpu.returncode == 0 and "--compile" in gpu.stdout and "--quick" in gpu.stdout
+    bad = subprocess.run(["bash", str(BENCH / "gpu.sh"), "--no-such-option"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown option" in bad.stderr
+
+
+def test_batched_data_path_does_not_import_albumentations():
+    code = ("import sys; import datamodules.augment, datamodules.cifar10, datamodules.synthetic, "
+            "datamodules.tensor_images; print('albumentations' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
