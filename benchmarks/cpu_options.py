@@ -114,8 +114,8 @@ def parse_args(argv=None):
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 5)
     args.batch = args.batch or (32 if args.quick else None)
     args.options = args.options or [o for o in OPTIONS if o != "fp32" and not (args.quick and "compile" in o)]
-    if args.steps <= args.warmup + 1:
-        p.error("--steps must exceed --warmup + 1")
+    if args.steps <= args.warmup:
+        p.error("--steps must exceed --warmup")
     return args
 
 

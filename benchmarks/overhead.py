@@ -70,7 +70,7 @@ def parse_args(argv=None):
     p.add_argument("--models", nargs="+", default=None, help="model configs (default: small airbench; --quick: small)")
     p.add_argument("--rounds", type=int, default=None, help="A/B rounds (default 3, at least 3 for a claim)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 30; 4 with --quick)")
-    p.add_argument("--warmup", type=int, default=None, help="steps left out of each median (default 5; 1 --quick)")
+    p.add_argument("--warmup", type=int, default=None, help="first steps left out of each median (default 5; 1 --quick)")
     p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's 1024 (32 with --quick)")
     p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of both sides (default: inherited)")
     p.add_argument("--override", nargs="*", default=[], help="Hydra overrides for both sides")
@@ -84,18 +84,20 @@ def main(argv=None) -> None:
     steps = args.steps or (4 if args.quick else 30)
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 5)
     batch = args.batch_size or (32 if args.quick else None)
-    if steps - 1 <= warmup:
-        sys.exit(f"--steps ({steps}) must exceed --warmup ({warmup}) + 1")
+    if steps <= warmup:
+        sys.exit(f"--steps ({steps}) must exceed --warmup ({warmup})")
     per_round, summary = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ratios: dict[str, list[float]] = {m: [] for m in models}
         for r in range(rounds):
             for model in models:
+                # both lists start at the second step (the first has no previous step end): drop warmup - 1 more
                 ref = steady_median(run_reference(model, steps, batch, args.quick, tmp / "ref.json", args.threads,
-                                                  args.override), warmup)
+                                                  args.override), max(0, warmup - 1))
                 lit = steady_median(run_train(model, steps, batch, args.quick, tmp / "train.json",
-                                              tmp / f"run_{model}_{r}", args.threads, args.override), warmup)
+                                              tmp / f"run_{model}_{r}", args.threads, args.override),
+                                    max(0, warmup - 1))
                 ratios[model].append(lit / ref)
                 per_round.append([r + 1, model, ref, lit, lit / ref])
                 print(f"round {r + 1} {model}: reference {ref:.4g} s/step, train.py {lit:.4g} s/step, "
