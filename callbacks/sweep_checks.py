@@ -69,7 +69,6 @@ def check_sweep(config: DictConfig) -> None:
 
     from callbacks.sweep_summary import planned_jobs
 
-    check_writable(Path(config.hydra.sweep.dir))
     sweeper = config.hydra.sweeper
     params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
     overrides = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
@@ -90,12 +89,38 @@ def check_sweep(config: DictConfig) -> None:
     if planned is not None and (len(planned) if isinstance(planned, list) else planned) < 1:
         raise SweepError("the sweep has no jobs to run: give every swept key at least one value"
                          + ("" if isinstance(planned, list) else " and hydra.sweeper.n_trials >= 1"))
+    if isinstance(planned, list):
+        check_subdir_names(config, planned)
+    check_writable(Path(config.hydra.sweep.dir))  # last: a sweep refused above leaves no folder behind
     direction = sweeper.get("direction")
     if direction is not None and isinstance(direction, str) and "monitor_mode" in config:
         wanted = {"max": "maximize", "min": "minimize"}.get(config.monitor_mode)
         if wanted and direction != wanted:
             raise SweepError(f"hydra.sweeper.direction={direction} but monitor_mode={config.monitor_mode} "
                              f"({config.monitor}): set hydra.sweeper.direction={wanted}")
+
+
+def check_subdir_names(config: DictConfig, planned: list[list[str]]) -> None:
+    """Job folders are named after their overrides (hydra.sweep.subdir); a name over the file system's 255-byte
+    limit would fail at the first job with "File name too long", so say which setting to change instead."""
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    subdir = str(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir", ""))
+    if "${hydra.job.override_dirname}" not in subdir:
+        return
+    job = config.hydra.job.config.override_dirname
+    parser = OverridesParser.create()
+    for num, overrides in enumerate(planned):
+        dirname = get_overrides_dirname(parser.parse_overrides(overrides), list(job.exclude_keys), job.item_sep,
+                                        job.kv_sep)
+        name = subdir.replace("${hydra.job.num}", str(num)).replace("${hydra.job.override_dirname}", dirname)
+        longest = max(name.split("/"), key=lambda part: len(part.encode()))
+        if len(longest.encode()) > 255:
+            raise SweepError(f"job {num}'s folder name would be {len(longest.encode())} bytes (the limit is 255): "
+                             f"{longest[:80]}...; move fixed overrides into an experiment config, leave them out of "
+                             f"the name with hydra.job.config.override_dirname.exclude_keys=[...], or set "
+                             "hydra.sweep.subdir='${hydra.job.num}'")
 
 
 def record_failure(config: DictConfig, job_return: Any) -> None:

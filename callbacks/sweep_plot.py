@@ -72,10 +72,11 @@ def heatmap(points: list[Point], names: tuple[str, str], metric: str, path: Path
     xs = np.array(sorted({p.coords[0] for p in points}))
     ys = np.array(sorted({p.coords[1] for p in points}))
     logx, logy = spans_decades(xs), spans_decades(ys)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * min(len(xs), 10), 1.2 + 0.9 * min(len(ys), 10)))
+    is_grid = len(xs) * len(ys) <= 2 * len(points)
+    size = (1.6 + 1.3 * min(len(xs), 10), 1.2 + 0.9 * min(len(ys), 10)) if is_grid else (6.4, 4.8)
+    fig, ax = plt.subplots(figsize=size)
     finite = [p.value for p in points if math.isfinite(p.value)]
     norm = plt.Normalize(min(finite), max(finite)) if finite else None
-    is_grid = len(xs) * len(ys) <= 2 * len(points)
     if is_grid:
         grid = np.full((len(ys), len(xs)), np.nan)
         for p in points:
@@ -96,7 +97,7 @@ def heatmap(points: list[Point], names: tuple[str, str], metric: str, path: Path
         if math.isfinite(p.value):
             shade = norm(p.value) if norm is not None else 0.5
             ax.annotate(f"{p.value:.4g}", p.coords, ha="center", va="center", fontsize=9,
-                        color="black" if shade > 0.5 else "white", xytext=(0, 0 if is_grid else -16),
+                        color="black" if shade > 0.5 or not is_grid else "white", xytext=(0, 0 if is_grid else -16),
                         textcoords="offset points")
         else:
             _mark(ax, *p.coords, p.status)

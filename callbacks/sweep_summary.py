@@ -317,9 +317,13 @@ class SweepSummary(Callback):
     and writes the summary when the multirun ends."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from callbacks.sweep_checks import check_sweep
+        from callbacks.sweep_checks import SweepError, check_sweep
 
-        check_sweep(config)
+        try:
+            check_sweep(config)
+        except SweepError as e:
+            # Hydra turns a callback's exceptions into warnings and goes on; a bad sweep must stop here.
+            raise SystemExit(f"error: {e}") from None
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         from callbacks.sweep_checks import record_failure
