@@ -171,6 +171,13 @@ def test_sweep_arguments_are_checked_before_any_job(tmp_path):
     check_sweep(sweep_config(tmp_path, [], optuna))
     with pytest.raises(SweepError, match=r"direction=maximize but monitor_mode=min.*direction=minimize"):
         check_sweep(sweep_config(tmp_path, [], optuna, **{"monitor_mode": "min"}))
+    long = sweep_config(tmp_path, ["scheduler.max_lr=0.1,0.2", "+" + "x" * 250 + "=1"])
+    long.hydra.sweep.subdir = "${hydra.job.num}_${hydra.job.override_dirname}"
+    long.hydra.job = {"config": {"override_dirname": {"exclude_keys": ["seed"], "item_sep": ",", "kv_sep": "="}}}
+    with pytest.raises(SweepError, match=r"job 0's folder name would be 2\d\d bytes.*exclude_keys"):
+        check_sweep(long)
+    long.hydra.job.config.override_dirname.exclude_keys.append("x" * 250)
+    check_sweep(long)  # left out of the name: fine
     with pytest.raises(SweepError, match="no jobs to run"):
         check_sweep(sweep_config(tmp_path, [], {**optuna, "n_trials": 0}))
 
