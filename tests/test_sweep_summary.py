@@ -199,3 +199,23 @@ def test_resume_decision_skips_finished_jobs_and_resumes_the_rest(tmp_path):
     assert resume_decision(interrupted)[0] == "resume"
     with pytest.raises(ValueError, match=r"ran with \['scheduler.max_lr=0.1'\].*'seed=1'"):
         resume_decision(done, overrides=["scheduler.max_lr=0.1", "seed=1", "+resume=true"])
+
+
+def test_a_job_that_raised_is_recorded_as_failed_not_left_running(tmp_path):
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from callbacks.sweep_checks import record_failure
+
+    run_dir = make_job(tmp_path / "s", 0, ["scheduler.max_lr=0.1"], status="running", lr=0.1)
+    config = OmegaConf.create({"monitor": "val/acc", "monitor_mode": "max",
+                               "hydra": {"runtime": {"output_dir": str(run_dir)}}})
+    record_failure(config, JobReturn(overrides=["scheduler.max_lr=0.1"], status=JobStatus.FAILED,
+                                     _return_value=RuntimeError("CUDA error: out of memory")))
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "failed" and result["reason"] == "RuntimeError: CUDA error: out of memory"
+    assert result["objective"] == -math.inf and result["lr"]["max_lr"] == 0.1  # the rest of the record is kept
+    done = make_job(tmp_path / "s", 1, ["scheduler.max_lr=0.2"], acc=0.5, lr=0.2)
+    before = (done / "result.json").read_text()
+    config.hydra.runtime.output_dir = str(done)
+    record_failure(config, JobReturn(status=JobStatus.FAILED, _return_value=ValueError("late")))
+    assert (done / "result.json").read_text() == before  # train.py's own final record wins
