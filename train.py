@@ -12,24 +12,117 @@ so everything built afterwards, logged or saved sees the LR actually used); call
 """
 from __future__ import annotations
 
+import glob
+import inspect
+import json
+import logging
+import math
 import os
+import time
 import warnings
 
 import hydra
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
+from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 from rich import print as rprint
 from rich.syntax import Syntax
 from rich.tree import Tree
 
+from callbacks.divergence import Diverged
+from callbacks.interrupt import Interrupted
 from callbacks.lr_finder import RangeTestResult, find_lr
 from callbacks.lr_schedule import LRSchedule
 from callbacks.run_config import RunConfig, saved_run_config
+from lightning_modules.predict import predict_from_config
 
 AUTO_KEYS = ("max_lr", "base_lr")  # schedule keys the range test can fill in ("auto")
+
+
+log = logging.getLogger("train")
+
+# Third-party messages that say nothing about this run, dropped here and nowhere else.
+NOISE = ("GPU available:", "TPU available:", "HPU available:", "Tip: For seamless cloud", "Seed set to",
+         "Trainer already configured with model summary", "`Trainer.fit` stopped", "does not have many workers",
+         "isinstance(treespec, LeafSpec)", "`weights_only` was not set", "exists and is not empty")
+
+
+class DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(noise in message for noise in NOISE)
+
+
+class KeepWarnings(logging.Handler):
+    """Collects the warnings that matter (GPU fallback, repeated batches, ...) to repeat them at the end."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self.addFilter(DropNoise())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().strip().splitlines()[0]
+        if record.name == "py.warnings":  # "<file>:<line>: <Category>: <text>" -> "<text>"
+            message = message.split(": ", 2)[-1] if message.count(": ") >= 2 else message
+        if message not in self.messages:
+            self.messages.append(message)
+
+
+def quiet_console() -> KeepWarnings:
+    """Route Lightning's messages and Python warnings through Hydra's logging (console + train.log), minus NOISE."""
+    logging.captureWarnings(True)
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):  # Lightning adds its own console handler when imported first
+            logger.removeHandler(handler)
+        logger.propagate = True
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.addFilter(DropNoise())
+    keep = KeepWarnings()
+    root.addHandler(keep)
+    return keep
+
+
+def log_header(cfg: DictConfig, model: pl.LightningModule, datamodule, lr_source: str) -> None:
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    splits = [(name, getattr(datamodule, f"{name}_set", None)) for name in ("train", "val", "test")]
+    sizes = " / ".join(f"{len(ds):,} {name}" for name, ds in splits if ds is not None)
+    scheduler = cfg.get("scheduler") or {}
+    peak = scheduler.get("max_lr", max(scheduler.get("values", [cfg.optimizer.get("lr")]) or [None]))
+    heads = ", ".join(f"{k}={v}" for k, v in datamodule.heads.items())
+    for line in (
+        f"experiment  {choices.get('experiment') or '(defaults)'}   task {cfg.task.name}   seed {cfg.seed}",
+        f"model       {cfg.model.backbone.name}: {model.num_parameters():,} parameters, heads {heads}",
+        f"data        {short_name(cfg.data.get('_target_'))}: {sizes} images, batch {cfg.data.get('batch_size')}",
+        f"optimizer   {short_name(cfg.optimizer.get('_target_'))}, weight decay {cfg.optimizer.get('weight_decay')}, "
+        f"momentum {cfg.optimizer.get('momentum', cfg.optimizer.get('betas'))}",
+        f"schedule    {short_name(scheduler.get('_target_'))}, peak LR {peak} ({lr_source})",
+        f"device      {cfg.trainer.accelerator} x{cfg.trainer.devices}, precision {cfg.trainer.precision}, "
+        f"{torch.get_num_threads()} CPU threads",
+        f"run dir     {cfg.output_dir}",
+    ):
+        log.info(line)
+
+
+def log_summary(cfg: DictConfig, status: str, metrics: dict, started: float, keep: KeepWarnings | None) -> None:
+    shown = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/")) or k == f"{cfg.monitor}_best"}
+    checkpoints = sorted(glob.glob(os.path.join(cfg.output_dir, "checkpoints", "*.ckpt")))
+    figures = sorted(glob.glob(os.path.join(cfg.output_dir, "**", "*.png"), recursive=True))
+    log.info(f"{status} in {time.time() - started:.1f} s: " + (", ".join(f"{k} {v:.4f}" for k, v in shown.items())
+                                                             or "no metrics"))
+    log.info(f"checkpoints {', '.join(checkpoints) or 'none'}")
+    if figures:
+        log.info(f"figures     {', '.join(figures)}")
+    log.info(f"TensorBoard .venv/bin/tensorboard --logdir {os.path.join(cfg.output_dir, 'tensorboard')}")
+    for message in (keep.messages if keep else []):
+        log.info(f"warning     {message}")
 
 
 def fall_back_without_gpu(cfg: DictConfig) -> None:
@@ -69,7 +162,15 @@ def auto_keys(cfg: DictConfig) -> list[str]:
 def check_schedule(cfg: DictConfig) -> None:
     """Build the schedule once with stand-ins for its "auto" keys, so a bad shape fails now, not after a
     minutes-long range test."""
-    if (cfg.get("scheduler") or {}).get("_target_"):
+    target = (cfg.get("scheduler") or {}).get("_target_")
+    if target:
+        takes = list(inspect.signature(get_method(target)).parameters)[2:]
+        foreign = [key for key in cfg.scheduler if not key.startswith("_") and key not in takes]
+        if foreign:
+            experiment = HydraConfig.get().runtime.choices.get("experiment") if HydraConfig.initialized() else None
+            origin = f"experiment={experiment} or an override" if experiment else "an override"
+            raise ValueError(f"scheduler.{foreign[0]} does not apply to the {short_name(target)} schedule (it comes "
+                             f"from {origin}); that schedule takes: {', '.join(k for k in takes if k != 'steps_per_epoch')}")
         stand_ins = {"max_lr": 1e9, "base_lr": 0.0}
         LRSchedule(instantiate(cfg.scheduler, **{key: stand_ins[key] for key in auto_keys(cfg)}))
 
@@ -111,24 +212,94 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     return callbacks + [instantiate(c) for c in cfg.callbacks.values() if c is not None]
 
 
-def flat_hparams(cfg: DictConfig, lr_source: str) -> dict:
-    """The flattened config (which holds the LRs actually used), plus where the peak LR came from."""
+def job_overrides() -> list[str]:
+    """This job's command-line overrides (none outside a Hydra run, e.g. when a test calls run())."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def is_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def worst_value(cfg: DictConfig) -> float:
+    """What a diverged or failed job returns to a sweeper: the worst possible value of the monitored metric."""
+    return -math.inf if cfg.monitor_mode == "max" else math.inf
+
+
+def short_name(target: str | None) -> str:
+    return str(target).rsplit(".", 1)[-1] if target else "none"
+
+
+def tensorboard_hparams(cfg: DictConfig, lr_source: str, status: str) -> dict:
+    """What a researcher compares across runs, swept keys first: not every config leaf."""
     flat = {}
 
     def walk(node, prefix=""):
         for key, value in node.items():
-            name = f"{prefix}{key}"
             if isinstance(value, dict):
-                walk(value, f"{name}/")
+                walk(value, f"{prefix}{key}/")
             else:
-                flat[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
+                flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
 
     walk(OmegaConf.to_container(cfg, resolve=True))
-    flat["scheduler/max_lr_source"] = lr_source
-    return flat
+    swept = [o.split("=", 1)[0].lstrip("+~").replace(".", "/") for o in job_overrides()]
+    chosen = {key: flat[key] for key in swept if key in flat}
+    scheduler = cfg.get("scheduler") or {}
+    chosen.update({
+        "network": cfg.model.backbone.name, "data": short_name(cfg.data.get("_target_")),
+        "optimizer": short_name(cfg.optimizer.get("_target_")), "optimizer/lr": flat.get("optimizer/lr"),
+        "optimizer/weight_decay": flat.get("optimizer/weight_decay"), "optimizer/momentum": flat.get("optimizer/momentum"),
+        "schedule": short_name(scheduler.get("_target_")),
+        **{f"scheduler/{k}": flat[f"scheduler/{k}"] for k in scheduler if not str(k).startswith("_")
+           and f"scheduler/{k}" in flat},
+        "scheduler/max_lr_source": lr_source, "data/batch_size": flat.get("data/batch_size"),
+        "trainer/max_epochs": flat.get("trainer/max_epochs"), "trainer/max_steps": flat.get("trainer/max_steps"),
+        "seed": cfg.seed, "status": status,
+    })
+    return {k: v for k, v in chosen.items() if v is not None}
 
 
-def run(cfg: DictConfig) -> float | None:
+def save_result(cfg: DictConfig, **fields) -> dict:
+    """result.json in the run directory: what a sweep summary reads. Written when training starts (status
+    "running") and rewritten with the outcome, so an interrupted job is still a row."""
+    path = os.path.join(cfg.output_dir, "result.json")
+    record = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            record = json.load(f)
+    record.update(fields)
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(record, f, indent=2, default=str)
+    os.replace(path + ".tmp", path)  # never a half-written file
+    return record
+
+
+def log_run_hparams(trainer: pl.Trainer, cfg: DictConfig, lr_source: str, status: str, metrics: dict) -> None:
+    hparams = tensorboard_hparams(cfg, lr_source, status)
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(hparams, metrics)
+        else:
+            logger.log_hyperparams(hparams)
+        logger.save()
+
+
+def continue_in_run_dir(cfg: DictConfig) -> None:
+    """``ckpt_path=<run dir>/checkpoints/<name>.ckpt`` continues in that run's directory (and TensorBoard run), so a
+    resumed run adds to its own logs instead of starting an overlapping second run."""
+    if cfg.ckpt_path:
+        folder = os.path.dirname(os.path.abspath(str(cfg.ckpt_path)))
+        run_dir = os.path.dirname(folder)
+        if os.path.basename(folder) == "checkpoints" and os.path.isdir(os.path.join(run_dir, ".hydra")):
+            cfg.output_dir = run_dir
+
+
+def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
+    if cfg.task.name == "predict":  # prediction from a checkpoint alone: lightning_modules/predict.py
+        return predict_from_config(cfg)
+    started = time.time()
+    continue_in_run_dir(cfg)
     fall_back_without_gpu(cfg)
     pl.seed_everything(cfg.seed, workers=True)
 
@@ -137,7 +308,6 @@ def run(cfg: DictConfig) -> float | None:
     datamodule.setup("fit")
 
     model = instantiate(cfg.model, heads=datamodule.heads, optimizer=instantiate(cfg.optimizer))
-    rprint(f"[bold]{cfg.model.backbone.name}[/bold]: {model.num_parameters():,} parameters")
 
     if cfg.task.name == "lr_range_test":
         return run_range_test(cfg, model, datamodule).lr
@@ -147,7 +317,12 @@ def run(cfg: DictConfig) -> float | None:
     lr_source = (f"range_test ({range_test.rule})" if range_test else "checkpoint" if asked else "config")
     os.makedirs(cfg.output_dir, exist_ok=True)
     OmegaConf.save(cfg, os.path.join(cfg.output_dir, "config.yaml"), resolve=True)  # what ran; .hydra/: what was asked
-    print_config(cfg)
+    if cfg.print_config:
+        print_config(cfg)
+    log_header(cfg, model, datamodule, lr_source)
+    max_lr = (cfg.get("scheduler") or {}).get("max_lr", cfg.optimizer.get("lr"))
+    save_result(cfg, status="running", reason="", overrides=job_overrides(), monitor=cfg.monitor,
+                monitor_mode=cfg.monitor_mode, lr={"max_lr": max_lr, "source": lr_source}, run_dir=cfg.output_dir)
 
     callbacks = build_callbacks(cfg)
     loggers = [instantiate(c) for c in cfg.logger.values() if c is not None]
@@ -155,26 +330,75 @@ def run(cfg: DictConfig) -> float | None:
         range_test.log_to(loggers)
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    except Diverged as err:  # a result, not a crash: no checkpoint from the broken weights, the sweep goes on
+        last = os.path.join(cfg.output_dir, "checkpoints", "last.ckpt")
+        log.warning(f"Diverged: {err}. Last good checkpoint: "
+                    f"{last if os.path.exists(last) else 'none (it diverged in the first epoch)'}")
+        log_run_hparams(trainer, cfg, lr_source, "diverged", {"hp_metric": math.nan})
+        save_result(cfg, status="diverged", reason=str(err), metrics={}, objective=worst_value(cfg),
+                    epochs=trainer.current_epoch, steps=err.step, wall_s=round(time.time() - started, 2),
+                    checkpoint=last if os.path.exists(last) else None)
+        log_summary(cfg, "diverged", {}, started, keep)
+        return worst_value(cfg)
+    except Interrupted as err:
+        save_result(cfg, status="interrupted", reason=str(err), epochs=trainer.current_epoch, steps=err.step,
+                    wall_s=round(time.time() - started, 2), checkpoint=err.checkpoint)
+        log_summary(cfg, "interrupted", {}, started, keep)
+        log.warning(f"Interrupted ({err}). Resume in the same run directory with the same overrides plus "
+                    f"ckpt_path={err.checkpoint}")
+        raise
     trainer.save_checkpoint(f"{cfg.output_dir}/checkpoints/last.ckpt")  # the final weights, even mid-epoch
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    best = next((cb.best_model_score for cb in trainer.checkpoint_callbacks if cb.monitor == cfg.monitor), None)
+    if best is not None:
+        metrics[f"{cfg.monitor}_best"] = float(best)
     if cfg.test:
-        metrics.update({k: float(v) for k, v in trainer.test(model, datamodule=datamodule)[0].items()})
-    hp_metric = metrics.get("test/acc", metrics.get(cfg.monitor))
-    hparams = flat_hparams(cfg, lr_source)
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger) and hp_metric is not None:
-            logger.log_hyperparams(hparams, {"hp_metric": hp_metric})
-        else:
-            logger.log_hyperparams(hparams)
-        logger.save()
+        metrics.update({k: float(v) for k, v in trainer.test(model, datamodule=datamodule, verbose=False)[0].items()})
+    summary = {f"final/{k}": v for k, v in metrics.items() if k in (cfg.monitor, f"{cfg.monitor}_best", "test/acc")}
+    hp_metric = metrics.get("test/acc", metrics.get(cfg.monitor, math.nan))
+    log_run_hparams(trainer, cfg, lr_source, "completed", {**summary, "hp_metric": hp_metric})
+    save_result(cfg, status="completed", metrics=metrics, objective=metrics.get(cfg.monitor),
+                epochs=trainer.current_epoch, steps=trainer.global_step, wall_s=round(time.time() - started, 2),
+                checkpoint=os.path.join(cfg.output_dir, "checkpoints", "last.ckpt"))
+    log_summary(cfg, "completed", metrics, started, keep)
     return metrics.get(cfg.monitor)
+
+
+# The project's start-up errors: every check of a config key, file or checkpoint raises one of these with a message
+# that names the key or path and what is allowed; train.py prints that message alone (no traceback wall).
+START_UP_ERRORS = (ValueError, FileNotFoundError, InstantiationException)
+
+
+def plain_message(err: BaseException) -> str:
+    """The message of the error a config check raised (unwrapping Hydra's InstantiationException)."""
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
+        err = err.__cause__
+    return str(err)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    return run(cfg)
+    keep = quiet_console()
+    try:
+        return run(cfg, keep)
+    except Interrupted:
+        raise SystemExit(130) from None  # 128 + SIGINT, as shells report an interrupted command
+    except START_UP_ERRORS as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or is_multirun():
+            raise
+        log.error(f"Error: {plain_message(err)}")
+        raise SystemExit(2) from None
+    except Exception as err:
+        if not is_multirun():
+            raise
+        # in a sweep one crashed job is a row of the summary, not the end of the sweep
+        save_result(cfg, status="failed", reason=f"{type(err).__name__}: {err}", objective=worst_value(cfg),
+                    overrides=job_overrides(), run_dir=cfg.output_dir)
+        logging.getLogger(__name__).exception("job failed; the sweep goes on")
+        return worst_value(cfg)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ Suggestions (see the functions for the exact definitions):
   looking only at points up to the minimum and skipping the first two smoothing
   bandwidths (edge transients). Slopes are taken against log LR, not raw LR
   (which would favour absurdly small LRs).
-* ``valley``: the longest steep downhill stretch of the smoothed loss, and the
-  LR two thirds of the way down it (in log LR, from its top towards its bottom). Like
+* ``valley``: the longest steep downhill stretch of the smoothed loss before its
+  minimum (ignoring dips too small to matter), and the LR two thirds of the way down it (in log LR, from its top towards its bottom). Like
   fastai's ``valley`` (longest decreasing run, a point part-way down it), but on the
   zero-lag curve, with an explicit steepness threshold and lengths in decades.
 
@@ -54,6 +54,7 @@ __all__ = [
     "suggest_valley",
     "valley_stretch",
     "compute_suggestions",
+    "binomial_stderr",
     "accuracy_test_bounds",
 ]
 
@@ -249,8 +250,12 @@ def valley_stretch(
     smoothed: Sequence[float],
     steep_frac: float = 0.1,
     max_gap: float = 0.3,
+    min_drop_frac: float = 0.25,
 ) -> Tuple[int, int]:
-    """Index range ``(start, end)`` (inclusive) of the longest steep downhill stretch.
+    """Index range ``(start, end)`` (inclusive) of the longest steep downhill stretch before the minimum.
+
+    Only the curve up to and including its minimum is considered: a descent after the minimum (a late bump in
+    the blow-up) can never be picked.
 
     1. A point is *steep downhill* when its slope d loss / d log10 LR is negative and at
        least ``steep_frac`` times the steepest (most negative) slope of the whole curve.
@@ -258,17 +263,24 @@ def valley_stretch(
     3. Two consecutive runs are merged when the gap between them is at most ``max_gap``
        decades of LR and the loss at the end of the gap is not higher than at its start
        (a short shoulder or noise wiggle does not cut a descent in two).
-    4. The stretch is the longest run, measured in decades of LR
+    4. Runs whose loss drop is below ``min_drop_frac`` of the total drop (highest loss before the
+       minimum minus the minimum) are ignored -- a tiny early dip is noise, not the valley (unless no run is
+       big enough).
+    5. The stretch is the longest run, measured in decades of LR
        (``log10 lr[end] - log10 lr[start]``), not in points, so a linear sweep (dense at
        high LR) is not favoured towards its top end. Ties go to the earlier run.
 
-    If no slope is negative the whole curve is returned.
+    If no slope is negative the whole curve up to the minimum is returned.
     """
     if not 0.0 <= steep_frac < 1.0:
         raise ValueError(f"steep_frac must be in [0, 1), got {steep_frac}")
     if max_gap < 0:
         raise ValueError(f"max_gap must be >= 0, got {max_gap}")
+    if not 0.0 <= min_drop_frac <= 1.0:
+        raise ValueError(f"min_drop_frac must be in [0, 1], got {min_drop_frac}")
     lr, y = _check_pair(lrs, smoothed)
+    i_min = int(np.nanargmin(y))
+    lr, y = lr[: i_min + 1], y[: i_min + 1]
     x = np.log10(lr)
     slope = log_lr_slope(lr, y)
     steepest = float(np.nanmin(slope)) if slope.size else 0.0
@@ -289,8 +301,9 @@ def valley_stretch(
         else:
             runs.append((i, j))
         i = j + 1
-    best = max(runs, key=lambda r: (x[r[1]] - x[r[0]], -r[0]))
-    return best
+    total = float(np.nanmax(y) - y[-1])
+    big = [r for r in runs if y[r[0]] - y[r[1]] >= min_drop_frac * total] or runs
+    return max(big, key=lambda r: (x[r[1]] - x[r[0]], -r[0]))
 
 
 def suggest_valley(
@@ -319,25 +332,39 @@ def compute_suggestions(
     """Smooth the raw ``losses`` with :func:`smooth_log_lr` and return
     ``({name: lr for name in SUGGESTIONS}, smoothed)``. Non-finite losses (the
     blow-up at the end of a sweep) are ignored by the smoother. ``bandwidth=None``
-    uses :func:`default_bandwidth`; ``steepest`` skips the first two bandwidths."""
+    uses :func:`default_bandwidth`; ``steepest`` skips the first two bandwidths. Every suggestion is <= the
+    LR of the smoothed-loss minimum."""
     lr, loss = _check_pair(lrs, losses)
     if np.isfinite(loss).sum() < 3:
         raise ValueError("need at least 3 finite loss values to make suggestions")
     if bandwidth is None:
         bandwidth = default_bandwidth(np.log10(lr))
     smoothed = smooth_log_lr(lr, loss, bandwidth)
+    loss_min = suggest_loss_min(lr, smoothed)
     out = {
         "min_div10": suggest_min_div10(lr, smoothed),
         "steepest": suggest_steepest(lr, smoothed, skip_start=2.0 * bandwidth),
         "valley": suggest_valley(lr, smoothed),
-        "loss_min": suggest_loss_min(lr, smoothed),
+        "loss_min": loss_min,
     }
-    return out, smoothed
+    # no suggestion lies beyond the smoothed-loss minimum (each rule already looks only up to it; keep it so)
+    return {name: min(value, loss_min) for name, value in out.items()}, smoothed
 
 
 # ---------------------------------------------------------------------------
 # Smith 2015 accuracy test
 # ---------------------------------------------------------------------------
+def binomial_stderr(acc: float, n: Optional[int]) -> float:
+    """Standard error ``sqrt(p (1 - p) / n)`` of an accuracy ``p`` measured on ``n`` images (0 when ``n`` is
+    None: exact values)."""
+    if n is None:
+        return 0.0
+    if n < 1:
+        raise ValueError(f"the number of images per accuracy point must be >= 1, got {n}")
+    p = min(max(float(acc), 0.0), 1.0)
+    return math.sqrt(p * (1.0 - p) / n)
+
+
 def accuracy_test_bounds(
     lrs: Sequence[float],
     accs: Sequence[float],
@@ -345,26 +372,28 @@ def accuracy_test_bounds(
     rise_frac: float = 0.1,
     plateau_frac: float = 0.9,
     ragged_frac: float = 0.25,
+    num_images: Optional[int] = None,
 ) -> Dict[str, float]:
     """``base_lr`` and ``max_lr`` from an LR-vs-validation-accuracy ramp (Smith 2015, sec. 3.3:
     "note the learning rate value when the accuracy starts to increase and when the
     accuracy slows, becomes ragged, or starts to fall").
 
     Rule (``a`` = accuracy, optionally smoothed with :func:`smooth_log_lr` on the
-    *linear* LR axis when ``bandwidth`` is not 0; ``None`` picks the default):
+    *linear* LR axis when ``bandwidth`` is not 0; ``None`` picks the default;
+    ``se(v)`` = :func:`binomial_stderr` of ``v`` on ``num_images`` images, 0 if that is None):
 
-    * ``a0 = a[0]``, ``p = argmax(a)``, ``rise = a[p] - a0``. If ``rise <= 0`` the
-      accuracy never rose: a ``ValueError`` says to widen the LR range.
+    * ``a0 = a[0]``, ``p = argmax(a)``, ``rise = a[p] - a0``. If ``rise <= se(a[p])`` the
+      accuracy never rose beyond noise: a ``ValueError`` says to widen the LR range.
     * ``base_lr``: LR of the first point (at or before ``p``) with
       ``a >= a0 + rise_frac * rise`` -- where accuracy *starts to rise*.
     * ``max_lr``: LR of the first point after ``base_lr`` at which either
-      (a) ``a >= a0 + plateau_frac * rise`` -- the rise has *stopped* (what is left
-      is a plateau or the peak), or (b) the raw accuracy drops below its running
-      maximum (since ``base_lr``) by more than ``ragged_frac * rise`` -- it *turned
-      ragged or fell*; then ``max_lr`` is the LR of the point before the drop.
-      Whichever comes first. By construction ``max_lr <= lr[p]`` for rule (a).
+      (a) ``a >= a0 + plateau_frac * rise`` or ``a >= a[p] - se(a[p])`` (within one standard error
+      of the best: a tie with the peak) -- the rise has *stopped*, or (b) the raw accuracy drops
+      below its running maximum ``r`` (since ``base_lr``) by more than ``max(ragged_frac * rise, se(r))``
+      -- it *turned ragged or fell* (a dip within one standard error is noise, not a fall); then
+      ``max_lr`` is the LR of the point before the drop. Whichever comes first.
 
-    Returns ``{"base_lr", "max_lr", "peak_lr", "peak_acc", "start_acc"}``.
+    Returns ``{"base_lr", "max_lr", "peak_lr", "peak_acc", "start_acc", "peak_stderr"}``.
     """
     lr = _as_1d("lrs", lrs)
     acc = _as_1d("accs", accs)
@@ -384,21 +413,23 @@ def accuracy_test_bounds(
         a = smooth_log_lr(lr, raw, bandwidth if bandwidth is not None else None, min_neighbours=2, log_axis=False)
     a0 = float(a[0])
     p = int(np.argmax(a))
+    tol = binomial_stderr(a[p], num_images)
     rise = float(a[p]) - a0
-    if rise <= 0:
+    if rise <= tol:
         raise ValueError(
-            "validation accuracy never rose above its starting value during the accuracy test: "
-            "widen the range (max_lr higher) or run more epochs (num_epochs)"
+            "validation accuracy never rose above its starting value (by more than one standard error) during "
+            "the accuracy test: widen the range (max_lr higher), run more epochs (num_epochs) or evaluate more "
+            "images per point (eval_batches)"
         )
     b = int(np.argmax(a[: p + 1] >= a0 + rise_frac * rise))
     m = p
     run_max = raw[b]
     for i in range(b + 1, p + 1):
-        if raw[i] < run_max - ragged_frac * rise:
+        if raw[i] < run_max - max(ragged_frac * rise, binomial_stderr(run_max, num_images)):
             m = i - 1
             break
         run_max = max(run_max, raw[i])
-        if a[i] >= a0 + plateau_frac * rise:
+        if a[i] >= a0 + plateau_frac * rise or a[i] >= a[p] - tol:
             m = i
             break
     return {
@@ -407,4 +438,5 @@ def accuracy_test_bounds(
         "peak_lr": float(lr[p]),
         "peak_acc": float(a[p]),
         "start_acc": a0,
+        "peak_stderr": tol,
     }

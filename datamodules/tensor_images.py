@@ -174,12 +174,20 @@ class TensorImageDataModule(pl.LightningDataModule):
         num_workers: DataLoader workers.
         drop_last: drop the last incomplete training batch.
         seed: seed for the validation split, the data order and the augmentation.
+        resized_crop_scale: (min, max) area fraction of a batched random-resized crop (null: off).
+        resized_crop_ratio: (min, max) aspect ratio of that crop.
+        color_jitter: batched brightness/contrast/saturation jitter strength (0: off).
     """
 
     def __init__(self, batch_size: int = 512, eval_batch_size: int | None = None, val_fraction: float = 0.0,
                  augment: str = "batch", crop_padding: int = 4, flip: bool = True, cutout: int = 0,
-                 num_workers: int = 0, drop_last: bool = True, seed: int = 0):
+                 num_workers: int = 0, drop_last: bool = True, seed: int = 0,
+                 resized_crop_scale: tuple[float, float] | None = None,
+                 resized_crop_ratio: tuple[float, float] = (3 / 4, 4 / 3), color_jitter: float = 0.0):
         super().__init__()
+        _check_batched_ops(resized_crop_scale, resized_crop_ratio, color_jitter)
+        self.batched_ops = dict(resized_crop_scale=resized_crop_scale, resized_crop_ratio=resized_crop_ratio,
+                                jitter=color_jitter)
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"data.batch_size must be a positive integer, got {batch_size!r}")
         if eval_batch_size is not None and (not isinstance(eval_batch_size, int) or eval_batch_size <= 0):
@@ -300,7 +308,8 @@ class TensorImageDataModule(pl.LightningDataModule):
             x = self.normalize(images)
             if self.augment == "batch":
                 generator = torch.Generator(device=x.device).manual_seed(key)
-                x = batch_augment(x, self.crop_padding, self.flip, self.cutout, generator)
+                x = batch_augment(x, self.crop_padding, self.flip, self.cutout, generator,
+                                  mean=self.mean, std=self.std, **self.batched_ops)
             return x, labels
         images, labels = batch
         return self.normalize(images), labels
@@ -320,3 +329,12 @@ def _take(labels, idx):
     if isinstance(labels, Mapping):
         return {k: v[idx] for k, v in labels.items()}
     return labels[idx]
+
+
+def _check_batched_ops(scale, ratio, jitter) -> None:
+    if scale is not None and not (len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1):
+        raise ValueError(f"data.resized_crop_scale must be null or [min, max] with 0 < min <= max <= 1, got {scale}")
+    if not (len(ratio) == 2 and 0 < ratio[0] <= ratio[1]):
+        raise ValueError(f"data.resized_crop_ratio must be [min, max] with 0 < min <= max, got {ratio}")
+    if not 0 <= jitter < 1:
+        raise ValueError(f"data.color_jitter must be in [0, 1), got {jitter}")

@@ -7,8 +7,9 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
+from lightning_modules.confusion import log_confusion_matrix
 from lightning_modules.networks import count_parameters
 
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
@@ -42,12 +43,20 @@ class Classifier(pl.LightningModule):
             their weight decay is divided by the same factor so the decay per step (lr x wd) is unchanged.
         channels_last: NHWC memory format for the network and inputs.
         compile: ``torch.compile`` the backbone (GPU; falls back to eager where compile is unavailable).
+        loss_weights: head -> weight of its cross-entropy in the summed loss (default 1 each).
+        class_weights: head -> per-class cross-entropy weights, a list or ``balanced`` (n / (k x n_class) from the
+            datamodule's training ``class_counts``); ``balanced`` alone applies it to every head.
+
+    Metrics: ``{split}/loss``; with one head ``{split}/acc`` (and ``val``/``test`` ``f1_macro``); with several,
+    ``{split}/<head>/acc``, ``{split}/<head>/f1_macro`` and ``{split}/acc_mean`` (also logged as ``{split}/acc``).
+    At the end of fit each head's validation confusion matrix goes to TensorBoard and the run folder.
     """
 
     def __init__(self, backbone: nn.Module, heads: Mapping[str, int], optimizer: Callable | None = None,
                  label_smoothing: float = 0.0, tta_level: int = 0, tta_on_val: bool = False,
                  exclude_norm_and_bias_from_wd: bool = False, norm_lr_scale: float = 1.0,
-                 channels_last: bool = False, compile: bool = False):
+                 channels_last: bool = False, compile: bool = False, loss_weights: Mapping[str, float] | None = None,
+                 class_weights: Mapping[str, object] | str | None = None):
         super().__init__()
         if not heads:
             raise ValueError("model.heads: at least one head {name: num_classes} is needed")
@@ -61,6 +70,8 @@ class Classifier(pl.LightningModule):
         if norm_lr_scale <= 0:
             raise ValueError(f"model.norm_lr_scale must be > 0, got {norm_lr_scale}")
         heads = {str(name): int(n) for name, n in heads.items()}  # plain types: checkpoints load with weights_only
+        loss_weights = _check_loss_weights(loss_weights, heads)
+        class_weights = _check_class_weights(class_weights, heads)
         self.save_hyperparameters(ignore=["backbone", "optimizer"], logger=False)
         self.backbone = backbone
         self.head_names = list(heads)
@@ -72,6 +83,11 @@ class Classifier(pl.LightningModule):
             f"{split}_{name}": MulticlassAccuracy(int(n), average="micro")
             for split in ("train", "val", "test", "test_no_tta") for name, n in heads.items()
         })
+        self.f1 = nn.ModuleDict({f"{split}_{name}": MulticlassF1Score(int(n), average="macro")
+                                 for split in ("val", "test") for name, n in heads.items()})
+        self.confusion = nn.ModuleDict({name: MulticlassConfusionMatrix(int(n)) for name, n in heads.items()})
+        self.loss_weights = loss_weights
+        self.class_weights: dict[str, torch.Tensor] = {}  # resolved in setup ("balanced" needs the data)
         self._compiled_backbone = None
 
     # -- model ----------------------------------------------------------------------------------------------------
@@ -79,6 +95,7 @@ class Classifier(pl.LightningModule):
         return count_parameters(self)
 
     def setup(self, stage: str) -> None:
+        self.class_weights = self._resolve_class_weights()
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
         if self.compile and self._compiled_backbone is None:
@@ -111,9 +128,28 @@ class Classifier(pl.LightningModule):
         return out
 
     def loss_from_logits(self, logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]):
-        """Sum over heads of the mean cross-entropy (with label smoothing)."""
-        return sum(F.cross_entropy(logits[n].float(), targets[n], label_smoothing=self.label_smoothing)
-                   for n in self.head_names)
+        """Weighted sum over heads of the mean cross-entropy (with label smoothing and class weights)."""
+        total = 0
+        for n in self.head_names:
+            weight = self.class_weights.get(n)
+            weight = None if weight is None else weight.to(logits[n].device)
+            ce = F.cross_entropy(logits[n].float(), targets[n], weight=weight, label_smoothing=self.label_smoothing)
+            total = total + self.loss_weights.get(n, 1.0) * ce
+        return total
+
+    def _resolve_class_weights(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, spec in self.hparams.class_weights.items():
+            if spec == "balanced":
+                counts = getattr(getattr(self._trainer, "datamodule", None), "class_counts", {}).get(name)
+                if counts is None:
+                    raise ValueError(f"model.class_weights.{name}=balanced needs the training class counts, which "
+                                     "this datamodule does not provide; give a list of weights instead")
+                counts = torch.tensor(counts, dtype=torch.float32)
+                out[name] = counts.sum() / (len(counts) * counts.clamp_min(1))
+            else:
+                out[name] = torch.tensor(spec, dtype=torch.float32)
+        return out
 
     # -- API for callbacks (no logging) ---------------------------------------------------------------------------
     def compute_loss(self, batch) -> torch.Tensor:
@@ -139,8 +175,15 @@ class Classifier(pl.LightningModule):
         for name in self.head_names:
             metric = self.metrics[f"{split}_{name}"]
             metric(logits[name].detach(), targets[name])
-            key = f"{split}/acc" if len(self.head_names) == 1 else f"{split}/acc/{name}"
-            self.log(key, metric, on_step=on_step, on_epoch=not on_step, prog_bar=prog_bar, batch_size=batch_size)
+            self.log(self._key(split, name, "acc"), metric, on_step=on_step, on_epoch=not on_step,
+                     prog_bar=prog_bar and len(self.head_names) == 1, batch_size=batch_size)
+            if f"{split}_{name}" in self.f1:
+                f1 = self.f1[f"{split}_{name}"]
+                f1(logits[name].detach(), targets[name])
+                self.log(self._key(split, name, "f1_macro"), f1, on_step=False, on_epoch=True, batch_size=batch_size)
+
+    def _key(self, split: str, head: str, metric: str) -> str:
+        return f"{split}/{metric}" if len(self.head_names) == 1 else f"{split}/{head}/{metric}"
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -154,9 +197,12 @@ class Classifier(pl.LightningModule):
         logits, targets = self._tta_logits(x, tta_level), self._targets(y)
         loss = self.loss_from_logits(logits, targets)
         self._log_step(split, loss, logits, targets, len(x), on_step=False)
+        return logits, targets
 
     def validation_step(self, batch, batch_idx):
-        self._eval_step("val", batch, self.tta_level if self.tta_on_val else 0)
+        logits, targets = self._eval_step("val", batch, self.tta_level if self.tta_on_val else 0)
+        for name in self.head_names:
+            self.confusion[name].update(logits[name].detach().argmax(1), targets[name])
 
     def test_step(self, batch, batch_idx):
         self._eval_step("test", batch, self.tta_level)
@@ -167,13 +213,38 @@ class Classifier(pl.LightningModule):
     def _log_mean_accuracy(self, split: str):
         if len(self.head_names) > 1:
             accs = [self.metrics[f"{split}_{n}"].compute() for n in self.head_names]
-            self.log(f"{split}/acc", torch.stack(accs).mean(), prog_bar=True)
+            mean = torch.stack(accs).mean()
+            self.log(f"{split}/acc_mean", mean, prog_bar=True)
+            self.log(f"{split}/acc", mean)
+
+    def on_validation_epoch_start(self):
+        for cm in self.confusion.values():
+            cm.reset()
 
     def on_validation_epoch_end(self):
         self._log_mean_accuracy("val")
 
     def on_test_epoch_end(self):
         self._log_mean_accuracy("test")
+
+    def on_fit_end(self):
+        """The last validation's confusion matrix per head (class names on the axes) to TensorBoard and the run
+        folder."""
+        vocabularies = getattr(self.trainer.datamodule, "vocabularies", None) or {}
+        for name in self.head_names:
+            if self.confusion[name].update_count:
+                matrix = self.confusion[name].compute().cpu()  # on every rank: compute() syncs under DDP
+                if self.trainer.is_global_zero:
+                    log_confusion_matrix(self.trainer, name, matrix, vocabularies.get(name))
+
+    # -- checkpoints: what prediction needs besides the weights ---------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        build_args = getattr(self.backbone, "build_args", None)
+        if build_args is not None:
+            checkpoint["backbone"] = build_args
+        metadata = getattr(getattr(self._trainer, "datamodule", None), "checkpoint_metadata", None)
+        if metadata is not None:
+            checkpoint["data"] = metadata()
 
     # -- data-dependent init and per-epoch backbone settings --------------------------------------------------------
     def on_fit_start(self):
@@ -220,3 +291,34 @@ class Classifier(pl.LightningModule):
             raise ValueError("model.optimizer: no optimizer given (set the optimizer config group)")
         keywords = getattr(self.optimizer_factory, "keywords", {})
         return self.optimizer_factory(self.parameter_groups(keywords.get("weight_decay", 0.0), keywords.get("lr")))
+
+
+def _check_loss_weights(weights, heads: Mapping[str, int]) -> dict[str, float]:
+    weights = {str(k): float(v) for k, v in (weights or {}).items()}
+    unknown = sorted(set(weights) - set(heads))
+    if unknown or any(w < 0 for w in weights.values()):
+        raise ValueError(f"model.loss_weights: keys must be heads {sorted(heads)} and weights >= 0, got {weights}")
+    return weights
+
+
+def _check_class_weights(weights, heads: Mapping[str, int]) -> dict[str, object]:
+    if weights is None:
+        return {}
+    if isinstance(weights, str):
+        weights = {name: weights for name in heads}
+    out = {}
+    for name, spec in weights.items():
+        if name not in heads:
+            raise ValueError(f"model.class_weights: {name!r} is not a head; heads: {sorted(heads)}")
+        if spec is None:
+            continue
+        if isinstance(spec, str):
+            if spec != "balanced":
+                raise ValueError(f"model.class_weights.{name}: {spec!r} is not allowed; use balanced or a list")
+            out[name] = spec
+        else:
+            values = [float(v) for v in spec]
+            if len(values) != heads[name] or any(v < 0 for v in values):
+                raise ValueError(f"model.class_weights.{name}: need {heads[name]} weights >= 0, got {values}")
+            out[name] = values
+    return out

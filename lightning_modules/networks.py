@@ -157,7 +157,8 @@ class AirbenchNet(Backbone):
     """Keller Jordan's airbench94 network (Jordan 2024, '94% on CIFAR-10 in 3.29 seconds on a single GPU').
 
     A frozen 2x2 patch-whitening conv (initialised from the training data with :meth:`data_init`), then three
-    conv groups (64, 256, 256), max-pool 3, linear without bias, logits scaled by 1/9.
+    conv groups (64, 256, 256), global max-pool (airbench's max-pool 3 at 32x32), linear without bias, logits
+    scaled by 1/9.
     The whitening conv's bias trains only for the first ``whiten_bias_epochs`` epochs (see :meth:`set_epoch`).
     """
 
@@ -172,7 +173,7 @@ class AirbenchNet(Backbone):
         features = nn.Sequential(
             whiten, nn.GELU(),
             AirbenchGroup(whiten_width, w1, bn_momentum), AirbenchGroup(w1, w2, bn_momentum),
-            AirbenchGroup(w2, w3, bn_momentum), nn.MaxPool2d(3), nn.Flatten(),
+            AirbenchGroup(w2, w3, bn_momentum), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
         )
         super().__init__(features, w3, head_bias=False, logit_scale=logit_scale)
 
@@ -201,10 +202,22 @@ NETWORKS = {"resnet9": ResNet9, "resnet18": ResNet18, "small": SmallNet, "airben
 
 
 def build_network(name: str, **kwargs) -> Backbone:
-    """Build a backbone by name; an unknown name gets an error listing the known ones."""
+    """Build a backbone by name; an unknown name gets an error listing the known ones. The backbone remembers
+    its arguments in ``build_args`` (plain types), so a checkpoint can rebuild it without the config."""
     if name not in NETWORKS:
         raise ValueError(f"model.backbone.name: unknown network {name!r}; choose one of {sorted(NETWORKS)}")
-    return NETWORKS[name](**kwargs)
+    net = NETWORKS[name](**kwargs)
+    net.build_args = {"name": name, **{k: _plain(v) for k, v in kwargs.items()}}
+    return net
+
+
+def _plain(value):
+    """Config containers (Hydra's DictConfig/ListConfig) -> dict/list, so checkpoints load with weights_only."""
+    if hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "ListConfig":
+        return [_plain(v) for v in value]
+    return value
 
 
 def count_parameters(module: nn.Module) -> int:

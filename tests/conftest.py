@@ -22,7 +22,6 @@ CPU_OVERRIDES = [
     "trainer=cpu",
     "logger=tensorboard",
     "~callbacks.progress_bar",
-    "~callbacks.model_summary",
     "trainer.enable_progress_bar=false",
 ]
 

@@ -453,9 +453,10 @@ def test_fit_multi_head_metrics(tmp_path):
     trainer = make_trainer(tmp_path, logger=logger, max_epochs=2, log_every_n_steps=1)
     trainer.fit(model, datamodule=dm)  # runs sanity validation first: its batches must not leak into val/acc
     m = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    for name in ("train/loss", "train/acc/a", "train/acc/b", "val/loss", "val/acc/a", "val/acc/b", "val/acc"):
+    for name in ("train/loss", "train/a/acc", "train/b/acc", "val/loss", "val/a/acc", "val/b/acc", "val/acc",
+                 "val/acc_mean", "val/a/f1_macro", "val/b/f1_macro"):
         assert name in m, name
-    assert {"train/acc/a", "val/acc/a", "val/acc/b", "val/acc"} <= logger.names
+    assert {"train/a/acc", "val/a/acc", "val/b/acc", "val/acc", "val/acc_mean"} <= logger.names
     # independent evaluation of the final weights on the whole validation set
     x, ya, yb = dm.val.x, dm.val.ya, dm.val.yb
     model.eval()
@@ -463,8 +464,9 @@ def test_fit_multi_head_metrics(tmp_path):
         logits = model.logits(x)
     acc_a = float((logits["a"].argmax(1) == ya).float().mean())
     acc_b = float((logits["b"].argmax(1) == yb).float().mean())
-    assert m["val/acc/a"] == pytest.approx(acc_a, abs=1e-6)
-    assert m["val/acc/b"] == pytest.approx(acc_b, abs=1e-6)
+    assert m["val/a/acc"] == pytest.approx(acc_a, abs=1e-6)
+    assert m["val/b/acc"] == pytest.approx(acc_b, abs=1e-6)
+    assert m["val/acc_mean"] == pytest.approx((acc_a + acc_b) / 2, abs=1e-6)
     assert m["val/acc"] == pytest.approx((acc_a + acc_b) / 2, abs=1e-6)
     loss = F.cross_entropy(logits["a"], ya) + F.cross_entropy(logits["b"], yb)
     assert m["val/loss"] == pytest.approx(float(loss), rel=1e-5)
@@ -472,10 +474,10 @@ def test_fit_multi_head_metrics(tmp_path):
     val_records = [r for _, r in logger.records if "val/acc" in r]
     assert len(val_records) == 2
     for r in val_records:
-        assert float(r["val/acc"]) == pytest.approx((float(r["val/acc/a"]) + float(r["val/acc/b"])) / 2, abs=1e-6)
+        assert float(r["val/acc"]) == pytest.approx((float(r["val/a/acc"]) + float(r["val/b/acc"])) / 2, abs=1e-6)
     test = trainer.test(model, datamodule=dm, verbose=False)[0]
     assert test["test/acc"] == pytest.approx((acc_a + acc_b) / 2, abs=1e-6)
-    assert test["test/acc/a"] == pytest.approx(acc_a, abs=1e-6)
+    assert test["test/a/acc"] == pytest.approx(acc_a, abs=1e-6)
 
 
 def test_training_step_loss_is_logged_train_loss(tmp_path):

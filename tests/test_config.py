@@ -19,6 +19,17 @@ def options(group):
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
+def data_files(name, tmp_path) -> list[str]:
+    """Overrides that point the options reading your own images at small generated files."""
+    from image_files import write_csv_dataset, write_folder_dataset
+
+    if name in ("image_folder", "image_folder_resnet"):
+        return [f"data.root={write_folder_dataset(tmp_path / 'folder', per_class=4)}", "data.decode_workers=0"]
+    if name in ("csv", "attributes"):
+        return [f"data.csv_path={write_csv_dataset(tmp_path / 'csv', n=12)}", "data.decode_workers=0"]
+    return []
+
+
 def test_every_group_has_options():
     for group in GROUPS:
         assert options(group), f"conf/{group} is empty"
@@ -37,8 +48,8 @@ def test_model_options(compose_cfg, name):
 
 
 @pytest.mark.parametrize("name", options("data"))
-def test_data_options(compose_cfg, name):
-    dm = instantiate(compose_cfg(f"data={name}").data)
+def test_data_options(compose_cfg, name, tmp_path):
+    dm = instantiate(compose_cfg(f"data={name}", *data_files(name, tmp_path)).data)
     assert isinstance(dm, pl.LightningDataModule) and dm.heads
 
 
@@ -110,8 +121,8 @@ def test_callbacks_hold_the_schedule_and_never_the_range_test(compose_cfg):
 
 
 @pytest.mark.parametrize("name", options("experiment"))
-def test_experiment_options(compose_cfg, name):
-    cfg = compose_cfg(f"experiment={name}")
+def test_experiment_options(compose_cfg, name, tmp_path):
+    cfg = compose_cfg(f"experiment={name}", *data_files(name, tmp_path))
     OmegaConf.resolve(cfg)
     dm = instantiate(cfg.data)
     model = instantiate(cfg.model, heads=dm.heads, optimizer=instantiate(cfg.optimizer))

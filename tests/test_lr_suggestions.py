@@ -8,6 +8,7 @@ import pytest
 
 from callbacks.lr_suggestions import (
     accuracy_test_bounds,
+    binomial_stderr,
     compute_suggestions,
     divergence_index,
     log_lr_slope,
@@ -238,3 +239,98 @@ def test_loss_min_is_the_lr_of_the_smoothed_minimum_and_ten_times_min_div10():
     assert sugg["loss_min"] == pytest.approx(lrs[int(np.argmin(smoothed))])
     assert abs(np.log10(sugg["loss_min"]) - x[int(np.argmin(losses))]) < 0.15
     assert sugg["min_div10"] == pytest.approx(sugg["loss_min"] / 10)
+
+
+# ---------------------------------------------------------------------------- no suggestion past the minimum
+def _late_bump() -> np.ndarray:
+    """Descent over [-3, -2] (1 decade) to the minimum 2.0 at -2, a bump up to 3.0 at -1.5, then a *longer*
+    gentle descent over [-1.5, 0.5] (2 decades, steep enough to count) that stays above the minimum, then a
+    blow-up."""
+    y = 3.0 - np.clip(X + 3.0, 0, 1.0)
+    y = y + 2.0 * np.clip(X + 2.0, 0, 0.5)
+    y = y - 0.4 * np.clip(X + 1.5, 0, 2.0)
+    return y + 5.0 * np.clip(X - 0.5, 0, None) ** 2
+
+
+def test_no_suggestion_lies_past_the_minimum_with_a_late_bump():
+    y = _late_bump()
+    i_min = int(np.argmin(y))
+    assert X[i_min] == pytest.approx(-2.0, abs=0.03) and y[X > -1.5].min() > y[i_min]
+    # the descent after the minimum is the longest steep one on the whole curve: on its own it is 2 decades long,
+    # and its slope (-0.4/decade) passes the 10% steepness rule of the real descent (-1/decade)
+    tail = X >= -1.5
+    s_all, e_all = valley_stretch(LRS[tail], y[tail])
+    assert X[tail][e_all] - X[tail][s_all] > 1.9
+    assert log_lr_slope(LRS, y)[(X > -1.4) & (X < 0.4)].max() < 0.1 * log_lr_slope(LRS, y)[X < -2.05].min()
+    s, e = valley_stretch(LRS, y)
+    assert X[s] == pytest.approx(-3.0, abs=0.03) and X[e] == pytest.approx(-2.0, abs=0.03)
+    assert math.log10(suggest_valley(LRS, y)) == pytest.approx(-3.0 + 2.0 / 3.0, abs=0.03)
+    # through the smoother, with noise: every suggestion at or below the LR of the smoothed minimum
+    for seed in range(5):
+        noisy = y + np.random.default_rng(seed).normal(scale=0.03, size=len(X))
+        sugg, sm = compute_suggestions(LRS, noisy)
+        lr_min = LRS[int(np.argmin(sm))]
+        assert sugg["loss_min"] == lr_min
+        assert all(v <= lr_min for v in sugg.values()), sugg
+        assert math.log10(sugg["valley"]) < -2.0 + 0.1
+
+
+def test_valley_ignores_a_tiny_early_dip():
+    """A shallow dip at the start (drop 0.18, 1.2 decades long -- longer than the real descent, and steep enough
+    to count) then back up; the real descent drops 1.0 over 0.8 decades to the minimum."""
+    y = 3.0 - 0.18 * np.clip((X + 5.0) / 1.2, 0, 1) + 0.18 * np.clip((X + 3.8) / 0.3, 0, 1)
+    y = y - 1.0 * np.clip((X + 2.0) / 0.8, 0, 1) + 3.0 * np.clip(X + 1.2, 0, None) ** 2
+    slope = log_lr_slope(LRS, y)
+    assert slope[(X > -4.9) & (X < -3.9)].max() <= 0.1 * slope.min()  # the dip is "steep" by the 10% rule
+    s0, e0 = valley_stretch(LRS, y, min_drop_frac=0.0)  # without the drop filter the dip wins on length
+    assert X[s0] == pytest.approx(-5.0, abs=0.03)
+    s, e = valley_stretch(LRS, y)
+    assert X[s] == pytest.approx(-2.0, abs=0.03) and X[e] == pytest.approx(-1.2, abs=0.03)
+    assert math.log10(suggest_valley(LRS, y)) == pytest.approx(-2.0 + 2.0 / 3.0 * 0.8, abs=0.03)
+    sugg, _ = compute_suggestions(LRS, y + np.random.default_rng(8).normal(scale=0.01, size=len(X)))
+    assert -2.0 < math.log10(sugg["valley"]) < -1.2
+
+
+# ---------------------------------------------------------------------------- accuracy test: binomial ties
+def test_binomial_stderr():
+    assert binomial_stderr(0.5, 100) == pytest.approx(0.05)
+    assert binomial_stderr(0.9, 400) == pytest.approx(math.sqrt(0.09 / 400))
+    assert binomial_stderr(0.7, None) == 0.0
+    with pytest.raises(ValueError, match=">= 1"):
+        binomial_stderr(0.5, 0)
+
+
+def _noisy_ramp() -> tuple[np.ndarray, np.ndarray]:
+    """0.30 until lr 0.2, linear rise to 0.50 at lr 0.6, then flat; one noise dip of 0.055 at lr 0.35 (more than
+    25% of the 0.2 rise, less than one standard error on 64 images)."""
+    lr = np.round(np.linspace(0.0, 1.0, 21), 10)
+    acc = np.clip(0.30 + 0.2 * (lr - 0.2) / 0.4, 0.30, 0.50)
+    acc[lr == 0.35] = 0.35 - 0.055
+    return lr, acc
+
+
+def test_accuracy_noise_dip_within_one_stderr_is_not_a_fall():
+    lr, acc = _noisy_ramp()
+    assert 0.055 > 0.25 * 0.2 and 0.055 < binomial_stderr(0.35, 64)
+    # exact accuracies (num_images None): the dip reads as "ragged" and max_lr stops before it
+    assert accuracy_test_bounds(lr, acc)["max_lr"] == pytest.approx(0.30)
+    # measured on 64 images: the dip is noise; max_lr = first point within one s.e. of the best (0.5 - 0.0625)
+    res = accuracy_test_bounds(lr, acc, num_images=64)
+    assert res["max_lr"] == pytest.approx(0.50) and res["peak_stderr"] == pytest.approx(0.0625)
+    assert res["base_lr"] == pytest.approx(0.25)  # 0.30 + 10% of the rise = 0.32 -> first at lr 0.25 (0.325)
+    # a real fall (0.125: larger than both thresholds) still stops it, even before a later, higher peak
+    fell = acc.copy()
+    fell[lr >= 0.45] -= 0.15
+    fell[lr >= 0.7] += 0.30
+    assert accuracy_test_bounds(lr, fell, num_images=64)["max_lr"] == pytest.approx(0.40)
+    # many images: one s.e. is tiny, the 90%-of-the-rise rule decides again (0.48 -> lr 0.6)
+    assert accuracy_test_bounds(lr, np.clip(0.30 + 0.2 * (lr - 0.2) / 0.4, 0.30, 0.50),
+                                num_images=100_000)["max_lr"] == pytest.approx(0.60)
+
+
+def test_accuracy_rise_within_noise_is_rejected():
+    lr = np.linspace(0.0, 1.0, 11)
+    acc = 0.30 + 0.02 * np.sin(lr * 7)
+    assert accuracy_test_bounds(lr, acc)["peak_acc"] > 0.30  # exact: a (tiny) rise
+    with pytest.raises(ValueError, match="more than one standard error"):
+        accuracy_test_bounds(lr, acc, num_images=64)

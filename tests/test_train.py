@@ -44,7 +44,14 @@ def test_smoke_run_writes_metrics_checkpoints_and_learns(smoke_run):
     val_acc = [v for _, v in sorted(tags["val/acc"])]
     assert test_acc > 0.3, "the smoke data is learnable: accuracy should rise well above chance (0.1)"
     assert val_acc[-1] > val_acc[0]
-    assert "parameters" in result.stdout and "model" in result.stdout  # parameter count and config tree
+    header = result.stderr.split("\n")
+    assert any(line.startswith("model       small: 24,346 parameters") for line in header), result.stderr[-2000:]
+    assert any(line.startswith("completed in ") and "test/acc" in line for line in header)
+    assert "config" not in result.stdout.split("\n")[:3]  # the config tree only with print_config=true
+    log = (out / "train.log").read_text()
+    assert "model       small: 24,346 parameters" in log and "TensorBoard .venv/bin/tensorboard --logdir" in log
+    for noise in ("Tip:", "GPU available", "LeafSpec", "weights_only", "Total FLOPs"):
+        assert noise not in result.stdout + result.stderr, noise
     assert (out / ".hydra" / "config.yaml").exists() and (out / "tensorboard" / "schedule.png").exists()
 
 
@@ -160,8 +167,8 @@ def one_cycle_lrs_from_torch(max_lr, total, shape):
 def auto_run(tmp_path_factory):
     """An auto run as a user runs it (subprocess): the range test, then one-cycle at the LR it found."""
     out = tmp_path_factory.mktemp("auto")
-    result = run_train(smoke_overrides("scheduler.max_lr=auto", "range_test.num_steps=30", f"hydra.run.dir={out}"),
-                       cwd=out)
+    result = run_train(smoke_overrides("scheduler.max_lr=auto", "range_test.num_steps=30", f"hydra.run.dir={out}",
+                                       "print_config=true"), cwd=out)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result, RangeTestResult.from_json(out / "lr_range_test.json").lr
 
@@ -236,3 +243,85 @@ def test_last_checkpoint_holds_the_final_weights_when_max_steps_ends_mid_epoch(t
     cfg = compose_config(smoke_overrides("trainer.max_steps=11", "test=false"), output_dir=tmp_path)
     run(cfg)
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 11
+
+
+def test_divergence_is_a_result_and_keeps_the_last_good_checkpoint(tmp_path):
+    import json
+    import math
+
+    # epoch 0 trains normally (checkpointed), then the LR jumps to 1e6 and the loss goes non-finite
+    cfg = compose_config(smoke_overrides("scheduler=piecewise", "~scheduler.max_lr", "scheduler.knots=[0,1,1,2]",
+                                         "scheduler.values=[0.05,0.05,1e6,1e6]", "test=false"), output_dir=tmp_path)
+    value = run(cfg)
+    assert value == -math.inf  # the worst value, for a sweeper to rank
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "diverged" and "non-finite training loss" in result["reason"]
+    assert result["steps"] >= 8 and "lr 1e+06" in result["reason"]
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == 8  # the end of epoch 0, not the broken weights
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+    assert logged_hparams(tmp_path)["status"] == "diverged"
+
+
+def test_hparams_hold_what_a_researcher_compares(tmp_path):
+    cfg = compose_config(smoke_overrides("trainer.max_epochs=1", "test=false"), output_dir=tmp_path)
+    run(cfg)
+    hparams = logged_hparams(tmp_path)
+    assert len(hparams) < 30 and not any("_target_" in k or "dirpath" in k for k in hparams)
+    assert hparams["scheduler/max_lr"] == 0.2 and hparams["scheduler/max_lr_source"] == "config"
+    assert hparams["network"] == "small" and hparams["optimizer"] == "SGD" and hparams["schedule"] == "one_cycle"
+    assert hparams["status"] == "completed" and hparams["data/batch_size"] == 32
+    import json
+
+    result = json.loads((tmp_path / "result.json").read_text())
+    tags = scalars(tmp_path)
+    assert result["status"] == "completed" and result["steps"] == 8
+    assert result["metrics"]["val/acc"] == pytest.approx(sorted(tags["val/acc"])[-1][1])
+    assert result["objective"] == result["metrics"]["val/acc"]
+
+
+def test_an_experiment_key_that_does_not_fit_the_chosen_schedule_is_named(tmp_path):
+    cfg = compose_config(smoke_overrides("scheduler=piecewise"), output_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"scheduler.max_lr does not apply to the piecewise schedule.*takes: knots"):
+        run(cfg)
+
+
+def test_sigint_mid_epoch_saves_a_checkpoint_and_resume_continues_in_the_same_run(tmp_path):
+    """Ctrl-C: a resumable mid-epoch last.ckpt and exit 130; ckpt_path=<run dir>/checkpoints/last.ckpt continues in
+    that run directory (one TensorBoard run, no repeated steps) and ends with the uninterrupted run's weights."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    args = smoke_overrides("data.num_train=1024", "trainer.max_epochs=6", "trainer.deterministic=true", "test=false",
+                           "+callbacks.steps._target_=pytorch_lightning.callbacks.ModelCheckpoint",
+                           "+callbacks.steps.every_n_train_steps=3", "+callbacks.steps.dirpath=${output_dir}/steps")
+    ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
+    assert run_train([*args, f"hydra.run.dir={ref_dir}"], cwd=tmp_path).returncode == 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not glob.glob(str(run_dir / "steps" / "*.ckpt")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-3000:]
+    assert "ckpt_path=" in out and "Traceback" not in out
+    interrupted = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    total = 6 * 32
+    assert 0 < interrupted["global_step"] < total
+    resumed = run_train([*args, f"hydra.run.dir={tmp_path / 'elsewhere'}",
+                         f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = torch.load(ref_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    b = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert a["global_step"] == b["global_step"] == total
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    steps = [s for s, _ in scalars(run_dir)["train/lr"]]
+    assert sorted(steps) == list(range(total))  # every step logged exactly once across both parts
+    assert not (tmp_path / "elsewhere" / "checkpoints").exists()

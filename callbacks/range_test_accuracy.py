@@ -1,0 +1,187 @@
+"""Smith's (2015, sec. 3.3) accuracy range test as a Lightning callback that leaves nothing behind.
+
+L. N. Smith, "Cyclical Learning Rates for Training Neural Networks" (arXiv:1506.01186), sec. 3.3: "run your model
+for several epochs while letting the learning rate increase linearly between low and high LR values ... note the
+learning rate value when the accuracy starts to increase and when the accuracy slows, becomes ragged, or starts to
+fall". Usually run through :func:`callbacks.lr_finder.find_lr`; the machinery is in :mod:`callbacks.range_sweep`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytorch_lightning as pl
+import torch
+
+from callbacks.lr_finder import RangeTestCallback, RangeTestResult
+from callbacks.lr_suggestions import accuracy_test_bounds, binomial_stderr, divergence_index, running_average
+from callbacks.range_sweep import (
+    BatchStream,
+    first_loader,
+    optimizer_step_at,
+    safe_len,
+    seed_rngs,
+    sweep_lrs,
+)
+
+__all__ = ["AccuracyRangeTest"]
+
+
+def _counts(pl_module: "pl.LightningModule", batch: Any) -> Tuple[Any, Any]:
+    counts = getattr(pl_module, "accuracy_counts", None)
+    if callable(counts):
+        return counts(batch)
+    x, y = batch[0], batch[1]
+    if not isinstance(y, torch.Tensor):
+        raise ValueError("the accuracy range test needs pl_module.accuracy_counts(batch) for non-(x, y) batches")
+    return (pl_module(x).argmax(dim=-1) == y).sum(), y.numel()
+
+
+class AccuracyRangeTest(RangeTestCallback):
+    """Smith's accuracy range test.
+
+    The LR rises linearly from ``min_lr`` to ``max_lr`` over ``num_epochs`` epochs' worth of optimizer steps (or
+    ``num_steps``); before the first step, every ``eval_every`` steps and at the last step, validation accuracy is
+    measured on the first ``eval_batches`` validation batches (eval mode, no training augmentation, counts summed
+    over DDP ranks). :func:`callbacks.lr_suggestions.accuracy_test_bounds` turns the points into ``base_lr`` and
+    ``max_lr`` (``result.base_lr``, ``result.lr``), treating accuracies within one binomial standard error of each
+    other as ties. Accuracy comes from ``pl_module.accuracy_counts(batch) -> (correct, total)`` if present, else
+    from ``argmax(pl_module(x)) == y``.
+    """
+
+    def __init__(self, min_lr: float = 0.0, max_lr: float = 1.0, num_epochs: float = 4.0,
+                 num_steps: Optional[int] = None, eval_every: Optional[int] = None, eval_batches: int = 4,
+                 diverge_factor: Optional[float] = None, smooth_beta: float = 0.98, bandwidth: Optional[float] = 0.0,
+                 seed: Optional[int] = 0) -> None:
+        super().__init__(min_lr, max_lr, num_steps, "linear", diverge_factor, smooth_beta, seed)
+        if not (isinstance(num_epochs, (int, float)) and not isinstance(num_epochs, bool) and num_epochs > 0):
+            raise ValueError(f"range_test.num_epochs must be > 0, got {num_epochs!r}")
+        if eval_every is not None and (not isinstance(eval_every, int) or eval_every < 1):
+            raise ValueError(f"range_test.eval_every must be an integer >= 1 (or null), got {eval_every!r}")
+        if not isinstance(eval_batches, int) or isinstance(eval_batches, bool) or eval_batches < 1:
+            raise ValueError(f"range_test.eval_batches must be an integer >= 1, got {eval_batches!r}")
+        if bandwidth is not None and not (isinstance(bandwidth, (int, float)) and bandwidth >= 0):
+            raise ValueError(f"range_test.bandwidth must be >= 0 (or null), got {bandwidth!r}")
+        self.num_epochs, self.eval_every, self.eval_batches = float(num_epochs), eval_every, eval_batches
+        self.bandwidth = bandwidth
+
+    def _total_steps(self, trainer: "pl.Trainer") -> int:
+        if self.num_steps is not None:
+            return self.num_steps
+        n = safe_len(first_loader(trainer.train_dataloader))
+        if n is None:
+            raise ValueError("range_test.num_steps is required when the train dataloader has no length")
+        if isinstance(trainer.limit_train_batches, int):
+            n = min(n, trainer.limit_train_batches)
+        per_epoch = max(n // max(int(trainer.accumulate_grad_batches), 1), 1)
+        total = int(round(self.num_epochs * per_epoch))
+        if total < 10:
+            raise ValueError(f"the accuracy test would have only {total} steps (< 10): raise range_test.num_epochs "
+                             "or set range_test.num_steps")
+        return total
+
+    @staticmethod
+    def _val_loader(trainer: "pl.Trainer") -> Any:
+        loader = first_loader(trainer.val_dataloaders)
+        if loader is None and trainer.datamodule is not None:
+            loader = first_loader(trainer.datamodule.val_dataloader())
+        if loader is None:
+            raise ValueError("the accuracy range test needs a validation dataloader")
+        return loader
+
+    @torch.no_grad()
+    def _accuracy(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loader: Any) -> Tuple[float, int]:
+        """(accuracy, images evaluated over all ranks) on the first ``eval_batches`` validation batches."""
+        flags = [(m, m.training) for m in pl_module.modules()]
+        stage = trainer.state.stage
+        trainer.validating = True  # datamodule hooks must not apply training augmentation
+        pl_module.eval()
+        stream = BatchStream(trainer, pl_module, loader, "validation")
+        correct = torch.zeros((), dtype=torch.float64, device=pl_module.device)
+        total = torch.zeros((), dtype=torch.float64, device=pl_module.device)
+        try:
+            n = safe_len(loader)
+            for _ in range(self.eval_batches if n is None else min(self.eval_batches, n)):
+                batch = stream.next()
+                with trainer.precision_plugin.val_step_context():
+                    c, t = _counts(pl_module, batch)
+                correct += torch.as_tensor(c, dtype=torch.float64, device=correct.device)
+                total += float(t)
+        finally:
+            stream.close()
+            for m, f in flags:
+                m.training = f
+            trainer.state.stage = stage
+        correct = trainer.strategy.reduce(correct, reduce_op="sum")
+        total = trainer.strategy.reduce(total, reduce_op="sum")
+        return (float(correct / total) if float(total) > 0 else float("nan")), int(round(float(total)))
+
+    def _sweep(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", snapshot: Any) -> Dict[str, Any]:
+        total = self._total_steps(trainer)
+        lrs = sweep_lrs(self.min_lr, self.max_lr, total, "linear")
+        every = self.eval_every or max(1, total // 40)
+        if self.seed is not None:
+            seed_rngs(self.seed)
+        accum = max(int(trainer.accumulate_grad_batches), 1)
+        val_loader = self._val_loader(trainer)
+        stream = BatchStream(trainer, pl_module, first_loader(trainer.train_dataloader), "train")
+        losses: List[float] = []
+        evals: List[Dict[str, Any]] = []
+        stop: Optional[int] = None
+
+        def measure(step: int, lr: float) -> None:
+            acc, images = self._accuracy(trainer, pl_module, val_loader)
+            evals.append({"step": step, "lr": lr, "acc": acc, "images": images})
+
+        try:
+            stream.warn_if_short(total * accum)
+            measure(-1, float(lrs[0]))  # before any step
+            for k, lr in enumerate(lrs):
+                mean, _ = optimizer_step_at(trainer, pl_module, stream, float(lr), k)
+                losses.append(mean)
+                if k == 0 and not math.isfinite(mean):
+                    raise RuntimeError(f"accuracy range test: the loss is {mean} at the very first step "
+                                       f"(lr={lr:.3g}); lower range_test.min_lr")
+                if not math.isfinite(mean) or (self.diverge_factor is not None and divergence_index(
+                        losses, self.smooth_beta, self.diverge_factor) is not None):
+                    stop = k
+                    break
+                if (k + 1) % every == 0 or k == total - 1:
+                    measure(k, float(lr))
+        finally:
+            stream.close()
+        return {"lrs": [float(x) for x in lrs[: len(losses)]], "losses": losses, "evals": evals,
+                "eval_every": every, "stop_index": stop, "num_steps": total}
+
+    def _analyse(self, raw: Dict[str, Any], elapsed_s: float) -> RangeTestResult:
+        evals = raw["evals"]
+        images = min(e["images"] for e in evals)
+        if images < 1:
+            raise ValueError("the accuracy range test evaluated no validation images (empty validation loader?)")
+        for e in evals:
+            e["stderr"] = binomial_stderr(e["acc"], e["images"])
+        # points within one binomial standard error of the best accuracy count as ties (see accuracy_test_bounds)
+        bounds = accuracy_test_bounds([e["lr"] for e in evals], [e["acc"] for e in evals],
+                                      bandwidth=self.bandwidth, num_images=images)
+        stop = raw["stop_index"]
+        n = len(raw["losses"])
+        if stop is None:
+            status = f"ran all {n} steps"
+        elif not math.isfinite(raw["losses"][stop]):
+            status = f"stopped at step {stop} (lr {raw['lrs'][stop]:.3g}): the loss became {raw['losses'][stop]}"
+        else:
+            status = (f"stopped at step {stop} (lr {raw['lrs'][stop]:.3g}): the running-average loss exceeded "
+                      f"{self.diverge_factor:g}x its minimum")
+        status += (f"; {len(evals)} accuracy points of {images} images each (1 s.e. at the peak: "
+                   f"{bounds['peak_stderr']:.3f})")
+        settings = {k: getattr(self, k) for k in ("min_lr", "max_lr", "num_epochs", "num_steps", "eval_every",
+                                                  "eval_batches", "diverge_factor", "smooth_beta", "bandwidth",
+                                                  "seed")}
+        settings.update(num_steps_run=raw["num_steps"], eval_every_run=raw["eval_every"])
+        return RangeTestResult(
+            kind="accuracy", lrs=raw["lrs"], losses=raw["losses"],
+            smoothed=[float(x) for x in running_average(raw["losses"], self.smooth_beta)],
+            suggestions={k: bounds[k] for k in ("base_lr", "max_lr", "peak_lr")}, rule="accuracy_test",
+            lr=bounds["max_lr"], base_lr=bounds["base_lr"], status=status, elapsed_s=elapsed_s, stop_index=stop,
+            settings=settings, evals=evals, start_acc=bounds["start_acc"], peak_acc=bounds["peak_acc"],
+            eval_images=images)

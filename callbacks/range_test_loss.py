@@ -1,0 +1,185 @@
+"""Smith's LR range test on the training loss, as a Lightning callback that leaves nothing behind.
+
+Raise the LR after every optimizer step (exponentially or linearly from ``min_lr`` to ``max_lr``) until the
+running-average loss blows up, then suggest a learning rate (see :mod:`callbacks.lr_suggestions`).
+L. N. Smith, "A disciplined approach to neural network hyper-parameters: Part 1" (2018), sec. 4.1;
+"Cyclical Learning Rates for Training Neural Networks" (2015), sec. 3.3. Usually run through
+:func:`callbacks.lr_finder.find_lr`; the machinery (restore, private batches, one step) is in
+:mod:`callbacks.range_sweep`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+from pytorch_lightning.utilities.rank_zero import rank_zero_warn
+
+from callbacks.lr_finder import RangeTestCallback, RangeTestResult
+from callbacks.lr_suggestions import (
+    SUGGESTIONS,
+    compute_suggestions,
+    default_bandwidth,
+    divergence_index,
+    running_average,
+)
+from callbacks.range_sweep import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
+
+__all__ = ["LRRangeTest", "loss_rise", "sweep_status"]
+
+#: Minimum number of sweep points before the stop; fewer means the loss exploded at once (min_lr too high).
+_MIN_POINTS = 3
+
+
+def _rise(curve: Sequence[float]) -> Optional[float]:
+    y = np.asarray(curve, dtype=np.float64)
+    y = y[: int(np.argmax(~np.isfinite(y)))] if not np.all(np.isfinite(y)) else y
+    if y.size == 0:
+        return None
+    i = int(np.argmin(y))
+    return float(np.max(y[i:]) / y[i]) if y[i] > 0 else None
+
+
+def loss_rise(smoothed: Sequence[float], running_avg: Sequence[float]) -> Optional[float]:
+    """How far the loss rose after its minimum: the larger of ``max(curve after its minimum) / minimum`` over the
+    zero-lag smoothed loss and the running average (finite prefix). ``None`` if a minimum is <= 0."""
+    rises = [r for r in (_rise(smoothed), _rise(running_avg)) if r is not None]
+    return max(rises) if rises else None
+
+
+def sweep_status(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float],
+                 running_avg: Sequence[float], stop: Optional[int], diverge_factor: Optional[float]) -> str:
+    """One line on how the sweep ended and how far the loss rose over its minimum; never "no divergence" when
+    the loss more than doubled."""
+    rise = loss_rise(smoothed, running_avg)
+    rise_txt = "" if rise is None else f"{rise:.1f}x"
+    if stop is not None:
+        if not math.isfinite(losses[stop]):
+            return f"stopped at step {stop} (lr {lrs[stop]:.3g}): the loss became {losses[stop]}"
+        ra = np.asarray(running_avg[: stop + 1], dtype=np.float64)
+        ratio = ra[stop] / ra[:stop].min()
+        return (f"stopped at step {stop} (lr {lrs[stop]:.3g}): running-average loss rose to {ratio:.1f}x its "
+                f"minimum (diverge_factor {diverge_factor:g})")
+    n = len(losses)
+    if rise is not None and rise >= 2.0:
+        return f"ran all {n} steps without a stop, but the loss rose to {rise_txt} its minimum"
+    if int(np.nanargmin(np.asarray(smoothed, dtype=np.float64))) >= n - 2:
+        return (f"no divergence in {n} steps: the loss was still falling at max_lr {lrs[-1]:.3g}; "
+                "raise range_test.max_lr")
+    if rise is None:
+        return f"ran all {n} steps; the loss has no positive minimum to compare with"
+    return f"no divergence in {n} steps: the loss rose to only {rise_txt} its minimum; raise range_test.max_lr"
+
+
+class LRRangeTest(RangeTestCallback):
+    """Smith's LR range test on the training loss (one LR value per optimizer step).
+
+    Args:
+        min_lr, max_lr: sweep range (``min_lr < max_lr``; ``min_lr > 0`` in exp mode).
+        num_steps: optimizer steps in the sweep (>= 10); the sweep may stop earlier on divergence.
+        mode: ``"exp"`` (log-spaced LRs, the usual choice) or ``"linear"``.
+        diverge_factor: stop once the bias-corrected running average of the loss exceeds this multiple of its
+            best value (``None``: only a non-finite loss stops the sweep).
+        smooth_beta: beta of that running average (0.98, as in Smith's/fastai's finder).
+        suggestion: the rule that becomes ``result.lr``: ``"min_div10"``, ``"steepest"``, ``"valley"`` or
+            ``"loss_min"`` (see :mod:`callbacks.lr_suggestions`).
+        repeats: sweeps with seeds ``seed, seed+1, ...`` (model restored in between); the answer is the geometric
+            mean over repeats and the spread is reported.
+        seed: seed of the sweep's RNGs (data order, augmentation, dropout); ``None`` continues the current
+            streams. Training's own RNG state is restored afterwards either way.
+        bandwidth: width (decades of LR) of the zero-lag smoother; ``None`` = default.
+
+    After :meth:`run` (or ``on_train_start``) ``self.result`` is the :class:`~callbacks.lr_finder.RangeTestResult`.
+    """
+
+    def __init__(self, min_lr: float = 1e-5, max_lr: float = 10.0, num_steps: int = 200, mode: str = "exp",
+                 diverge_factor: Optional[float] = 4.0, smooth_beta: float = 0.98, suggestion: str = "min_div10",
+                 repeats: int = 1, seed: Optional[int] = 0, bandwidth: Optional[float] = None) -> None:
+        if num_steps is None:
+            raise ValueError("range_test.num_steps must be an integer >= 10, got None")
+        super().__init__(min_lr, max_lr, num_steps, mode, diverge_factor, smooth_beta, seed)
+        if suggestion not in SUGGESTIONS:
+            raise ValueError(f"range_test.suggestion must be one of {list(SUGGESTIONS)}, got {suggestion!r}")
+        if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+            raise ValueError(f"range_test.repeats must be an integer >= 1, got {repeats!r}")
+        if bandwidth is not None and not (isinstance(bandwidth, (int, float)) and bandwidth > 0):
+            raise ValueError(f"range_test.bandwidth must be > 0 (or null), got {bandwidth!r}")
+        self.suggestion, self.repeats, self.bandwidth = suggestion, repeats, bandwidth
+
+    # -- sweep ----------------------------------------------------------------------------------------------
+    def _sweep(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", snapshot: Any) -> Dict[str, Any]:
+        lrs = sweep_lrs(self.min_lr, self.max_lr, self.num_steps, self.mode)
+        accum = max(int(trainer.accumulate_grad_batches), 1)
+        runs = []
+        for r in range(self.repeats):
+            if r > 0:
+                snapshot.restore_training_state()
+            if self.seed is not None:
+                seed_rngs(self.seed + r)
+            stream = BatchStream(trainer, pl_module, first_loader(trainer.train_dataloader), "train")
+            try:
+                if r == 0:
+                    stream.warn_if_short(self.num_steps * accum)
+                runs.append(self._one_sweep(trainer, pl_module, stream, lrs))
+            finally:
+                stream.close()
+        return {"runs": runs}
+
+    def _one_sweep(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stream: BatchStream,
+                   lrs: np.ndarray) -> Dict[str, Any]:
+        losses: List[float] = []
+        local: List[float] = []
+        stop: Optional[int] = None
+        for k, lr in enumerate(lrs):
+            mean, mine = optimizer_step_at(trainer, pl_module, stream, float(lr), k)
+            losses.append(mean)
+            local.append(mine)
+            if k == 0 and not math.isfinite(mean):
+                raise RuntimeError(f"LR range test: the loss is {mean} at the very first step (lr={lr:.3g}); "
+                                   "lower range_test.min_lr (or check the model/data)")
+            if self.diverge_factor is not None:
+                stop = divergence_index(losses, self.smooth_beta, self.diverge_factor)
+            elif not math.isfinite(mean):
+                stop = k
+            if stop is not None:
+                break
+        if stop is not None and stop < _MIN_POINTS:
+            raise RuntimeError(
+                f"LR range test: the loss exploded within the first {stop + 1} steps "
+                f"(lr={lrs[stop]:.3g}, losses={[round(x, 4) for x in losses]}); lower range_test.min_lr")
+        return {"lrs": [float(x) for x in lrs[: len(losses)]], "losses": losses, "local_losses": local,
+                "stop_index": stop}
+
+    # -- analysis -------------------------------------------------------------------------------------------
+    def _analyse(self, raw: Dict[str, Any], elapsed_s: float) -> RangeTestResult:
+        runs = raw["runs"]
+        for r, run in enumerate(runs):
+            run["seed"] = None if self.seed is None else self.seed + r
+            run["bandwidth"] = self.bandwidth or default_bandwidth(np.log10(run["lrs"]))
+            sugg, smoothed = compute_suggestions(run["lrs"], run["losses"], run["bandwidth"])
+            run["suggestions"] = sugg
+            run["smoothed"] = [float(x) for x in smoothed]
+            run["running_avg"] = [float(x) for x in running_average(run["losses"], self.smooth_beta)]
+            run["loss_rise"] = loss_rise(run["smoothed"], run["running_avg"])
+            run["status"] = sweep_status(run["lrs"], run["losses"], run["smoothed"], run["running_avg"],
+                                         run["stop_index"], self.diverge_factor)
+        if runs[0]["status"].startswith("no divergence"):
+            rank_zero_warn(f"LR range test: {runs[0]['status']}")
+        if len(runs) > 1 and all(r["losses"] == runs[0]["losses"] for r in runs):
+            rank_zero_warn("LR range test: all repeats gave identical loss curves; the data order and augmentation "
+                           "do not depend on range_test.seed, so repeats add nothing here (set repeats: 1)")
+        spread: Dict[str, Dict[str, Any]] = {}
+        for name in SUGGESTIONS:
+            vals = np.array([run["suggestions"][name] for run in runs], dtype=np.float64)
+            spread[name] = {"values": vals.tolist(), "geomean": float(np.exp(np.mean(np.log(vals)))),
+                            "std": float(vals.std(ddof=1)) if vals.size > 1 else 0.0}
+        suggestions = {name: spread[name]["geomean"] for name in SUGGESTIONS}
+        first = runs[0]
+        settings = {k: getattr(self, k) for k in ("min_lr", "max_lr", "num_steps", "mode", "diverge_factor",
+                                                  "smooth_beta", "suggestion", "repeats", "seed", "bandwidth")}
+        return RangeTestResult(
+            kind="loss", lrs=first["lrs"], losses=first["losses"], smoothed=first["smoothed"],
+            suggestions=suggestions, rule=self.suggestion, lr=float(suggestions[self.suggestion]), base_lr=None,
+            status=first["status"], elapsed_s=elapsed_s, stop_index=first["stop_index"],
+            loss_rise=first["loss_rise"], settings=settings, repeats=runs, spread=spread)

@@ -1,0 +1,250 @@
+"""The report of an LR range test (loss or accuracy): matplotlib figure, CSV, JSON, TensorBoard, rich table.
+
+Every function takes a :class:`callbacks.lr_finder.RangeTestResult` (duck-typed here; the result's methods
+``plot``/``to_csv``/``to_json``/``save``/``log_to``/``print`` call them). Two generic helpers are shared with other
+plots (the LR-schedule plot): :func:`save_figure` and :func:`log_figure`.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+from typing import Any, Iterable, List, Optional
+
+import numpy as np
+
+__all__ = [
+    "save_figure",
+    "log_figure",
+    "result_figure",
+    "write_csv",
+    "write_json",
+    "read_json_dict",
+    "log_result",
+    "print_result",
+    "save_result",
+]
+
+_STYLES = {"min_div10": ("k", "--"), "steepest": ("tab:red", ":"), "valley": ("tab:green", "-."),
+           "loss_min": ("tab:purple", (0, (1, 3)))}
+
+
+# ---------------------------------------------------------------------------------------------- generic helpers
+def save_figure(fig: Any, path: str) -> str:
+    """Write a matplotlib Figure (pyplot-free ones too: an Agg canvas is attached if it has none) to ``path``,
+    creating the folder. Returns ``path``."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if fig.canvas is None or type(fig.canvas) is FigureCanvasBase:
+        FigureCanvasAgg(fig)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def _tensorboard_writers(loggers: Any) -> List[Any]:
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    if loggers is None:
+        return []
+    if not isinstance(loggers, (list, tuple)):
+        loggers = [loggers]
+    return [lg.experiment for lg in loggers if isinstance(lg, TensorBoardLogger)]
+
+
+def log_figure(loggers: Any, tag: str, fig: Any, step: int = 0) -> int:
+    """Add ``fig`` under ``tag`` to every TensorBoard logger among ``loggers`` (a logger or a list, e.g.
+    ``trainer.loggers``; others are skipped). Returns how many loggers got it."""
+    writers = _tensorboard_writers(loggers)
+    for writer in writers:
+        writer.add_figure(tag, fig, global_step=step, close=False)
+        writer.flush()
+    return len(writers)
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def _loss_figure(result: Any) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
+    runs = result.repeats or [{"lrs": result.lrs, "losses": result.losses, "smoothed": result.smoothed}]
+    tops, bottoms = [], []
+    for r, run in enumerate(runs):
+        lr, raw, sm = (np.asarray(run[k], dtype=np.float64) for k in ("lrs", "losses", "smoothed"))
+        lab = "" if len(runs) == 1 else f" (repeat {r})"
+        ax.plot(lr, raw, color=f"C{r}", alpha=0.3, lw=0.8, label=f"raw loss{lab}")
+        ax.plot(lr, sm, color=f"C{r}", lw=2.2, label=f"smoothed loss{lab}")
+        fin = raw[np.isfinite(raw)]
+        if fin.size:
+            tops.append(min(float(fin.max()), max(float(sm[0]), float(np.max(sm[: int(np.argmin(sm)) + 1]))) * 1.3))
+            bottoms.append(float(min(fin.min(), sm.min())))
+    for name, value in result.suggestions.items():
+        col, ls = _STYLES.get(name, ("0.4", "--"))
+        star = " (chosen)" if name == result.rule else ""
+        ax.axvline(value, color=col, ls=ls, lw=1.5, label=f"{name} = {value:.3g}{star}")
+    ax.set_xscale("log")
+    if tops and bottoms and max(tops) > min(bottoms):
+        pad = 0.05 * (max(tops) - min(bottoms))
+        ax.set_ylim(min(bottoms) - pad, max(tops) + pad)
+    s = result.settings
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss")
+    ax.set_title(f"LR range test ({s.get('mode', '?')}, {s.get('min_lr', 0):g} to {s.get('max_lr', 0):g}, "
+                 f"{len(result.lrs)} steps)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def _accuracy_figure(result: Any) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
+    ev_lr = [e["lr"] for e in result.evals]
+    ev_acc = [e["acc"] for e in result.evals]
+    err = [e.get("stderr", 0.0) for e in result.evals]
+    ax.errorbar(ev_lr, ev_acc, yerr=err, fmt="o-", lw=2, capsize=2, label="validation accuracy (+- 1 s.e.)")
+    ax.axvline(result.base_lr, color="tab:green", ls="--", label=f"base_lr = {result.base_lr:.3g}")
+    ax.axvline(result.lr, color="tab:red", ls="--", label=f"max_lr = {result.lr:.3g}")
+    ax2 = ax.twinx()
+    ax2.plot(result.lrs, result.losses, color="0.6", alpha=0.4, lw=0.8, label="training loss")
+    ax2.set_ylabel("training loss")
+    s = result.settings
+    ax.set_xlabel("learning rate (linear ramp)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(f"Accuracy range test (Smith 2015): {s.get('min_lr', 0):g} to {s.get('max_lr', 0):g}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def result_figure(result: Any) -> Any:
+    """The curve with the suggestions (loss test) or the accuracy points with base_lr/max_lr (accuracy test)."""
+    return _accuracy_figure(result) if result.kind == "accuracy" else _loss_figure(result)
+
+
+# ---------------------------------------------------------------------------------------------- files
+def _num(value: Any) -> str:
+    return repr(float(value))  # shortest exact round-trip text (also for numpy scalars)
+
+
+def write_csv(result: Any, path: str) -> str:
+    """One row per sweep step: loss test ``step, lr, loss, smoothed_loss, repeat`` (every repeat); accuracy test
+    ``step, lr, loss, smoothed_loss, val_acc, images`` (the accuracy columns filled where it was measured; the
+    measurement before the first step is the row with step -1)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        if result.kind == "accuracy":
+            w.writerow(["step", "lr", "loss", "smoothed_loss", "val_acc", "images"])
+            at = {e["step"]: e for e in result.evals}
+            if -1 in at:
+                w.writerow([-1, _num(at[-1]["lr"]), "", "", _num(at[-1]["acc"]), at[-1]["images"]])
+            for k, (lr, loss, sm) in enumerate(zip(result.lrs, result.losses, result.smoothed)):
+                e = at.get(k)
+                w.writerow([k, _num(lr), _num(loss), _num(sm), "" if e is None else _num(e["acc"]),
+                            "" if e is None else e["images"]])
+        else:
+            w.writerow(["step", "lr", "loss", "smoothed_loss", "repeat"])
+            runs = result.repeats or [{"lrs": result.lrs, "losses": result.losses, "smoothed": result.smoothed}]
+            for r, run in enumerate(runs):
+                for k, (lr, loss, sm) in enumerate(zip(run["lrs"], run["losses"], run["smoothed"])):
+                    w.writerow([k, _num(lr), _num(loss), _num(sm), r])
+    return path
+
+
+def write_json(result: Any, path: str) -> str:
+    """All fields of the result (floats round-trip exactly; NaN/inf as JSON's NaN/Infinity)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(dataclasses.asdict(result), f, indent=2)
+    return path
+
+
+def read_json_dict(path: str) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_result(result: Any, out_dir: str) -> List[str]:
+    """Write ``<name>.png``, ``<name>.csv`` and ``<name>.json`` to ``out_dir``; ``<name>`` is ``lr_range_test``
+    or ``accuracy_range_test``. Returns the three paths."""
+    name = "accuracy_range_test" if result.kind == "accuracy" else "lr_range_test"
+    base = os.path.join(str(out_dir), name)
+    return [save_figure(result_figure(result), base + ".png"), write_csv(result, base + ".csv"),
+            write_json(result, base + ".json")]
+
+
+# ---------------------------------------------------------------------------------------------- TensorBoard
+def _scalars(result: Any) -> Iterable[tuple]:
+    name = "accuracy_range_test" if result.kind == "accuracy" else "lr_range_test"
+    runs = result.repeats or [{"lrs": result.lrs, "losses": result.losses, "smoothed": result.smoothed}]
+    for r, run in enumerate(runs):
+        pre = name if r == 0 else f"{name}/repeat_{r}"
+        for k, (lr, loss, sm) in enumerate(zip(run["lrs"], run["losses"], run["smoothed"])):
+            if math.isfinite(loss):
+                yield f"{pre}/loss", loss, k
+            if math.isfinite(sm):
+                yield f"{pre}/smoothed_loss", sm, k
+            yield f"{pre}/lr", lr, k
+    for e in result.evals:
+        yield f"{name}/val_acc", e["acc"], max(e["step"], 0)
+
+
+def log_result(result: Any, loggers: Any) -> int:
+    """The figure (``<name>/curve``) and the curve as scalars (step = sweep step) to every TensorBoard logger
+    among ``loggers``. Returns how many loggers got it."""
+    name = "accuracy_range_test" if result.kind == "accuracy" else "lr_range_test"
+    writers = _tensorboard_writers(loggers)
+    if not writers:
+        return 0
+    log_figure(loggers, f"{name}/curve", result_figure(result))
+    for writer in writers:
+        for tag, value, step in _scalars(result):
+            writer.add_scalar(tag, value, global_step=step)
+        writer.flush()
+    return len(writers)
+
+
+# ---------------------------------------------------------------------------------------------- console
+def print_result(result: Any, console: Optional[Any] = None) -> None:
+    """A rich table of the suggestions (with the spread over repeats) or of the accuracy test's bounds, the
+    status line and the chosen value."""
+    from rich.console import Console
+    from rich.table import Table
+
+    con = console or Console()
+    caption = f"{result.elapsed_s:.1f} s; {result.status}"
+    if result.kind == "accuracy":
+        table = Table(title="Accuracy range test", caption=caption)
+        cols = ("base_lr", "max_lr", "peak_lr", "start_acc", "peak_acc", "images/point")
+        for col in cols:
+            table.add_column(col, justify="right")
+        table.add_row(f"{result.base_lr:.4g}", f"{result.lr:.4g}", f"{result.suggestions['peak_lr']:.4g}",
+                      f"{result.start_acc:.4g}", f"{result.peak_acc:.4g}", str(result.eval_images))
+        con.print(table)
+        con.print(f"[bold]found max_lr = {result.lr:.4g}, base_lr = {result.base_lr:.4g}[/bold]")
+        return
+    multi = len(result.repeats) > 1
+    table = Table(title="LR range test", caption=caption)
+    table.add_column("suggestion")
+    table.add_column("lr", justify="right")
+    if multi:
+        table.add_column("std over repeats", justify="right")
+        table.add_column("values", justify="right")
+    for name, value in result.suggestions.items():
+        row = [name + (" *" if name == result.rule else ""), f"{value:.4g}"]
+        if multi:
+            sp = result.spread[name]
+            row += [f"{sp['std']:.3g}", ", ".join(f"{v:.3g}" for v in sp["values"])]
+        table.add_row(*row)
+    con.print(table)
+    con.print(f"[bold]found max_lr = {result.lr:.4g}[/bold] ({result.rule})")

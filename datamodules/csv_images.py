@@ -1,0 +1,133 @@
+"""Your own images listed in a CSV: one image-path column and one or more categorical label columns (one
+classification head each), optionally a split column (train / val / test).
+
+Paths are relative to the CSV's folder (or ``image_root``); an absolute path, or one that leads outside that
+folder through ``..`` or a symlink, is refused unless ``allow_outside_paths=true``.
+"""
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+
+from datamodules.file_images import FileImageDataModule, Records, SPLITS
+from datamodules.image_cache import MAX_LISTED
+
+
+def vocabulary(values: list[str]) -> list[str]:
+    """Sorted class names: numerically when every value is an integer, else as strings."""
+    unique = set(values)
+    try:
+        return sorted(unique, key=int)
+    except ValueError:
+        return sorted(unique)
+
+
+def resolve_paths(raw: list[str], root: str, allow_outside: bool, key: str) -> list[str]:
+    """Absolute, real paths of ``raw`` (relative to ``root``); refuses ones outside ``root`` unless allowed."""
+    root_real = os.path.realpath(root)
+    out, outside = [], []
+    for p in raw:
+        joined = os.path.join(root, os.path.expanduser(p))
+        real = os.path.realpath(joined)
+        if os.path.isabs(os.path.expanduser(p)) or os.path.commonpath([root_real, real]) != root_real:
+            outside.append(p)
+        out.append(real if not allow_outside else os.path.abspath(joined))
+    if outside and not allow_outside:
+        listed = ", ".join(outside[:MAX_LISTED]) + (f", and {len(outside) - MAX_LISTED} more" if
+                                                     len(outside) > MAX_LISTED else "")
+        raise ValueError(f"{key}: {len(outside)} image path(s) are absolute or lead outside {root_real} (through "
+                         f"'..' or a symlink): {listed}. Set data.allow_outside_paths=true if you trust this CSV")
+    return out
+
+
+def read_csv(path: str) -> tuple[list[str], list[dict[str, str]]]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"data.csv_path: {path} does not exist")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        columns = list(reader.fieldnames or [])
+    if not columns or not rows:
+        raise ValueError(f"data.csv_path: {path} is empty (it needs a header and at least one row)")
+    return columns, rows
+
+
+class CSVImageDataModule(FileImageDataModule):
+    """One head per label column, named after the column.
+
+    Args:
+        csv_path: the CSV file.
+        image_column: the column with image paths (default: the first column).
+        label_columns: the label columns (default: every other column but the split column).
+        split_column: a column with train / val / test per row, used when the CSV has it.
+        stratify_on: the label column the seeded split is stratified on (default: the first label column).
+        image_root: folder the paths are relative to (default: the CSV's folder).
+        allow_outside_paths: accept absolute paths and paths leading outside that folder.
+        **kwargs: see :class:`FileImageDataModule` and :class:`TensorImageDataModule`.
+    """
+
+    source_key = "data.csv_path"
+
+    def __init__(self, csv_path: str, image_column: str | None = None, label_columns: list[str] | None = None,
+                 split_column: str | None = "split", stratify_on: str | None = None, image_root: str | None = None,
+                 allow_outside_paths: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.csv_path = os.path.abspath(os.path.expanduser(str(csv_path)))
+        self.image_column, self.split_column, self.stratify_on = image_column, split_column, stratify_on
+        self.label_columns = list(label_columns) if label_columns is not None else None
+        self.image_root = os.path.abspath(os.path.expanduser(str(image_root))) if image_root else None
+        self.allow_outside_paths = allow_outside_paths
+        self._stratify_head = None
+
+    def stratify_head(self, rec: Records) -> str:
+        return self._stratify_head or next(iter(rec.vocabularies))
+
+    def read_records(self) -> Records:
+        columns, rows = read_csv(self.csv_path)
+        where = f"data.csv_path ({self.csv_path})"
+        image_col = self.image_column or columns[0]
+        if image_col not in columns:
+            raise ValueError(f"data.image_column: {image_col!r} is not a column of {self.csv_path}; its columns "
+                             f"are {columns}")
+        split_col = self.split_column if self.split_column in columns else None
+        labels = self.label_columns
+        if labels is None:
+            labels = [c for c in columns if c not in (image_col, split_col)]
+        missing = [c for c in labels if c not in columns]
+        if missing or not labels:
+            raise ValueError(f"data.label_columns: {missing or 'no label columns'} not in {self.csv_path}; its "
+                             f"columns are {columns}")
+        if self.stratify_on is not None and self.stratify_on not in labels:
+            raise ValueError(f"data.stratify_on: {self.stratify_on!r} is not one of the label columns {labels}")
+        self._stratify_head = self.stratify_on or labels[0]
+        vocabularies, label_arrays = {}, {}
+        for col in labels:
+            values = [(row.get(col) or "").strip() for row in rows]
+            empty = [i + 2 for i, v in enumerate(values) if not v]  # line numbers (the header is line 1)
+            if empty:
+                raise ValueError(f"{where}: label column {col!r} is empty on {len(empty)} line(s), e.g. lines "
+                                 f"{empty[:MAX_LISTED]}")
+            vocab = vocabulary(values)
+            if len(vocab) < 2:
+                raise ValueError(f"{where}: label column {col!r} has a single value {vocab}; a classification "
+                                 "head needs >= 2 classes (drop it from data.label_columns)")
+            index = {v: i for i, v in enumerate(vocab)}
+            vocabularies[col], label_arrays[col] = vocab, np.asarray([index[v] for v in values], np.int64)
+        split = None
+        if split_col is not None:
+            split = np.asarray([(row.get(split_col) or "").strip().lower() for row in rows], dtype=object)
+            unknown = sorted(set(split) - set(SPLITS))
+            if unknown:
+                raise ValueError(f"{where}: split column {split_col!r} has values {unknown[:MAX_LISTED]}; allowed: "
+                                 f"{list(SPLITS)}")
+            split[split == "train"] = ""
+        root = self.image_root or os.path.dirname(self.csv_path)
+        raw = [(row.get(image_col) or "").strip() for row in rows]
+        empty = [i + 2 for i, p in enumerate(raw) if not p]
+        if empty:
+            raise ValueError(f"{where}: image column {image_col!r} is empty on line(s) {empty[:MAX_LISTED]}")
+        paths = resolve_paths(raw, root, self.allow_outside_paths, where)
+        return Records(paths=paths, labels=label_arrays, vocabularies=vocabularies, split=split,
+                       cache_dir=os.path.join(os.path.dirname(self.csv_path), ".image_cache"))

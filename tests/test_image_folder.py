@@ -1,0 +1,191 @@
+"""The image-folder DataModule: layouts, seeded stratified splits, bad input, and the batched augmentations."""
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import CIFAR_TOOL, SHARED_DATA
+from datamodules.augment import batch_augment, color_jitter, random_resized_crop
+from datamodules.image_folder import ImageFolderDataModule
+from image_files import COLORS, class_image, write_folder_dataset, write_image
+
+
+def folder_dm(root, **kwargs):
+    kwargs = {"batch_size": 4, "decode_workers": 0, "val_fraction": 0.25, **kwargs}
+    return ImageFolderDataModule(root=str(root), **kwargs)
+
+
+def labels_of(dataset):
+    return dataset.labels.tolist()
+
+
+def test_reads_classes_and_decodes_every_mode_to_rgb(tmp_path):
+    write_folder_dataset(tmp_path, per_class=8)
+    dm = folder_dm(tmp_path, image_size=16)
+    dm.setup("fit")
+    assert dm.heads == {"label": 3} and dm.vocabularies == {"label": sorted(COLORS)} and dm.classes == sorted(COLORS)
+    assert dm.train_set.images.shape[1:] == (3, 16, 16) and dm.train_set.images.dtype == torch.uint8
+    # every class is recognisable by its colour, whatever the file's format and mode (grey images are grey)
+    for images, labels in ((dm.train_set.images, dm.train_set.labels), (dm.val_set.images, dm.val_set.labels)):
+        for x, y in zip(images, labels):
+            name = dm.classes[int(y)]
+            mean = x.float().mean(dim=(1, 2))
+            if float(mean.max() - mean.min()) > 20:  # coloured (not a grayscale file)
+                assert int(mean.argmax()) == int(np.argmax(COLORS[name]))
+    # normalisation statistics are the training split's
+    assert torch.allclose(dm.mean, dm.train_set.images.double().div(255).mean(dim=(0, 2, 3)).float(), atol=1e-5)
+
+
+def test_split_is_stratified_and_deterministic_for_a_seed(tmp_path):
+    write_folder_dataset(tmp_path, per_class=8)
+    a, b, c = folder_dm(tmp_path, seed=1), folder_dm(tmp_path, seed=1), folder_dm(tmp_path, seed=2)
+    for dm in (a, b, c):
+        dm.setup("fit")
+    assert Counter(labels_of(a.val_set)) == {0: 2, 1: 2, 2: 2}  # 25% of every class of 8
+    assert Counter(labels_of(a.train_set)) == {0: 6, 1: 6, 2: 6}
+    assert a.split_paths == b.split_paths and a.split_paths["val"] != c.split_paths["val"]
+    assert not set(a.split_paths["val"]) & set(a.split_paths["train"])
+    assert torch.equal(a.val_set.images, b.val_set.images)
+    assert a.split_paths["test"] == [] and torch.equal(a.test_set.images, a.val_set.images)  # no test: = val
+
+
+def test_test_fraction_and_explicit_val_and_test_folders(tmp_path):
+    write_folder_dataset(tmp_path / "split", per_class=10)
+    dm = folder_dm(tmp_path / "split", val_fraction=0.2, test_fraction=0.3)
+    dm.setup("fit")
+    assert Counter(labels_of(dm.test_set)) == {0: 3, 1: 3, 2: 3} and len(dm.val_set) == 6 and len(dm.train_set) == 15
+    write_folder_dataset(tmp_path / "given", per_class=4, splits=("train", "val", "test"))
+    dm = folder_dm(tmp_path / "given")
+    dm.setup("fit")
+    assert len(dm.train_set) == len(dm.val_set) == len(dm.test_set) == 12  # the folders, no fraction taken
+    assert all("/val/" in p for p in dm.split_paths["val"]) and all("/test/" in p for p in dm.split_paths["test"])
+
+
+def test_batched_ops_compose_in_batch_augment(tmp_path):
+    dm = folder_dm(tmp_path, crop_padding=0, flip=False, resized_crop_scale=[0.3, 0.6], color_jitter=0.3)
+    assert dm.batched_ops == {"resized_crop_scale": [0.3, 0.6], "resized_crop_ratio": (3 / 4, 4 / 3), "jitter": 0.3}
+    x = torch.randn(8, 3, 16, 16)
+    mean, std = torch.full((3,), 0.5), torch.full((3,), 0.25)
+    out = batch_augment(x, 0, False, 0, torch.Generator().manual_seed(3), mean=mean, std=std, **dm.batched_ops)
+    gen = torch.Generator().manual_seed(3)
+    expected = color_jitter(random_resized_crop(x, (0.3, 0.6), (3 / 4, 4 / 3), gen), 0.3, mean, std, gen)
+    assert torch.allclose(out, expected) and not torch.allclose(out, x)
+
+
+def test_random_resized_crop_and_colour_jitter():
+    x = torch.rand(6, 3, 16, 16)
+    same = random_resized_crop(x, (1.0, 1.0), (1.0, 1.0), torch.Generator().manual_seed(0))
+    assert torch.allclose(same, x, atol=1e-5)  # the whole image: identity
+    zoom = random_resized_crop(x, (0.25, 0.25), (1.0, 1.0), torch.Generator().manual_seed(0))
+    assert zoom.std() < x.std()  # a quarter of the area upsampled x2: smoother
+    mean, std = torch.tensor([0.5, 0.4, 0.3]), torch.tensor([0.2, 0.25, 0.3])
+    normed = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    assert torch.equal(color_jitter(normed, 0.0, mean, std), normed)
+    jittered = color_jitter(normed, 0.4, mean, std, torch.Generator().manual_seed(1))
+    back = jittered * std.view(1, 3, 1, 1) + mean.view(1, 3, 1, 1)
+    assert back.min() >= -1e-6 and back.max() <= 1 + 1e-6 and not torch.allclose(jittered, normed)
+    with pytest.raises(ValueError, match="data.resized_crop_scale"):
+        ImageFolderDataModule(root="x", resized_crop_scale=[0.5, 2.0])
+
+
+def test_bad_files_fail_with_names_or_are_skipped_with_a_count(tmp_path):
+    write_folder_dataset(tmp_path, per_class=6)
+    (tmp_path / "train" / "red" / "broken.jpg").write_bytes(b"garbage")
+    dm = folder_dm(tmp_path)
+    with pytest.raises(ValueError) as e:
+        dm.setup("fit")
+    assert "1 file(s)" in str(e.value) and "broken.jpg" in str(e.value) and "data.skip_bad_images=true" in str(e.value)
+    dm = folder_dm(tmp_path, skip_bad_images=True)
+    with pytest.warns(UserWarning, match="skipping 1 file"):
+        dm.setup("fit")
+    assert len(dm.train_set) + len(dm.val_set) == 18 and any(p.endswith("broken.jpg") for p in dm.bad_files)
+
+
+@pytest.mark.parametrize("case,message", [
+    ("no_train", "train does not exist"),
+    ("no_classes", "has no class folders"),
+    ("empty_class", "has no images"),
+    ("val_only_class", "no counterpart in"),
+])
+def test_bad_layouts_are_refused_naming_the_folder(tmp_path, case, message):
+    root = tmp_path / "data"
+    if case != "no_train":
+        (root / "train").mkdir(parents=True)
+    if case in ("empty_class", "val_only_class"):
+        write_folder_dataset(root, per_class=3)
+    if case == "empty_class":
+        (root / "train" / "yellow").mkdir()
+        (root / "train" / "yellow" / "notes.txt").write_text("no images here")
+    if case == "val_only_class":
+        write_image(root / "val" / "purple" / "0.png", class_image((128, 0, 128)))
+    with pytest.raises((ValueError, FileNotFoundError), match=message) as e:
+        folder_dm(root).prepare_data()
+    assert "data.root" in str(e.value)
+
+
+def test_no_validation_and_no_test_images_is_refused(tmp_path):
+    write_folder_dataset(tmp_path, per_class=4)
+    with pytest.raises(ValueError, match="data.val_fraction > 0"):
+        folder_dm(tmp_path, val_fraction=0.0, test_fraction=0.0).setup("fit")
+
+
+@pytest.mark.skipif(not (CIFAR_TOOL.exists() and (SHARED_DATA / "cifar10-jpeg.npz").exists()),
+                    reason="the offline CIFAR-10 copy (../shared/data) is absent")
+def test_reads_the_cifar10_jpeg_folder_layout(tmp_path):
+    subprocess.run([sys.executable, str(CIFAR_TOOL), "folder", str(tmp_path), "--per-class", "4"], check=True,
+                   capture_output=True)
+    dm = folder_dm(tmp_path, val_fraction=0.25)
+    dm.setup("fit")
+    assert len(dm.classes) == 10 and "airplane" in dm.classes
+    assert len(dm.train_set) == 30 and len(dm.val_set) == 10 and len(dm.test_set) == 40  # test/ folder
+    assert dm.train_set.images.shape[1:] == (3, 32, 32)
+    assert np.isclose(float(dm.train_set.images.float().mean()), 255 * float(dm.mean.mean()), rtol=1e-3)
+
+
+def test_memory_cache_is_shared_across_seeds_and_mmap_gives_the_same_images(tmp_path):
+    write_folder_dataset(tmp_path, per_class=8)
+    cache = tmp_path / ".image_cache"
+    dms = [folder_dm(tmp_path, seed=s) for s in (1, 2)]
+    for dm in dms:
+        dm.setup("fit")
+    assert len(list(cache.glob("*.npy"))) == 1  # one decode for both seeds
+    mm = folder_dm(tmp_path, seed=1, cache="mmap")
+    mm.setup("fit")
+    assert len(list(cache.glob("*.npy"))) == 2  # split order: its own file
+    assert mm.split_paths == dms[0].split_paths
+    for name in ("train_set", "val_set"):
+        assert torch.equal(getattr(mm, name).images, getattr(dms[0], name).images)
+        assert torch.equal(getattr(mm, name).labels, getattr(dms[0], name).labels)
+
+
+def test_normalisation_statistics_are_cached(tmp_path):
+    write_folder_dataset(tmp_path, per_class=4)
+    folder_dm(tmp_path).setup("fit")
+    (stats,) = (tmp_path / ".image_cache").glob("*.stats.json")
+    stats.write_text('{"mean": [0.1, 0.2, 0.3], "std": [1.0, 2.0, 3.0]}')  # a cache hit must read these
+    dm = folder_dm(tmp_path)
+    dm.setup("fit")
+    assert dm.mean.tolist() == pytest.approx([0.1, 0.2, 0.3]) and dm.std.tolist() == pytest.approx([1.0, 2.0, 3.0])
+    other = folder_dm(tmp_path, seed=7)  # another training split: its own statistics
+    other.setup("fit")
+    assert other.mean.tolist() != pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_albumentations_pipeline_from_config(tmp_path):
+    write_folder_dataset(tmp_path, per_class=4)
+    flip = [{"_target_": "albumentations.HorizontalFlip", "p": 1.0}]
+    dm = folder_dm(tmp_path, augment="albumentations", albumentations=flip)
+    dm.setup("fit")
+    images, _ = dm.train_set.__getitems__([0, 1])
+    assert torch.equal(images, dm.train_set.images[:2].flip(3))  # every sample mirrored
+    with pytest.raises(ValueError, match="data.augment=albumentations"):
+        folder_dm(tmp_path, albumentations=flip)
+
+
+def test_a_validation_fraction_too_small_to_hold_out_an_image_is_refused(tmp_path):
+    write_folder_dataset(tmp_path, per_class=4)  # 4 x 0.1 rounds to 0 in every class
+    with pytest.raises(ValueError, match="data.val_fraction=0.1 holds out no image"):
+        folder_dm(tmp_path, val_fraction=0.1).setup("fit")

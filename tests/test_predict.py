@@ -1,0 +1,113 @@
+"""Prediction from a checkpoint alone: predictions.csv with class names and probabilities."""
+import csv
+import shutil
+
+import pytest
+import torch
+
+from conftest import CPU_OVERRIDES, run_train
+from datamodules.image_folder import ImageFolderDataModule
+from image_files import COLORS, class_image, write_csv, write_folder_dataset, write_image
+from lightning_modules.classifier import Classifier
+from lightning_modules.networks import build_network
+from lightning_modules.predict import load_predictor, predict_to_csv
+from test_classifier import make_trainer, sgd
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A checkpoint of a small net trained on coloured class folders; the training data is deleted after."""
+    root = tmp_path_factory.mktemp("predict")
+    data = write_folder_dataset(root / "data", per_class=8)
+    torch.manual_seed(0)
+    dm = ImageFolderDataModule(root=str(data), batch_size=6, image_size=16, val_fraction=0.25, decode_workers=0)
+    dm.setup("fit")
+    model = Classifier(build_network("small", width=8), dm.heads, optimizer=sgd(lr=0.1))
+    trainer = make_trainer(root, max_epochs=8)
+    trainer.fit(model, datamodule=dm)
+    path = root / "model.ckpt"
+    trainer.save_checkpoint(str(path))
+    shutil.rmtree(data)  # prediction must not need the training data
+    return path
+
+
+def test_predicts_class_names_for_a_folder(checkpoint, tmp_path):
+    for name, color in COLORS.items():
+        write_image(tmp_path / "new" / f"{name}.png", class_image(color, size=(40, 30), seed=99))
+    write_image(tmp_path / "new" / "sub" / "grey.jpg", class_image((90, 90, 90)), mode="L")
+    out = predict_to_csv(str(checkpoint), str(tmp_path / "new"), str(tmp_path / "out" / "predictions.csv"),
+                         decode_workers=0)
+    rows = read_rows(out)
+    assert list(rows[0]) == ["path", "label", "label_prob"]
+    by_path = {r["path"]: r for r in rows}
+    assert set(by_path) == {"blue.png", "green.png", "red.png", "sub/grey.jpg"}
+    for name in COLORS:  # the colours are easy: the trained net names them
+        assert by_path[f"{name}.png"]["label"] == name
+    assert all(r["label"] in COLORS and 0.0 < float(r["label_prob"]) <= 1.0 for r in rows)
+    # the probability is the softmax maximum of the model on the image preprocessed as in training
+    model, data = load_predictor(str(checkpoint))
+    from datamodules.image_cache import decode_image
+
+    x = torch.from_numpy(decode_image(str(tmp_path / "new" / "red.png"), 16)).float()[None] / 255
+    x = (x - torch.tensor(data["mean"]).view(1, 3, 1, 1)) / torch.tensor(data["std"]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        p = model(x)["label"].softmax(1).max()
+    assert float(by_path["red.png"]["label_prob"]) == pytest.approx(float(p), abs=1e-5)
+
+
+def test_predicts_from_a_csv_of_paths_and_reports_bad_files(checkpoint, tmp_path):
+    write_image(tmp_path / "a.png", class_image(COLORS["green"]))
+    (tmp_path / "bad.jpg").write_bytes(b"nope")
+    path = write_csv(tmp_path / "list.csv", [{"image": "a.png"}, {"image": "bad.jpg"}, {"image": "gone.png"}])
+    with pytest.raises(ValueError, match="2 file\\(s\\): bad.jpg .*gone.png \\(missing\\).*skip_bad_images"):
+        predict_to_csv(str(checkpoint), str(path), str(tmp_path / "p.csv"), decode_workers=0)
+    with pytest.warns(UserWarning, match="skipping 2 file"):
+        out = predict_to_csv(str(checkpoint), str(path), str(tmp_path / "p.csv"), decode_workers=0,
+                             skip_bad_images=True)
+    rows = read_rows(out)
+    assert [r["path"] for r in rows] == ["a.png"] and rows[0]["label"] == "green"
+    escape = write_csv(tmp_path / "sub" / "esc.csv", [{"image": "../a.png"}])
+    with pytest.raises(ValueError, match="data.allow_outside_paths=true"):
+        predict_to_csv(str(checkpoint), str(escape), str(tmp_path / "q.csv"), decode_workers=0)
+
+
+def test_checkpoint_without_vocabularies_is_refused(tmp_path):
+    model = Classifier(build_network("small", width=4), {"label": 3})  # e.g. a CIFAR-10 run's checkpoint
+    path = tmp_path / "plain.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                "backbone": {"name": "small", "width": 4}}, path)
+    with pytest.raises(ValueError, match="has no vocabularies"):
+        load_predictor(str(path))
+
+
+def test_train_then_predict_through_train_py(tmp_path):
+    """The user's path: python train.py data=csv ..., then task=predict with the checkpoint and a folder."""
+    data = tmp_path / "data"
+    rows = []
+    for i in range(24):
+        colour = list(COLORS)[i % 3]
+        write_image(data / "images" / f"{i:02d}.png", class_image(COLORS[colour], seed=i))
+        rows.append({"image": f"images/{i:02d}.png", "colour": colour, "shade": "ab"[i % 2]})
+    write_csv(data / "labels.csv", rows)
+    run = tmp_path / "run"
+    result = run_train(["model=small", "data=csv", f"data.csv_path={data / 'labels.csv'}", "data.batch_size=6",
+                        "data.decode_workers=0", "data.image_size=16", "data.val_fraction=0.25", "monitor=val/acc_mean",
+                        "scheduler.max_lr=0.1", "trainer.max_epochs=1", "test=false", *CPU_OVERRIDES,
+                        f"hydra.run.dir={run}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file() and (run / "confusion_colour.png").is_file() and (run / "confusion_shade.png").is_file()
+    out_dir = tmp_path / "pred"
+    result = run_train(["task=predict", f"ckpt_path={ckpt}", f"data.predict_dir={data / 'images'}",
+                        "data.decode_workers=0", f"hydra.run.dir={out_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = read_rows(out_dir / "predictions.csv")
+    assert len(rows) == 24 and list(rows[0]) == ["path", "colour", "colour_prob", "shade", "shade_prob"]
+    assert {r["colour"] for r in rows} <= set(COLORS) and {r["shade"] for r in rows} <= {"a", "b"}
+    result = run_train(["task=predict", f"ckpt_path={ckpt}", f"hydra.run.dir={out_dir}"], cwd=tmp_path)
+    assert result.returncode != 0 and "data.predict_dir" in result.stderr

@@ -1,0 +1,76 @@
+"""AccuracyRangeTest: measurement schedule, eval-mode un-augmented measurements against an oracle, images per
+point, bounds, bitwise restore, bad arguments."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from callbacks.range_test_accuracy import AccuracyRangeTest
+from callbacks.lr_suggestions import accuracy_test_bounds
+from range_fixtures import Snap, TinyDM, assert_same_state, dataset, fit
+
+torch.set_num_threads(1)
+
+
+class InitAcc(pl.Callback):
+    """Oracle for the first measurement: eval mode, no augmentation, the first 2 validation batches."""
+
+    def on_train_start(self, trainer, pl_module):
+        pl_module.eval()
+        with torch.no_grad():
+            batches = list(DataLoader(dataset(32, 1), batch_size=8))[:2]
+            self.acc = sum(int(pl_module.accuracy_counts(b)[0]) for b in batches) / 16
+        pl_module.train()
+
+
+def test_accuracy_range_test(tmp_path):
+    before, after, init, dm = Snap(), Snap(), InitAcc(), TinyDM()
+    at = AccuracyRangeTest(min_lr=0.0, max_lr=2.0, num_steps=30, eval_every=5, eval_batches=2)
+    tr, model = fit(tmp_path, callbacks=[init, before, at, after], dm=dm, max_epochs=1, limit_train_batches=2)
+    res = at.result
+    assert dm.plain_batches == 7 * 2  # every measurement: 2 validation batches, none augmented
+    assert [e["step"] for e in res.evals] == [-1, 4, 9, 14, 19, 24, 29]
+    assert all(e["images"] == 16 for e in res.evals) and res.eval_images == 16
+    for e in res.evals:
+        assert e["stderr"] == pytest.approx(math.sqrt(e["acc"] * (1 - e["acc"]) / 16))
+    np.testing.assert_allclose(res.lrs, np.linspace(0.0, 2.0, 30), rtol=1e-12)
+    assert res.evals[0]["acc"] == pytest.approx(init.acc)
+    # the result is the rule applied to the measured points
+    expected = accuracy_test_bounds([e["lr"] for e in res.evals], [e["acc"] for e in res.evals], bandwidth=0.0,
+                                    num_images=16)
+    assert (res.base_lr, res.lr, res.suggestions["peak_lr"]) == (expected["base_lr"], expected["max_lr"],
+                                                                 expected["peak_lr"])
+    assert 0.0 <= res.base_lr <= res.lr <= 2.0 and res.peak_acc > res.start_acc
+    assert res.kind == "accuracy" and res.rule == "accuracy_test" and "of 16 images each" in res.status
+    assert_same_state(before.state, after.state)
+    assert tr.global_step == 0 and model.first_batch is None  # the phase stopped the fit
+
+
+def test_accuracy_test_length_from_num_epochs(tmp_path):
+    at = AccuracyRangeTest(min_lr=0.0, max_lr=1.0, num_epochs=2, eval_batches=1)
+    fit(tmp_path, callbacks=[at], dm=TinyDM(n_train=96, batch_size=8), max_epochs=1, accumulate_grad_batches=2)
+    assert len(at.result.lrs) == 2 * (12 // 2)  # two epochs of 6 optimizer steps
+    at2 = AccuracyRangeTest(min_lr=0.0, max_lr=1.0, num_epochs=0.5)
+    with pytest.raises(ValueError, match="only 6 steps .* raise range_test.num_epochs"):
+        fit(tmp_path, callbacks=[at2], dm=TinyDM(n_train=96, batch_size=8), max_epochs=1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_epochs": 0}, "range_test.num_epochs must be > 0"),
+        ({"eval_every": 0}, "range_test.eval_every must be an integer >= 1"),
+        ({"eval_batches": 0}, "range_test.eval_batches must be an integer >= 1"),
+        ({"bandwidth": -1.0}, "range_test.bandwidth must be >= 0"),
+        ({"min_lr": -0.1}, "range_test.min_lr must be >= 0"),
+        ({"num_steps": 5}, "range_test.num_steps must be an integer >= 10, got 5"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AccuracyRangeTest(**kwargs)
