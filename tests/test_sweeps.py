@@ -111,28 +111,50 @@ def test_summary_command_rebuilds_the_same_csv(grid):
     assert (sweep_dir / "heatmap.png").exists() and "**Complete**" in done.stdout
 
 
-def test_a_diverging_job_is_a_row_and_resume_skips_finished_jobs(tmp_path):
-    sweep_dir = tmp_path / "sweep"
-    args = ["scheduler.max_lr=0.1,1e20", "test=false"]
-    sweep(sweep_dir, *args)
-    rows = summary_rows(sweep_dir)
-    assert rows[1]["status"] == "diverged" and rows[1]["reason"], rows[1]
-    assert float(rows[1]["lr"]) == 1e20 and rows[1]["rank"] == ""
-    assert rows[0]["status"] == "completed" and rows[0]["rank"] == "1"
-    assert (sweep_dir / "lineplot.png").exists()
+DIVERGE = ["scheduler.max_lr=0.1,1e20", "test=false"]  # 1e20: the loss is not finite after a step or two
 
+
+@pytest.fixture(scope="module")
+def diverging(tmp_path_factory):
+    sweep_dir = tmp_path_factory.mktemp("diverging") / "sweep"
+    sweep(sweep_dir, *DIVERGE)
+    return sweep_dir
+
+
+def test_a_diverging_job_is_a_row_and_the_sweep_goes_on(diverging):
+    rows = summary_rows(diverging)
+    assert rows[1]["status"] == "diverged" and "non-finite" in rows[1]["reason"], rows[1]
+    assert float(rows[1]["lr"]) == 1e20 and rows[1]["rank"] == ""
+    assert rows[0]["status"] == "completed" and rows[0]["rank"] == "1"  # the job after it ran too
+    assert float(rows[0]["val/acc"]) == job_result(diverging, rows[0])["metrics"]["val/acc"]
+    assert (diverging / "lineplot.png").exists() and "**Complete**: all 2 jobs" in (diverging / "summary.md").read_text()
+
+
+@pytest.mark.xfail("resume_decision" not in (ROOT / "train.py").read_text(), strict=True,
+                   reason="train.py does not call callbacks.sweep_resume.resume_decision for +resume=true yet")
+def test_resume_skips_finished_jobs_and_resumes_unfinished_ones_from_last_ckpt(diverging):
+    rows = summary_rows(diverging)
     # job 0 was killed after its last checkpoint; job 1 (diverged) is finished and must not run again
-    done0, done1 = (sweep_dir / rows[n]["run_dir"] for n in (0, 1))
+    done0, done1 = (diverging / rows[n]["run_dir"] for n in (0, 1))
     killed = {**json.loads((done0 / "result.json").read_text()), "status": "running"}
     (done0 / "result.json").write_text(json.dumps(killed))
     ckpt0 = done0 / "checkpoints" / "last.ckpt"
-    finished = {p: p.stat().st_mtime_ns for p in done1.rglob("*") if p.is_file() and ".hydra" not in p.parts}
-    result = sweep(sweep_dir, *args, "+resume=true")
-    assert {p: p.stat().st_mtime_ns for p in done1.rglob("*") if p.is_file() and ".hydra" not in p.parts} == finished
+
+    def outputs(run_dir):  # what training writes (Hydra rewrites .hydra/ and its log for every job)
+        return {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")
+                if p.is_file() and ".hydra" not in p.parts and p.suffix != ".log"}
+
+    finished = outputs(done1)
+    result = sweep(diverging, *DIVERGE, "+resume=true")
+    assert outputs(done1) == finished
     assert f"Restoring states from the checkpoint path at {ckpt0}" in result.stdout + result.stderr
-    again = summary_rows(sweep_dir)
+    again = summary_rows(diverging)
     assert again[0]["status"] == "completed" and again[0]["steps"] == rows[0]["steps"]
-    assert again[1] == rows[1] and len(list(sweep_dir.glob("*/.hydra"))) == 2  # the same two job folders
+    assert again[0].get("val/acc") == rows[0]["val/acc"], \
+        f"a resumed job with nothing left to train must still report its metrics: {again[0]}"
+    fields = ("status", "reason", "lr", "steps", "epochs", "run_dir")
+    assert [again[1][f] for f in fields] == [rows[1][f] for f in fields]
+    assert len(list(diverging.glob("*/.hydra"))) == 2  # the same two job folders
 
 
 def test_joblib_runs_two_jobs_in_parallel_each_with_its_own_range_test(tmp_path):
