@@ -67,11 +67,10 @@ def check_sweep(config: DictConfig) -> None:
     one job; an Optuna direction that agrees with ``monitor_mode``."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from callbacks.sweep_summary import planned_jobs
+    from callbacks.sweep_summary import planned_jobs, sweep_arguments
 
     sweeper = config.hydra.sweeper
-    params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
-    overrides = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
+    overrides = OverridesParser.create().parse_overrides(sweep_arguments(config))
     groups = set(config.hydra.runtime.get("choices") or {})
     group_swept = any(o.key_or_group in groups and o.is_sweep_override() for o in overrides)
     for override in overrides:

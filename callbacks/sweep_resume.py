@@ -57,9 +57,10 @@ def resume_decision(run_dir: str | Path, overrides: Sequence[str] | None = None)
         result = None  # an unreadable result is an unfinished job
     if result is not None and result.get("status") in FINISHED:
         recorded = result.get("overrides")
-        if overrides is not None and recorded is not None and _without_resume(recorded) != _without_resume(overrides):
+        asked = None if overrides is None else _without_resume(list(overrides))
+        if asked is not None and recorded is not None and _without_resume(recorded) != asked:
             raise ValueError(f"cannot resume {run_dir}: it ran with {_without_resume(recorded)}, this job asks for "
-                             f"{_without_resume(overrides)}; use a new hydra.sweep.dir for a different sweep")
+                             f"{asked}; use a new hydra.sweep.dir for a different sweep")
         return "skip", result
     checkpoint = (result or {}).get("checkpoint") or run_dir / "checkpoints" / "last.ckpt"
     if Path(checkpoint).is_file():

@@ -69,6 +69,13 @@ def _values(overrides: list[str]) -> dict[str, str]:
     return {_key(o): o.split("=", 1)[1] for o in overrides if "=" in o}
 
 
+def sweep_arguments(config: DictConfig, with_params: bool = True) -> list[str]:
+    """``hydra.sweeper.params`` as overrides, then the command line's, as written (``${...}`` left unresolved)."""
+    params = OmegaConf.to_container(config.hydra.sweeper, resolve=False).get("params") or {}
+    task = OmegaConf.to_container(config.hydra.overrides, resolve=False).get("task") or []
+    return ([f"{k}={v}" for k, v in params.items()] if with_params else []) + [str(o) for o in task]
+
+
 def _sweep_config(sweep_dir: Path) -> DictConfig | None:
     path = sweep_dir / MULTIRUN_FILE
     return OmegaConf.load(path) if path.is_file() else None
@@ -85,8 +92,7 @@ def planned_jobs(sweep_cfg: DictConfig | None) -> list[list[str]] | int | None:
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
-        parsed = OverridesParser.create().parse_overrides(params + list(sweep_cfg.hydra.overrides.task))
+        parsed = OverridesParser.create().parse_overrides(sweep_arguments(sweep_cfg))
         return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
     if "n_trials" in sweeper:
         return int(sweeper.n_trials)
@@ -100,9 +106,8 @@ def swept_keys(sweep_cfg: DictConfig | None, jobs: list[Job]) -> list[str]:
     if sweep_cfg is not None:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        params = sweep_cfg.hydra.sweeper.get("params") or {}
-        keys += [str(k) for k in params]
-        for override in OverridesParser.create().parse_overrides(list(sweep_cfg.hydra.overrides.task)):
+        keys += [str(k) for k in OmegaConf.to_container(sweep_cfg.hydra.sweeper, resolve=False).get("params") or {}]
+        for override in OverridesParser.create().parse_overrides(sweep_arguments(sweep_cfg, with_params=False)):
             if override.is_sweep_override():
                 keys.append(_key(override.input_line))
     given = [_values(j.overrides) for j in jobs if j.overrides]
@@ -118,7 +123,7 @@ def find_jobs(sweep_dir: Path) -> list[Job]:
         run_dir = overrides_file.parent.parent
         hydra_file = overrides_file.parent / "hydra.yaml"
         num = OmegaConf.load(hydra_file).hydra.job.get("num") if hydra_file.is_file() else None
-        job = Job(num=None if num is None else int(num), overrides=list(OmegaConf.load(overrides_file)),
+        job = Job(num=None if num is None else int(num), overrides=[str(o) for o in OmegaConf.to_container(OmegaConf.load(overrides_file))],
                   run_dir=run_dir)
         try:
             job.result = read_result(run_dir)

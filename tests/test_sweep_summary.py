@@ -115,10 +115,12 @@ def test_one_swept_number_gives_a_line_plot(tmp_path):
 
 
 def test_unfinished_and_unstarted_jobs_make_an_incomplete_summary(tmp_path):
-    sweep = make_sweep(tmp_path / "s", ["scheduler.max_lr=0.1,0.2", "optimizer.weight_decay=1e-4,1e-3"])
-    make_job(sweep, 0, ["scheduler.max_lr=0.1", "optimizer.weight_decay=0.0001"], acc=0.6, lr=0.1)
-    make_job(sweep, 1, ["scheduler.max_lr=0.1", "optimizer.weight_decay=0.001"], status="running", lr=0.1)
-    make_job(sweep, 2, ["scheduler.max_lr=0.2", "optimizer.weight_decay=0.0001"], status="failed", lr=0.2,
+    steps = "+callbacks.steps.dirpath=${output_dir}/steps"  # read as written, never resolved
+    job = "+callbacks.steps.dirpath=$\\{output_dir\\}/steps"  # as Hydra passes it to each job
+    sweep = make_sweep(tmp_path / "s", [steps, "scheduler.max_lr=0.1,0.2", "optimizer.weight_decay=1e-4,1e-3"])
+    make_job(sweep, 0, [job, "scheduler.max_lr=0.1", "optimizer.weight_decay=0.0001"], acc=0.6, lr=0.1)
+    make_job(sweep, 1, [job, "scheduler.max_lr=0.1", "optimizer.weight_decay=0.001"], status="running", lr=0.1)
+    make_job(sweep, 2, [job, "scheduler.max_lr=0.2", "optimizer.weight_decay=0.0001"], status="failed", lr=0.2,
              reason="RuntimeError: CUDA out of memory")
     assert main([str(sweep)]) == 1  # the command says so too
     rows = {r["job"]: r for r in read_csv(sweep / "summary.csv")}

@@ -103,58 +103,79 @@ def test_summary_command_rebuilds_the_same_csv(grid):
     before = (sweep_dir / "summary.csv").read_bytes()
     for name in ("summary.csv", "summary.md", "heatmap.png"):
         (sweep_dir / name).unlink()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "callbacks.sweep_summary", str(sweep_dir)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = run_summary_command(sweep_dir)
     assert done.returncode == 0, done.stderr
     assert (sweep_dir / "summary.csv").read_bytes() == before
     assert (sweep_dir / "heatmap.png").exists() and "**Complete**" in done.stdout
 
 
-DIVERGE = ["scheduler.max_lr=0.1,1e20", "test=false"]  # 1e20: the loss is not finite after a step or two
+STEPS = ["data.num_train=512", "trainer.max_epochs=2", "test=false",  # 32 steps; a checkpoint every 3 steps
+         "+callbacks.steps._target_=pytorch_lightning.callbacks.ModelCheckpoint",
+         "+callbacks.steps.every_n_train_steps=3", "+callbacks.steps.dirpath=${output_dir}/steps"]
+STEPS_NAMES = NAMES.replace("]", "," + ",".join(o.split("=")[0].lstrip("+") for o in STEPS) + "]")
+INTERRUPTED = [*STEPS, STEPS_NAMES, "scheduler.max_lr=1e20,0.1,0.2"]  # job 0 diverges at once
 
 
 @pytest.fixture(scope="module")
-def diverging(tmp_path_factory):
-    sweep_dir = tmp_path_factory.mktemp("diverging") / "sweep"
-    sweep(sweep_dir, *DIVERGE)
+def interrupted(tmp_path_factory):
+    """A sweep stopped by Ctrl-C while job 1 trains: job 0 diverged, job 1 interrupted, job 2 never started."""
+    import signal
+    import time
+
+    sweep_dir = tmp_path_factory.mktemp("interrupted") / "sweep"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "-m", *FIXED, *INTERRUPTED,
+                             f"hydra.sweep.dir={sweep_dir}"], cwd=sweep_dir.parent, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not glob.glob(str(sweep_dir / "1_*" / "steps" / "*.ckpt")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-3000:]
     return sweep_dir
 
 
-def test_a_diverging_job_is_a_row_and_the_sweep_goes_on(diverging):
-    rows = summary_rows(diverging)
-    assert rows[1]["status"] == "diverged" and "non-finite" in rows[1]["reason"], rows[1]
-    assert float(rows[1]["lr"]) == 1e20 and rows[1]["rank"] == ""
-    assert rows[0]["status"] == "completed" and rows[0]["rank"] == "1"  # the job after it ran too
-    assert float(rows[0]["val/acc"]) == job_result(diverging, rows[0])["metrics"]["val/acc"]
-    assert (diverging / "lineplot.png").exists() and "**Complete**: all 2 jobs" in (diverging / "summary.md").read_text()
+def run_summary_command(sweep_dir):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "callbacks.sweep_summary", str(sweep_dir)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_an_interrupted_sweep_gets_a_summary_that_says_what_is_missing(interrupted):
+    done = run_summary_command(interrupted)
+    assert done.returncode == 1, done.stdout + done.stderr  # incomplete
+    rows = summary_rows(interrupted)
+    assert [rows[n]["status"] for n in (0, 1, 2)] == ["diverged", "interrupted", "missing"]
+    assert "non-finite" in rows[0]["reason"] and float(rows[0]["lr"]) == 1e20  # a row, with its reason
+    assert "SIGINT" in rows[1]["reason"] and rows[2]["reason"] == "not started"
+    md = (interrupted / "summary.md").read_text()
+    assert "**INCOMPLETE**: 2 of 3 jobs have no final result" in md
+    assert "- job 1 (scheduler.max_lr=0.1)" in md and "- job 2 (scheduler.max_lr=0.2): not started" in md
 
 
 @pytest.mark.xfail("resume_decision" not in (ROOT / "train.py").read_text(), strict=True,
                    reason="train.py does not call callbacks.sweep_resume.resume_decision for +resume=true yet")
-def test_resume_skips_finished_jobs_and_resumes_unfinished_ones_from_last_ckpt(diverging):
-    rows = summary_rows(diverging)
-    # job 0 was killed after its last checkpoint; job 1 (diverged) is finished and must not run again
-    done0, done1 = (diverging / rows[n]["run_dir"] for n in (0, 1))
-    killed = {**json.loads((done0 / "result.json").read_text()), "status": "running"}
-    (done0 / "result.json").write_text(json.dumps(killed))
-    ckpt0 = done0 / "checkpoints" / "last.ckpt"
+def test_resume_skips_finished_jobs_and_resumes_unfinished_ones_from_last_ckpt(interrupted):
+    before = summary_rows(interrupted) if (interrupted / "summary.csv").exists() else None
+    job0, job1 = (next(interrupted.glob(f"{n}_*")) for n in (0, 1))
+    stopped_at = json.loads((job1 / "result.json").read_text())["steps"]
 
     def outputs(run_dir):  # what training writes (Hydra rewrites .hydra/ and its log for every job)
         return {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")
                 if p.is_file() and ".hydra" not in p.parts and p.suffix != ".log"}
 
-    finished = outputs(done1)
-    result = sweep(diverging, *DIVERGE, "+resume=true")
-    assert outputs(done1) == finished
-    assert f"Restoring states from the checkpoint path at {ckpt0}" in result.stdout + result.stderr
-    again = summary_rows(diverging)
-    assert again[0]["status"] == "completed" and again[0]["steps"] == rows[0]["steps"]
-    assert again[0].get("val/acc") == rows[0]["val/acc"], \
-        f"a resumed job with nothing left to train must still report its metrics: {again[0]}"
-    fields = ("status", "reason", "lr", "steps", "epochs", "run_dir")
-    assert [again[1][f] for f in fields] == [rows[1][f] for f in fields]
-    assert len(list(diverging.glob("*/.hydra"))) == 2  # the same two job folders
+    finished = outputs(job0)
+    result = sweep(interrupted, *INTERRUPTED, "+resume=true")
+    assert outputs(job0) == finished  # the diverged job did not run again
+    assert f"Restoring states from the checkpoint path at {job1 / 'checkpoints' / 'last.ckpt'}" in \
+        result.stdout + result.stderr
+    rows = summary_rows(interrupted)
+    assert [rows[n]["status"] for n in (0, 1, 2)] == ["diverged", "completed", "completed"]
+    assert 0 < stopped_at < int(rows[1]["steps"]) == int(rows[2]["steps"]) == 32
+    assert before is None or rows[0]["reason"] == before[0]["reason"]
+    assert len(list(interrupted.glob("*/.hydra"))) == 3  # the same job folders: resume is not in their names
+    assert "**Complete**: all 3 jobs" in (interrupted / "summary.md").read_text()
 
 
 def test_joblib_runs_two_jobs_in_parallel_each_with_its_own_range_test(tmp_path):
@@ -170,17 +191,18 @@ def test_joblib_runs_two_jobs_in_parallel_each_with_its_own_range_test(tmp_path)
         assert float(row["val/acc"]) == job_result(sweep_dir, row)["metrics"]["val/acc"]
 
 
-def test_submitit_local_runs_two_jobs(tmp_path):
+def test_submitit_local_runs_two_jobs_one_diverging_and_the_sweep_finishes(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     sweep_dir = tmp_path / "sweep"
-    sweep(sweep_dir, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", "scheduler.max_lr=0.1,0.2",
-          "test=false")
+    sweep(sweep_dir, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", "scheduler.max_lr=0.1,1e20",
+          "test=false")  # 1e20: the loss is not finite after a step or two
     rows = summary_rows(sweep_dir)
-    assert sorted(rows) == [0, 1] and {r["status"] for r in rows.values()} == {"completed"}
-    assert [r["scheduler.max_lr"] for _, r in sorted(rows.items())] == ["0.1", "0.2"]
     assert (sweep_dir / ".submitit").is_dir()  # the jobs really went through submitit
-    for row in rows.values():
-        assert float(row["val/acc"]) == job_result(sweep_dir, row)["metrics"]["val/acc"]
+    assert sorted(rows) == [0, 1] and [rows[0]["status"], rows[1]["status"]] == ["completed", "diverged"]
+    assert float(rows[0]["val/acc"]) == job_result(sweep_dir, rows[0])["metrics"]["val/acc"]
+    assert "non-finite" in rows[1]["reason"] and float(rows[1]["lr"]) == 1e20 and rows[1]["rank"] == ""
+    assert "**Complete**: all 2 jobs" in (sweep_dir / "summary.md").read_text()  # the sweep went on to the end
+    assert (sweep_dir / "lineplot.png").exists()
 
 
 def test_optuna_preset_runs_its_trials_and_the_best_is_in_the_summary(tmp_path):
