@@ -123,8 +123,8 @@ def find_jobs(sweep_dir: Path) -> list[Job]:
         run_dir = overrides_file.parent.parent
         hydra_file = overrides_file.parent / "hydra.yaml"
         num = OmegaConf.load(hydra_file).hydra.job.get("num") if hydra_file.is_file() else None
-        job = Job(num=None if num is None else int(num), overrides=[str(o) for o in OmegaConf.to_container(OmegaConf.load(overrides_file))],
-                  run_dir=run_dir)
+        overrides = [str(o) for o in OmegaConf.to_container(OmegaConf.load(overrides_file))]  # as written
+        job = Job(num=None if num is None else int(num), overrides=overrides, run_dir=run_dir)
         try:
             job.result = read_result(run_dir)
             if job.result is None:
@@ -211,11 +211,23 @@ def summarize(sweep_dir: str | Path) -> Summary:
 
 
 def _fmt(value: Any) -> str:
+    """Four significant digits for numbers (also swept values written out in full, e.g. Optuna's)."""
     if value is None:
         return ""
+    if isinstance(value, str) and "." in value:
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table_columns(summary: Summary) -> list[str]:
+    """The Markdown table leaves out the per-step training logs (learning rates, momenta, train/ values) that the
+    CSV keeps."""
+    return [c for c in summary.columns if not (c.startswith("lr-") or c.startswith("train/"))]
 
 
 def markdown(summary: Summary, plot_file: str | None = None) -> str:
@@ -235,15 +247,19 @@ def markdown(summary: Summary, plot_file: str | None = None) -> str:
     out.write(f"Sorted by `{summary.monitor}` ({summary.mode}, final value), best first; then jobs without one.\n\n")
     best = next((r for r in summary.rows if r["rank"] == 1), None)
     if best is not None:
-        swept = " ".join(f"{k}={best[k]}" for k in summary.swept)
+        swept = " ".join(f"{k}={_fmt(best[k])}" for k in summary.swept)
         out.write(f"Best: job {best['job']} ({swept}): {summary.monitor} = {_fmt(best.get(summary.monitor))}\n\n")
     if summary.optuna_best:
         out.write(f"Optuna's best trial: {summary.optuna_best.get('best_params')} -> "
                   f"{summary.optuna_best.get('best_value')}\n\n")
-    out.write("| " + " | ".join(summary.columns) + " |\n")
-    out.write("|" + "---|" * len(summary.columns) + "\n")
+    columns = _table_columns(summary)
+    out.write("| " + " | ".join(columns) + " |\n")
+    out.write("|" + "---|" * len(columns) + "\n")
     for row in summary.rows:
-        out.write("| " + " | ".join(_fmt(row.get(c)) for c in summary.columns) + " |\n")
+        out.write("| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |\n")
+    if columns != summary.columns:
+        rest = ", ".join(c for c in summary.columns if c not in columns)
+        out.write(f"\nAll {len(summary.columns)} columns (also {rest}) are in {CSV_FILE}.\n")
     if plot_file:
         out.write(f"\n![{summary.monitor}]({plot_file})\n")
     return out.getvalue()

