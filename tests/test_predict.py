@@ -28,7 +28,7 @@ def checkpoint(tmp_path_factory):
     dm = ImageFolderDataModule(root=str(data), batch_size=6, image_size=16, val_fraction=0.25, decode_workers=0)
     dm.setup("fit")
     model = Classifier(build_network("small", width=8), dm.heads, optimizer=sgd(lr=0.1))
-    trainer = make_trainer(root, max_epochs=8)
+    trainer = make_trainer(root, max_epochs=20)
     trainer.fit(model, datamodule=dm)
     path = root / "model.ckpt"
     trainer.save_checkpoint(str(path))

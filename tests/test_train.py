@@ -197,8 +197,8 @@ def test_auto_run_trains_at_the_found_lr_and_every_record_says_so(auto_run):
 def test_auto_run_equals_a_run_given_the_found_lr(auto_run, tmp_path):
     """The range test phase leaves nothing behind: training at the found LR by hand gives the same weights."""
     out, _, found = auto_run
-    cfg = compose_config(smoke_overrides(f"scheduler.max_lr={found}"), output_dir=tmp_path)
-    run(cfg)
+    by_hand = run_train(smoke_overrides(f"scheduler.max_lr={found}", f"hydra.run.dir={tmp_path}"), cwd=tmp_path)
+    assert by_hand.returncode == 0, by_hand.stderr[-3000:]
     a = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     for key, value in a.items():
