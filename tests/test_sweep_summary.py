@@ -221,3 +221,15 @@ def test_a_job_that_raised_is_recorded_as_failed_not_left_running(tmp_path):
     config.hydra.runtime.output_dir = str(done)
     record_failure(config, JobReturn(status=JobStatus.FAILED, _return_value=ValueError("late")))
     assert (done / "result.json").read_text() == before  # train.py's own final record wins
+
+
+def test_an_optuna_sweep_short_of_its_trial_budget_is_incomplete(tmp_path):
+    optuna = {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", "n_trials": 3,
+              "direction": "maximize", "params": {"scheduler.max_lr": "tag(log, interval(0.01, 1.0))"}}
+    sweep = make_sweep(tmp_path / "s", ["experiment=smoke"], optuna)
+    make_job(sweep, 0, ["experiment=smoke", "scheduler.max_lr=0.0312"], acc=0.5, lr=0.0312)
+    make_job(sweep, 1, ["experiment=smoke", "scheduler.max_lr=0.4471"], acc=0.7, lr=0.4471)
+    summary = summarize(sweep)
+    assert summary.swept == ["scheduler.max_lr"] and summary.expected == 3
+    assert [r["job"] for r in summary.rows] == [1, 0, 2] and summary.rows[2]["status"] == "missing"
+    assert summary.missing == ["job 2 (overrides unknown): not started"] and not summary.complete
