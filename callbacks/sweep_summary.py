@@ -128,7 +128,8 @@ def find_jobs(sweep_dir: Path) -> list[Job]:
         try:
             job.result = read_result(run_dir)
             if job.result is None:
-                job.problem = "no result.json: the job stopped before train.py started it"
+                job.problem = ("no result.json: the job ended before training started (or its task, e.g. "
+                               "lr_range_test, writes none)")
             elif job.result.get("status") not in FINAL:
                 job.problem = f"status {job.result.get('status')!r}: interrupted, killed, or still running"
         except ValueError as e:
