@@ -40,6 +40,7 @@ from callbacks.interrupt import Interrupted
 from callbacks.lr_finder import RangeTestResult, find_lr
 from callbacks.lr_schedule import LRSchedule
 from callbacks.run_config import RunConfig, read_checkpoint, saved_run_config
+from callbacks.sweep_resume import resume_decision
 from lightning_modules.predict import predict_from_config
 
 AUTO_KEYS = ("max_lr", "base_lr")  # schedule keys the range test can fill in ("auto")
@@ -335,6 +336,13 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     if cfg.task.name == "predict":  # prediction from a checkpoint alone: lightning_modules/predict.py
         return predict_from_config(cfg)
     started = time.time()
+    if cfg.get("resume"):  # +resume=true: rerunning a sweep in its old hydra.sweep.dir
+        action, detail = resume_decision(cfg.output_dir, overrides=job_overrides())
+        if action == "skip":  # completed or diverged before: its result stands
+            log.info(f"resume: {cfg.output_dir} already {detail.get('status')}; skipped")
+            return detail.get("objective")
+        if action == "resume":  # interrupted or failed after a checkpoint
+            cfg.ckpt_path = detail
     continue_in_run_dir(cfg)
     fall_back_without_gpu(cfg)
     pl.seed_everything(cfg.seed, workers=True)
@@ -425,20 +433,16 @@ def main(cfg: DictConfig) -> float | None:
         return run(cfg, keep)
     except Interrupted:
         raise SystemExit(130) from None  # 128 + SIGINT, as shells report an interrupted command
-    except START_UP_ERRORS as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1" or is_multirun():
-            raise
-        log.error(f"Error: {plain_message(err)}")
-        raise SystemExit(2) from None
     except Exception as err:
-        if not is_multirun():
-            raise
-        # in a sweep one crashed job is a row of the summary, not the end of the sweep
-        save_result(cfg, status="failed", reason=f"{type(err).__name__}: {err}", objective=worst_value(cfg),
-                    overrides=job_overrides(), run_dir=cfg.output_dir)
-        logging.getLogger(__name__).exception("job failed; the sweep goes on")
-        return worst_value(cfg)
-
+        if is_multirun():  # one broken job is a row of the sweep summary, not the end of the sweep
+            save_result(cfg, status="failed", reason=f"{type(err).__name__}: {plain_message(err)}",
+                        objective=worst_value(cfg), overrides=job_overrides(), run_dir=cfg.output_dir)
+            log.exception("job failed; the sweep goes on")
+            return worst_value(cfg)
+        if isinstance(err, START_UP_ERRORS) and os.environ.get("HYDRA_FULL_ERROR") != "1":
+            log.error(f"Error: {plain_message(err)}")
+            raise SystemExit(2) from None
+        raise
 
 if __name__ == "__main__":
     main()
