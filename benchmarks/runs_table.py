@@ -171,8 +171,14 @@ def machine() -> str:
     return f"{platform.node()}, {cpu}, {os.cpu_count()} cores"
 
 
-def today() -> str:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+def today(timestamp: float | None = None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
+
+
+def run_date(run_dir) -> str:
+    """When a run finished (its result.json's time), so a resumed benchmark keeps each run's own date."""
+    path = Path(run_dir) / "result.json"
+    return today(path.stat().st_mtime if path.exists() else None)
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str]) -> Path:

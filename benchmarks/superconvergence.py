@@ -62,7 +62,7 @@ def row(schedule: str, stage: str, budget: float, factor: float, lr: float, resu
             "status": result.get("status"), "val_acc": rt.metric(result, "val/acc"),
             "test_acc": rt.metric(result, "test/acc"), "train_loss": rt.final_train_loss(result["run_dir"]),
             "steps": result.get("steps"), "wall_s": result.get("wall_s"), "run_dir": result["run_dir"],
-            "date": rt.today(), "machine": rt.machine(), **setup}
+            "date": rt.run_date(result["run_dir"]), "machine": rt.machine(), **setup}
 
 
 def score(row_: dict) -> float:
