@@ -165,7 +165,7 @@ def main() -> None:
         recipes = args.recipes or (["smoke"] if args.quick else list(RECIPES))
         seeds = args.seeds or ([0] if args.quick else [0, 1])
         rules = args.rules or (["min_div10"] if args.quick else list(RULES))
-        factors = args.factors or ([0.5, 1.0, 2.0] if args.quick else list(FACTORS))
+        factors = args.factors or ([1.0, 2.0] if args.quick else list(FACTORS))
         if args.quick:
             data, range_steps, images = rt.QUICK_DATA + ["model=small"], rt.QUICK_RANGE_TEST, 128
         else:
