@@ -14,7 +14,6 @@ and the test accuracy: a table on stdout, optimizers.csv and a scatter figure op
 """
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -33,10 +32,7 @@ def optimizer_overrides(name: str) -> list[str]:
 
 def plot_scatter(csv_path: Path, png: Path) -> Path:
     """Final training loss (x) against test accuracy (y), one point per optimizer and seed, from optimizers.csv."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = rt.pyplot()
     rows = [r for r in rt.read_csv(csv_path) if r["status"] == "completed"]
     fig, ax = plt.subplots(figsize=(7, 5))
     for name in dict.fromkeys(r["optimizer"] for r in rows):
@@ -51,17 +47,9 @@ def plot_scatter(csv_path: Path, png: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     first = rows[0] if rows else {}
-    ax.set_title(f"Optimizers under one-cycle at their own range-test LR. Held equal: network {first.get('network')},"
-                 f"\n{fmt_num(first.get('epochs'))} epochs, batch {fmt_num(first.get('batch_size'))}, "
-                 f"{fmt_num(first.get('train_images'))} training images, schedule shape", fontsize=9)
-    rt.caption(fig, rows)
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    return png
-
-
-def fmt_num(value) -> str:
-    return f"{value:g}" if isinstance(value, float) and not math.isnan(value) else str(value)
+    ax.set_title(f"Optimizers under one-cycle at their own range-test LR. Held equal: {rt.fmt(first.get('epochs'), 'g')}"
+                 f" epochs,\n{rt.setup_text(first)}, one-cycle shape", fontsize=9)
+    return rt.save_figure(fig, rows, png)
 
 
 def summary(csv_path: Path) -> str:
@@ -102,23 +90,13 @@ def main() -> None:
             result = done[job.name]
             lr = result.get("lr") or {}
             rows.append({"optimizer": name, "seed": seed, "epochs": epochs, "max_lr": lr.get("max_lr"),
-                         "lr_source": lr.get("source"), "status": result.get("status"),
-                         "train_loss": rt.final_train_loss(result["run_dir"]),
-                         "test_acc": rt.metric(result, "test/acc"), "val_acc": rt.metric(result, "val/acc"),
-                         "steps": result.get("steps"), "wall_s": result.get("wall_s"), "network": network,
-                         "batch_size": batch, "train_images": images, "date": rt.run_date(result["run_dir"]),
-                         "machine": rt.machine(), "run_dir": result["run_dir"]})
+                         "lr_source": lr.get("source"), "train_loss": rt.final_train_loss(result["run_dir"]),
+                         "val_acc": rt.metric(result, "val/acc"), "steps": result.get("steps"),
+                         "wall_s": result.get("wall_s"), "network": network, "batch_size": batch,
+                         "train_images": images, **rt.run_fields(result)})
         rt.write_csv(csv_path, rows, COLUMNS)
-
-    if not csv_path.exists():
-        sys.exit(f"no results yet: {csv_path}")
-    figure = plot_scatter(csv_path, out / "optimizers.png")
-    text = summary(csv_path)
-    print(text)
-    print(f"figure: {figure}\nCSV: {csv_path}")
-    if args.record:
-        rt.record(args.results, "Optimizers under one-cycle at their own range-test LR (issue 12)",
-                  rt.command_line(), text + f"\n\nFigure: {figure}")
+    rt.finish(args, csv_path, lambda path: [plot_scatter(path, out / "optimizers.png")], summary,
+              "Optimizers under one-cycle at their own range-test LR (issue 12)")
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ RECIPES = ("cifar10_fast", "cifar10_resnet9")
 COLUMNS = ["recipe", "seed", "rule", "auto", "suggestion", "factor", "lr", "status", "test_acc", "epochs",
            "train_images", "batch_size", "network", "date", "machine", "run_dir"]
 # Seconds per training image (forward + backward, 2 threads, batch 128) measured on the 2-core development machine,
-# times 1.5 for augmentation, evaluation and logging: the estimate printed before the range tests measure it.
-SECONDS_PER_IMAGE = {"small": 0.00026 * 1.5, "airbench": 0.0023 * 1.5, "resnet9": 0.0078 * 1.5}
+# times 2.5 for augmentation, evaluation and logging (a 1-epoch airbench run here took 26 s for 23 steps of 128 plus
+# 6,000 evaluation images): a rough estimate printed before the range tests measure the step time.
+SECONDS_PER_IMAGE = {"small": 0.00026 * 2.5, "airbench": 0.0023 * 2.5, "resnet9": 0.0078 * 2.5}
 
 
 def recipe_config(overrides: list[str]):
@@ -101,10 +102,7 @@ def mean_table(ranked: list[dict]) -> list[dict]:
 def plot_sweep(csv_path: Path, png: Path) -> Path:
     """Test accuracy against peak LR (log axis), one panel per recipe, one line per seed; dotted lines: the
     suggestions (the `auto` rule's solid)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = rt.pyplot()
     rows = rt.read_csv(csv_path)
     recipes = list(dict.fromkeys(r["recipe"] for r in rows))
     fig, axes = plt.subplots(1, len(recipes), figsize=(6 * len(recipes), 5), squeeze=False)
@@ -126,12 +124,8 @@ def plot_sweep(csv_path: Path, png: Path) -> Path:
         ax.legend(unique.values(), unique.keys(), fontsize=7)
         first = mine[0]
         ax.set_title(f"{recipe}: accuracy vs peak LR. Held equal: recipe, {first['epochs']:g} epochs,\n"
-                     f"{first['train_images']:.0f} training images, batch {first['batch_size']:.0f}, "
-                     f"network {first['network']}", fontsize=9)
-    rt.caption(fig, rows)
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    return png
+                     f"{rt.setup_text(first)}", fontsize=9)
+    return rt.save_figure(fig, rows, png)
 
 
 def summary(csv_path: Path) -> str:
@@ -213,21 +207,11 @@ def main() -> None:
                 result = done[name(seed, suggestion * factor)]
                 rows.append({"recipe": recipe, "seed": seed, "rule": rule, "auto": "yes" if rule == auto_rule else "",
                              "suggestion": suggestion, "factor": factor, "lr": suggestion * factor,
-                             "status": result.get("status"), "test_acc": rt.metric(result, "test/acc"),
                              "epochs": epochs, "train_images": images, "batch_size": int(cfg.data.batch_size),
-                             "network": cfg.model.backbone.name, "date": rt.run_date(result["run_dir"]),
-                             "machine": rt.machine(), "run_dir": result["run_dir"]})
+                             "network": cfg.model.backbone.name, **rt.run_fields(result)})
         rt.write_csv(csv_path, rows, COLUMNS)
-
-    if not csv_path.exists():
-        sys.exit(f"no results yet: {csv_path}")
-    figure = plot_sweep(csv_path, out / "range_test_validation.png")
-    text = summary(csv_path)
-    print(text)
-    print(f"figure: {figure}\nCSV: {csv_path}")
-    if args.record:
-        rt.record(args.results, "Where the LR range test's suggestions land (issue 12)", rt.command_line(),
-                  text + f"\n\nFigure: {figure}")
+    rt.finish(args, csv_path, lambda path: [plot_sweep(path, out / "range_test_validation.png")], summary,
+              "Where the LR range test's suggestions land (issue 12)")
 
 
 if __name__ == "__main__":

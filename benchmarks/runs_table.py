@@ -59,7 +59,7 @@ def cifar_data(per_class: int | None, runs: Path = RUNS) -> list[str]:
     if not (root / "cifar-10-batches-py" / "test_batch").exists():
         extra = ["--per-class", str(per_class)] if per_class else []
         subprocess.run([sys.executable, str(tool), "batches", str(root), *extra], check=True, capture_output=True)
-    return ["data=cifar10", f"data.root={root}"]
+    return ["data=cifar10", f"data.root={root}", "trainer.log_every_n_steps=10"]
 
 
 def train_size(per_class: int | None, val_fraction: float = 0.0) -> int:
@@ -151,8 +151,8 @@ def epoch_curve(run_dir: Path, key: str = "val/acc") -> list[tuple[int, float]]:
 def final_train_loss(run_dir: Path) -> float:
     """Mean logged training loss over the last epoch (per-step values from the CSV logger)."""
     rows = [r for r in metrics_rows(run_dir) if r.get("train/loss") and r.get("epoch")]
-    if not rows:
-        return NAN
+    if not rows:  # fewer steps than log_every_n_steps: the last step's loss, as result.json has it
+        return metric(load_result(run_dir) or {}, "train/loss")
     last = max(int(r["epoch"]) for r in rows)
     values = [float(r["train/loss"]) for r in rows if int(r["epoch"]) == last]
     return sum(values) / len(values)
@@ -206,6 +206,12 @@ def fmt(value, spec: str = ".4g") -> str:
     return str(value)
 
 
+def setup_text(row: dict) -> str:
+    """What a figure's runs held equal, from a CSV row: network, batch, training images."""
+    return (f"network {row.get('network')}, batch {fmt(row.get('batch_size'), 'g')}, "
+            f"{fmt(row.get('train_images'), 'g')} training images")
+
+
 def markdown_table(rows: list[dict], columns: list[str], specs: dict[str, str] | None = None) -> str:
     specs = specs or {}
     lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
@@ -221,6 +227,43 @@ def caption(fig, rows: list[dict], extra: str = "") -> None:
     text = f"Runs of {when} on {'; '.join(machines) or 'an unknown machine'}." + (f" {extra}" if extra else "")
     fig.text(0.01, 0.01, text, fontsize=7, ha="left", va="bottom", wrap=True)
     fig.subplots_adjust(bottom=0.2)
+
+
+def save_figure(fig, rows: list[dict], png: Path) -> Path:
+    """Caption (date, machine), write the PNG and free the figure."""
+    import matplotlib.pyplot as plt
+
+    caption(fig, rows)
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return png
+
+
+def pyplot():
+    """matplotlib's pyplot without a display."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def run_fields(result: dict) -> dict:
+    """The columns every benchmark row takes from a run: status, test accuracy, date, machine, run dir."""
+    return {"status": result.get("status"), "test_acc": metric(result, "test/acc"),
+            "date": run_date(result["run_dir"]), "machine": machine(), "run_dir": result["run_dir"]}
+
+
+def finish(args, csv_path: Path, draw, summary, title: str) -> None:
+    """The end of every benchmark: figures from the CSV (``draw(csv_path) -> [png, ...]``), the table on stdout
+    and, with --record, a dated entry in RESULTS.md."""
+    if not csv_path.exists():
+        sys.exit(f"no results yet: {csv_path}")
+    figures = draw(csv_path)
+    text = summary(csv_path)
+    print(text)
+    print("figures: " + ", ".join(str(f) for f in figures) + f"\nCSV: {csv_path}")
+    if args.record:
+        record(args.results, title, command_line(), text + "\n\nFigures: " + ", ".join(str(f) for f in figures))
 
 
 def record(results: Path, title: str, command: str, body: str) -> None:

@@ -59,10 +59,8 @@ def job_name(schedule: str, lr: float, budget: float) -> str:
 
 def row(schedule: str, stage: str, budget: float, factor: float, lr: float, result: dict, setup: dict) -> dict:
     return {"schedule": schedule, "stage": stage, "budget_epochs": budget, "lr_factor": factor, "lr": lr,
-            "status": result.get("status"), "val_acc": rt.metric(result, "val/acc"),
-            "test_acc": rt.metric(result, "test/acc"), "train_loss": rt.final_train_loss(result["run_dir"]),
-            "steps": result.get("steps"), "wall_s": result.get("wall_s"), "run_dir": result["run_dir"],
-            "date": rt.run_date(result["run_dir"]), "machine": rt.machine(), **setup}
+            "val_acc": rt.metric(result, "val/acc"), "train_loss": rt.final_train_loss(result["run_dir"]),
+            "steps": result.get("steps"), "wall_s": result.get("wall_s"), **rt.run_fields(result), **setup}
 
 
 def score(row_: dict) -> float:
@@ -72,10 +70,7 @@ def score(row_: dict) -> float:
 
 def plot_accuracy_vs_budget(csv_path: Path, png: Path) -> Path:
     """Test accuracy against training budget (epochs), one line per schedule, from superconvergence.csv."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = rt.pyplot()
     rows = [r for r in rt.read_csv(csv_path) if r["stage"] == "budget"]
     fig, ax = plt.subplots(figsize=(7, 5))
     for schedule in dict.fromkeys(r["schedule"] for r in rows):
@@ -90,21 +85,14 @@ def plot_accuracy_vs_budget(csv_path: Path, png: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(title="schedule (chosen LR)")
     first = rows[0] if rows else {}
-    ax.set_title(f"Test accuracy vs budget. Held equal: network {first.get('network')}, {first.get('optimizer')},\n"
-                 f"batch {fmt_int(first.get('batch_size'))}, {fmt_int(first.get('train_images'))} training images, "
+    ax.set_title(f"Test accuracy vs budget. Held equal: {rt.setup_text(first)},\n{first.get('optimizer')}, "
                  f"LR chosen by the same sweep per schedule", fontsize=9)
-    rt.caption(fig, rows)
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    return png
+    return rt.save_figure(fig, rows, png)
 
 
 def plot_accuracy_vs_epoch(csv_path: Path, png: Path) -> Path:
     """Validation accuracy after each epoch of the largest budget's runs, one line per schedule."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = rt.pyplot()
     rows = rt.read_csv(csv_path)
     budget = max(r["budget_epochs"] for r in rows)
     rows = [r for r in rows if r["budget_epochs"] == budget]
@@ -118,14 +106,7 @@ def plot_accuracy_vs_epoch(csv_path: Path, png: Path) -> Path:
     ax.legend(title="schedule")
     ax.set_title(f"Accuracy per epoch at the {budget:g}-epoch budget. Held equal: network, optimizer, data, batch,"
                  f"\nbudget; each schedule at its own swept LR", fontsize=9)
-    rt.caption(fig, rows)
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    return png
-
-
-def fmt_int(value) -> str:
-    return f"{value:.0f}" if isinstance(value, float) and not math.isnan(value) else str(value)
+    return rt.save_figure(fig, rows, png)
 
 
 def summary(csv_path: Path) -> str:
@@ -206,18 +187,9 @@ def main() -> None:
                    "val_acc": acc, "date": r["date"], "machine": r["machine"]}
                   for r in budget_rows for e, acc in rt.epoch_curve(Path(r["run_dir"]))]
         rt.write_csv(epochs_csv, epochs, EPOCH_COLUMNS)
-
-    if not csv_path.exists():
-        sys.exit(f"no results yet: {csv_path}")
-    figures = [plot_accuracy_vs_budget(csv_path, out / "accuracy_vs_budget.png"),
-               plot_accuracy_vs_epoch(epochs_csv, out / "accuracy_vs_epoch.png")]
-    text = summary(csv_path)
-    print(text)
-    print("figures: " + ", ".join(str(f) for f in figures) + f"\nCSV: {csv_path}")
-    if args.record:
-        rt.record(args.results, "Super-convergence: one-cycle vs constant, step and cyclical LR (issue 12)",
-                  rt.command_line(), text + "\n\nFigures: " + ", ".join(str(f) for f in figures))
-
+    rt.finish(args, csv_path, lambda path: [plot_accuracy_vs_budget(path, out / "accuracy_vs_budget.png"),
+                                            plot_accuracy_vs_epoch(epochs_csv, out / "accuracy_vs_epoch.png")],
+              summary, "Super-convergence: one-cycle vs constant, step and cyclical LR (issue 12)")
 
 if __name__ == "__main__":
     main()
