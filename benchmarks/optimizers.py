@@ -9,7 +9,7 @@ Reported per optimizer and seed: the LR found, the final training loss (mean ove
 and the test accuracy: a table on stdout, optimizers.csv and a scatter figure optimizers.png (loss vs accuracy).
 
     python benchmarks/optimizers.py --quick --parallel 2
-    python benchmarks/optimizers.py --per-class 500 --network airbench --epochs 4 --record
+    python benchmarks/optimizers.py --record           # airbench net, 1000 images per class, 4 epochs
     python benchmarks/optimizers.py --plot-only
 """
 from __future__ import annotations
@@ -65,13 +65,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--range-steps", type=int, default=100, help="optimizer steps of each range test")
+    parser.set_defaults(per_class=1000, network="airbench")
     args = parser.parse_args()
     out, runs = rt.folders(args, "optimizers")
     csv_path = out / "optimizers.csv"
 
     if not args.plot_only:
         epochs = args.epochs or (1 if args.quick else 4)
-        network = args.network or "small"
+        network = "small" if args.quick else args.network
         if args.quick:
             data, batch, images, range_steps = rt.QUICK_DATA, 32, 128, rt.QUICK_RANGE_TEST
         else:

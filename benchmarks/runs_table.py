@@ -24,7 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-RUNS = ROOT / "benchmarks" / "runs"
+RUNS = ROOT / "benchmarks" / "runs"          # run directories and the CIFAR-10 layouts (git-ignored)
+EVIDENCE = ROOT / "benchmarks" / "evidence"  # the CSVs and figures
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 FINISHED = ("completed", "diverged")
 
@@ -280,12 +281,14 @@ def common_parser(doc: str, out_name: str) -> argparse.ArgumentParser:
                         help="seconds-long check on synthetic data (model=small, one tiny epoch per budget unit)")
     parser.add_argument("--plot-only", action="store_true", help="redraw figures and table from the CSV; no training")
     parser.add_argument("--out", type=Path, default=None,
-                        help=f"folder for the CSV and figures (default benchmarks/runs/{out_name}[_quick])")
-    parser.add_argument("--runs", type=Path, default=None, help="folder of the run directories (default: <out>/runs)")
+                        help=f"folder for the CSV and figures (default benchmarks/evidence/{out_name}; --quick: "
+                             f"benchmarks/runs/{out_name}_quick)")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help=f"folder of the run directories (default benchmarks/runs/{out_name}, or <out>/runs)")
     parser.add_argument("--record", action="store_true", help="append a dated entry to benchmarks/RESULTS.md")
     parser.add_argument("--results", type=Path, default=RESULTS, help="the file --record appends to")
-    parser.add_argument("--per-class", type=int, default=None, help="first N CIFAR-10 images per class and split")
-    parser.add_argument("--network", default=None, help="model.backbone.name (small, airbench, resnet9, resnet18)")
+    parser.add_argument("--per-class", type=int, default=None, help="first N CIFAR-10 images per class and split (0: all)")
+    parser.add_argument("--network", default=None, help="model config, conf/model/: small, airbench, resnet9, resnet18")
     parser.add_argument("--parallel", type=int, default=1,
                         help="train.py subprocesses at a time (1 for honest wall times; 2 only for --quick checks)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per train.py job")
@@ -294,8 +297,13 @@ def common_parser(doc: str, out_name: str) -> argparse.ArgumentParser:
 
 
 def folders(args, out_name: str) -> tuple[Path, Path]:
-    out = args.out or RUNS / (out_name + ("_quick" if args.quick else ""))
-    return out, args.runs or out / "runs"
+    """(folder of the CSVs and figures, folder of the run directories). Defaults: benchmarks/evidence/<name> (small
+    files to commit) and benchmarks/runs/<name> (git-ignored); --quick keeps both under benchmarks/runs/."""
+    if args.out:
+        return args.out, args.runs or args.out / "runs"
+    if args.quick:
+        return RUNS / f"{out_name}_quick", args.runs or RUNS / f"{out_name}_quick" / "runs"
+    return EVIDENCE / out_name, args.runs or RUNS / out_name
 
 
 def command_line() -> str:

@@ -17,7 +17,7 @@ Outputs in --out: superconvergence.csv (one row per run: the LR sweep and the bu
 on stdout. Resumable: finished runs are read back, not rerun.
 
     python benchmarks/superconvergence.py --quick --parallel 2    # a few seconds per job: checks the plumbing
-    python benchmarks/superconvergence.py --per-class 500 --network small --budgets 1 2 4 --record
+    python benchmarks/superconvergence.py --record     # airbench net, 1000 images per class, budgets 1 2 4
     python benchmarks/superconvergence.py --plot-only             # redraw from the CSVs
 """
 from __future__ import annotations
@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--range-steps", type=int, default=100, help="optimizer steps of the range test")
+    parser.set_defaults(per_class=1000, network="airbench")
     args = parser.parse_args()
     out, runs = rt.folders(args, "superconvergence")
     csv_path, epochs_csv = out / "superconvergence.csv", out / "superconvergence_epochs.csv"
@@ -144,7 +145,7 @@ def main() -> None:
     if not args.plot_only:
         budgets = args.budgets or ([1, 2] if args.quick else [1, 2, 4])
         factors = args.factors or ([1.0] if args.quick else [1 / 3, 1.0, 3.0])
-        network = args.network or "small"
+        network = "small" if args.quick else args.network
         if args.quick:
             data, batch, images, range_steps = rt.QUICK_DATA, 32, 128, rt.QUICK_RANGE_TEST
         else:
