@@ -160,7 +160,8 @@ def main() -> None:
         small = min(budgets)
 
         test = rt.range_test(rt.Job("range_test", base + range_steps), runs, args.timeout)
-        centre = test.suggestions[args.rule]
+        centre = test.suggestions.get(args.rule) or test.lr  # a rule with no answer: the test's own choice
+        print(f"LR sweep centre: {centre:.4g} ({args.rule if test.suggestions.get(args.rule) else test.rule})")
         per_step = test.elapsed_s / max(1, len(test.lrs))
         sweep_jobs = len(args.schedules) * len(factors)
         rt.print_estimate(sweep_jobs + len(args.schedules) * (len(budgets) - 1),
