@@ -100,8 +100,9 @@ def plot_accuracy_vs_epoch(csv_path: Path, png: Path) -> Path:
     for schedule in dict.fromkeys(r["schedule"] for r in rows):
         points = sorted((r["epoch"], 100 * r["val_acc"]) for r in rows if r["schedule"] == schedule)
         ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=schedule)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy (%, held-out 10% of the training images)")
+    ax.set_xlabel("epoch (end of)")
+    ax.set_ylabel("validation accuracy (%; CIFAR: a held-out 10% of the training images)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
     ax.legend(title="schedule")
     ax.set_title(f"Accuracy per epoch at the {budget:g}-epoch budget. Held equal: network, optimizer, data, batch,"
