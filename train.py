@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 import warnings
 
@@ -38,7 +39,8 @@ from callbacks.divergence import Diverged
 from callbacks.interrupt import Interrupted
 from callbacks.lr_finder import RangeTestResult, find_lr
 from callbacks.lr_schedule import LRSchedule
-from callbacks.run_config import RunConfig, saved_run_config
+from callbacks.run_config import RunConfig, read_checkpoint, saved_run_config
+from callbacks.sweep_resume import resume_decision
 from lightning_modules.predict import predict_from_config
 
 AUTO_KEYS = ("max_lr", "base_lr")  # schedule keys the range test can fill in ("auto")
@@ -175,6 +177,41 @@ def check_schedule(cfg: DictConfig) -> None:
         LRSchedule(instantiate(cfg.scheduler, **{key: stand_ins[key] for key in auto_keys(cfg)}))
 
 
+def check_run_length(cfg: DictConfig) -> None:
+    """Lightning accepts these and then trains nothing (or divides by zero): refuse them up front."""
+    trainer = cfg.trainer
+    steps, epochs = trainer.get("max_steps", -1), trainer.get("max_epochs")
+    if steps is not None and steps != -1 and not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"trainer.max_steps must be -1 (no cap) or an integer >= 1, got {steps!r}")
+    if epochs is not None and epochs != -1 and not (isinstance(epochs, int) and epochs >= 1):
+        raise ValueError(f"trainer.max_epochs must be an integer >= 1 (or -1 with trainer.max_steps >= 1), got {epochs!r}")
+    if epochs == -1 and (steps is None or steps == -1):
+        raise ValueError("trainer.max_epochs=-1 needs trainer.max_steps >= 1: the run would never end")
+    limit = trainer.get("limit_train_batches")
+    if limit is not None and not (isinstance(limit, (int, float)) and limit > 0):
+        raise ValueError(f"trainer.limit_train_batches must be null, a fraction in (0, 1] or a number of batches >= 1, "
+                         f"got {limit!r}")
+    accumulate = trainer.get("accumulate_grad_batches", 1)
+    if not (isinstance(accumulate, int) and accumulate >= 1):
+        raise ValueError(f"trainer.accumulate_grad_batches must be an integer >= 1, got {accumulate!r}")
+
+
+def instantiate_group(cfg: DictConfig, group: str, **kwargs):
+    """``instantiate(cfg.<group>)``, naming a key that the chosen option does not take (e.g. an experiment written
+    for another data set) instead of a bare TypeError."""
+    try:
+        return instantiate(cfg[group], **kwargs)
+    except InstantiationException as err:
+        match = re.search(r"unexpected keyword argument '(\w+)'", str(err.__cause__ or err))
+        if match is None:
+            raise
+        choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+        experiment = choices.get("experiment")
+        origin = f"experiment={experiment} or an override" if experiment else "an override"
+        raise ValueError(f"{group}.{match.group(1)} does not apply to {group}={choices.get(group, short_name(cfg[group].get('_target_')))} "
+                         f"(it comes from {origin}); remove it or choose another {group}") from None
+
+
 def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.LightningDataModule) -> RangeTestResult:
     """The range test as its own phase, on the run's trainer settings; the model comes back untouched."""
     trainer_kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "_target_"}
@@ -299,15 +336,25 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     if cfg.task.name == "predict":  # prediction from a checkpoint alone: lightning_modules/predict.py
         return predict_from_config(cfg)
     started = time.time()
+    if cfg.get("resume"):  # +resume=true: rerunning a sweep in its old hydra.sweep.dir
+        action, detail = resume_decision(cfg.output_dir, overrides=job_overrides())
+        if action == "skip":  # completed or diverged before: its result stands
+            log.info(f"resume: {cfg.output_dir} already {detail.get('status')}; skipped")
+            return detail.get("objective")
+        if action == "resume":  # interrupted or failed after a checkpoint
+            cfg.ckpt_path = detail
     continue_in_run_dir(cfg)
     fall_back_without_gpu(cfg)
     pl.seed_everything(cfg.seed, workers=True)
 
-    datamodule = instantiate(cfg.data)
+    check_run_length(cfg)
+    if cfg.ckpt_path:
+        read_checkpoint(cfg.ckpt_path)  # a missing, truncated or foreign file fails now, with its name
+    datamodule = instantiate_group(cfg, "data")
     datamodule.prepare_data()  # missing or corrupt data fails here, before anything is built
     datamodule.setup("fit")
 
-    model = instantiate(cfg.model, heads=datamodule.heads, optimizer=instantiate(cfg.optimizer))
+    model = instantiate_group(cfg, "model", heads=datamodule.heads, optimizer=instantiate_group(cfg, "optimizer"))
 
     if cfg.task.name == "lr_range_test":
         return run_range_test(cfg, model, datamodule).lr
@@ -386,20 +433,16 @@ def main(cfg: DictConfig) -> float | None:
         return run(cfg, keep)
     except Interrupted:
         raise SystemExit(130) from None  # 128 + SIGINT, as shells report an interrupted command
-    except START_UP_ERRORS as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1" or is_multirun():
-            raise
-        log.error(f"Error: {plain_message(err)}")
-        raise SystemExit(2) from None
     except Exception as err:
-        if not is_multirun():
-            raise
-        # in a sweep one crashed job is a row of the summary, not the end of the sweep
-        save_result(cfg, status="failed", reason=f"{type(err).__name__}: {err}", objective=worst_value(cfg),
-                    overrides=job_overrides(), run_dir=cfg.output_dir)
-        logging.getLogger(__name__).exception("job failed; the sweep goes on")
-        return worst_value(cfg)
-
+        if is_multirun():  # one broken job is a row of the sweep summary, not the end of the sweep
+            save_result(cfg, status="failed", reason=f"{type(err).__name__}: {plain_message(err)}",
+                        objective=worst_value(cfg), overrides=job_overrides(), run_dir=cfg.output_dir)
+            log.exception("job failed; the sweep goes on")
+            return worst_value(cfg)
+        if isinstance(err, START_UP_ERRORS) and os.environ.get("HYDRA_FULL_ERROR") != "1":
+            log.error(f"Error: {plain_message(err)}")
+            raise SystemExit(2) from None
+        raise
 
 if __name__ == "__main__":
     main()

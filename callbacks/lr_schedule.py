@@ -99,12 +99,12 @@ class LRSchedule(Callback):
         return self.schedule(min(step, self.total_steps - 1), self.total_steps, steps_per_epoch=self.steps_per_epoch)
 
     # -- checks at fit start --------------------------------------------------------------------------------------
-    def _check_resume(self, trainer: pl.Trainer) -> None:
+    def _check_resume(self, trainer: pl.Trainer, with_length: bool = True) -> None:
         saved = self._loaded
         if saved is None:
-            if trainer.global_step > 0:
-                raise ValueError(f"LRSchedule: resuming at global_step={trainer.global_step} from a checkpoint that has no "
-                                 f"LR schedule state; refusing to guess where the schedule stands")
+            if trainer.ckpt_path is not None:
+                raise ValueError(f"LRSchedule: resuming from {trainer.ckpt_path}, a checkpoint that has no LR schedule "
+                                 f"state; refusing to guess where the schedule stands")
             return
         diffs = []
         if saved.get("name") != self.name:
@@ -113,7 +113,7 @@ class LRSchedule(Callback):
             old = saved.get("params", {})
             diffs += [f"scheduler.{k}: checkpoint {old.get(k, '<missing>')!r}, config {self.shape.get(k, '<missing>')!r}"
                       for k in sorted(set(old) | set(self.shape)) if old.get(k, "<missing>") != self.shape.get(k, "<missing>")]
-        if saved.get("total_steps") != self.total_steps:
+        if with_length and saved.get("total_steps") != self.total_steps:
             diffs.append(f"total_steps: checkpoint {saved.get('total_steps')!r}, config {self.total_steps!r} (from "
                          f"max_epochs / max_steps / batch size / accumulate_grad_batches / limit_train_batches)")
         if diffs:
@@ -196,6 +196,11 @@ class LRSchedule(Callback):
         log_figure(trainer.loggers, "train/schedule", fig, step=trainer.global_step)
 
     # -- hooks -----------------------------------------------------------------------------------------------------
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # the schedule's shape, before Lightning decides whether anything is left to train (so a finished
+        # checkpoint resumed with another schedule is refused too); the run's length is known at train start
+        self._check_resume(trainer, with_length=False)
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         total = trainer.estimated_stepping_batches
         if not math.isfinite(total) or total < 1:

@@ -22,16 +22,26 @@ class RunConfig(Callback):
         checkpoint[CHECKPOINT_KEY] = self.config
 
 
-def saved_run_config(ckpt_path: str) -> dict[str, Any]:
-    """The config a checkpoint was written with; a clear error when the file is not such a checkpoint."""
+def read_checkpoint(ckpt_path: str) -> dict[str, Any]:
+    """A checkpoint's contents, or a clear error naming ``ckpt_path`` when the file is missing, truncated or not a
+    checkpoint at all (checked before anything is built)."""
     try:
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise ValueError(f"ckpt_path: no such file {ckpt_path}") from None
+        raise FileNotFoundError(f"ckpt_path: no such file {ckpt_path}") from None
     except Exception as err:  # truncated, not a torch file, or holding objects that are not plain data
-        raise ValueError(f"ckpt_path: {ckpt_path} is not a readable checkpoint ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0][:200]})") from None
-    if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint:
+        first_line = (str(err).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"ckpt_path: {ckpt_path} is not a readable checkpoint (truncated, or not written by "
+                         f"torch/Lightning: {type(err).__name__}: {first_line})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"ckpt_path: {ckpt_path} is not a Lightning checkpoint (no state_dict in it)")
+    return checkpoint
+
+
+def saved_run_config(ckpt_path: str) -> dict[str, Any]:
+    """The config a checkpoint was written with (for ``auto`` LRs on resume)."""
+    checkpoint = read_checkpoint(ckpt_path)
+    if CHECKPOINT_KEY not in checkpoint:
         raise ValueError(f"ckpt_path: {ckpt_path} holds no run config (it was not written by train.py); give the "
                          f"learning rates as numbers instead of 'auto' to resume from it")
     return checkpoint[CHECKPOINT_KEY]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -68,7 +69,14 @@ class CIFAR10DataModule(TensorImageDataModule):
                 f"{FOLDER}/ (e.g. data.root=/path/to/data).")
         from torchvision.datasets.utils import download_and_extract_archive
 
-        download_and_extract_archive(URL, self.root, filename="cifar-10-python.tar.gz", md5=MD5)
+        try:
+            download_and_extract_archive(URL, self.root, filename="cifar-10-python.tar.gz", md5=MD5)
+        except (OSError, RuntimeError, ValueError) as err:  # URLError is an OSError; a bad MD5 a RuntimeError
+            reason = getattr(err, "reason", None) or err
+            raise FileNotFoundError(
+                f"data.download: downloading CIFAR-10 from {urlparse(URL).hostname} failed ({reason}). Either point "
+                f"data.root at a folder that holds {FOLDER}/ (e.g. data.root=/path/to/data data.download=false), or "
+                f"run again with network access.") from None
 
     def check(self) -> None:
         """Fail now, before any training, if the files are missing (and not to be downloaded) or unreadable."""

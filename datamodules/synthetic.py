@@ -24,7 +24,7 @@ class SyntheticDataModule(TensorImageDataModule):
     """Class-dependent patterns plus noise.
 
     Args:
-        num_train / num_val: images per split (the validation split doubles as the test split).
+        num_train / num_val: training images / images in each of the validation and test splits (drawn apart).
         num_classes: number of classes (one head ``label``).
         image_size: side of the square RGB images.
         noise: std of the pixel noise on a [0, 1] scale (larger: harder).
@@ -45,10 +45,19 @@ class SyntheticDataModule(TensorImageDataModule):
     def heads(self) -> dict[str, int]:
         return {"label": self.num_classes}
 
+    def _patterns(self, g: torch.Generator) -> torch.Tensor:
+        coarse = torch.rand(self.num_classes, 3, 4, 4, generator=g)
+        return F.interpolate(coarse, size=(self.size, self.size), mode="bilinear", align_corners=False)
+
     def load(self):
         g = torch.Generator().manual_seed(self.seed)
-        coarse = torch.rand(self.num_classes, 3, 4, 4, generator=g)
-        patterns = F.interpolate(coarse, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        patterns = self._patterns(g)
         train_x, train_y = make_images(self.num_train, self.num_classes, self.size, self.noise, g, patterns)
-        val_x, val_y = make_images(self.num_val, self.num_classes, self.size, self.noise, g, patterns)
-        return train_x, train_y, val_x, val_y, [f"class_{i}" for i in range(self.num_classes)]
+        test_x, test_y = make_images(self.num_val, self.num_classes, self.size, self.noise, g, patterns)
+        return train_x, train_y, test_x, test_y, [f"class_{i}" for i in range(self.num_classes)]
+
+    def load_validation(self):
+        """``num_val`` more images of the same classes, drawn apart from the test images."""
+        patterns = self._patterns(torch.Generator().manual_seed(self.seed))
+        g = torch.Generator().manual_seed(self.seed + 7919)
+        return make_images(self.num_val, self.num_classes, self.size, self.noise, g, patterns)

@@ -212,6 +212,11 @@ class TensorImageDataModule(pl.LightningDataModule):
     def load(self):
         raise NotImplementedError
 
+    def load_validation(self):
+        """A validation split that the data set has of its own, ``(images, labels)``, used when ``val_fraction`` is 0;
+        None (the default): then validation runs on the test split."""
+        return None
+
     @property
     def heads(self) -> dict[str, int]:
         """Classification heads and their class counts, e.g. {"label": 10}."""
@@ -222,13 +227,16 @@ class TensorImageDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             return
         train_x, train_y, test_x, test_y, self.classes = self.load()
+        own_val = self.load_validation()
         if self.val_fraction > 0:
             n_val = max(1, int(round(len(train_x) * self.val_fraction)))
             perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(self.seed))
             val_idx, train_idx = perm[:n_val], perm[n_val:]
             val_x, val_y = train_x[val_idx], _take(train_y, val_idx)
             train_x, train_y = train_x[train_idx], _take(train_y, train_idx)
-        else:
+        elif own_val is not None:
+            val_x, val_y = own_val
+        else:  # val_fraction=0 and no validation split of its own: the paper recipes' "train on all, test at the end"
             val_x, val_y = test_x, test_y
         as_float = train_x.float() / 255
         self.mean = as_float.mean(dim=(0, 2, 3))

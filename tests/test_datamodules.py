@@ -321,3 +321,32 @@ def test_synthetic_data_is_deterministic_and_class_dependent():
     spread_within = torch.stack([x[y == c].std(0).mean() for c in range(10)]).mean()
     assert spread_between > 0.2 * spread_within  # class signal is there, and so is noise
     assert spread_within > 20
+
+
+def _rows(images):
+    return {bytes(x.numpy().tobytes()) for x in images}
+
+
+@pytest.mark.parametrize("overrides", [["data=cifar10"], ["experiment=smoke"]])
+def test_default_and_smoke_validation_is_disjoint_from_the_test_split(tmp_path, overrides):
+    """Tuning runs (the defaults, smoke) never select checkpoints or report to sweepers on the test split."""
+    from hydra.utils import instantiate
+
+    from conftest import compose_config
+
+    write_fake_cifar(tmp_path, n_train=100, n_test=40)
+    cfg = compose_config([*overrides, f"data.root={tmp_path}", "data.batch_size=8"] if overrides == ["data=cifar10"]
+                         else overrides)
+    dm = instantiate(cfg.data)
+    dm.setup("fit")
+    val, test, train = _rows(dm.val_set.images), _rows(dm.test_set.images), _rows(dm.train_set.images)
+    assert len(val) > 0 and not val & test and not val & train
+
+
+def test_paper_recipes_say_they_report_final_test_accuracy_and_select_nothing_by_it():
+    from conftest import compose_config
+
+    for name in ("cifar10_resnet9", "cifar10_fast"):
+        cfg = compose_config([f"experiment={name}"])
+        assert cfg.data.val_fraction == 0.0 and cfg.monitor == "test/acc"
+        assert cfg.callbacks.get("model_checkpoint") is None  # no checkpoint chosen by test accuracy

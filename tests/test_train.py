@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from omegaconf import OmegaConf
 
 from callbacks.lr_finder import RangeTestResult
-from conftest import compose_config, run_train, smoke_overrides
+from conftest import ROOT, compose_config, run_train, smoke_overrides
 from train import run
 
 
@@ -325,3 +325,85 @@ def test_sigint_mid_epoch_saves_a_checkpoint_and_resume_continues_in_the_same_ru
     steps = [s for s, _ in scalars(run_dir)["train/lr"]]
     assert sorted(steps) == list(range(total))  # every step logged exactly once across both parts
     assert not (tmp_path / "elsewhere" / "checkpoints").exists()
+
+
+def test_offline_download_fails_with_a_short_message_and_no_traceback(tmp_path):
+    """No network: the download error says what failed and the two ways out, without a traceback wall."""
+    sitecustomize = tmp_path / "offline" / "sitecustomize.py"
+    sitecustomize.parent.mkdir()
+    sitecustomize.write_text(
+        "import socket\n"
+        "def _refuse(*a, **k):\n"
+        "    raise OSError('network is unreachable (test)')\n"
+        "socket.create_connection = _refuse\n"
+        "socket.getaddrinfo = _refuse\n")
+    result = run_train(["trainer=cpu", f"data.root={tmp_path / 'data'}", "data.download=true",
+                        f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path,
+                       env_extra={"PYTHONPATH": f"{sitecustomize.parent}:{ROOT}"})
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out[-3000:]
+    assert "downloading CIFAR-10 from www.cs.toronto.edu failed" in out
+    assert "data.root" in out and "data.download=false" in out and "network access" in out
+    assert "Traceback" not in out
+
+
+def test_a_start_up_error_is_one_plain_message(tmp_path):
+    result = run_train(smoke_overrides("data.batch_size=-8", f"hydra.run.dir={tmp_path}"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "data.batch_size must be a positive integer, got -8" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 3
+    full = run_train(smoke_overrides("data.batch_size=-8", f"hydra.run.dir={tmp_path}"), cwd=tmp_path,
+                     env_extra={"HYDRA_FULL_ERROR": "1"})
+    assert "Traceback" in full.stderr  # asked for: the whole stack
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["trainer.max_epochs=0"], ["trainer.max_epochs", "got 0"]),
+    (["trainer.max_steps=0"], ["trainer.max_steps", "got 0"]),
+    (["trainer.limit_train_batches=0"], ["trainer.limit_train_batches", "got 0"]),
+    (["trainer.accumulate_grad_batches=0"], ["trainer.accumulate_grad_batches", "got 0"]),
+    (["data=cifar10"], ["data.num_train does not apply to data=", "experiment=smoke"]),
+    (["ckpt_path=/nonexistent/last.ckpt"], ["ckpt_path: no such file /nonexistent/last.ckpt"]),
+])
+def test_more_bad_inputs_fail_before_training_with_a_named_message(tmp_path, overrides, words):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from conftest import CONF
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=smoke_overrides(*overrides), return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)  # so messages can name the experiment, as under `python train.py`
+        with open_dict(cfg):
+            cfg.output_dir = str(tmp_path)
+            del cfg["hydra"]
+        with pytest.raises((ValueError, FileNotFoundError)) as err:
+            run(cfg)
+    GlobalHydra.instance().clear()
+    for word in words:
+        assert word in str(err.value), str(err.value)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"just some text\n", None])
+def test_unreadable_checkpoints_are_named(tmp_path, content, smoke_run):
+    path = tmp_path / "bad.ckpt"
+    if content is None:  # a truncated real checkpoint
+        good = (smoke_run[0] / "checkpoints" / "last.ckpt").read_bytes()
+        path.write_bytes(good[: len(good) // 2])
+    else:
+        path.write_bytes(content)
+    cfg = compose_config(smoke_overrides(f"ckpt_path={path}"), output_dir=tmp_path / "out")
+    with pytest.raises(ValueError, match=f"ckpt_path: {path} is not a readable checkpoint"):
+        run(cfg)
+
+
+def test_a_finished_checkpoint_resumed_with_another_schedule_is_refused(smoke_run, tmp_path):
+    out, _ = smoke_run
+    cfg = compose_config(smoke_overrides("scheduler=cyclic", "trainer.max_epochs=3", "data.num_train=1024",
+                                         "data.batch_size=64", f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}"),
+                         output_dir=tmp_path)
+    with pytest.raises(ValueError, match="schedule: checkpoint 'one_cycle', config 'cyclic'"):
+        run(cfg)

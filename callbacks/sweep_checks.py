@@ -1,0 +1,147 @@
+"""Checks a sweep's arguments before its first job starts, and records a job that raised as "failed".
+
+Called by the ``SweepSummary`` Hydra callback (callbacks/sweep_summary.py). Each error names the key or path and
+what is allowed, and stops the sweep before anything runs, so no half-run sweep is left behind.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from callbacks.sweep_resume import RESULT_FILE, read_result
+
+# Numeric schedule keys that also take "auto" (train.py's AUTO_KEYS: the LR range test fills them in).
+AUTO_OK = ("scheduler.max_lr", "scheduler.base_lr")
+_ABSENT = object()
+
+
+class SweepError(ValueError):
+    """A sweep that cannot run as asked."""
+
+
+def _leaf_keys(node: Any, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        keys += _leaf_keys(value, f"{name}.") if isinstance(value, dict) else [name]
+    return keys
+
+
+def check_writable(sweep_dir: Path) -> None:
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=sweep_dir, prefix=".write_test"):
+            pass
+    except OSError as e:
+        raise SweepError(f"hydra.sweep.dir={sweep_dir} is not a writable directory ({e.strerror or e}); "
+                         f"pass one you can write to, e.g. hydra.sweep.dir=multirun/my_sweep") from None
+
+
+def _check_key(config: DictConfig, key: str, values: list | None, example: str) -> None:
+    current = OmegaConf.select(config, key, default=_ABSENT, throw_on_missing=False)
+    if current is _ABSENT:
+        plain = OmegaConf.to_container(config, resolve=False)
+        plain.pop("hydra", None)
+        close = difflib.get_close_matches(key, _leaf_keys(plain), n=3, cutoff=0.75)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        raise SweepError(f"Could not override '{key}': the config has no such key (Hydra: Key "
+                         f"'{key.rsplit('.', 1)[-1]}' is not in struct).{hint} To add a new key, use +{example}")
+    if values is None or not isinstance(current, (int, float)) or isinstance(current, bool):
+        return
+    allowed = {"auto"} if key in AUTO_OK else set()
+    bad = [v for v in values if isinstance(v, str) and v not in allowed]
+    if bad:
+        extra = " or 'auto' (the LR range test picks it)" if allowed else ""
+        raise SweepError(f"{key} is a number (now {current}), but the sweep gives it {', '.join(map(repr, bad))}; "
+                         f"sweep numbers{extra}, e.g. {key}=0.1,0.2")
+
+
+def check_sweep(config: DictConfig) -> None:
+    """A writable sweep directory; swept keys that exist, with numbers where the config holds a number; at least
+    one job; an Optuna direction that agrees with ``monitor_mode``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from callbacks.sweep_summary import planned_jobs, sweep_arguments
+
+    sweeper = config.hydra.sweeper
+    overrides = OverridesParser.create().parse_overrides(sweep_arguments(config))
+    groups = set(config.hydra.runtime.get("choices") or {})
+    group_swept = any(o.key_or_group in groups and o.is_sweep_override() for o in overrides)
+    for override in overrides:
+        key = override.key_or_group
+        if (not override.is_sweep_override() or key in groups or key.startswith("hydra.") or override.is_add()
+                or override.is_force_add() or override.is_delete()):
+            continue
+        values = list(override.sweep_iterator()) if override.is_discrete_sweep() else None
+        if values == []:
+            raise SweepError(f"the sweep over {key} is empty ('{override.input_line}' gives no values): give at "
+                             f"least one value, e.g. {key}=0.1,0.2")
+        if not group_swept:  # a swept group may bring the key with it
+            _check_key(config, key, values, override.input_line)
+    planned = planned_jobs(config)
+    if planned is not None and (len(planned) if isinstance(planned, list) else planned) < 1:
+        raise SweepError("the sweep has no jobs to run: give every swept key at least one value"
+                         + ("" if isinstance(planned, list) else " and hydra.sweeper.n_trials >= 1"))
+    if isinstance(planned, list):
+        check_subdir_names(config, planned)
+    check_writable(Path(config.hydra.sweep.dir))  # last: a sweep refused above leaves no folder behind
+    direction = sweeper.get("direction")
+    if direction is not None and isinstance(direction, str) and "monitor_mode" in config:
+        wanted = {"max": "maximize", "min": "minimize"}.get(config.monitor_mode)
+        if wanted and direction != wanted:
+            raise SweepError(f"hydra.sweeper.direction={direction} but monitor_mode={config.monitor_mode} "
+                             f"({config.monitor}): set hydra.sweeper.direction={wanted}")
+
+
+def check_subdir_names(config: DictConfig, planned: list[list[str]]) -> None:
+    """Job folders are named after their overrides (hydra.sweep.subdir); a name over the file system's 255-byte
+    limit would fail at the first job with "File name too long", so say which setting to change instead."""
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    subdir = str(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir", ""))
+    if "${hydra.job.override_dirname}" not in subdir:
+        return
+    job = config.hydra.job.config.override_dirname
+    parser = OverridesParser.create()
+    for num, overrides in enumerate(planned):
+        dirname = get_overrides_dirname(parser.parse_overrides(overrides), list(job.exclude_keys), job.item_sep,
+                                        job.kv_sep)
+        name = subdir.replace("${hydra.job.num}", str(num)).replace("${hydra.job.override_dirname}", dirname)
+        longest = max(name.split("/"), key=lambda part: len(part.encode()))
+        if len(longest.encode()) > 255:
+            raise SweepError(f"job {num}'s folder name would be {len(longest.encode())} bytes (the limit is 255): "
+                             f"{longest[:80]}...; move fixed overrides into an experiment config, leave them out of "
+                             f"the name with hydra.job.config.override_dirname.exclude_keys=[...], or set "
+                             "hydra.sweep.subdir='${hydra.job.num}'")
+
+
+def record_failure(config: DictConfig, job_return: Any) -> None:
+    """A job that raised out of train.py is a "failed" row of the summary, not a job stuck at "running"."""
+    from hydra.core.utils import JobStatus
+
+    if getattr(job_return, "status", None) != JobStatus.FAILED:
+        return
+    run_dir = Path(config.hydra.runtime.output_dir)
+    try:
+        result = read_result(run_dir) or {}
+    except ValueError:
+        result = {}
+    if result.get("status") in ("completed", "diverged", "failed"):
+        return
+    error = job_return._return_value  # the exception; JobReturn.return_value would re-raise it
+    worst = -math.inf if config.get("monitor_mode", "max") == "max" else math.inf
+    result.update(status="failed", reason=f"{type(error).__name__}: {error}",
+                  overrides=list(job_return.overrides or []), monitor=config.get("monitor"),
+                  monitor_mode=config.get("monitor_mode"), objective=worst, run_dir=str(run_dir))
+    result.setdefault("metrics", {})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    partial = run_dir / (RESULT_FILE + ".partial")
+    partial.write_text(json.dumps(result, indent=2))
+    partial.replace(run_dir / RESULT_FILE)

@@ -1,0 +1,68 @@
+"""Resume a sweep: what one job should do when its multirun command is run again with ``+resume=true``.
+
+A job's run directory (``<sweep dir>/<hydra.sweep.subdir>``) holds the ``result.json`` train.py writes at start
+(status "running") and rewrites at the end (completed / diverged / failed). Rerunning the same multirun command with
+the same ``hydra.sweep.dir`` and ``+resume=true`` gives every job the same run directory again (``resume`` is left
+out of ``hydra.job.override_dirname``), so each job can decide from its own directory:
+
+    from callbacks.sweep_resume import resume_decision
+    action, detail = resume_decision(cfg.output_dir, overrides=HydraConfig.get().overrides.task)
+    # "skip"   -> detail is the finished result.json (dict): return detail["objective"], train nothing
+    # "resume" -> detail is the checkpoint path: train with ckpt_path=detail
+    # "fresh"  -> detail is None: train from scratch
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+RESULT_FILE = "result.json"
+FINISHED = ("completed", "diverged")  # a rerun would only repeat them; "failed" and "running" are run again
+RESUME_KEY = "resume"                   # the override that asks for this (+resume=true)
+
+
+def read_result(run_dir: str | Path) -> dict[str, Any] | None:
+    """A job's ``result.json`` as a dict; None when the job never wrote one. A file that is not a JSON object
+    (e.g. cut short by a kill) raises ValueError naming it."""
+    path = Path(run_dir) / RESULT_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        result = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); the job was probably killed while writing it") from None
+    if not isinstance(result, dict):
+        raise ValueError(f"{path} holds a {type(result).__name__}, expected a JSON object")
+    return result
+
+
+def _without_resume(overrides: Sequence[str]) -> list[str]:
+    return sorted(o for o in overrides if o.lstrip("+~").split("=", 1)[0] != RESUME_KEY)
+
+
+def resume_decision(run_dir: str | Path, overrides: Sequence[str] | None = None) -> tuple[str, Any]:
+    """("skip", result) for a job that already completed or diverged; ("resume", checkpoint path) for one that
+    was interrupted or failed after saving ``last.ckpt``; ("fresh", None) otherwise.
+
+    ``overrides`` (the job's own, e.g. ``HydraConfig.get().overrides.task``) guards against skipping a job that
+    ran with different settings in the same directory (keys left out of the directory name, such as ``seed``):
+    a finished job whose recorded overrides differ raises ValueError instead of being skipped."""
+    run_dir = Path(run_dir)
+    try:
+        result = read_result(run_dir)
+    except ValueError:
+        result = None  # an unreadable result is an unfinished job
+    if result is not None and result.get("status") in FINISHED:
+        recorded = result.get("overrides")
+        asked = None if overrides is None else _without_resume(list(overrides))
+        if asked is not None and recorded is not None and _without_resume(recorded) != asked:
+            raise ValueError(f"cannot resume {run_dir}: it ran with {_without_resume(recorded)}, this job asks for "
+                             f"{asked}; use a new hydra.sweep.dir for a different sweep")
+        return "skip", result
+    checkpoint = (result or {}).get("checkpoint") or run_dir / "checkpoints" / "last.ckpt"
+    if Path(checkpoint).is_file():
+        return "resume", str(checkpoint)
+    return "fresh", None

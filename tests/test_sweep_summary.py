@@ -1,0 +1,235 @@
+"""Sweep summary, plots, argument checks and resume decisions on hand-made sweep directories (no training)."""
+import csv
+import json
+import math
+
+import pytest
+from omegaconf import OmegaConf
+
+from callbacks.sweep_checks import SweepError, check_sweep, check_writable
+from callbacks.sweep_plot import Point, heatmap, lineplot
+from callbacks.sweep_resume import resume_decision
+from callbacks.sweep_summary import main, report, summarize
+
+BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def make_sweep(root, task, sweeper=None):
+    """multirun.yaml as Hydra writes it: the command line's overrides and the sweeper."""
+    root.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save({"monitor": "val/acc", "monitor_mode": "max",
+                    "hydra": {"overrides": {"task": task}, "sweeper": sweeper or {"_target_": BASIC, "params": None}}},
+                   root / "multirun.yaml")
+    return root
+
+
+def make_job(sweep, num, overrides, status="completed", acc=None, reason="", lr=None, ckpt=False):
+    run_dir = sweep / f"{num}_{','.join(o for o in overrides if not o.startswith('experiment'))}"
+    (run_dir / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(overrides), run_dir / ".hydra" / "overrides.yaml")
+    OmegaConf.save({"hydra": {"job": {"num": num}}}, run_dir / ".hydra" / "hydra.yaml")
+    metrics = {} if acc is None else {"val/acc": acc, "val/acc_best": acc + 0.01, "test/acc": acc - 0.02,
+                                      "val/loss": 2.0 - acc}
+    result = {"status": status, "reason": reason, "overrides": overrides, "monitor": "val/acc", "monitor_mode": "max",
+              "metrics": metrics, "objective": acc if acc is not None else 0.0,
+              "lr": {"max_lr": lr, "source": "config"}, "epochs": 3 if status == "completed" else 1,
+              "steps": 48 if status == "completed" else 5, "wall_s": 1.5 + num, "run_dir": str(run_dir),
+              "checkpoint": str(run_dir / "checkpoints" / "last.ckpt")}
+    if ckpt:
+        (run_dir / "checkpoints").mkdir()
+        (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    if status is not None:
+        (run_dir / "result.json").write_text(json.dumps(result))
+    return run_dir
+
+
+def grid_sweep(tmp_path):
+    """2x2: max_lr 0.01, 1.0 (two decades) x weight decay 1e-4, 3e-4 (not a decade); max_lr=1.0, wd=3e-4 diverged."""
+    sweep = make_sweep(tmp_path / "sweep", ["experiment=smoke", "scheduler.max_lr=0.01,1.0",
+                                            "optimizer.weight_decay=1e-4,3e-4"])
+    accs = {0: 0.5, 1: 0.7, 2: 0.6, 3: None}
+    combos = [(0.01, 1e-4), (0.01, 3e-4), (1.0, 1e-4), (1.0, 3e-4)]
+    for num, (lr, wd) in enumerate(combos):
+        make_job(sweep, num, ["experiment=smoke", f"scheduler.max_lr={lr}", f"optimizer.weight_decay={wd}"],
+                 status="completed" if accs[num] is not None else "diverged", acc=accs[num], lr=lr,
+                 reason="" if accs[num] is not None else "non-finite loss (nan) at step 5, lr 1.0")
+    return sweep
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_summary_rows_hold_each_jobs_values_best_first_diverged_last(tmp_path, capsys):
+    sweep = grid_sweep(tmp_path)
+    summary = report(sweep)
+    rows = read_csv(sweep / "summary.csv")
+    assert [r["job"] for r in rows] == ["1", "2", "0", "3"]  # val/acc 0.7, 0.6, 0.5, then the diverged job
+    assert [r["rank"] for r in rows] == ["1", "2", "3", ""]
+    for row in rows:
+        result = json.loads((sweep / row["run_dir"] / "result.json").read_text())
+        assert row["status"] == result["status"] and row["reason"] == result["reason"]
+        assert row["scheduler.max_lr"] == result["overrides"][1].split("=")[1]
+        assert float(row["lr"]) == result["lr"]["max_lr"] and int(row["steps"]) == result["steps"]
+        for name, value in result["metrics"].items():
+            assert float(row[name]) == value  # full precision, not rounded
+    assert rows[-1]["status"] == "diverged" and "non-finite" in rows[-1]["reason"] and rows[-1]["val/acc"] == ""
+    assert list(rows[0])[:6] == ["rank", "job", "scheduler.max_lr", "optimizer.weight_decay", "val/acc",
+                                 "val/acc_best"]
+    md = (sweep / "summary.md").read_text()
+    assert "**Complete**: all 4 jobs" in md and "1 diverged" in md and "![val/acc](heatmap.png)" in md
+    assert "Best: job 1 (scheduler.max_lr=0.01 optimizer.weight_decay=0.0003)" in md
+    assert md.count("\n| ") == 5 and summary.complete
+    assert "Best: job 1" in capsys.readouterr().out  # printed to the console too
+    assert (sweep / "heatmap.png").stat().st_size > 10_000
+
+
+def test_heatmap_uses_log_axes_only_where_values_span_decades(tmp_path):
+    summary = summarize(grid_sweep(tmp_path))
+    from callbacks.sweep_summary import plot
+
+    info = plot(summary)
+    assert (info.kind, info.xscale, info.yscale) == ("heatmap", "log", "linear")
+    assert info.path.name == "heatmap.png" and info.path.exists()
+
+
+def test_scattered_points_give_a_scatter_not_an_empty_grid(tmp_path):
+    points = [Point((0.01 * 3 ** i, 1e-5 * 2 ** i), 0.5 + 0.01 * i, "completed") for i in range(5)]
+    points.append(Point((2.0, 1e-3), math.nan, "diverged"))
+    info = heatmap(points, ("scheduler.max_lr", "optimizer.weight_decay"), "val/acc", tmp_path / "h.png")
+    assert (info.kind, info.xscale, info.yscale) == ("scatter", "log", "log") and info.path.exists()
+
+
+def test_one_swept_number_gives_a_line_plot(tmp_path):
+    sweep = make_sweep(tmp_path / "s", ["scheduler.max_lr=0.1,0.2,0.3"])
+    for num, lr in enumerate([0.1, 0.2, 0.3]):
+        make_job(sweep, num, [f"scheduler.max_lr={lr}"], acc=0.4 + num / 10, lr=lr)
+    written = report(sweep)
+    assert (sweep / "lineplot.png").exists() and not (sweep / "heatmap.png").exists()
+    from callbacks.sweep_summary import plot
+
+    assert (plot(written).kind, plot(written).xscale) == ("line", "linear")
+    wide = [Point((lr,), 0.5, "completed") for lr in (0.001, 0.01, 0.1)] + [Point((10.0,), math.nan, "diverged")]
+    assert lineplot(wide, "scheduler.max_lr", "val/acc", tmp_path / "l.png").xscale == "log"
+
+
+def test_unfinished_and_unstarted_jobs_make_an_incomplete_summary(tmp_path):
+    steps = "+callbacks.steps.dirpath=${output_dir}/steps"  # read as written, never resolved
+    job = "+callbacks.steps.dirpath=$\\{output_dir\\}/steps"  # as Hydra passes it to each job
+    sweep = make_sweep(tmp_path / "s", [steps, "scheduler.max_lr=0.1,0.2", "optimizer.weight_decay=1e-4,1e-3"])
+    make_job(sweep, 0, [job, "scheduler.max_lr=0.1", "optimizer.weight_decay=0.0001"], acc=0.6, lr=0.1)
+    make_job(sweep, 1, [job, "scheduler.max_lr=0.1", "optimizer.weight_decay=0.001"], status="running", lr=0.1)
+    make_job(sweep, 2, [job, "scheduler.max_lr=0.2", "optimizer.weight_decay=0.0001"], status="failed", lr=0.2,
+             reason="RuntimeError: CUDA out of memory")
+    assert main([str(sweep)]) == 1  # the command says so too
+    rows = {r["job"]: r for r in read_csv(sweep / "summary.csv")}
+    assert len(rows) == 4
+    assert rows["1"]["status"] == "running" and "interrupted" in rows["1"]["reason"]
+    assert rows["2"]["status"] == "failed" and rows["2"]["reason"] == "RuntimeError: CUDA out of memory"
+    assert rows["3"]["status"] == "missing" and rows["3"]["reason"] == "not started"
+    assert rows["3"]["scheduler.max_lr"] == "0.2" and rows["3"]["optimizer.weight_decay"] == "0.001"
+    md = (sweep / "summary.md").read_text()
+    assert "**INCOMPLETE**: 2 of 4 jobs have no final result" in md and "Complete" not in md
+    assert "- job 1 (scheduler.max_lr=0.1 optimizer.weight_decay=0.001): status 'running'" in md
+    assert "- job 3 (scheduler.max_lr=0.2 optimizer.weight_decay=0.001): not started" in md
+
+
+def test_summary_command_refuses_a_folder_that_is_not_a_sweep(tmp_path, capsys):
+    assert main([str(tmp_path)]) == 2
+    assert f"{tmp_path} is not a Hydra sweep directory" in capsys.readouterr().err
+    assert main([str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "summary.csv").exists()
+
+
+def test_unwritable_sweep_directory_is_named(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(SweepError, match=r"hydra.sweep.dir=.*a_file/sweep is not a writable directory"):
+        check_writable(tmp_path / "a_file" / "sweep")
+
+
+def sweep_config(tmp_path, task, sweeper=None, **top):
+    return OmegaConf.create({"scheduler": {"max_lr": 0.2, "div_factor": 10.0}, "optimizer": {"weight_decay": 5e-4},
+                             "monitor": "val/acc", "monitor_mode": "max", **top,
+                             "hydra": {"sweep": {"dir": str(tmp_path / "sweep")}, "overrides": {"task": task},
+                                       "runtime": {"choices": {"optimizer": "nesterov", "model": "small"}},
+                                       "sweeper": sweeper or {"_target_": BASIC, "params": None}}})
+
+
+def test_sweep_arguments_are_checked_before_any_job(tmp_path):
+    check_sweep(sweep_config(tmp_path, ["scheduler.max_lr=0.1,auto", "+extra=1,2"]))
+    check_sweep(sweep_config(tmp_path, ["optimizer=adam,sgd", "optimizer.betas=1,2"]))  # the group may bring it
+    with pytest.raises(SweepError, match=r"'scheduler.max_lrr'.*Did you mean scheduler.max_lr\?"):
+        check_sweep(sweep_config(tmp_path, ["scheduler.max_lrr=0.1,0.2"]))
+    with pytest.raises(SweepError, match=r"optimizer.weight_decay is a number \(now 0.0005\).*'abc'"):
+        check_sweep(sweep_config(tmp_path, ["optimizer.weight_decay=1e-4,abc"]))
+    with pytest.raises(SweepError, match=r"scheduler.div_factor is a number.*'auto'"):
+        check_sweep(sweep_config(tmp_path, ["scheduler.div_factor=10,auto"]))
+    with pytest.raises(SweepError, match=r"sweep over scheduler.max_lr is empty"):
+        check_sweep(sweep_config(tmp_path, ["scheduler.max_lr=range(0,0)"]))
+    optuna = {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", "n_trials": 3,
+              "direction": "maximize", "params": {"scheduler.max_lr": "tag(log, interval(0.01, 1.0))"}}
+    check_sweep(sweep_config(tmp_path, [], optuna))
+    with pytest.raises(SweepError, match=r"direction=maximize but monitor_mode=min.*direction=minimize"):
+        check_sweep(sweep_config(tmp_path, [], optuna, **{"monitor_mode": "min"}))
+    long = sweep_config(tmp_path, ["scheduler.max_lr=0.1,0.2", "+" + "x" * 250 + "=1"])
+    long.hydra.sweep.subdir = "${hydra.job.num}_${hydra.job.override_dirname}"
+    long.hydra.job = {"config": {"override_dirname": {"exclude_keys": ["seed"], "item_sep": ",", "kv_sep": "="}}}
+    with pytest.raises(SweepError, match=r"job 0's folder name would be 2\d\d bytes.*exclude_keys"):
+        check_sweep(long)
+    long.hydra.job.config.override_dirname.exclude_keys.append("x" * 250)
+    check_sweep(long)  # left out of the name: fine
+    with pytest.raises(SweepError, match="no jobs to run"):
+        check_sweep(sweep_config(tmp_path, [], {**optuna, "n_trials": 0}))
+
+
+def test_resume_decision_skips_finished_jobs_and_resumes_the_rest(tmp_path):
+    sweep = tmp_path / "s"
+    done = make_job(sweep, 0, ["scheduler.max_lr=0.1"], acc=0.6, lr=0.1, ckpt=True)
+    diverged = make_job(sweep, 1, ["scheduler.max_lr=9"], status="diverged", lr=9.0)
+    interrupted = make_job(sweep, 2, ["scheduler.max_lr=0.2"], status="running", lr=0.2, ckpt=True)
+    failed = make_job(sweep, 3, ["scheduler.max_lr=0.3"], status="failed", lr=0.3)
+    never = make_job(sweep, 4, ["scheduler.max_lr=0.4"], status=None, ckpt=True)
+    action, result = resume_decision(done, overrides=["scheduler.max_lr=0.1", "+resume=true"])
+    assert action == "skip" and result["metrics"]["val/acc"] == 0.6
+    assert resume_decision(diverged)[0] == "skip"
+    assert resume_decision(interrupted) == ("resume", str(interrupted / "checkpoints" / "last.ckpt"))
+    assert resume_decision(failed) == ("fresh", None)  # no checkpoint to resume from
+    assert resume_decision(never) == ("resume", str(never / "checkpoints" / "last.ckpt"))
+    (interrupted / "result.json").write_text('{"status": "runn')  # killed while writing
+    assert resume_decision(interrupted)[0] == "resume"
+    with pytest.raises(ValueError, match=r"ran with \['scheduler.max_lr=0.1'\].*'seed=1'"):
+        resume_decision(done, overrides=["scheduler.max_lr=0.1", "seed=1", "+resume=true"])
+
+
+def test_a_job_that_raised_is_recorded_as_failed_not_left_running(tmp_path):
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from callbacks.sweep_checks import record_failure
+
+    run_dir = make_job(tmp_path / "s", 0, ["scheduler.max_lr=0.1"], status="running", lr=0.1)
+    config = OmegaConf.create({"monitor": "val/acc", "monitor_mode": "max",
+                               "hydra": {"runtime": {"output_dir": str(run_dir)}}})
+    record_failure(config, JobReturn(overrides=["scheduler.max_lr=0.1"], status=JobStatus.FAILED,
+                                     _return_value=RuntimeError("CUDA error: out of memory")))
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "failed" and result["reason"] == "RuntimeError: CUDA error: out of memory"
+    assert result["objective"] == -math.inf and result["lr"]["max_lr"] == 0.1  # the rest of the record is kept
+    done = make_job(tmp_path / "s", 1, ["scheduler.max_lr=0.2"], acc=0.5, lr=0.2)
+    before = (done / "result.json").read_text()
+    config.hydra.runtime.output_dir = str(done)
+    record_failure(config, JobReturn(status=JobStatus.FAILED, _return_value=ValueError("late")))
+    assert (done / "result.json").read_text() == before  # train.py's own final record wins
+
+
+def test_an_optuna_sweep_short_of_its_trial_budget_is_incomplete(tmp_path):
+    optuna = {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", "n_trials": 3,
+              "direction": "maximize", "params": {"scheduler.max_lr": "tag(log, interval(0.01, 1.0))"}}
+    sweep = make_sweep(tmp_path / "s", ["experiment=smoke"], optuna)
+    make_job(sweep, 0, ["experiment=smoke", "scheduler.max_lr=0.0312"], acc=0.5, lr=0.0312)
+    make_job(sweep, 1, ["experiment=smoke", "scheduler.max_lr=0.4471"], acc=0.7, lr=0.4471)
+    summary = summarize(sweep)
+    assert summary.swept == ["scheduler.max_lr"] and summary.expected == 3
+    assert [r["job"] for r in summary.rows] == [1, 0, 2] and summary.rows[2]["status"] == "missing"
+    assert summary.missing == ["job 2 (overrides unknown): not started"] and not summary.complete
