@@ -77,7 +77,7 @@ def main() -> None:
             data, batch, images, range_steps = rt.QUICK_DATA, 32, 128, rt.QUICK_RANGE_TEST
         else:
             data = rt.cifar_data(args.per_class, runs.parent) + [f"data.batch_size={args.batch_size}", "trainer=cpu"]
-            batch, images = args.batch_size, rt.train_size(args.per_class)
+            batch, images = args.batch_size, rt.train_size(args.per_class, 0.1)  # data=cifar10 holds out 10%
             range_steps = [f"range_test.num_steps={args.range_steps}"]
         base = [f"model={network}", *data, *range_steps, f"trainer.max_epochs={epochs:g}", *args.extra]
         plan = [(name, seed) for name in args.optimizers for seed in args.seeds]
