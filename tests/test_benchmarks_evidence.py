@@ -1,0 +1,218 @@
+"""The issue-12 evidence benchmarks: each script's --quick mode end to end (subprocess, synthetic data), and the
+figure/summary functions on hand-written CSVs."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import optimizers  # noqa: E402
+import range_test_validation as rtv  # noqa: E402
+import runs_table as rt  # noqa: E402
+import superconvergence as sc  # noqa: E402
+
+
+def bench(script: str, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def csv_rows(path: Path) -> list[dict]:
+    return list(csv.DictReader(open(path)))
+
+
+def write(path: Path, columns: list[str], rows: list[list]) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    return path
+
+
+# ---- the scripts' quick modes ---------------------------------------------------------------------------------
+
+def test_superconvergence_quick(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n")
+    proc = bench("superconvergence.py", "--quick", "--parallel", "2", "--schedules", "one_cycle", "step",
+                 "--budgets", "1", "2", "--out", str(tmp_path), "--record", "--results", str(results))
+    rows = csv_rows(tmp_path / "superconvergence.csv")
+    assert set(sc.COLUMNS) <= set(rows[0])
+    budget = [r for r in rows if r["stage"] == "budget"]
+    assert sorted((r["schedule"], float(r["budget_epochs"])) for r in budget) == [
+        ("one_cycle", 1.0), ("one_cycle", 2.0), ("step", 1.0), ("step", 2.0)]
+    assert all(r["status"] == "completed" and 0 <= float(r["test_acc"]) <= 1 for r in budget)
+    sweep = [r for r in rows if r["stage"] == "lr_sweep"]
+    assert sorted(r["schedule"] for r in sweep if r["chosen"] == "1") == ["one_cycle", "step"]
+    # the 1-epoch budget run is the chosen sweep run, not a second training
+    assert {r["run_dir"] for r in sweep if r["chosen"] == "1"} == {r["run_dir"] for r in budget
+                                                                   if r["budget_epochs"] == "1.0"}
+    # the two schedules really ran what they say: one-cycle's momentum moves, the step schedule's LR jumps by 10x
+    step_cfg = json.loads((Path(budget[-1]["run_dir"]) / "result.json").read_text())["overrides"]
+    assert "scheduler=piecewise" in step_cfg and "scheduler.knots=[0,0.5,0.5,0.75,0.75,1]" in step_cfg
+    epochs = csv_rows(tmp_path / "superconvergence_epochs.csv")
+    assert sorted((r["schedule"], r["epoch"]) for r in epochs if r["budget_epochs"] == "2.0") == [
+        ("one_cycle", "1"), ("one_cycle", "2"), ("step", "1"), ("step", "2")]
+    for png in ("accuracy_vs_budget.png", "accuracy_vs_epoch.png"):
+        assert (tmp_path / png).stat().st_size > 10_000
+    assert "| one_cycle |" in proc.stdout and "test acc 2 ep (%)" in proc.stdout
+    assert "## Super-convergence" in results.read_text() and "--quick" in results.read_text()
+
+    # resumable: a second call trains nothing (every run is read back) and gives the same table
+    again = bench("superconvergence.py", "--quick", "--schedules", "one_cycle", "step", "--budgets", "1", "2",
+                  "--out", str(tmp_path))
+    assert "completed" in again.stdout and "[done before]" in again.stdout and "s] " not in again.stdout.replace(
+        "[done before]", "")
+    def table(out):
+        return out.split("| schedule | LR")[1].split("figures:")[0]
+    assert table(again.stdout) == table(proc.stdout)
+
+
+def test_optimizers_quick(tmp_path):
+    proc = bench("optimizers.py", "--quick", "--parallel", "2", "--optimizers", "sgd", "adagrad", "--out",
+                 str(tmp_path))
+    rows = csv_rows(tmp_path / "optimizers.csv")
+    assert [r["optimizer"] for r in rows] == ["sgd", "adagrad"]
+    assert set(optimizers.COLUMNS) <= set(rows[0])
+    for r in rows:
+        assert r["status"] == "completed"
+        assert r["lr_source"].startswith("range_test")  # max_lr=auto: each optimizer's own range test
+        assert float(r["max_lr"]) > 0 and float(r["train_loss"]) > 0
+        assert (Path(r["run_dir"]) / "lr_range_test.json").exists()
+    assert (tmp_path / "optimizers.png").stat().st_size > 10_000
+    assert "| adagrad |" in proc.stdout
+
+
+def test_range_test_validation_quick(tmp_path):
+    proc = bench("range_test_validation.py", "--quick", "--parallel", "2", "--out", str(tmp_path))
+    rows = csv_rows(tmp_path / "range_test_validation.csv")
+    assert set(rtv.COLUMNS) <= set(rows[0])
+    assert sorted(float(r["factor"]) for r in rows) == [1.0, 2.0]
+    suggestion = float(rows[0]["suggestion"])
+    assert sorted(float(r["lr"]) for r in rows) == pytest.approx([suggestion, 2 * suggestion])
+    assert {r["rule"] for r in rows} == {"min_div10"} and {r["auto"] for r in rows} == {"yes"}
+    for r in rows:  # the run trained at the LR its row says
+        assert json.loads((Path(r["run_dir"]) / "result.json").read_text())["lr"]["max_lr"] == pytest.approx(
+            float(r["lr"]), rel=1e-5)
+    assert (tmp_path / "range_test_validation.png").stat().st_size > 10_000
+    assert "within_1_point" in proc.stdout
+
+
+def test_help_and_plot_only_without_results(tmp_path):
+    for script in ("superconvergence.py", "optimizers.py", "range_test_validation.py"):
+        assert "--plot-only" in bench(script, "--help").stdout
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "optimizers.py"), "--plot-only", "--out",
+                           str(tmp_path)], env=env, capture_output=True, text=True)
+    assert proc.returncode != 0 and "no results yet" in proc.stderr
+
+
+# ---- figures and summaries from fixed CSVs ---------------------------------------------------------------------
+
+SC_ROWS = [  # schedule, stage, budget, factor, lr, chosen, status, val_acc, test_acc
+    ["one_cycle", "lr_sweep", 1, 1, 0.3, 1, "completed", 0.50, 0.49],
+    ["one_cycle", "lr_sweep", 1, 3, 0.9, "", "completed", 0.40, 0.41],
+    ["constant", "lr_sweep", 1, 1, 0.3, 1, "completed", 0.30, 0.31],
+    ["one_cycle", "budget", 1, 1, 0.3, 1, "completed", 0.50, 0.49],
+    ["one_cycle", "budget", 4, 1, 0.3, 1, "completed", 0.70, 0.71],
+    ["constant", "budget", 1, 1, 0.3, 1, "completed", 0.30, 0.31],
+    ["constant", "budget", 4, 1, 0.3, 1, "completed", 0.55, 0.52],
+]
+
+
+def superconvergence_csv(tmp_path: Path) -> Path:
+    columns = ["schedule", "stage", "budget_epochs", "lr_factor", "lr", "chosen", "status", "val_acc", "test_acc",
+               "network", "optimizer", "batch_size", "train_images", "date", "machine"]
+    return write(tmp_path / "sc.csv", columns,
+                 [r + ["small", "SGD", 128, 4500, "2026-01-02 03:04 UTC", "testbox"] for r in SC_ROWS])
+
+
+def test_superconvergence_figures_and_table_from_csv(tmp_path):
+    path = superconvergence_csv(tmp_path)
+    png = sc.plot_accuracy_vs_budget(path, tmp_path / "budget.png")
+    assert png.stat().st_size > 10_000
+    epochs = write(tmp_path / "epochs.csv", sc.EPOCH_COLUMNS,
+                   [[s, 4, 0.3, e, 0.1 * e, "2026-01-02 03:04 UTC", "testbox"] for s in ("a", "b") for e in (1, 2, 3, 4)])
+    assert sc.plot_accuracy_vs_epoch(epochs, tmp_path / "epoch.png").stat().st_size > 10_000
+    text = sc.summary(path)
+    table = text.split("\n\n")[0].splitlines()
+    assert table[0] == "| schedule | LR | test acc 1 ep (%) | test acc 4 ep (%) |"
+    assert table[2] == "| one_cycle | 0.3 | 49.00 | 71.00 |" and table[3] == "| constant | 0.3 | 31.00 | 52.00 |"
+    assert text.count("| yes |") == 2  # the chosen sweep points
+
+
+def test_caption_names_date_and_machine(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    rt.caption(fig, [{"date": "2026-01-02 03:04 UTC", "machine": "testbox"},
+                     {"date": "2026-01-03 01:00 UTC", "machine": "testbox"}])
+    texts = [t.get_text() for t in fig.texts]
+    plt.close(fig)
+    assert texts == ["Runs of 2026-01-02 03:04 UTC to 2026-01-03 01:00 UTC on testbox."]
+
+
+def test_optimizers_scatter_from_csv(tmp_path):
+    path = write(tmp_path / "opt.csv", optimizers.COLUMNS,
+                 [[name, 0, 2, lr, "range_test (min_div10)", status, loss, acc, acc, 10, 5.0, "small", 128, 4500,
+                   "2026-01-02 03:04 UTC", "testbox", ""]
+                  for name, lr, status, loss, acc in [("sgd", 0.1, "completed", 1.2, 0.6),
+                                                      ("adam", 0.001, "completed", 1.0, 0.65),
+                                                      ("adagrad", 0.01, "diverged", "", "")]])
+    assert optimizers.plot_scatter(path, tmp_path / "opt.png").stat().st_size > 10_000
+    lines = optimizers.summary(path).splitlines()
+    assert len(lines) == 5 and lines[4].startswith("| adagrad | 0 | 2 | 0.01 |") and "| diverged | - | - |" in lines[4]
+
+
+def test_range_rank_and_gap_from_csv(tmp_path):
+    rows = []
+    for seed, accs in ((0, {0.5: 0.60, 1.0: 0.70, 2.0: 0.72}), (1, {0.5: 0.61, 1.0: 0.705, 2.0: 0.69})):
+        for factor, acc in accs.items():
+            rows.append(["fast", seed, "min_div10", "yes", 0.1, factor, 0.1 * factor, "completed", acc])
+        rows.append(["fast", seed, "loss_min", "", 1.0, 1.0, 1.0, "diverged", ""])
+        rows.append(["fast", seed, "loss_min", "", 1.0, 0.5, 0.5, "completed", 0.5])
+    path = write(tmp_path / "rtv.csv", rtv.COLUMNS,
+                 [r + [2, 2000, 128, "small", "2026-01-02 03:04 UTC", "testbox", ""] for r in rows])
+    ranked = rtv.rank_table(rt.read_csv(path))
+    seed0 = next(r for r in ranked if r["seed"] == 0 and r["rule"] == "min_div10")
+    assert seed0["rank"] == 2 and seed0["gap_points"] == pytest.approx(2.0)
+    seed1 = next(r for r in ranked if r["seed"] == 1 and r["rule"] == "min_div10")
+    assert seed1["rank"] == 1 and seed1["gap_points"] == pytest.approx(0.0)
+    means = {m["rule"]: m for m in rtv.mean_table(ranked)}
+    assert means["min_div10"]["mean_gap_points"] == pytest.approx(1.0)
+    assert means["min_div10"]["within_1_point"] == "no"  # the worst seed misses by 2 points
+    assert rtv.plot_sweep(path, tmp_path / "rtv.png").stat().st_size > 10_000
+    assert "| fast | min_div10 | yes | 2 |" in rtv.summary(path)
+
+
+def test_peak_overrides():
+    piecewise = {"_target_": "callbacks.schedules.piecewise", "knots": [0, 5, 24], "values": [0.0, 0.4, 0.0],
+                 "unit": "epoch"}
+    assert rtv.peak_overrides(piecewise, 0.8, 24, 24) == ["scheduler.values=[0,0.8,0]"]
+    assert rtv.peak_overrides(piecewise, 0.8, 2, 24) == ["scheduler.values=[0,0.8,0]", "scheduler.unit=fraction",
+                                                         "scheduler.knots=[0,0.208333,1]"]
+    assert rtv.peak_overrides({"_target_": "x.one_cycle", "max_lr": "auto"}, 0.5, 2, 3) == ["scheduler.max_lr=0.5"]
+    assert rtv.peak_overrides({"enabled": False}, 0.5, 2, 3) == ["optimizer.lr=0.5"]
+    assert sc.schedule_overrides("step", 1.0, 4)[-1] == "scheduler.values=[1,1,0.1,0.1,0.01,0.01]"
+    assert "scheduler.step_size_up=1" in sc.schedule_overrides("cyclic", 1.0, 4)
+
+
+def test_resumable_job_is_not_rerun(tmp_path):
+    run_dir = tmp_path / "job"
+    run_dir.mkdir()
+    (run_dir / "result.json").write_text(json.dumps({"status": "completed", "metrics": {"test/acc": 0.5}}))
+    result = rt.run_job(rt.Job("job", ["this=would_fail"]), tmp_path)
+    assert result["status"] == "completed" and rt.metric(result, "test/acc") == 0.5
