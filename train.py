@@ -129,13 +129,14 @@ def log_summary(cfg: DictConfig, status: str, metrics: dict, started: float, kee
 
 def fall_back_without_gpu(cfg: DictConfig) -> None:
     """A config that asks for a GPU (trainer=gpu/ddp) on a machine without one runs on the CPU instead, with a
-    warning: fp32, no cudnn.benchmark, no channels_last or compile. Explicit CPU configs are left as they are."""
+    warning: fp32 instead of fp16 (bf16 runs on CPUs and is kept), no cudnn.benchmark, no channels_last or compile.
+    Explicit CPU configs are left as they are."""
     if torch.cuda.is_available():
         return
     wants_gpu = cfg.trainer.get("accelerator") in ("gpu", "cuda")
     fallbacks = {
         "trainer.accelerator": (wants_gpu, "cpu"),
-        "trainer.precision": ("16" in str(cfg.trainer.get("precision")), "32-true"),
+        "trainer.precision": (str(cfg.trainer.get("precision")).startswith("16"), "32-true"),  # fp16, not bf16
         "trainer.benchmark": (wants_gpu and bool(cfg.trainer.get("benchmark")), False),
         "speed.channels_last": (wants_gpu and bool(cfg.speed.get("channels_last")), False),
         "speed.compile": (wants_gpu and bool(cfg.speed.get("compile")), False),

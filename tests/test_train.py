@@ -407,3 +407,18 @@ def test_a_finished_checkpoint_resumed_with_another_schedule_is_refused(smoke_ru
                          output_dir=tmp_path)
     with pytest.raises(ValueError, match="schedule: checkpoint 'one_cycle', config 'cyclic'"):
         run(cfg)
+
+
+@pytest.mark.parametrize("overrides, precision", [
+    (["trainer=cpu_fast"], "bf16-mixed"),                                  # bf16 runs on CPUs: kept
+    (["trainer=gpu", "trainer.precision=bf16-mixed"], "bf16-mixed"),
+    (["trainer=gpu", "trainer.precision=16-mixed"], "32-true"),            # fp16 autocast needs a GPU
+    (["trainer=cpu", "trainer.precision=16"], "32-true"),
+])
+def test_without_a_gpu_only_fp16_falls_back_to_fp32(monkeypatch, overrides, precision):
+    from train import fall_back_without_gpu
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = compose_config(overrides)
+    fall_back_without_gpu(cfg)
+    assert str(cfg.trainer.precision) == precision
