@@ -16,9 +16,8 @@ reads (``experiment=cifar10_fast trainer=cpu`` plus ``--override``):
 * optimizer and parameter groups (norm LR scale): ``Classifier.configure_optimizers`` -> ``parameter_groups``;
 * schedule: the pure function ``instantiate(cfg.scheduler)`` (``callbacks.schedules.piecewise``), applied per step
   with ``lr_scale`` as ``callbacks.lr_schedule.LRSchedule`` does (momentum via its ``set_momentum``);
-* Lookahead: the decay schedule is the project's pure function ``callbacks.lookahead.lookahead_decay``; the update
-  itself (``avg.lerp_(w, 1 - d); w.copy_(avg)``) is a method of the callback (``Lookahead._pull``, which takes a
-  LightningModule), not a function, so its two lines are written out below;
+* Lookahead: the project's pure functions ``callbacks.lookahead.lookahead_decay`` (the decay schedule) and
+  ``lookahead_pull`` (the update ``avg.lerp_(w, 1 - d); w.copy_(avg)`` over tensor lists, as the callback does);
 * data: the datamodule's uint8 training tensor, its ``normalize`` and ``datamodules.augment.batch_augment`` with the
   datamodule's crop / flip / cutout settings; a random permutation per epoch.
 * precision: ``trainer.precision`` as Lightning applies it (``16-mixed``: fp16 autocast + GradScaler on CUDA;
@@ -75,7 +74,7 @@ def train_steps(cfg, steps: int) -> list[float]:
     import torch
     from hydra.utils import instantiate
 
-    from callbacks.lookahead import lookahead_decay
+    from callbacks.lookahead import lookahead_decay, lookahead_pull
     from callbacks.lr_schedule import set_momentum
     from datamodules.augment import batch_augment
     from train import fall_back_without_gpu
@@ -136,10 +135,7 @@ def train_steps(cfg, steps: int) -> list[float]:
         done = step + 1
         if lookahead and (done % lookahead.every == 0 or done == steps):
             decay = 1.0 if done == steps else lookahead_decay(done, steps, lookahead.decay)
-            with torch.no_grad():
-                for key, live in floats().items():  # Lookahead._pull, written out (a method, not a function)
-                    average[key].lerp_(live, 1 - decay)
-                    live.copy_(average[key])
+            lookahead_pull(list(average.values()), list(floats().values()), decay)
         now = time.perf_counter()
         times.append(now - last)
         last = now

@@ -1,9 +1,13 @@
 """Divergence is a result, not a crash: stop a run whose training loss goes non-finite (or explodes).
 
-:class:`DivergenceStop` raises :class:`Diverged` from the batch that diverged. Lightning then ends ``fit`` without
-its end-of-epoch hooks, so no checkpoint is written from the broken weights and ``last.ckpt`` keeps the last good
-state; ``train.py`` catches :class:`Diverged`, records the run as ``diverged`` with the step and LR, and returns
-the worst possible value to a sweeper, so a sweep goes on with its next job.
+:class:`DivergenceStop` keeps each step's loss on its device (no device-to-host sync per step) and reads the losses
+kept so far in one copy every ``trainer.log_every_n_steps`` batches, before validation, at the end of each epoch and
+of training, and whenever a checkpoint is saved (``state_dict``, which Lightning calls before it writes one). When
+one diverged it raises :class:`Diverged` naming the first diverged step and its LR, so no checkpoint is ever
+written from broken weights and ``last.ckpt`` keeps the last good state; ``train.py`` catches :class:`Diverged`,
+records the run as ``diverged`` and returns the worst possible value to a sweeper, so a sweep goes on with its next
+job. (A weights-only checkpoint, ``ModelCheckpoint(save_weights_only=True)``, skips callback hooks: this project
+saves none.)
 """
 from __future__ import annotations
 
@@ -30,6 +34,26 @@ class Diverged(Exception):
         return f"{self.why} at step {self.step}{lr}"
 
 
+def first_divergence(losses: list[float], early: list[float], explode_factor: float | None,
+                     early_steps: int) -> tuple[int | None, str, list[float]]:
+    """Walk training losses in order: the index of the first that diverged (non-finite, or with ``explode_factor``
+    above that multiple of the mean of the first ``early_steps`` losses) and why, or None and ""; and the early
+    losses, ``early`` extended."""
+    early = list(early)
+    for i, value in enumerate(losses):
+        if not math.isfinite(value):
+            return i, f"non-finite training loss ({value})", early
+        if explode_factor is None:
+            continue
+        if len(early) < early_steps:
+            early.append(value)
+            continue
+        limit = explode_factor * sum(early) / len(early)
+        if value > limit:
+            return i, f"training loss {value:.4g} above {explode_factor:g} x its early mean ({limit:.4g})", early
+    return None, "", early
+
+
 class DivergenceStop(Callback):
     """Stop on a non-finite training loss; with ``explode_factor`` also on a loss above ``explode_factor`` times
     the mean of the first ``early_steps`` losses (off by default: a loss may legitimately rise during warm-up)."""
@@ -42,26 +66,39 @@ class DivergenceStop(Callback):
             raise ValueError(f"callbacks.divergence.early_steps must be an integer >= 1, got {early_steps!r}")
         self.explode_factor, self.early_steps = explode_factor, early_steps
         self.early: list[float] = []
+        self._unread: list[tuple[int, float | None, torch.Tensor]] = []  # (step, lr, loss on its device)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if not isinstance(loss, torch.Tensor):
             return
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise Diverged(trainer.global_step, _lr(trainer), value, f"non-finite training loss ({value})")
-        if self.explode_factor is None:
+        self._unread.append((trainer.global_step, _lr(trainer), loss.detach()))
+        if len(self._unread) >= max(1, trainer.log_every_n_steps):
+            self.check()
+
+    def check(self) -> None:
+        """Read the losses kept since the last check (one device-to-host copy); raise Diverged at the first bad one."""
+        if not self._unread:
             return
-        if len(self.early) < self.early_steps:
-            self.early.append(value)
-            return
-        limit = self.explode_factor * sum(self.early) / len(self.early)
-        if value > limit:
-            raise Diverged(trainer.global_step, _lr(trainer), value,
-                           f"training loss {value:.4g} above {self.explode_factor:g} x its early mean ({limit:.4g})")
+        unread, self._unread = self._unread, []
+        values = torch.stack([loss.reshape(()).float() for _, _, loss in unread]).tolist()
+        index, why, self.early = first_divergence(values, self.early, self.explode_factor, self.early_steps)
+        if index is not None:
+            step, lr, _ = unread[index]
+            raise Diverged(step, lr, values[index], why)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.check()  # no validation of broken weights, no epoch-end checkpoint from them
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.check()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.check()
 
     def state_dict(self) -> dict[str, Any]:
+        self.check()  # Lightning asks for this first when it saves a checkpoint: a diverged run writes none
         return {"early": list(self.early)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

@@ -47,7 +47,9 @@ class InterruptCheckpoint(Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        received = trainer.strategy.reduce_boolean_decision(self.received is not None, all=False)
+        received = self.received is not None
+        if trainer.world_size > 1:  # any rank's signal stops every rank (a collective: only with several)
+            received = trainer.strategy.reduce_boolean_decision(received, all=False)
         if received:
             trainer.save_checkpoint(self.path)
             name = signal.Signals(self.received).name if self.received else "signal"

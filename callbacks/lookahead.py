@@ -3,7 +3,8 @@
 Every ``every`` optimizer steps the running average is pulled towards the live weights and the live weights are
 reset to it: ``avg <- lerp(avg, w, 1 - d); w <- avg`` with decay ``d = decay * (step / total) ** 3``, so the
 averaging is weak early and strong near the end. After the last step the weights are the average.
-Float buffers (BatchNorm statistics) are averaged too.
+Float buffers (BatchNorm statistics) are averaged too. The pull is the pure :func:`lookahead_pull` over tensor lists
+(a few fused ``_foreach`` kernels), which the callback caches at train start.
 """
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ def lookahead_decay(step: int, total_steps: int, decay: float) -> float:
     return decay * (step / total_steps) ** 3
 
 
+@torch.no_grad()
+def lookahead_pull(average: list[torch.Tensor], live: list[torch.Tensor], decay: float) -> None:
+    """In place, pairwise over the two lists: ``avg <- lerp(avg, w, 1 - decay); w <- avg``."""
+    torch._foreach_lerp_(average, live, 1.0 - decay)
+    torch._foreach_copy_(live, average)
+
+
 class Lookahead(pl.Callback):
     def __init__(self, every: int = 5, decay: float = 0.95 ** 5):
         if every < 1:
@@ -25,7 +33,8 @@ class Lookahead(pl.Callback):
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"callbacks.lookahead.decay must be in [0, 1), got {decay}")
         self.every, self.decay = every, decay
-        self.average: dict[str, torch.Tensor] | None = None
+        self.average: dict[str, torch.Tensor] | None = None  # by state_dict key: what checkpoints hold
+        self._pairs: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])  # (average, live), same order
         self._last_step = -1
 
     def _floats(self, pl_module):
@@ -40,6 +49,8 @@ class Lookahead(pl.Callback):
             self.average = {k: v.detach().clone() for k, v in self._floats(pl_module).items()}
         else:  # restored from a checkpoint
             self.average = {k: v.to(pl_module.device) for k, v in self.average.items()}
+        live = self._floats(pl_module)  # detached views of the parameters and buffers: pulled in place
+        self._pairs = ([self.average[k] for k in live], list(live.values()))
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -53,10 +64,7 @@ class Lookahead(pl.Callback):
             self._pull(pl_module, 1.0)  # end of training: the weights become the average
 
     def _pull(self, pl_module, decay: float):
-        for key, live in self._floats(pl_module).items():
-            avg = self.average[key]
-            avg.lerp_(live, 1 - decay)
-            live.copy_(avg)
+        lookahead_pull(*self._pairs, decay)
 
     def state_dict(self):
         return {"average": self.average, "every": self.every, "decay": self.decay}

@@ -8,8 +8,9 @@ usually a ``functools.partial`` made by Hydra from ``conf/scheduler/<name>.yaml`
   micro-batches of an accumulated step see the same values), ``group["lr"] = lr * group.get("lr_scale", 1)`` and the
   momentum where the optimizer keeps it: ``momentum`` for SGD, ``betas[0]`` for the Adam family (where Lightning's
   ``LearningRateMonitor`` reads it);
-* logs ``train/lr`` and ``train/momentum`` (and per-group ``train/lr/<group>`` when there are several) once per
-  optimizer step to every logger;
+* logs ``train/lr`` and ``train/momentum`` (and per-group ``train/lr/<group>`` when there are several) to every
+  logger, once per optimizer step on the steps Lightning logs on (every ``trainer.log_every_n_steps``, the rule
+  ``LearningRateMonitor`` follows);
 * draws the planned curves to ``schedule.png`` in the log dir and to TensorBoard (``train/schedule``) at fit start;
 * saves the schedule's name, shape and total steps in checkpoints and refuses a resume whose schedule differs.
 
@@ -138,23 +139,29 @@ class LRSchedule(Callback):
     # -- applying and logging ---------------------------------------------------------------------------------------
     def _apply(self, trainer: pl.Trainer, log_values: bool) -> None:
         lr, momentum = self.values(trainer.global_step)
-        metrics = {"train/lr": float(lr)}
-        if momentum is not None:
-            metrics["train/momentum"] = float(momentum)
         groups = [g for opt in trainer.optimizers for g in opt.param_groups]
-        for i, group in enumerate(groups):
+        for group in groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
             if momentum is not None:
                 set_momentum(group, momentum)
-            if len(groups) > 1:
+        # on the steps Lightning logs on (every trainer.log_every_n_steps, as LearningRateMonitor), once per step
+        if log_values and self._last_logged_step != trainer.global_step and trainer._logger_connector.should_update_logs:
+            self._last_logged_step = trainer.global_step
+            for logger in trainer.loggers:
+                logger.log_metrics(self._metrics(lr, momentum, groups), step=trainer.global_step)
+
+    @staticmethod
+    def _metrics(lr: float, momentum: float | None, groups: list[dict]) -> dict[str, float]:
+        metrics = {"train/lr": float(lr)}
+        if momentum is not None:
+            metrics["train/momentum"] = float(momentum)
+        if len(groups) > 1:
+            for i, group in enumerate(groups):
                 suffix = f"/{group.get('name', f'pg{i}')}"
                 metrics[f"train/lr{suffix}"] = float(group["lr"])
                 if get_momentum(group) is not None:
                     metrics[f"train/momentum{suffix}"] = get_momentum(group)
-        if log_values and self._last_logged_step != trainer.global_step:
-            self._last_logged_step = trainer.global_step
-            for logger in trainer.loggers:
-                logger.log_metrics(metrics, step=trainer.global_step)
+        return metrics
 
     def planned_curves(self, lr_scales=(1.0,)) -> tuple[list[list[float]], list[float] | None]:
         """Per-group LR curves and the momentum curve (None: untouched) for every step of the run."""

@@ -81,7 +81,7 @@ class Classifier(pl.LightningModule):
         self.channels_last, self.compile = channels_last, compile
         self.metrics = nn.ModuleDict({
             f"{split}_{name}": MulticlassAccuracy(int(n), average="micro")
-            for split in ("train", "val", "test", "test_no_tta") for name, n in heads.items()
+            for split in ("val", "test", "test_no_tta") for name, n in heads.items()
         })
         self.f1 = nn.ModuleDict({f"{split}_{name}": MulticlassF1Score(int(n), average="macro")
                                  for split in ("val", "test") for name, n in heads.items()})
@@ -169,7 +169,18 @@ class Classifier(pl.LightningModule):
         # training logs per step, evaluation per epoch: one series per name (train/loss, val/acc, ...)
         self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=not on_step, prog_bar=split != "test",
                  batch_size=batch_size, sync_dist=not on_step)
-        self._log_accuracy(split, logits, targets, batch_size, on_step, prog_bar=True)
+        if split == "train":
+            self._log_train_accuracy(logits, targets, batch_size)
+        else:
+            self._log_accuracy(split, logits, targets, batch_size, on_step, prog_bar=True)
+
+    def _log_train_accuracy(self, logits, targets, batch_size: int):
+        # the batch's accuracy (micro: correct / predictions) as a tensor, off the progress bar: the logger reads it
+        # every log_every_n_steps; on the bar it would be read (a device-to-host sync) after every batch
+        for name in self.head_names:
+            correct = logits[name].detach().argmax(1) == targets[name]
+            self.log(self._key("train", name, "acc"), correct.float().mean(), on_step=True, on_epoch=False,
+                     batch_size=batch_size)
 
     def _log_accuracy(self, split: str, logits, targets, batch_size: int, on_step: bool, prog_bar: bool):
         for name in self.head_names:

@@ -415,6 +415,8 @@ def test_fit_single_head_metric_names_and_values(tmp_path):
     for name in ("train/loss", "train/acc", "val/loss", "val/acc"):
         assert name in fit_metrics, name
     assert {"train/loss", "train/acc", "val/loss", "val/acc"} <= logger.names
+    # the bar reads its values after every batch: train/loss is on it, train/acc (logged every step) is not
+    assert "train/loss" in trainer.progress_bar_metrics and "train/acc" not in trainer.progress_bar_metrics
     for name in fit_metrics:
         assert name.split("/")[0] in ("train", "val"), f"unscoped metric {name}"
     # the last validation ran on the final weights: compare with an independent evaluation

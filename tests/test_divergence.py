@@ -53,3 +53,49 @@ def test_exploding_loss_counts_only_when_asked():
 def test_bad_settings_name_the_key(kw, key):
     with pytest.raises(ValueError, match=f"callbacks.divergence.{key}"):
         DivergenceStop(**kw)
+
+
+def test_losses_are_read_every_log_every_n_steps_not_every_step(monkeypatch):
+    reads = []
+    check = DivergenceStop.check
+
+    def counting(self):
+        if self._unread:
+            reads.append(len(self._unread))
+        check(self)
+
+    monkeypatch.setattr(DivergenceStop, "check", counting)
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, log_every_n_steps=3, callbacks=[DivergenceStop()])
+    trainer.fit(Scripted([1.0] * 8))
+    assert reads == [3, 3, 2]  # two full windows, the rest at the end of the epoch
+
+
+def test_the_first_bad_step_is_reported_though_read_later():
+    with pytest.raises(Diverged) as err:
+        trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False, log_every_n_steps=4, callbacks=[DivergenceStop()])
+        trainer.fit(Scripted([2.0, math.nan, math.inf, math.nan, 1.0, 1.0]))
+    assert err.value.step == 2 and math.isnan(err.value.loss)
+
+
+def test_no_checkpoint_is_written_after_the_loss_diverged(tmp_path):
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    saver = ModelCheckpoint(dirpath=tmp_path, filename="{step}", every_n_train_steps=1, save_top_k=-1)
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         log_every_n_steps=50, callbacks=[DivergenceStop(), saver], default_root_dir=tmp_path)
+    with pytest.raises(Diverged) as err:
+        trainer.fit(Scripted([1.0, 1.0, 1.0, 1.0, math.nan, 1.0, 1.0]))
+    assert err.value.step == 5
+    assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == [f"step={s}.ckpt" for s in range(1, 5)]
+
+
+def test_first_divergence_is_pure():
+    from callbacks.divergence import first_divergence
+
+    assert first_divergence([1.0, 2.0], [], None, 3) == (None, "", [])
+    assert first_divergence([1.0, math.inf], [], None, 3)[:2] == (1, "non-finite training loss (inf)")
+    index, why, early = first_divergence([2.0, 5.0], [2.0, 2.0], 3.0, 3)  # 5 <= 3 x 2
+    assert index is None and early == [2.0, 2.0, 2.0]
+    assert first_divergence([7.0], early, 3.0, 3)[0] == 0

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from callbacks.lookahead import Lookahead, lookahead_decay
+from callbacks.lookahead import Lookahead, lookahead_decay, lookahead_pull
 
 torch.set_num_threads(1)
 pytestmark = [
@@ -126,6 +126,17 @@ def test_lookahead_decay_formula():
     alpha = d * (torch.arange(21, dtype=torch.float64) / 20) ** 3  # airbench's alpha_schedule
     for step in range(21):
         assert lookahead_decay(step, 20, d) == pytest.approx(float(alpha[step]), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.3, 0.95 ** 5, 1.0])
+def test_lookahead_pull_is_the_two_ops_over_lists(decay):
+    g = torch.Generator().manual_seed(0)
+    average = [torch.randn(3, 2, generator=g), torch.randn(5, generator=g, dtype=torch.float64)]
+    live = [torch.randn(3, 2, generator=g), torch.randn(5, generator=g, dtype=torch.float64)]
+    expected_avg = [a.clone().lerp_(w, 1 - decay) for a, w in zip(average, live)]
+    lookahead_pull(average, live, decay)
+    for a, w, e in zip(average, live, expected_avg):
+        assert torch.equal(a, e) and torch.equal(w, e)
 
 
 def test_defaults_are_airbench():

@@ -269,6 +269,28 @@ def test_logged_scalars_monitor_and_plot(tmp_path):
     assert "train/schedule" in ea.Tags()["images"]
 
 
+@pytest.mark.parametrize("acc", [1, 2])
+def test_logged_on_the_steps_lightning_logs_on(tmp_path, acc):
+    """trainer.log_every_n_steps=3: train/lr on the same steps as LearningRateMonitor, each once, with the values
+    the optimizer held; every step's value is still applied."""
+    logger = TensorBoardLogger(save_dir=str(tmp_path), name="tb", version=0)
+    monitor = LearningRateMonitor(logging_interval="step")
+    module = TinyModule(lr_scales=(1.0,))
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=EPOCHS, accumulate_grad_batches=acc, logger=logger,
+                         callbacks=[OneCycle(max_lr=0.5, plot=False), monitor], enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=3,
+                         num_sanity_val_steps=0, default_root_dir=str(tmp_path))
+    trainer.fit(module)
+    total = N_BATCHES * EPOCHS // acc
+    _, scalars = _scalars(logger.log_dir)
+    steps = [s for s, _ in scalars["train/lr"]]
+    assert steps == [s for s in range(total) if (s + 1) % 3 == 0]
+    assert sorted({s for s, _ in scalars["lr-SGD"]}) == steps
+    held = {s: g[0][0] for s, g in module.records}
+    assert all(_close(v, held[s]) for s, v in scalars["train/lr"])
+    assert sorted(held) == list(range(total))
+
+
 def test_planned_curves_equal_applied_values(tmp_path):
     cb = OneCycle(max_lr=0.5, plot=False)
     m = fit(tmp_path, [cb], acc=1)

@@ -49,6 +49,11 @@ def test_smoke_run_writes_metrics_checkpoints_and_learns(smoke_run):
     assert any(line.startswith("completed in ") and "test/acc" in line for line in header)
     assert "config" not in result.stdout.split("\n")[:3]  # the config tree only with print_config=true
     log = (out / "train.log").read_text()
+    # the process used the threads its header reports: OMP_NUM_THREADS=2 (run_train), or fewer usable cores
+    from train import cgroup_cpu_limit, thread_count
+
+    threads, why = thread_count(None, "2", len(os.sched_getaffinity(0)), cgroup_cpu_limit())
+    assert f"threads {threads} ({why})" in log, log[:2000]
     assert "model       small: 24,346 parameters" in log and "TensorBoard .venv/bin/tensorboard --logdir" in log
     for noise in ("Tip:", "GPU available", "LeafSpec", "weights_only", "Total FLOPs"):
         assert noise not in result.stdout + result.stderr, noise
@@ -176,12 +181,14 @@ def auto_run(tmp_path_factory):
 def test_auto_run_trains_at_the_found_lr_and_every_record_says_so(auto_run):
     out, result, found = auto_run
     assert 1e-5 < found < 10 and found != 10.0
-    # the logged LR is torch's OneCycleLR at the found peak, step for step
+    # the logged LR is torch's OneCycleLR at the found peak, on every step Lightning logs on (log_every_n_steps=4)
     logged = sorted(scalars(out)["train/lr"])
     shape = dict(pct_start=0.45, anneal_strategy="linear", div_factor=10.0, final_div_factor=100.0, three_phase=True,
                  base_momentum=0.85, max_momentum=0.95)
-    assert [s for s, _ in logged] == list(range(len(logged)))
-    assert [v for _, v in logged] == pytest.approx(one_cycle_lrs_from_torch(found, len(logged), shape), rel=1e-5)
+    total = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
+    assert [s for s, _ in logged] == [s for s in range(total) if (s + 1) % 4 == 0]
+    torch_lrs = one_cycle_lrs_from_torch(found, total, shape)
+    assert [v for _, v in logged] == pytest.approx([torch_lrs[s] for s, _ in logged], rel=1e-5)
     # TensorBoard HParams, the resolved config beside .hydra/, the checkpoint and the printed config hold it too
     hparams = logged_hparams(out)
     assert hparams["scheduler/max_lr"] == pytest.approx(found, rel=1e-6)
@@ -323,7 +330,8 @@ def test_sigint_mid_epoch_saves_a_checkpoint_and_resume_continues_in_the_same_ru
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
     steps = [s for s, _ in scalars(run_dir)["train/lr"]]
-    assert sorted(steps) == list(range(total))  # every step logged exactly once across both parts
+    # every step Lightning logs on (smoke: log_every_n_steps=4) logged exactly once across both parts
+    assert sorted(steps) == [s for s in range(total) if (s + 1) % 4 == 0]
     assert not (tmp_path / "elsewhere" / "checkpoints").exists()
 
 
@@ -407,3 +415,101 @@ def test_a_finished_checkpoint_resumed_with_another_schedule_is_refused(smoke_ru
                          output_dir=tmp_path)
     with pytest.raises(ValueError, match="schedule: checkpoint 'one_cycle', config 'cyclic'"):
         run(cfg)
+
+
+@pytest.mark.parametrize("overrides, precision", [
+    (["trainer=cpu_fast"], "bf16-mixed"),                                  # bf16 runs on CPUs: kept
+    (["trainer=gpu", "trainer.precision=bf16-mixed"], "bf16-mixed"),
+    (["trainer=gpu", "trainer.precision=16-mixed"], "32-true"),            # fp16 autocast needs a GPU
+    (["trainer=cpu", "trainer.precision=16"], "32-true"),
+])
+def test_without_a_gpu_only_fp16_falls_back_to_fp32(monkeypatch, overrides, precision):
+    from train import fall_back_without_gpu
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = compose_config(overrides)
+    fall_back_without_gpu(cfg)
+    assert str(cfg.trainer.precision) == precision
+
+
+@pytest.mark.parametrize("kw, threads, words", [
+    (dict(affinity=16), 16, ["16 cores", "CPU affinity"]),
+    (dict(omp="4", affinity=16), 4, ["OMP_NUM_THREADS=4"]),
+    (dict(omp="8", affinity=2), 2, ["2 cores", "CPU affinity"]),                      # affinity smaller than OMP
+    (dict(omp="garbage", affinity=3), 3, ["CPU affinity"]),
+    (dict(affinity=16, cgroup="150000 100000"), 1, ["cgroup CPU limit 1.5"]),         # 1.5 CPUs: one whole core
+    (dict(affinity=16, cgroup="400000 100000"), 4, ["4 cores", "cgroup"]),
+    (dict(affinity=16, cgroup="max 100000"), 16, ["CPU affinity"]),                   # v2: no limit
+    (dict(affinity=16, cgroup="-1 100000"), 16, ["CPU affinity"]),                    # v1: no limit
+    (dict(affinity=2, n_jobs=2, launcher="joblib"), 1, ["2 cores", "2 parallel jobs", "joblib n_jobs=2"]),
+    (dict(affinity=8, n_jobs=-1, launcher="joblib"), 1, ["8 parallel jobs", "n_jobs=-1"]),  # one job per core
+    (dict(affinity=8, n_jobs=-2, launcher="joblib"), 1, ["7 parallel jobs"]),
+    (dict(affinity=8, n_jobs=3, launcher="joblib"), 2, ["3 parallel jobs"]),
+    (dict(affinity=2, n_jobs=4, launcher="joblib"), 1, ["4 parallel jobs"]),            # never below 1
+    (dict(affinity=16, cpus_per_task=4, launcher="submitit"), 4, ["cpus_per_task 4"]),
+    (dict(affinity=2, cpus_per_task=8, launcher="submitit"), 2, ["cpus_per_task 8"]),
+    (dict(), 1, ["no core count"]),
+])
+def test_thread_count_from_faked_machines(kw, threads, words):
+    from train import thread_count
+
+    n, why = thread_count(None, **kw)
+    assert n == threads, why
+    for word in words:
+        assert word in why, why
+
+
+def test_speed_threads_wins_and_a_bad_value_is_named():
+    from train import thread_count
+
+    assert thread_count(3, omp="1", affinity=1) == (3, "speed.threads")
+    for bad in (0, -1, 1.5, "four", True):
+        with pytest.raises(ValueError, match=r"speed\.threads must be null .* or an integer >= 1, got"):
+            thread_count(bad, affinity=4)
+
+
+def test_a_run_uses_the_threads_it_reports(tmp_path, caplog):
+    import logging
+
+    before = torch.get_num_threads()
+    cfg = compose_config(smoke_overrides("trainer.max_epochs=1", "test=false", "speed.threads=1"), output_dir=tmp_path)
+    try:
+        with caplog.at_level(logging.INFO, logger="train"):
+            run(cfg)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert any(r.getMessage().startswith("device") and "threads 1 (speed.threads)" in r.getMessage()
+               for r in caplog.records), caplog.text
+
+
+def test_a_bad_speed_threads_is_a_start_up_error(tmp_path):
+    cfg = compose_config(smoke_overrides("speed.threads=0"), output_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"speed\.threads .* got 0"):
+        run(cfg)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], {"n_jobs": 2, "launcher": "joblib"}),
+    (["hydra/launcher=joblib"], {"n_jobs": -1, "launcher": "joblib"}),
+    (["hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=3"], {"cpus_per_task": 3, "launcher": "submitit"}),
+    ([], {}),  # the basic launcher runs one job at a time
+])
+def test_parallel_jobs_come_from_the_sweeps_launcher(overrides, expected):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from conftest import CONF
+    from train import parallel_jobs
+
+    assert parallel_jobs() == {}  # not a sweep
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[*overrides, "hydra.mode=MULTIRUN"], return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        try:
+            assert parallel_jobs() == expected
+        finally:
+            HydraConfig.instance().cfg = None
+    GlobalHydra.instance().clear()
