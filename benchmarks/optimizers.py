@@ -85,7 +85,7 @@ def main() -> None:
               f"{epochs:g} epochs x {images // batch} steps (batch {batch})", flush=True)
         jobs = [rt.Job(f"{name}_s{seed}_e{epochs:g}", base + optimizer_overrides(name) + [f"seed={seed}"])
                 for name, seed in plan]
-        done = rt.run_jobs(jobs, runs, args.parallel, args.timeout)
+        done = rt.run_jobs(jobs, runs, args.parallel, args.timeout, args.in_process)
         rows = []
         for (name, seed), job in zip(plan, jobs):
             result = done[job.name]

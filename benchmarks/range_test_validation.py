@@ -190,7 +190,7 @@ def main() -> None:
             grid = []
             for seed in seeds:
                 test = rt.range_test(rt.Job(f"{recipe}_s{seed}_range_test", base + range_steps + [f"seed={seed}"]),
-                                     runs, args.timeout)
+                                     runs, args.timeout, args.in_process)
                 grid += [(seed, rule, test.suggestions[rule], f) for rule in rules for f in factors
                          if test.suggestions.get(rule)]
                 n = len({f"{s}_{lr * f:.4g}" for s, _, lr, f in grid if s == seed})
@@ -202,7 +202,7 @@ def main() -> None:
             own_epochs = float(recipe_config([f"experiment={recipe}"]).trainer.max_epochs)  # the recipe's budget
             jobs = [rt.Job(name(seed, s * f), base + [f"seed={seed}"] + peak_overrides(sched, s * f, epochs, own_epochs))
                     for seed, _, s, f in grid]
-            done = rt.run_jobs(jobs, runs, args.parallel, args.timeout)
+            done = rt.run_jobs(jobs, runs, args.parallel, args.timeout, args.in_process)
             for seed, rule, suggestion, factor in grid:
                 result = done[name(seed, suggestion * factor)]
                 rows.append({"recipe": recipe, "seed": seed, "rule": rule, "auto": "yes" if rule == auto_rule else "",

@@ -5,19 +5,27 @@ A benchmark is a list of train.py jobs. Each job runs in its own subprocess in i
 ``diverged``: also a result) is not run again, so a benchmark interrupted half-way resumes where it stopped. The
 rows each benchmark derives from the runs go to a CSV, and the figures are drawn from that CSV alone (``--plot-only``
 redraws them without training).
+
+``--in-process`` (for the --quick checks the test suite runs) runs the same train.py jobs one after another inside
+the benchmark's own process instead: same overrides, run directories and result.json, but the ~5 s of imports are
+paid once rather than per job (``--parallel`` and ``--timeout`` do not apply). Real measurements use subprocesses.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import io
 import json
 import math
 import os
 import platform
+import runpy
 import shutil
 import subprocess
 import sys
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +39,9 @@ FINISHED = ("completed", "diverged")
 
 # Every job: CSV metrics beside TensorBoard (per-epoch val/acc for the curves), no progress bars, no schedule plot.
 COMMON = ["logger=tensorboard_csv", "~callbacks.progress_bar", "trainer.enable_progress_bar=false", "plot_schedule=false"]
-# --quick: synthetic data, a few batches, one epoch per budget unit; seconds per job (mostly start-up).
+# --quick: synthetic 16-px images, a few batches, one epoch per budget unit; seconds per job (mostly start-up).
 QUICK_DATA = ["data=synthetic", "trainer=cpu", "data.num_train=128", "data.num_val=64", "data.batch_size=32",
+              "data.image_size=16",
               "trainer.log_every_n_steps=1"]
 QUICK_RANGE_TEST = ["range_test.num_steps=10", "range_test.min_lr=0.001", "range_test.max_lr=3"]
 NAN = float("nan")
@@ -78,9 +87,37 @@ def load_result(run_dir: Path) -> dict | None:
         return None
 
 
-def run_job(job: Job, runs: Path, timeout: float | None = None, verbose: bool = True) -> dict:
+def train_command(args: list[str], timeout: float | None = None, in_process: bool = False) -> tuple[int, str]:
+    """``python train.py *args`` from the repository root: (exit status, its stdout and stderr). ``in_process``:
+    run train.py's Hydra entry point inside this process (as ``__main__``, so Hydra finds conf/ beside it), its
+    console output captured; a Python exception is a failure with its traceback as the output."""
+    if not in_process:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+        return proc.returncode, (proc.stderr or proc.stdout)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    argv, cwd, output, code = sys.argv, os.getcwd(), io.StringIO(), 0
+    sys.argv = [str(ROOT / "train.py"), *args]
+    try:
+        os.chdir(ROOT)
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except Exception:  # noqa: BLE001 - a crashed job is a row with its reason, as in a subprocess
+        code, output = 1, io.StringIO(output.getvalue() + traceback.format_exc())
+    finally:
+        sys.argv = argv
+        os.chdir(cwd)
+    return code, output.getvalue()
+
+
+def run_job(job: Job, runs: Path, timeout: float | None = None, verbose: bool = True, in_process: bool = False) -> dict:
     """Run one train.py job unless its result.json already says it finished; return its result.json (plus
-    ``run_dir``). A job that crashed gets ``status: failed`` and its stderr's tail in ``reason``."""
+    ``run_dir``). A job that crashed gets ``status: failed`` and its stderr's tail in ``reason``. ``in_process``:
+    see ``train_command``."""
     run_dir = runs / job.name
     result = load_result(run_dir)
     if result and result.get("status") in FINISHED:
@@ -89,14 +126,12 @@ def run_job(job: Job, runs: Path, timeout: float | None = None, verbose: bool = 
         return {**result, "run_dir": str(run_dir)}
     if run_dir.exists():  # an unfinished attempt: start it again from scratch
         shutil.rmtree(run_dir)
-    cmd = [sys.executable, str(ROOT / "train.py"), *COMMON, *job.overrides, f"hydra.run.dir={run_dir}"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    code, output = train_command([*COMMON, *job.overrides, f"hydra.run.dir={run_dir}"], timeout, in_process)
     wall = time.perf_counter() - start
     result = load_result(run_dir) or {}
-    if proc.returncode != 0 and result.get("status") not in FINISHED:
-        result = {**result, "status": "failed", "reason": (proc.stderr or proc.stdout)[-2000:]}
+    if code != 0 and result.get("status") not in FINISHED:
+        result = {**result, "status": "failed", "reason": output[-2000:]}
     result = {**result, "run_dir": str(run_dir), "command_wall_s": round(wall, 2)}
     if verbose:
         print(f"  [{wall:6.1f} s] {job.name}: {result.get('status')}"
@@ -105,16 +140,20 @@ def run_job(job: Job, runs: Path, timeout: float | None = None, verbose: bool = 
     return result
 
 
-def run_jobs(jobs: list[Job], runs: Path, parallel: int = 1, timeout: float | None = None) -> dict[str, dict]:
-    """Run jobs (duplicates by name once), ``parallel`` subprocesses at a time; {name: result}."""
+def run_jobs(jobs: list[Job], runs: Path, parallel: int = 1, timeout: float | None = None,
+             in_process: bool = False) -> dict[str, dict]:
+    """Run jobs (duplicates by name once), ``parallel`` subprocesses at a time (``in_process``: one after another
+    in this process); {name: result}."""
     unique = list({job.name: job for job in jobs}.values())
     runs.mkdir(parents=True, exist_ok=True)
+    if in_process:
+        return {job.name: run_job(job, runs, in_process=True) for job in unique}
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         results = list(pool.map(lambda job: run_job(job, runs, timeout), unique))
     return {job.name: result for job, result in zip(unique, results)}
 
 
-def range_test(job: Job, runs: Path, timeout: float | None = None):
+def range_test(job: Job, runs: Path, timeout: float | None = None, in_process: bool = False):
     """Run ``task=lr_range_test`` (resumable: a finished test is read back) and return its RangeTestResult."""
     from callbacks.lr_finder import RangeTestResult
 
@@ -122,12 +161,10 @@ def range_test(job: Job, runs: Path, timeout: float | None = None):
     if not path.exists():
         if (runs / job.name).exists():
             shutil.rmtree(runs / job.name)
-        cmd = [sys.executable, str(ROOT / "train.py"), *COMMON, "task=lr_range_test", *job.overrides,
-               f"hydra.run.dir={runs / job.name}"]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        _, output = train_command([*COMMON, "task=lr_range_test", *job.overrides, f"hydra.run.dir={runs / job.name}"],
+                                  timeout, in_process)
         if not path.exists():
-            sys.exit(f"range test {job.name} failed:\n{(proc.stderr or proc.stdout)[-3000:]}")
+            sys.exit(f"range test {job.name} failed:\n{output[-3000:]}")
     result = RangeTestResult.from_json(str(path))
     print(f"  range test {job.name}: {len(result.lrs)} steps in {result.elapsed_s:.0f} s; "
           + ", ".join(f"{rule} {lr:.4g}" for rule, lr in result.suggestions.items()), flush=True)
@@ -292,6 +329,9 @@ def common_parser(doc: str, out_name: str) -> argparse.ArgumentParser:
     parser.add_argument("--parallel", type=int, default=1,
                         help="train.py subprocesses at a time (1 for honest wall times; 2 only for --quick checks)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per train.py job")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the train.py jobs one after another in this process (imports paid once; no "
+                             "--parallel, no --timeout): for --quick checks, not for timings")
     parser.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides for every job")
     return parser
 

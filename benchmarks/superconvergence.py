@@ -160,7 +160,7 @@ def main() -> None:
         steps_per_epoch = images // batch
         small = min(budgets)
 
-        test = rt.range_test(rt.Job("range_test", base + range_steps), runs, args.timeout)
+        test = rt.range_test(rt.Job("range_test", base + range_steps), runs, args.timeout, args.in_process)
         centre = test.suggestions.get(args.rule) or test.lr  # a rule with no answer: the test's own choice
         print(f"LR sweep centre: {centre:.4g} ({args.rule if test.suggestions.get(args.rule) else test.rule})")
         per_step = test.elapsed_s / max(1, len(test.lrs))
@@ -175,7 +175,8 @@ def main() -> None:
                           base + schedule_overrides(schedule, lr, budget) + [f"trainer.max_epochs={budget:g}"])
 
         grid = [(s, f, centre * f) for s in args.schedules for f in factors]
-        done = rt.run_jobs([job(s, lr, small) for s, _, lr in grid], runs, args.parallel, args.timeout)
+        done = rt.run_jobs([job(s, lr, small) for s, _, lr in grid], runs, args.parallel, args.timeout,
+                           args.in_process)
         rows = [row(s, "lr_sweep", small, f, lr, done[job_name(s, lr, small)], setup) for s, f, lr in grid]
         chosen = {}
         for schedule in args.schedules:
@@ -183,7 +184,8 @@ def main() -> None:
             best["chosen"] = 1
             chosen[schedule] = (best["lr_factor"], best["lr"])
         later = [(s, b) for s in args.schedules for b in budgets]
-        done = rt.run_jobs([job(s, chosen[s][1], b) for s, b in later], runs, args.parallel, args.timeout)
+        done = rt.run_jobs([job(s, chosen[s][1], b) for s, b in later], runs, args.parallel, args.timeout,
+                           args.in_process)
         budget_rows = [row(s, "budget", b, *chosen[s], done[job_name(s, chosen[s][1], b)], setup) for s, b in later]
         rt.write_csv(csv_path, rows + budget_rows, COLUMNS)
         epochs = [{"schedule": r["schedule"], "budget_epochs": r["budget_epochs"], "lr": r["lr"], "epoch": e,

@@ -42,41 +42,52 @@ def write(path: Path, columns: list[str], rows: list[list]) -> Path:
 
 # ---- the scripts' quick modes ---------------------------------------------------------------------------------
 
-def test_superconvergence_quick(tmp_path):
+def test_superconvergence_quick(tmp_path, monkeypatch, capsys):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Results\n")
-    proc = bench("superconvergence.py", "--quick", "--parallel", "2", "--schedules", "one_cycle", "step",
-                 "--budgets", "1", "2", "--out", str(tmp_path), "--record", "--results", str(results))
+    # all four schedules at budgets 1 and 2; the train.py jobs run inside the script's process (--in-process:
+    # train.py's imports once, not once per job)
+    proc = bench("superconvergence.py", "--quick", "--in-process", "--budgets", "1", "2", "--out", str(tmp_path),
+                 "--record", "--results", str(results))
     rows = csv_rows(tmp_path / "superconvergence.csv")
     assert set(sc.COLUMNS) <= set(rows[0])
     budget = [r for r in rows if r["stage"] == "budget"]
-    assert sorted((r["schedule"], float(r["budget_epochs"])) for r in budget) == [
-        ("one_cycle", 1.0), ("one_cycle", 2.0), ("step", 1.0), ("step", 2.0)]
+    assert sorted((r["schedule"], float(r["budget_epochs"])) for r in budget) == sorted(
+        (s, b) for s in sc.SCHEDULES for b in (1.0, 2.0))
     assert all(r["status"] == "completed" and 0 <= float(r["test_acc"]) <= 1 for r in budget)
     sweep = [r for r in rows if r["stage"] == "lr_sweep"]
-    assert sorted(r["schedule"] for r in sweep if r["chosen"] == "1") == ["one_cycle", "step"]
+    assert sorted(r["schedule"] for r in sweep if r["chosen"] == "1") == sorted(sc.SCHEDULES)
     # the 1-epoch budget run is the chosen sweep run, not a second training
     assert {r["run_dir"] for r in sweep if r["chosen"] == "1"} == {r["run_dir"] for r in budget
                                                                    if r["budget_epochs"] == "1.0"}
-    # the two schedules really ran what they say: one-cycle's momentum moves, the step schedule's LR jumps by 10x
-    step_cfg = json.loads((Path(budget[-1]["run_dir"]) / "result.json").read_text())["overrides"]
+    # the schedules really ran what they say: the step schedule's LR jumps by 10x, cyclic is triangular2
+    def overrides(schedule):
+        run = next(r for r in budget if r["schedule"] == schedule and r["budget_epochs"] == "2.0")
+        return json.loads((Path(run["run_dir"]) / "result.json").read_text())["overrides"]
+    step_cfg = overrides("step")
     assert "scheduler=piecewise" in step_cfg and "scheduler.knots=[0,0.5,0.5,0.75,0.75,1]" in step_cfg
+    assert "scheduler=one_cycle" in overrides("one_cycle") and "scheduler=none" in overrides("constant")
+    assert "scheduler.mode=triangular2" in overrides("cyclic")
     epochs = csv_rows(tmp_path / "superconvergence_epochs.csv")
-    assert sorted((r["schedule"], r["epoch"]) for r in epochs if r["budget_epochs"] == "2.0") == [
-        ("one_cycle", "1"), ("one_cycle", "2"), ("step", "1"), ("step", "2")]
+    assert sorted((r["schedule"], r["epoch"]) for r in epochs if r["budget_epochs"] == "2.0") == sorted(
+        (s, e) for s in sc.SCHEDULES for e in ("1", "2"))
     for png in ("accuracy_vs_budget.png", "accuracy_vs_epoch.png"):
         assert (tmp_path / png).stat().st_size > 10_000
-    assert "| one_cycle |" in proc.stdout and "test acc 2 ep (%)" in proc.stdout
+    assert "| one_cycle |" in proc.stdout and "| cyclic |" in proc.stdout and "test acc 2 ep (%)" in proc.stdout
     assert "## Super-convergence" in results.read_text() and "--quick" in results.read_text()
 
-    # resumable: a second call trains nothing (every run is read back) and gives the same table
-    again = bench("superconvergence.py", "--quick", "--schedules", "one_cycle", "step", "--budgets", "1", "2",
-                  "--out", str(tmp_path))
-    assert "completed" in again.stdout and "[done before]" in again.stdout and "s] " not in again.stdout.replace(
-        "[done before]", "")
+    # resumable: a second call trains nothing (every run is read back) and gives the same table; run in this
+    # process (nothing to train, so no need for a fresh interpreter and its imports)
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "benchmarks" / "superconvergence.py"), "--quick", "--budgets", "1",
+                                      "2", "--out", str(tmp_path)])
+    capsys.readouterr()
+    sc.main()
+    again = capsys.readouterr().out
+    assert "completed" in again and "[done before]" in again and "s] " not in again.replace("[done before]", "")
+
     def table(out):
         return out.split("| schedule | LR")[1].split("figures:")[0]
-    assert table(again.stdout) == table(proc.stdout)
+    assert table(again) == table(proc.stdout)
 
 
 def test_optimizers_quick(tmp_path):
@@ -95,7 +106,7 @@ def test_optimizers_quick(tmp_path):
 
 
 def test_range_test_validation_quick(tmp_path):
-    proc = bench("range_test_validation.py", "--quick", "--parallel", "2", "--out", str(tmp_path))
+    proc = bench("range_test_validation.py", "--quick", "--in-process", "--out", str(tmp_path))
     rows = csv_rows(tmp_path / "range_test_validation.csv")
     assert set(rtv.COLUMNS) <= set(rows[0])
     assert sorted(float(r["factor"]) for r in rows) == [1.0, 2.0]

@@ -1,7 +1,9 @@
-"""The speed benchmarks (issue 11) run: each script's --quick mode in a subprocess prints its table with positive,
-finite numbers; --record appends a dated entry to the file given by --results (never the real RESULTS.md)."""
+"""The speed benchmarks (issue 11) run: each script's --quick mode (all five in one subprocess,
+tests/quick_benchmarks.py, so torch is imported once) prints its table with positive, finite numbers; --record
+appends a dated entry to the file given by --results (never the real RESULTS.md)."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -21,6 +23,43 @@ def run_script(name: str, *args: str, timeout: int = 120) -> subprocess.Complete
                             text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return result
+
+
+# Every speed script's --quick command line, run once for the module in ONE Python process
+# (tests/quick_benchmarks.py: each script as __main__ with its own argv; torch imported once, not five times).
+QUICK = {
+    "overhead": ["overhead.py", "--quick"],
+    "cpu_options": ["cpu_options.py", "--quick"],
+    "data_throughput": ["data_throughput.py", "--quick"],
+    "cifar10_fast": ["cifar10_fast.py", "--quick"],
+    "reference_loop": ["reference_loop.py", "--quick", "--model", "small", "--record", "--results", "RESULTS"],
+}
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """{name: {"returncode", "stdout", "stderr"}} of the QUICK command lines, plus the albumentations check."""
+    tmp = tmp_path_factory.mktemp("quick_benchmarks")
+    results = tmp / "RESULTS.md"
+    results.write_text("# Benchmark results\n\nearlier entry\n")
+    real = (BENCH / "RESULTS.md").read_text()
+    commands = [[str(results) if a == "RESULTS" else a for a in argv] for argv in QUICK.values()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "quick_benchmarks.py"), str(tmp / "out.json"),
+                           json.dumps(commands)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    report = json.loads((tmp / "out.json").read_text())
+    runs = dict(zip(QUICK, report["runs"]))
+    runs["albumentations_imported"] = report["albumentations_imported"]
+    runs["results_file"] = results
+    runs["real_results_unchanged"] = (BENCH / "RESULTS.md").read_text() == real
+    return runs
+
+
+def quick_stdout(quick, name: str) -> str:
+    run = quick[name]
+    assert run["returncode"] == 0, run["stdout"][-2000:] + run["stderr"][-4000:]
+    return run["stdout"]
 
 
 def table_rows(text: str, header_start: str) -> list[dict[str, str]]:
@@ -45,8 +84,8 @@ def positive(value: str) -> float:
     return number
 
 
-def test_overhead_quick():
-    out = run_script("overhead.py", "--quick").stdout
+def test_overhead_quick(quick):
+    out = quick_stdout(quick, "overhead")
     per_round = table_rows(out, "round")
     summary = table_rows(out, "network")
     assert [r["network"] for r in summary] == ["small"] and len(per_round) == 1
@@ -57,8 +96,8 @@ def test_overhead_quick():
     assert summary[0]["<= 1.03"] in ("yes", "no")
 
 
-def test_cpu_options_quick():
-    rows = table_rows(run_script("cpu_options.py", "--quick").stdout, "option")
+def test_cpu_options_quick(quick):
+    rows = table_rows(quick_stdout(quick, "cpu_options"), "option")
     names = [r["option"] for r in rows]
     assert names[0] == "fp32" and {"channels_last", "bf16", "channels_last+bf16", "cpu_fast"} <= set(names)
     assert not any("compile" in n for n in names)  # left out of --quick (minutes of compilation)
@@ -67,8 +106,8 @@ def test_cpu_options_quick():
         positive(row["speed-up vs fp32 (median)"])
 
 
-def test_data_throughput_quick():
-    rows = table_rows(run_script("data_throughput.py", "--quick").stdout, "path")
+def test_data_throughput_quick(quick):
+    rows = table_rows(quick_stdout(quick, "data_throughput"), "path")
     paths = [r["path"] for r in rows]
     assert paths.count("batched") == 5 and "cache build" in paths and "epoch wait" in paths
     if "albumentations" in paths:
@@ -81,20 +120,18 @@ def test_data_throughput_quick():
             positive(row["images/s (or share)"])
 
 
-def test_cifar10_fast_quick():
-    rows = table_rows(run_script("cifar10_fast.py", "--quick").stdout, "recipe")
+def test_cifar10_fast_quick(quick):
+    rows = table_rows(quick_stdout(quick, "cifar10_fast"), "recipe")
     assert rows[0]["recipe"] == "cifar10_fast" and rows[0]["seeds"] == "1"
     assert 0 <= float(rows[0]["test acc (TTA) mean"]) <= 1
     positive(rows[0]["training images/s"])
     assert positive(rows[0]["total s (mean)"]) > positive(rows[0]["training s (mean)"])
 
 
-def test_reference_loop_quick_and_record(tmp_path):
+def test_reference_loop_quick_and_record(quick):
     """--quick prints the table; --record appends it, dated, with machine and command, to --results."""
-    results = tmp_path / "RESULTS.md"
-    results.write_text("# Benchmark results\n\nearlier entry\n")
-    real = (BENCH / "RESULTS.md").read_text()
-    out = run_script("reference_loop.py", "--quick", "--model", "small", "--record", "--results", str(results)).stdout
+    results = quick["results_file"]  # written before the run: "# Benchmark results\n\nearlier entry\n"
+    out = quick_stdout(quick, "reference_loop")
     text = results.read_text()
     assert text.startswith("# Benchmark results\n\nearlier entry\n")  # appended, not rewritten
     entry = text.split("earlier entry\n", 1)[1]
@@ -105,7 +142,7 @@ def test_reference_loop_quick_and_record(tmp_path):
     assert row["network"] == "small" and row["steps"] == "3"
     assert positive(row["images/s"]) == pytest.approx(64 / positive(row["s/step (median)"]), rel=1e-2)
     assert "| reference | small | 64 |" in entry and row["images/s"] in entry  # the printed table, as printed
-    assert (BENCH / "RESULTS.md").read_text() == real
+    assert quick["real_results_unchanged"]
 
 
 def test_every_speed_script_has_help():
@@ -118,10 +155,7 @@ def test_every_speed_script_has_help():
     assert bad.returncode == 2 and "unknown option" in bad.stderr
 
 
-def test_batched_data_path_does_not_import_albumentations():
-    code = ("import sys; import datamodules.augment, datamodules.cifar10, datamodules.synthetic, "
-            "datamodules.tensor_images; print('albumentations' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+def test_batched_data_path_does_not_import_albumentations(quick):
+    # checked in the quick fixture's process before any script ran: import datamodules.augment, .cifar10,
+    # .synthetic, .tensor_images, then look for albumentations in sys.modules
+    assert quick["albumentations_imported"] is False
