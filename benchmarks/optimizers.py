@@ -2,7 +2,7 @@
 
 Every run: the same network, data, batch and budget (epochs), scheduler=one_cycle with scheduler.max_lr=auto, so
 train.py runs the LR range test on that optimizer first and uses its suggestion (range_test.suggestion, default
-min_div10) as the peak LR. Momentum (SGD) or beta1 (Adam, AdamW) cycles 0.95 -> 0.85 -> 0.95; Adagrad has none
+loss_min) as the peak LR. Momentum (SGD) or beta1 (Adam, AdamW) cycles 0.95 -> 0.85 -> 0.95; Adagrad has none
 (cycle_momentum=false). Each optimizer keeps its config's weight decay (conf/optimizer/*.yaml).
 
 Reported per optimizer and seed: the LR found, the final training loss (mean over the last epoch's logged steps)

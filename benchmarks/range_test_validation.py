@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", default=None, help="experiment configs (default: the two below; "
                         "--quick: smoke)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 (--quick: 0)")
-    parser.add_argument("--rules", nargs="+", default=None, choices=RULES, help="default all (--quick: min_div10)")
+    parser.add_argument("--rules", nargs="+", default=None, choices=RULES, help="default all (--quick: range_test.suggestion)")
     parser.add_argument("--factors", type=float, nargs="+", default=None, help="default 0.25 0.5 1 2 4")
     parser.add_argument("--epochs", type=float, default=None, help="budget (default: each recipe's own)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: each recipe's own")
@@ -158,7 +158,7 @@ def main() -> None:
     if not args.plot_only:
         recipes = args.recipes or (["smoke"] if args.quick else list(RECIPES))
         seeds = args.seeds or ([0] if args.quick else [0, 1])
-        rules = args.rules or (["min_div10"] if args.quick else list(RULES))
+        rules = args.rules or ([] if args.quick else list(RULES))  # --quick: only the configured (auto) rule
         factors = args.factors or ([1.0, 2.0] if args.quick else list(FACTORS))
         if args.quick:
             data, range_steps, images = rt.QUICK_DATA + ["model=small"], rt.QUICK_RANGE_TEST, 128
@@ -179,13 +179,14 @@ def main() -> None:
             if cfg.trainer.get("max_steps", -1) and cfg.trainer.max_steps > 0:
                 steps = min(steps * epochs, cfg.trainer.max_steps) / epochs
             plan.append((recipe, base, cfg, epochs, steps))
-            runs_per_seed = len(rules) * len(factors)
+            runs_per_seed = max(1, len(rules)) * len(factors)
             per_step = SECONDS_PER_IMAGE.get(cfg.model.backbone.name, 0.01) * int(cfg.data.batch_size)
             rt.print_estimate(len(seeds) * runs_per_seed, epochs * steps, per_step,
                               what=f"{recipe} ({cfg.model.backbone.name}, batch {cfg.data.batch_size}, "
                                    f"{steps:.0f} steps/epoch, at most; prior s/step)")
         for recipe, base, cfg, epochs, steps in plan:
             auto_rule = cfg.range_test.get("suggestion")
+            rules = rules or [auto_rule]
             sched = OmegaConf.to_container(cfg.scheduler)
             grid = []
             for seed in seeds:

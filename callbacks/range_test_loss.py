@@ -94,7 +94,7 @@ class LRRangeTest(RangeTestCallback):
     """
 
     def __init__(self, min_lr: float = 1e-5, max_lr: float = 10.0, num_steps: int = 200, mode: str = "exp",
-                 diverge_factor: Optional[float] = 4.0, smooth_beta: float = 0.98, suggestion: str = "min_div10",
+                 diverge_factor: Optional[float] = 4.0, smooth_beta: float = 0.98, suggestion: str = "loss_min",
                  repeats: int = 1, seed: Optional[int] = 0, bandwidth: Optional[float] = None) -> None:
         if num_steps is None:
             raise ValueError("range_test.num_steps must be an integer >= 10, got None")

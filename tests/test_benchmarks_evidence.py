@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -112,7 +113,8 @@ def test_range_test_validation_quick(tmp_path):
     assert sorted(float(r["factor"]) for r in rows) == [1.0, 2.0]
     suggestion = float(rows[0]["suggestion"])
     assert sorted(float(r["lr"]) for r in rows) == pytest.approx([suggestion, 2 * suggestion])
-    assert {r["rule"] for r in rows} == {"min_div10"} and {r["auto"] for r in rows} == {"yes"}
+    default_rule = OmegaConf.load(ROOT / "conf" / "range_test" / "exp.yaml").suggestion
+    assert {r["rule"] for r in rows} == {default_rule} and {r["auto"] for r in rows} == {"yes"}
     for r in rows:  # the run trained at the LR its row says
         assert json.loads((Path(r["run_dir"]) / "result.json").read_text())["lr"]["max_lr"] == pytest.approx(
             float(r["lr"]), rel=1e-5)

@@ -48,7 +48,7 @@ def test_divergence_stop(tmp_path):
     # the chosen suggestion sits below the blow-up, and every suggestion at or below the smoothed minimum
     assert res.lr < res.lrs[stop]
     assert all(v <= res.suggestions["loss_min"] * (1 + 1e-12) for v in res.suggestions.values())
-    assert res.kind == "loss" and res.rule == "min_div10" and res.base_lr is None and res.elapsed_s > 0
+    assert res.kind == "loss" and res.rule == "loss_min" and res.base_lr is None and res.elapsed_s > 0
 
 
 def test_status_never_says_no_divergence_when_the_loss_doubled():
@@ -75,10 +75,10 @@ def test_repeats_geometric_mean_and_spread(tmp_path):
     res = rt.result
     assert len(res.repeats) == 2 and [r["seed"] for r in res.repeats] == [3, 4]
     assert res.repeats[0]["losses"] != res.repeats[1]["losses"]  # different seeds: different batches
-    vals = res.spread["min_div10"]["values"]
-    assert vals == [r["suggestions"]["min_div10"] for r in res.repeats]
+    vals = res.spread["loss_min"]["values"]
+    assert vals == [r["suggestions"]["loss_min"] for r in res.repeats]
     assert res.lr == pytest.approx(math.exp(np.mean(np.log(vals))))
-    assert res.spread["min_div10"]["std"] == pytest.approx(np.std(vals, ddof=1))
+    assert res.spread["loss_min"]["std"] == pytest.approx(np.std(vals, ddof=1))
     assert res.losses == res.repeats[0]["losses"] and tr.global_step == 0
 
 
@@ -166,12 +166,12 @@ def test_range_test_configs_instantiate(name, cls):
     assert not hasattr(cb, "stop_after") and "output_dir" not in cfg.range_test and "verbose" not in cfg.range_test
     if name == "exp":
         assert (cb.mode, cb.min_lr, cb.max_lr, cb.diverge_factor, cb.smooth_beta, cb.suggestion, cb.repeats) == (
-            "exp", 1e-5, 10.0, 4.0, 0.98, "min_div10", 1)
+            "exp", 1e-5, 10.0, 4.0, 0.98, "loss_min", 1)
     if name == "linear":  # only what differs is listed; the rest comes from exp.yaml
         raw = (ROOT / "conf" / "range_test" / "linear.yaml").read_text()
         assert "suggestion:" not in raw and "_target_" not in raw
         assert (cb.mode, cb.min_lr, cb.max_lr, cb.diverge_factor, cb.suggestion) == (
-            "linear", 1e-4, 3.0, 4.0, "min_div10")
+            "linear", 1e-4, 3.0, 4.0, "loss_min")
     bad = compose_config([f"range_test={name}", "range_test.min_lr=5.0", "range_test.max_lr=1.0"])
     with pytest.raises(Exception, match=r"range_test.min_lr \(5.0\) must be < range_test.max_lr") as err:
         instantiate(bad.range_test)  # Hydra wraps the ValueError in an InstantiationException
