@@ -73,23 +73,30 @@ def test_resuming_with_a_longer_run_is_refused_not_stretched(smoke_run, tmp_path
     assert torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 48
 
 
-def test_mid_epoch_resume_gives_the_same_weights(tmp_path):
+def run_and_resume_from_step_5(tmp_path, *extra):
+    """Run ``smoke`` (+ ``extra``) to the end in tmp_path/a, saving every 5 steps, then resume a second run in
+    tmp_path/b from a's step-5 checkpoint; assert both end with the same weights bitwise. Returns both configs."""
     every = ["+callbacks.steps._target_=pytorch_lightning.callbacks.ModelCheckpoint",
              f"+callbacks.steps.dirpath={tmp_path}/a/steps", "+callbacks.steps.every_n_train_steps=5",
              "+callbacks.steps.save_top_k=-1", "+callbacks.steps.filename='s{step}'",
-             "trainer.deterministic=true", "data.cutout=4"]
+             "trainer.deterministic=true", "data.cutout=4", *extra]
     full = compose_config(smoke_overrides(*every), output_dir=tmp_path / "a")
     run(full)
     resumed = compose_config(smoke_overrides(*every, f"ckpt_path='{tmp_path}/a/steps/sstep=5.ckpt'"),
                              output_dir=tmp_path / "b")
     resumed.callbacks.steps.dirpath = str(tmp_path / "b" / "steps")
     run(resumed)
-    a = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    b = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    a = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    b = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert a["global_step"] == b["global_step"] == 16
+    assert a["state_dict"].keys() == b["state_dict"].keys() and len(a["state_dict"]) > 0
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
+    return full, resumed
 
+
+def test_mid_epoch_resume_gives_the_same_weights(tmp_path):
+    run_and_resume_from_step_5(tmp_path)
 
 @pytest.mark.parametrize("overrides, error, words", [
     (["data.root=/nonexistent/cifar", "data.download=false"], FileNotFoundError, ["data.root", "/nonexistent/cifar"]),
@@ -213,24 +220,10 @@ def test_auto_run_equals_a_run_given_the_found_lr(auto_run, tmp_path):
 
 
 def test_mid_epoch_resume_of_an_auto_run_is_bitwise_and_runs_no_second_range_test(tmp_path):
-    every = ["+callbacks.steps._target_=pytorch_lightning.callbacks.ModelCheckpoint",
-             f"+callbacks.steps.dirpath={tmp_path}/a/steps", "+callbacks.steps.every_n_train_steps=5",
-             "+callbacks.steps.save_top_k=-1", "+callbacks.steps.filename='s{step}'", "scheduler.max_lr=auto",
-             "range_test.num_steps=20", "trainer.deterministic=true", "data.cutout=4", "test=false"]
-    full = compose_config(smoke_overrides(*every), output_dir=tmp_path / "a")
-    run(full)
-    resumed = compose_config(smoke_overrides(*every, f"ckpt_path='{tmp_path}/a/steps/sstep=5.ckpt'"),
-                             output_dir=tmp_path / "b")
-    resumed.callbacks.steps.dirpath = str(tmp_path / "b" / "steps")
-    run(resumed)
+    full, resumed = run_and_resume_from_step_5(tmp_path, "scheduler.max_lr=auto", "range_test.num_steps=20",
+                                               "test=false")
     assert (tmp_path / "a" / "lr_range_test.json").exists() and not (tmp_path / "b" / "lr_range_test.json").exists()
     assert resumed.scheduler.max_lr == full.scheduler.max_lr != "auto"
-    a = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    b = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert a["global_step"] == b["global_step"] == 16
-    for key, value in a["state_dict"].items():
-        assert torch.equal(value, b["state_dict"][key]), key
-
 
 def test_auto_base_lr_needs_the_accuracy_test(tmp_path):
     cfg = compose_config(smoke_overrides("scheduler=cyclic", "scheduler.base_lr=auto", "scheduler.max_lr=0.4",
