@@ -125,7 +125,24 @@ def summary(csv_path: Path) -> str:
         [{**r, "val_acc": 100 * r["val_acc"], "chosen": "yes" if r["chosen"] == 1 else ""} for r in sweep],
         ["schedule", "budget_epochs", "lr_factor", "lr", "status", "val_acc", "chosen"], {"val_acc": ".2f"})
     return (rt.markdown_table(table, columns, {c: ".2f" for c in columns[2:]})
-            + "\n\nLR sweep at the smallest budget (validation accuracy, %):\n\n" + sweep_table)
+            + "\n\nLR sweep at the smallest budget (validation accuracy, %):\n\n" + sweep_table + edge_notes(sweep))
+
+
+def edge_notes(sweep: list[dict]) -> str:
+    """A warning per schedule whose chosen LR is the largest or smallest it was swept at (its best may lie beyond:
+    the comparison is then not at each schedule's best LR)."""
+    notes = []
+    for schedule in dict.fromkeys(r["schedule"] for r in sweep):
+        mine = [r for r in sweep if r["schedule"] == schedule]
+        chosen = [r for r in mine if r["chosen"] == 1]
+        factors = sorted(r["lr_factor"] for r in mine)
+        if len(factors) < 2 or not chosen:
+            continue
+        side = {factors[-1]: "largest", factors[0]: "smallest"}.get(chosen[0]["lr_factor"])
+        if side:
+            notes.append(f"- {schedule}: the chosen LR is the {side} swept (x{chosen[0]['lr_factor']:.3g}); its best "
+                         "may lie beyond: widen --factors")
+    return ("\n\nAt the edge of the sweep:\n" + "\n".join(notes)) if notes else ""
 
 
 def main() -> None:
@@ -133,7 +150,7 @@ def main() -> None:
     parser.add_argument("--budgets", type=float, nargs="+", default=None, help="epochs (default 1 2 4)")
     parser.add_argument("--schedules", nargs="+", default=list(SCHEDULES), choices=SCHEDULES)
     parser.add_argument("--factors", type=float, nargs="+", default=None,
-                        help="LR sweep = range-test suggestion x these (default 1/3 1 3)")
+                        help="LR sweep = range-test suggestion x these (default 1/3 1 3 9)")
     parser.add_argument("--rule", default="valley", help="range-test suggestion at the sweep's centre")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
@@ -145,7 +162,7 @@ def main() -> None:
 
     if not args.plot_only:
         budgets = args.budgets or ([1, 2] if args.quick else [1, 2, 4])
-        factors = args.factors or ([1.0] if args.quick else [1 / 3, 1.0, 3.0])
+        factors = args.factors or ([1.0] if args.quick else [1 / 3, 1.0, 3.0, 9.0])
         network = "small" if args.quick else args.network
         if args.quick:
             data, batch, images, range_steps = rt.QUICK_DATA, 32, 128, rt.QUICK_RANGE_TEST

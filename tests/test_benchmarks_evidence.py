@@ -163,6 +163,8 @@ def test_superconvergence_figures_and_table_from_csv(tmp_path):
     assert table[0] == "| schedule | LR | test acc 1 ep (%) | test acc 4 ep (%) |"
     assert table[2] == "| one_cycle | 0.3 | 49.00 | 71.00 |" and table[3] == "| constant | 0.3 | 31.00 | 52.00 |"
     assert text.count("| yes |") == 2  # the chosen sweep points
+    # one_cycle chose x1 of {1, 3}: the sweep's edge is said; constant was swept at one LR only: nothing to say
+    assert "- one_cycle: the chosen LR is the smallest swept (x1)" in text and "- constant:" not in text
 
 
 def test_caption_names_date_and_machine(tmp_path):
