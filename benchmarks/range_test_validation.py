@@ -186,13 +186,13 @@ def main() -> None:
                                    f"{steps:.0f} steps/epoch, at most; prior s/step)")
         for recipe, base, cfg, epochs, steps in plan:
             auto_rule = cfg.range_test.get("suggestion")
-            rules = rules or [auto_rule]
+            recipe_rules = rules or [auto_rule]  # --quick: each recipe's own configured rule
             sched = OmegaConf.to_container(cfg.scheduler)
             grid = []
             for seed in seeds:
                 test = rt.range_test(rt.Job(f"{recipe}_s{seed}_range_test", base + range_steps + [f"seed={seed}"]),
                                      runs, args.timeout, args.in_process)
-                grid += [(seed, rule, test.suggestions[rule], f) for rule in rules for f in factors
+                grid += [(seed, rule, test.suggestions[rule], f) for rule in recipe_rules for f in factors
                          if test.suggestions.get(rule)]
                 n = len({f"{s}_{lr * f:.4g}" for s, _, lr, f in grid if s == seed})
                 rt.print_estimate(n, epochs * steps, test.elapsed_s / max(1, len(test.lrs)),

@@ -87,10 +87,32 @@ def load_result(run_dir: Path) -> dict | None:
         return None
 
 
+def run_as_main(script: Path, args: list[str]) -> tuple[int, str, str]:
+    """Run a Python script inside this process as ``__main__`` with ``sys.argv = [script, *args]``: (exit status,
+    stdout, stderr), both captured. ``SystemExit`` gives the status (a message as exit code: status 1, the message
+    on stderr); any other exception is status 1 with its traceback on stderr. ``sys.argv`` is restored."""
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    saved = sys.argv
+    sys.argv = [str(script), *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        if not isinstance(exit_.code, int) and exit_.code is not None:
+            err.write(str(exit_.code))
+    except Exception:  # noqa: BLE001 - a crashed script is a failed run with its reason, as in a subprocess
+        code = 1
+        err.write(traceback.format_exc())
+    finally:
+        sys.argv = saved
+    return code, out.getvalue(), err.getvalue()
+
+
 def train_command(args: list[str], timeout: float | None = None, in_process: bool = False) -> tuple[int, str]:
-    """``python train.py *args`` from the repository root: (exit status, its stdout and stderr). ``in_process``:
-    run train.py's Hydra entry point inside this process (as ``__main__``, so Hydra finds conf/ beside it), its
-    console output captured; a Python exception is a failure with its traceback as the output."""
+    """``python train.py *args`` from the repository root: (exit status, its stderr, or stdout when stderr is
+    empty). ``in_process``: run train.py's Hydra entry point inside this process (``run_as_main``, from the
+    repository root so Hydra finds conf/ beside it)."""
     if not in_process:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env,
@@ -98,20 +120,13 @@ def train_command(args: list[str], timeout: float | None = None, in_process: boo
         return proc.returncode, (proc.stderr or proc.stdout)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    argv, cwd, output, code = sys.argv, os.getcwd(), io.StringIO(), 0
-    sys.argv = [str(ROOT / "train.py"), *args]
+    cwd = os.getcwd()
+    os.chdir(ROOT)
     try:
-        os.chdir(ROOT)
-        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-            runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    except Exception:  # noqa: BLE001 - a crashed job is a row with its reason, as in a subprocess
-        code, output = 1, io.StringIO(output.getvalue() + traceback.format_exc())
+        code, out, err = run_as_main(ROOT / "train.py", args)
     finally:
-        sys.argv = argv
         os.chdir(cwd)
-    return code, output.getvalue()
+    return code, (err or out)
 
 
 def run_job(job: Job, runs: Path, timeout: float | None = None, verbose: bool = True, in_process: bool = False) -> dict:

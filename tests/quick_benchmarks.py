@@ -10,39 +10,25 @@ check needs a process that has not imported albumentations yet). OUT.json: {"alb
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import runpy
 import sys
 import time
-import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from runs_table import run_as_main  # noqa: E402
 
 
 def run_script(argv: list[str]) -> dict:
     import torch
 
     threads, start = torch.get_num_threads(), time.perf_counter()
-    out, err, code = io.StringIO(), io.StringIO(), 0
-    saved = sys.argv
-    sys.argv = [str(ROOT / "benchmarks" / argv[0]), *argv[1:]]
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            runpy.run_path(sys.argv[0], run_name="__main__")
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-        if not isinstance(exit_.code, int) and exit_.code is not None:
-            err.write(str(exit_.code))
-    except Exception:  # noqa: BLE001 - reported to the test as a failed run
-        code = 1
-        err.write(traceback.format_exc())
+        code, out, err = run_as_main(ROOT / "benchmarks" / argv[0], argv[1:])
     finally:
-        sys.argv = saved
         torch.set_num_threads(threads)  # a script may change it; the next one starts as a fresh process would
-    return {"argv": argv, "returncode": code, "stdout": out.getvalue(), "stderr": err.getvalue(),
+    return {"argv": argv, "returncode": code, "stdout": out, "stderr": err,
             "wall_s": round(time.perf_counter() - start, 2)}
 
 
