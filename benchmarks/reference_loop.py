@@ -19,7 +19,8 @@ reads (``experiment=cifar10_fast trainer=cpu`` plus ``--override``):
 * Lookahead: the project's pure functions ``callbacks.lookahead.lookahead_decay`` (the decay schedule) and
   ``lookahead_pull`` (the update ``avg.lerp_(w, 1 - d); w.copy_(avg)`` over tensor lists, as the callback does);
 * data: the datamodule's uint8 training tensor, its ``normalize`` and ``datamodules.augment.batch_augment`` with the
-  datamodule's crop / flip / cutout settings; a random permutation per epoch.
+  datamodule's crop / flip / cutout settings (``alternating_flip`` with its per-image bits for
+  ``data.flip=alternating``); a random permutation per epoch.
 * precision: ``trainer.precision`` as Lightning applies it (``16-mixed``: fp16 autocast + GradScaler on CUDA;
   ``bf16-mixed``: bf16 autocast on the device).
 
@@ -76,7 +77,7 @@ def train_steps(cfg, steps: int) -> list[float]:
 
     from callbacks.lookahead import lookahead_decay, lookahead_pull
     from callbacks.lr_schedule import set_momentum
-    from datamodules.augment import batch_augment
+    from datamodules.augment import alternating_flip, batch_augment
     from train import fall_back_without_gpu
 
     if cfg.trainer.accelerator in ("gpu", "cuda"):
@@ -117,9 +118,12 @@ def train_steps(cfg, steps: int) -> list[float]:
             if hasattr(model.backbone, "set_epoch"):
                 model.backbone.set_epoch(epoch)
         idx = perm[index * dm.batch_size:(index + 1) * dm.batch_size]
-        x = dm.normalize(images[idx].to(device, non_blocking=True))
+        batch = images[idx]
+        if dm.train_set.flipped_first is not None:  # data.flip=alternating
+            batch = alternating_flip(batch, dm.train_set.flipped_first[idx], epoch)
+        x = dm.normalize(batch.to(device, non_blocking=True))
         y = labels[idx].to(device, non_blocking=True)
-        x = batch_augment(x, dm.crop_padding, dm.flip, dm.cutout, augment_rng, mean=dm.mean, std=dm.std,
+        x = batch_augment(x, dm.crop_padding, dm.flip == "random", dm.cutout, augment_rng, mean=dm.mean, std=dm.std,
                           **dm.batched_ops)
         lr, momentum = schedule(step, steps, steps_per_epoch=steps_per_epoch)
         for group in optimizer.param_groups:

@@ -43,6 +43,15 @@ def random_flip(x: torch.Tensor, p: float = 0.5, generator: torch.Generator | No
     return torch.where(mask[:, None, None, None], x.flip(3), x)
 
 
+def alternating_flip(x: torch.Tensor, flipped_first: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Derandomised flipping (Jordan 2024, "94% on CIFAR-10 in 3.29 seconds", section 3.6): image ``i`` is mirrored
+    in the first epoch when ``flipped_first[i]`` (a fixed random half of the data set), in every even epoch likewise
+    and in every odd epoch exactly when it was not, so each two consecutive epochs show both views of every image.
+    ``flipped_first`` holds the bits of the images in ``x`` (bool, shape (N,)); ``epoch`` counts from 0."""
+    mask = flipped_first.to(x.device) ^ bool(epoch % 2)
+    return torch.where(mask[:, None, None, None], x.flip(3), x)
+
+
 def cutout(x: torch.Tensor, size: int, fill: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
     """Fill one ``size`` x ``size`` square per image with ``fill`` (DeVries & Taylor 2017).
 

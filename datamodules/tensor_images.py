@@ -21,9 +21,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from datamodules.augment import batch_augment
+from datamodules.augment import alternating_flip, batch_augment
 
 AUGMENTS = ("batch", "albumentations", "none")
+FLIPS = ("random", "alternating", "none")  # also accepted: true (random), false (none)
 
 
 def batch_key(seed: int, epoch: int, index: int, rank: int = 0) -> int:
@@ -33,21 +34,25 @@ def batch_key(seed: int, epoch: int, index: int, rank: int = 0) -> int:
 
 
 class BatchRequest(NamedTuple):
-    """What :class:`EpochBatchSampler` yields: the dataset indices of one training batch and its augmentation key."""
+    """What :class:`EpochBatchSampler` yields: the dataset indices of one training batch, its augmentation key and
+    the epoch it belongs to."""
     indices: list[int]
     key: int
+    epoch: int = 0
 
 
 class TensorImageDataset(Dataset):
     """uint8 images (N, C, H, W) and labels (N,) or {head: (N,)}; fetches whole batches at once.
 
-    ``dataset[BatchRequest(indices, key)]`` is a keyed training batch ``(images, labels, key)``; the
-    albumentations ``transform`` (if any) is reseeded with ``key`` first, so the batch does not depend on which
-    worker made it or what that worker made before.
+    ``dataset[BatchRequest(indices, key, epoch)]`` is a keyed training batch ``(images, labels, key)``. With
+    ``flipped_first`` (one bool per image) its images are mirrored by :func:`~datamodules.augment.alternating_flip`
+    for that epoch; then the albumentations ``transform`` (if any) runs, reseeded with ``key`` first, so the batch
+    does not depend on which worker made it or what that worker made before.
     """
 
-    def __init__(self, images: torch.Tensor, labels, transform=None):
+    def __init__(self, images: torch.Tensor, labels, transform=None, flipped_first: torch.Tensor | None = None):
         self.images, self.labels, self.transform = images, labels, transform
+        self.flipped_first = flipped_first
 
     def __len__(self):
         return len(self.images)
@@ -59,12 +64,14 @@ class TensorImageDataset(Dataset):
 
     def __getitem__(self, item):
         if isinstance(item, BatchRequest):
-            return (*self.__getitems__(item.indices, item.key), item.key)
+            return (*self.__getitems__(item.indices, item.key, item.epoch), item.key)
         return self.__getitems__([item])
 
-    def __getitems__(self, indices, key: int | None = None):
+    def __getitems__(self, indices, key: int | None = None, epoch: int | None = None):
         idx = torch.as_tensor(indices, dtype=torch.long)
         images = self.images[idx]
+        if epoch is not None and self.flipped_first is not None:
+            images = alternating_flip(images, self.flipped_first[idx], epoch)
         if self.transform is not None:
             if key is not None:
                 self.transform.set_random_seed(key)
@@ -115,7 +122,7 @@ class EpochBatchSampler(DistributedSampler):
         mine = self.rank_indices(epoch)
         for b in range(start, len(self)):
             yield BatchRequest(mine[b * self.batch_size:(b + 1) * self.batch_size],
-                               batch_key(self.seed, epoch, b, self.rank))
+                               batch_key(self.seed, epoch, b, self.rank), epoch)
 
     def __len__(self):
         if self.drop_last_batch:
@@ -169,7 +176,9 @@ class TensorImageDataModule(pl.LightningDataModule):
         val_fraction: fraction of the training split held out for validation; 0 validates on the test split.
         augment: ``batch`` (tensor ops on the batch's device), ``albumentations`` (per sample in workers), ``none``.
         crop_padding: reflect padding before the random crop (translation of up to +-padding pixels).
-        flip: random horizontal flip.
+        flip: horizontal flip: ``random`` (or true) mirrors each image with probability 1/2 in every epoch;
+            ``alternating`` mirrors a fixed random half in even epochs and the other half in odd ones (airbench's
+            derandomised flip, Jordan 2024, section 3.6); ``none`` (or false) never.
         cutout: side of the square cut out of each training image (0: off).
         num_workers: DataLoader workers.
         drop_last: drop the last incomplete training batch.
@@ -180,7 +189,7 @@ class TensorImageDataModule(pl.LightningDataModule):
     """
 
     def __init__(self, batch_size: int = 512, eval_batch_size: int | None = None, val_fraction: float = 0.0,
-                 augment: str = "batch", crop_padding: int = 4, flip: bool = True, cutout: int = 0,
+                 augment: str = "batch", crop_padding: int = 4, flip: bool | str = "random", cutout: int = 0,
                  num_workers: int = 0, drop_last: bool = True, seed: int = 0,
                  resized_crop_scale: tuple[float, float] | None = None,
                  resized_crop_ratio: tuple[float, float] = (3 / 4, 4 / 3), color_jitter: float = 0.0):
@@ -196,6 +205,9 @@ class TensorImageDataModule(pl.LightningDataModule):
             raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction!r}")
         if augment not in AUGMENTS:
             raise ValueError(f"data.augment: unknown value {augment!r}; choose one of {list(AUGMENTS)}")
+        flip = {True: "random", False: "none"}.get(flip, flip) if isinstance(flip, bool) else flip
+        if flip not in FLIPS:
+            raise ValueError(f"data.flip: unknown value {flip!r}; choose one of {list(FLIPS)} (or true / false)")
         if crop_padding < 0 or cutout < 0:
             raise ValueError("data.crop_padding and data.cutout must be >= 0")
         if num_workers < 0:
@@ -241,7 +253,12 @@ class TensorImageDataModule(pl.LightningDataModule):
         as_float = train_x.float() / 255
         self.mean = as_float.mean(dim=(0, 2, 3))
         self.std = as_float.std(dim=(0, 2, 3))
-        self.train_set = TensorImageDataset(train_x, train_y, self._albumentations(train_x.shape[-1]))
+        flipped_first = None
+        if self.flip == "alternating" and self.augment != "none":
+            # a stream of its own: not the split's or the epoch order's (seeded with the same data.seed)
+            flip_seed = int(np.random.SeedSequence([int(self.seed) % 2**64, 0xF11D]).generate_state(1)[0])
+            flipped_first = torch.rand(len(train_x), generator=torch.Generator().manual_seed(flip_seed)) < 0.5
+        self.train_set = TensorImageDataset(train_x, train_y, self._albumentations(train_x.shape[-1]), flipped_first)
         self.val_set = TensorImageDataset(val_x, val_y)
         self.test_set = TensorImageDataset(test_x, test_y)
         if len(self.train_set) < self.batch_size and self.drop_last:
@@ -259,7 +276,7 @@ class TensorImageDataModule(pl.LightningDataModule):
         if self.crop_padding:
             steps += [A.PadIfNeeded(size + 2 * self.crop_padding, size + 2 * self.crop_padding,
                                     border_mode=cv2.BORDER_REFLECT_101), A.RandomCrop(size, size)]
-        if self.flip:
+        if self.flip == "random":
             steps.append(A.HorizontalFlip(p=0.5))
         if self.cutout:
             steps.append(A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(self.cutout, self.cutout),
@@ -316,7 +333,7 @@ class TensorImageDataModule(pl.LightningDataModule):
             x = self.normalize(images)
             if self.augment == "batch":
                 generator = torch.Generator(device=x.device).manual_seed(key)
-                x = batch_augment(x, self.crop_padding, self.flip, self.cutout, generator,
+                x = batch_augment(x, self.crop_padding, self.flip == "random", self.cutout, generator,
                                   mean=self.mean, std=self.std, **self.batched_ops)
             return x, labels
         images, labels = batch

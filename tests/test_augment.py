@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from datamodules.augment import batch_augment, cutout, random_crop, random_flip
+from datamodules.augment import alternating_flip, batch_augment, cutout, random_crop, random_flip
 
 
 def batch(n=16, c=3, h=32, w=32, seed=0):
@@ -40,6 +40,21 @@ def test_flip_mirrors_exactly_or_leaves_alone():
     same = [torch.equal(out[i], x[i]) for i in range(64)]
     assert all(f or s for f, s in zip(flipped, same))
     assert 10 < sum(flipped) < 54
+
+
+def test_alternating_flip_shows_each_view_once_in_every_two_epochs():
+    x = batch(n=8)
+    first = torch.tensor([True, False, True, True, False, False, True, False])
+    views = [alternating_flip(x, first, epoch) for epoch in range(4)]
+    for epoch, out in enumerate(views):
+        expected_flipped = first if epoch % 2 == 0 else ~first  # even epochs as the first, odd ones the others
+        for i in range(8):
+            assert torch.equal(out[i], x[i].flip(2) if expected_flipped[i] else x[i]), (epoch, i)
+    assert torch.equal(views[2], views[0]) and torch.equal(views[3], views[1])
+    # uint8 images too (the datamodule flips them before normalising), and the input is left alone
+    u = (x.abs() * 50).to(torch.uint8)
+    kept = u.clone()
+    assert torch.equal(alternating_flip(u, first, 1)[1], u[1].flip(2)) and torch.equal(u, kept)
 
 
 def test_cutout_fills_exactly_one_square_inside_the_image():

@@ -124,6 +124,7 @@ def test_cifar10_fast_quick(quick):
     rows = table_rows(quick_stdout(quick, "cifar10_fast"), "recipe")
     assert rows[0]["recipe"] == "cifar10_fast" and rows[0]["seeds"] == "1"
     assert 0 <= float(rows[0]["test acc (TTA) mean"]) <= 1
+    assert 0 <= float(rows[0]["no TTA mean"]) <= 1  # test_no_tta/acc, read from the run's metrics.csv
     positive(rows[0]["training images/s"])
     assert positive(rows[0]["total s (mean)"]) > positive(rows[0]["training s (mean)"])
 

@@ -77,7 +77,8 @@ def test_corrupt_batch_file_is_named(tmp_path, content):
 
 @pytest.mark.parametrize("kwargs, key", [({"batch_size": 0}, "data.batch_size"), ({"batch_size": -4}, "data.batch_size"),
                                          ({"augment": "fancy"}, "data.augment"), ({"val_fraction": 1.0}, "data.val_fraction"),
-                                         ({"num_workers": -1}, "data.num_workers")])
+                                         ({"num_workers": -1}, "data.num_workers"),
+                                         ({"flip": "sometimes"}, "data.flip")])
 def test_bad_arguments_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         CIFAR10DataModule(**kwargs)
@@ -262,6 +263,36 @@ def test_albumentations_batches_are_a_function_of_their_key():
     assert not torch.equal(images, dm.train_set.images[:16])
 
 
+@pytest.mark.parametrize("augment", ["batch", "albumentations"])
+def test_alternating_flip_mirrors_a_fixed_half_then_the_other_half(augment):
+    if augment == "albumentations":
+        pytest.importorskip("albumentations")
+    dm = _dm(flip="alternating", crop_padding=0, augment=augment)
+    raw = dm.train_set.images
+    sampler = EpochBatchSampler(dm.train_set, 16, seed=0)
+    flipped = {}
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        for request in sampler:
+            images, labels, key = dm.train_set[request]
+            x, _ = dm.on_after_batch_transfer((images, labels, key), 0)  # no random flip on top
+            for i, image, normalised in zip(request.indices, images, x):
+                is_flipped = torch.equal(image, raw[i].flip(2))
+                assert is_flipped or torch.equal(image, raw[i])
+                if augment == "batch":
+                    assert torch.allclose(normalised, dm.normalize(image[None])[0])
+                flipped[epoch, i] = is_flipped
+    n = len(raw)
+    first = [flipped[0, i] for i in range(n)]
+    assert 0.3 * n < sum(first) < 0.7 * n  # a random half ...
+    assert all(flipped[1, i] != first[i] for i in range(n))  # ... the other half in the next epoch ...
+    assert all(flipped[2, i] == first[i] for i in range(n))  # ... and back
+    # the half is a function of data.seed alone, and not the first epoch's order
+    assert torch.equal(_dm(flip="alternating").train_set.flipped_first, dm.train_set.flipped_first)
+    assert not torch.equal(_dm(flip="alternating", seed=1).train_set.flipped_first, dm.train_set.flipped_first)
+    assert _dm(flip=True).train_set.flipped_first is None and _dm(flip="none").flip == "none"
+
+
 class _Record(pl.Callback):
     """Labels and (augmented) images of every training batch, as the training step sees them."""
 
@@ -280,12 +311,12 @@ class _SecondIterator(pl.Callback):
         self.drawn = sum(1 for _ in trainer.train_dataloader)
 
 
-def _fit(root, ckpt_path=None, extra=()):
+def _fit(root, ckpt_path=None, extra=(), flip="random"):
     from lightning_modules.classifier import Classifier
     from lightning_modules.networks import SmallNet
 
     pl.seed_everything(0, verbose=False)
-    dm = _dm(num_train=64, cutout=4, crop_padding=2)
+    dm = _dm(num_train=64, cutout=4, crop_padding=2, flip=flip)
     model = Classifier(SmallNet(width=4), dm.heads, optimizer=partial(torch.optim.SGD, lr=0.05, momentum=0.9))
     record = _Record()
     steps = ModelCheckpoint(dirpath=root, every_n_train_steps=3, save_top_k=-1, filename="{step}")
@@ -296,13 +327,13 @@ def _fit(root, ckpt_path=None, extra=()):
     return model, record
 
 
-@pytest.mark.parametrize("step", [3, 6])
-def test_mid_epoch_resume_with_a_second_iterator_gives_the_same_weights(tmp_path, step):
-    full, seen = _fit(tmp_path / "a")
+@pytest.mark.parametrize("step, flip", [(3, "random"), (6, "random"), (6, "alternating")])
+def test_mid_epoch_resume_with_a_second_iterator_gives_the_same_weights(tmp_path, step, flip):
+    full, seen = _fit(tmp_path / "a", flip=flip)
     assert len(seen.labels) == 8  # 2 epochs of 4 batches
     second = _SecondIterator()
     resumed, seen_resumed = _fit(tmp_path / "b", ckpt_path=str(tmp_path / "a" / f"step={step}.ckpt"),
-                                 extra=[second])
+                                 extra=[second], flip=flip)
     assert second.drawn == 4 - step % 4  # the range-test-like iterator drew the rest of the resumed epoch ...
     assert seen_resumed.labels == seen.labels[step:]  # ... and training still got exactly the next batches
     for a, b in zip(seen.images[step:], seen_resumed.images):
