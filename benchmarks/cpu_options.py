@@ -15,8 +15,8 @@ compilation alone takes minutes on 2 cores) unless named in ``--options``.
 
 Accuracy (``--accuracy``): train.py runs the whole recipe per option and seed on the offline CIFAR-10 copy
 (../shared/data; skipped with a message when absent) and the table gives test accuracy (TTA) and the precision the
-run actually used (read back from its config.yaml): train.py currently turns bf16-mixed into 32-true on a machine
-without CUDA (train.py, fall_back_without_gpu), and the column shows it.
+run actually used (read back from its config.yaml, so a fallback such as train.py's fp16 -> fp32 without CUDA would
+show; bf16-mixed runs on the CPU as asked).
 """
 from __future__ import annotations
 

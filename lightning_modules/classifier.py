@@ -105,7 +105,9 @@ class Classifier(pl.LightningModule):
     def logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        features = (self._compiled_backbone or self.backbone)(x)
+        # `is None`, not `or`: truth-testing a compiled Sequential-like backbone calls its len(), which it refuses
+        backbone = self.backbone if self._compiled_backbone is None else self._compiled_backbone
+        features = backbone(x)
         return {name: head(features) for name, head in self.heads.items()}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

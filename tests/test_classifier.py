@@ -588,3 +588,31 @@ def test_channels_last_gives_same_logits():
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(nhwc.logits(x)["label"], plain.logits(x)["label"], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("network", ["airbench", "small"])
+def test_compile_fits_with_real_torch_compile_and_saves_plain_keys(tmp_path, monkeypatch, network):
+    """speed.compile=true through a real torch.compile (eager backend: no minutes of inductor codegen on CI): the
+    compiled module is the one called, its logits equal the plain backbone's, and checkpoints keep the plain keys.
+    (Regression: the airbench net, a Sequential-like backbone, failed with 'does not support len()'.)"""
+    real_compile, compiled = torch.compile, []
+
+    def eager_compile(module, **kwargs):
+        compiled.append(real_compile(module, backend="eager", **kwargs))
+        return compiled[-1]
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    torch.manual_seed(17)
+    backbone = AirbenchNet(widths=(8, 16, 16), whiten_bias_epochs=1) if network == "airbench" else SmallNet(width=4)
+    model = Classifier(backbone, {"label": 4}, optimizer=sgd(lr=0.1), compile=True)
+    trainer = make_trainer(tmp_path, max_epochs=1, limit_val_batches=0)
+    trainer.fit(model, datamodule=_airbench_dm())
+    assert len(compiled) == 1 and model._compiled_backbone is compiled[0]
+    model.eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model.logits(x)["label"], model.heads["label"](model.backbone(x)))
+    ckpt = tmp_path / "c.ckpt"
+    trainer.save_checkpoint(ckpt)
+    keys = torch.load(ckpt, weights_only=False)["state_dict"]
+    assert keys and not any("_orig_mod" in k or "_compiled" in k for k in keys)
