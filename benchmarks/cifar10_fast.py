@@ -94,8 +94,8 @@ def main(argv=None) -> None:
                         help="without the offline copy, download CIFAR-10 (torchvision) instead of stopping")
     args = parser.parse_args(argv)
     if args.quick:
-        data = ["data=synthetic", "data.num_train=256", "data.num_val=64", "data.batch_size=32", "model=small", "model.tta_level=1",
-                "trainer.max_steps=3", "trainer=cpu"]
+        data = ["data=synthetic", "data.num_train=256", "data.num_val=64", "data.batch_size=32", "model=small",
+                "model.tta_level=1", "trainer.max_steps=3", "trainer=cpu"]
     else:
         root = cifar_copy(args.download)
         data = [f"data.root={root}", f"data.download={str(args.download).lower()}"]

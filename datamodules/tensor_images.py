@@ -205,7 +205,8 @@ class TensorImageDataModule(pl.LightningDataModule):
             raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction!r}")
         if augment not in AUGMENTS:
             raise ValueError(f"data.augment: unknown value {augment!r}; choose one of {list(AUGMENTS)}")
-        flip = {True: "random", False: "none"}.get(flip, flip) if isinstance(flip, bool) else flip
+        if isinstance(flip, bool):  # data.flip=true / false
+            flip = "random" if flip else "none"
         if flip not in FLIPS:
             raise ValueError(f"data.flip: unknown value {flip!r}; choose one of {list(FLIPS)} (or true / false)")
         if crop_padding < 0 or cutout < 0:
