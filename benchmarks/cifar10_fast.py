@@ -108,7 +108,7 @@ def main(argv=None) -> None:
     text = table(["recipe", "seeds", "test acc (TTA) mean", "spread (max-min)", "no TTA mean", "training s (mean)",
                   "total s (mean)", "training images/s", "precision", "device", "torch", "lightning"],
                  [[args.experiment, len(runs), f"{acc:.4f}", f"{spread:.4f}", f"{plain:.4f}",
-                   f"{statistics.mean(r['fit'] for r in runs):.1f}", f"{statistics.mean(r['wall'] for r in runs):.1f}",
+                   f"{statistics.mean(r['fit'] for r in runs):.4g}", f"{statistics.mean(r['wall'] for r in runs):.4g}",
                    f"{statistics.mean(r['ips'] for r in runs):.0f}", runs[0]["precision"], device, info["torch"],
                    info["lightning"]]])
     finish(args, f"{args.experiment} end to end ({' '.join(args.extra) or 'recipe defaults'})", text)
