@@ -37,10 +37,10 @@ from rich.tree import Tree
 
 from callbacks.divergence import Diverged
 from callbacks.interrupt import Interrupted
-from callbacks.lr_finder import RangeTestResult, find_lr
-from callbacks.lr_schedule import LRSchedule
+from callbacks.range_test.finder import RangeTestResult, find_lr
+from callbacks.schedules.lr_schedule import LRSchedule
 from callbacks.run_config import RunConfig, read_checkpoint, saved_run_config
-from callbacks.sweep_resume import resume_decision
+from callbacks.sweeps.resume import resume_decision
 from lightning_modules.predict import predict_from_config
 
 AUTO_KEYS = ("max_lr", "base_lr")  # schedule keys the range test can fill in ("auto")

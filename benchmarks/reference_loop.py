@@ -14,8 +14,8 @@ reads (``experiment=cifar10_fast trainer=cpu`` plus ``--override``):
   ``nn.Module``; no Trainer, no hooks, no logging); the airbench whitening init is ``backbone.data_init`` and the
   per-epoch switch ``backbone.set_epoch``, called where Lightning's hooks would call them;
 * optimizer and parameter groups (norm LR scale): ``Classifier.configure_optimizers`` -> ``parameter_groups``;
-* schedule: the pure function ``instantiate(cfg.scheduler)`` (``callbacks.schedules.piecewise``), applied per step
-  with ``lr_scale`` as ``callbacks.lr_schedule.LRSchedule`` does (momentum via its ``set_momentum``);
+* schedule: the pure function ``instantiate(cfg.scheduler)`` (``callbacks.schedules.shapes.piecewise``), applied per step
+  with ``lr_scale`` as ``callbacks.schedules.lr_schedule.LRSchedule`` does (momentum via its ``set_momentum``);
 * Lookahead: the project's pure functions ``callbacks.lookahead.lookahead_decay`` (the decay schedule) and
   ``lookahead_pull`` (the update ``avg.lerp_(w, 1 - d); w.copy_(avg)`` over tensor lists, as the callback does);
 * data: the datamodule's uint8 training tensor, its ``normalize`` and ``datamodules.augment.batch_augment`` with the
@@ -76,7 +76,7 @@ def train_steps(cfg, steps: int) -> list[float]:
     from hydra.utils import instantiate
 
     from callbacks.lookahead import lookahead_decay, lookahead_pull
-    from callbacks.lr_schedule import set_momentum
+    from callbacks.schedules.lr_schedule import set_momentum
     from datamodules.augment import alternating_flip, batch_augment
     from train import fall_back_without_gpu
 

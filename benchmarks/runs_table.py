@@ -170,7 +170,7 @@ def run_jobs(jobs: list[Job], runs: Path, parallel: int = 1, timeout: float | No
 
 def range_test(job: Job, runs: Path, timeout: float | None = None, in_process: bool = False):
     """Run ``task=lr_range_test`` (resumable: a finished test is read back) and return its RangeTestResult."""
-    from callbacks.lr_finder import RangeTestResult
+    from callbacks.range_test.finder import RangeTestResult
 
     path = runs / job.name / "lr_range_test.json"
     if not path.exists():

@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from callbacks.schedules import gradient_noise_sigma
+from callbacks.schedules.shapes import gradient_noise_sigma
 
 
 class GradientNoise(Callback):

@@ -214,7 +214,7 @@ def test_range_rank_and_gap_from_csv(tmp_path):
 
 
 def test_peak_overrides():
-    piecewise = {"_target_": "callbacks.schedules.piecewise", "knots": [0, 5, 24], "values": [0.0, 0.4, 0.0],
+    piecewise = {"_target_": "callbacks.schedules.shapes.piecewise", "knots": [0, 5, 24], "values": [0.0, 0.4, 0.0],
                  "unit": "epoch"}
     assert rtv.peak_overrides(piecewise, 0.8, 24, 24) == ["scheduler.values=[0,0.8,0]"]
     assert rtv.peak_overrides(piecewise, 0.8, 2, 24) == ["scheduler.values=[0,0.8,0]", "scheduler.unit=fraction",

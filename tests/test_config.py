@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import CONF
-from callbacks.lr_schedule import LRSchedule
+from callbacks.schedules.lr_schedule import LRSchedule
 from train import build_callbacks, fall_back_without_gpu
 
 GROUPS = ["model", "data", "optimizer", "scheduler", "trainer", "callbacks", "logger", "task", "range_test", "experiment"]

@@ -20,9 +20,9 @@ from matplotlib.figure import Figure
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
-from callbacks.range_test_accuracy import AccuracyRangeTest
-from callbacks.range_test_loss import LRRangeTest
-from callbacks.lr_finder import RangeTestResult, find_lr
+from callbacks.range_test.accuracy import AccuracyRangeTest
+from callbacks.range_test.loss import LRRangeTest
+from callbacks.range_test.finder import RangeTestResult, find_lr
 from datamodules.synthetic import SyntheticDataModule
 from lightning_modules.classifier import Classifier
 from lightning_modules.networks import SmallNet
@@ -135,8 +135,8 @@ sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
 import torch, pytorch_lightning as pl
 torch.set_num_threads(1)
 from range_fixtures import TinyNet, TinyDM
-from callbacks.range_test_loss import LRRangeTest
-from callbacks.lr_finder import find_lr
+from callbacks.range_test.loss import LRRangeTest
+from callbacks.range_test.finder import find_lr
 
 class Probe(LRRangeTest):
     def _one_sweep(self, trainer, pl_module, stream, lrs):

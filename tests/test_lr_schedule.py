@@ -30,9 +30,9 @@ from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelChec
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch import nn
 
-from callbacks import schedules
+from callbacks.schedules import shapes as schedules
 from callbacks.gradient_noise import GradientNoise
-from callbacks.lr_schedule import LRSchedule
+from callbacks.schedules.lr_schedule import LRSchedule
 
 
 def _schedule(fn):

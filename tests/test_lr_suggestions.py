@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from callbacks.lr_suggestions import (
+from callbacks.range_test.suggestions import (
     accuracy_test_bounds,
     binomial_stderr,
     compute_suggestions,
@@ -230,7 +230,7 @@ def test_accuracy_bounds_ragged_and_no_rise():
 def test_loss_min_is_the_lr_of_the_smoothed_minimum_and_ten_times_min_div10():
     import numpy as np
 
-    from callbacks.lr_suggestions import compute_suggestions
+    from callbacks.range_test.suggestions import compute_suggestions
 
     lrs = np.logspace(-5, 1, 120)
     x = np.log10(lrs)

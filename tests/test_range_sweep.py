@@ -1,4 +1,4 @@
-"""callbacks.range_sweep: bitwise restore (at train start and mid-training, SGD/Adam, fp16 grad scaler, persistent
+"""callbacks.range_test.engine: bitwise restore (at train start and mid-training, SGD/Adam, fp16 grad scaler, persistent
 workers, failures), the sweep's LR per step with accumulation, clipping and lr_scale, sweep_lrs, seeding."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from callbacks.range_test_loss import LRRangeTest
-from callbacks.range_sweep import preserved_training_state, seed_rngs, sweep_lrs
+from callbacks.range_test.loss import LRRangeTest
+from callbacks.range_test.engine import preserved_training_state, seed_rngs, sweep_lrs
 from range_fixtures import Snap, TinyDM, TinyNet, assert_same_state, assert_tensors_equal, capture, fit, trainer
 
 torch.set_num_threads(1)

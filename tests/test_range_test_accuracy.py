@@ -10,8 +10,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from callbacks.range_test_accuracy import AccuracyRangeTest
-from callbacks.lr_suggestions import accuracy_test_bounds
+from callbacks.range_test.accuracy import AccuracyRangeTest
+from callbacks.range_test.suggestions import accuracy_test_bounds
 from range_fixtures import Snap, TinyDM, assert_same_state, dataset, fit
 
 torch.set_num_threads(1)

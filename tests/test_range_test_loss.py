@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 
-from callbacks.range_test_accuracy import AccuracyRangeTest
-from callbacks.range_test_loss import LRRangeTest, loss_rise, sweep_status
+from callbacks.range_test.accuracy import AccuracyRangeTest
+from callbacks.range_test.loss import LRRangeTest, loss_rise, sweep_status
 from conftest import compose_config
 from range_fixtures import Regression, Snap, TinyDM, TinyNet, assert_tensors_equal, dataset, fit, trainer
 
@@ -180,7 +180,7 @@ def test_range_test_configs_instantiate(name, cls):
 
 def test_no_side_channels_left():
     """The found LR flows forward only through the result: no 'auto' wiring, no hparams, no files."""
-    import callbacks.range_test_loss as m
+    import callbacks.range_test.loss as m
 
     for name in ("_set_auto", "_record_hparams", "SWEEP_BATCH_ATTR"):
         assert not hasattr(m, name)

@@ -1,4 +1,4 @@
-"""callbacks.range_test_report: PNG, CSV, JSON, TensorBoard figure + scalars, rich table; save_figure/log_figure."""
+"""callbacks.range_test.report: PNG, CSV, JSON, TensorBoard figure + scalars, rich table; save_figure/log_figure."""
 from __future__ import annotations
 
 import csv
@@ -11,9 +11,9 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from callbacks.lr_finder import RangeTestResult
-from callbacks.lr_suggestions import compute_suggestions
-from callbacks.range_test_report import log_figure, log_result, print_result, save_figure, save_result
+from callbacks.range_test.finder import RangeTestResult
+from callbacks.range_test.suggestions import compute_suggestions
+from callbacks.range_test.report import log_figure, log_result, print_result, save_figure, save_result
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from callbacks import schedules
+from callbacks.schedules import shapes as schedules
 
 REL = 1e-6
 
@@ -271,7 +271,7 @@ def test_one_set_of_defaults_matches_the_configs():
     for name in ("one_cycle", "cyclic", "piecewise", "warmup"):
         cfg = OmegaConf.to_container(OmegaConf.load(CONF / "scheduler" / f"{name}.yaml"))
         fn = getattr(schedules, name)
-        assert cfg.pop("_target_") == f"callbacks.schedules.{name}" and cfg.pop("_partial_") is True
+        assert cfg.pop("_target_") == f"callbacks.schedules.shapes.{name}" and cfg.pop("_partial_") is True
         params = inspect.signature(fn).parameters
         assert set(cfg) <= set(params), set(cfg) - set(params)
         assert not {"total_steps", "steps_per_epoch", "epochs"} & set(cfg)  # shape only

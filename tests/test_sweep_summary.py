@@ -6,10 +6,10 @@ import math
 import pytest
 from omegaconf import OmegaConf
 
-from callbacks.sweep_checks import SweepError, check_sweep, check_writable
-from callbacks.sweep_plot import Point, heatmap, lineplot
-from callbacks.sweep_resume import resume_decision
-from callbacks.sweep_summary import main, report, summarize
+from callbacks.sweeps.checks import SweepError, check_sweep, check_writable
+from callbacks.sweeps.plot import Point, heatmap, lineplot
+from callbacks.sweeps.resume import resume_decision
+from callbacks.sweeps.summary import main, report, summarize
 
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
@@ -87,7 +87,7 @@ def test_summary_rows_hold_each_jobs_values_best_first_diverged_last(tmp_path, c
 
 def test_heatmap_uses_log_axes_only_where_values_span_decades(tmp_path):
     summary = summarize(grid_sweep(tmp_path))
-    from callbacks.sweep_summary import plot
+    from callbacks.sweeps.summary import plot
 
     info = plot(summary)
     assert (info.kind, info.xscale, info.yscale) == ("heatmap", "log", "linear")
@@ -107,7 +107,7 @@ def test_one_swept_number_gives_a_line_plot(tmp_path):
         make_job(sweep, num, [f"scheduler.max_lr={lr}"], acc=0.4 + num / 10, lr=lr)
     written = report(sweep)
     assert (sweep / "lineplot.png").exists() and not (sweep / "heatmap.png").exists()
-    from callbacks.sweep_summary import plot
+    from callbacks.sweeps.summary import plot
 
     assert (plot(written).kind, plot(written).xscale) == ("line", "linear")
     wide = [Point((lr,), 0.5, "completed") for lr in (0.001, 0.01, 0.1)] + [Point((10.0,), math.nan, "diverged")]
@@ -206,7 +206,7 @@ def test_resume_decision_skips_finished_jobs_and_resumes_the_rest(tmp_path):
 def test_a_job_that_raised_is_recorded_as_failed_not_left_running(tmp_path):
     from hydra.core.utils import JobReturn, JobStatus
 
-    from callbacks.sweep_checks import record_failure
+    from callbacks.sweeps.checks import record_failure
 
     run_dir = make_job(tmp_path / "s", 0, ["scheduler.max_lr=0.1"], status="running", lr=0.1)
     config = OmegaConf.create({"monitor": "val/acc", "monitor_mode": "max",

@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from omegaconf import OmegaConf
 
-from callbacks.lr_finder import RangeTestResult
+from callbacks.range_test.finder import RangeTestResult
 from conftest import ROOT, compose_config, run_train, smoke_overrides
 from train import run
 

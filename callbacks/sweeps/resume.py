@@ -5,7 +5,7 @@ A job's run directory (``<sweep dir>/<hydra.sweep.subdir>``) holds the ``result.
 the same ``hydra.sweep.dir`` and ``+resume=true`` gives every job the same run directory again (``resume`` is left
 out of ``hydra.job.override_dirname``), so each job can decide from its own directory:
 
-    from callbacks.sweep_resume import resume_decision
+    from callbacks.sweeps.resume import resume_decision
     action, detail = resume_decision(cfg.output_dir, overrides=HydraConfig.get().overrides.task)
     # "skip"   -> detail is the finished result.json (dict): return detail["objective"], train nothing
     # "resume" -> detail is the checkpoint path: train with ckpt_path=detail

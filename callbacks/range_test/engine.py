@@ -13,8 +13,8 @@
   across ranks, the recorded loss is the rank mean so every rank takes the same decisions).
 * :func:`sweep_lrs`, :func:`seed_rngs`.
 
-The callbacks built on this (and the phase that runs them) are in :mod:`callbacks.lr_finder`,
-:mod:`callbacks.range_test_loss` and :mod:`callbacks.range_test_accuracy`.
+The callbacks built on this (and the phase that runs them) are in :mod:`callbacks.range_test.finder`,
+:mod:`callbacks.range_test.loss` and :mod:`callbacks.range_test.accuracy`.
 
 Only automatic-optimization modules (or modules with ``compute_loss(batch)``) on DDP-style strategies (single
 device, DDP, DDP-spawn) are supported; step-with-closure optimizers (LBFGS) are not.

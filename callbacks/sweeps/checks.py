@@ -1,6 +1,6 @@
 """Checks a sweep's arguments before its first job starts, and records a job that raised as "failed".
 
-Called by the ``SweepSummary`` Hydra callback (callbacks/sweep_summary.py). Each error names the key or path and
+Called by the ``SweepSummary`` Hydra callback (callbacks/sweeps/hydra_callback.py). Each error names the key or path and
 what is allowed, and stops the sweep before anything runs, so no half-run sweep is left behind.
 """
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from callbacks.sweep_resume import RESULT_FILE, read_result
+from callbacks.sweeps.resume import RESULT_FILE, read_result
+from callbacks.sweeps.summary import planned_jobs, sweep_arguments
 
 # Numeric schedule keys that also take "auto" (train.py's AUTO_KEYS: the LR range test fills them in).
 AUTO_OK = ("scheduler.max_lr", "scheduler.base_lr")
@@ -66,8 +67,6 @@ def check_sweep(config: DictConfig) -> None:
     """A writable sweep directory; swept keys that exist, with numbers where the config holds a number; at least
     one job; an Optuna direction that agrees with ``monitor_mode``."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from callbacks.sweep_summary import planned_jobs, sweep_arguments
 
     sweeper = config.hydra.sweeper
     overrides = OverridesParser.create().parse_overrides(sweep_arguments(config))

@@ -1,6 +1,6 @@
 """The report of an LR range test (loss or accuracy): matplotlib figure, CSV, JSON, TensorBoard, rich table.
 
-Every function takes a :class:`callbacks.lr_finder.RangeTestResult` (duck-typed here; the result's methods
+Every function takes a :class:`callbacks.range_test.finder.RangeTestResult` (duck-typed here; the result's methods
 ``plot``/``to_csv``/``to_json``/``save``/``log_to``/``print`` call them). Two generic helpers are shared with other
 plots (the LR-schedule plot): :func:`save_figure` and :func:`log_figure`.
 """

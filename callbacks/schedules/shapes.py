@@ -4,7 +4,7 @@ Every schedule is a function ``f(step, total_steps, **shape, steps_per_epoch=Non
 optimizer step (``0`` for the first optimizer step, ``total_steps - 1`` for the last one). ``momentum`` is
 ``None`` when the schedule leaves the optimizer's momentum alone. The shape parameters are what a config
 (``conf/scheduler/*.yaml``, ``_partial_: true``) gives; the run's length and steps per epoch come from the
-trainer, never from the config. :class:`callbacks.lr_schedule.LRSchedule` drives any of them.
+trainer, never from the config. :class:`callbacks.schedules.lr_schedule.LRSchedule` drives any of them.
 
 Each function checks its own shape (``ValueError`` naming ``scheduler.<key>``), so the defaults and the rules
 live here once.

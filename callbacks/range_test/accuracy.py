@@ -3,7 +3,7 @@
 L. N. Smith, "Cyclical Learning Rates for Training Neural Networks" (arXiv:1506.01186), sec. 3.3: "run your model
 for several epochs while letting the learning rate increase linearly between low and high LR values ... note the
 learning rate value when the accuracy starts to increase and when the accuracy slows, becomes ragged, or starts to
-fall". Usually run through :func:`callbacks.lr_finder.find_lr`; the machinery is in :mod:`callbacks.range_sweep`.
+fall". Usually run through :func:`callbacks.range_test.finder.find_lr`; the machinery is in :mod:`callbacks.range_test.engine`.
 """
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytorch_lightning as pl
 import torch
 
-from callbacks.lr_finder import RangeTestCallback, RangeTestResult
-from callbacks.lr_suggestions import accuracy_test_bounds, binomial_stderr, divergence_index, running_average
-from callbacks.range_sweep import (
+from callbacks.range_test.base import RangeTestCallback
+from callbacks.range_test.result import RangeTestResult
+from callbacks.range_test.suggestions import accuracy_test_bounds, binomial_stderr, divergence_index, running_average
+from callbacks.range_test.engine import (
     BatchStream,
     first_loader,
     optimizer_step_at,
@@ -43,7 +44,7 @@ class AccuracyRangeTest(RangeTestCallback):
     The LR rises linearly from ``min_lr`` to ``max_lr`` over ``num_epochs`` epochs' worth of optimizer steps (or
     ``num_steps``); before the first step, every ``eval_every`` steps and at the last step, validation accuracy is
     measured on the first ``eval_batches`` validation batches (eval mode, no training augmentation, counts summed
-    over DDP ranks). :func:`callbacks.lr_suggestions.accuracy_test_bounds` turns the points into ``base_lr`` and
+    over DDP ranks). :func:`callbacks.range_test.suggestions.accuracy_test_bounds` turns the points into ``base_lr`` and
     ``max_lr`` (``result.base_lr``, ``result.lr``), treating accuracies within one binomial standard error of each
     other as ties. Accuracy comes from ``pl_module.accuracy_counts(batch) -> (correct, total)`` if present, else
     from ``argmax(pl_module(x)) == y``.

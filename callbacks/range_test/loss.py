@@ -1,11 +1,11 @@
 """Smith's LR range test on the training loss, as a Lightning callback that leaves nothing behind.
 
 Raise the LR after every optimizer step (exponentially or linearly from ``min_lr`` to ``max_lr``) until the
-running-average loss blows up, then suggest a learning rate (see :mod:`callbacks.lr_suggestions`).
+running-average loss blows up, then suggest a learning rate (see :mod:`callbacks.range_test.suggestions`).
 L. N. Smith, "A disciplined approach to neural network hyper-parameters: Part 1" (2018), sec. 4.1;
 "Cyclical Learning Rates for Training Neural Networks" (2015), sec. 3.3. Usually run through
-:func:`callbacks.lr_finder.find_lr`; the machinery (restore, private batches, one step) is in
-:mod:`callbacks.range_sweep`.
+:func:`callbacks.range_test.finder.find_lr`; the machinery (restore, private batches, one step) is in
+:mod:`callbacks.range_test.engine`.
 """
 from __future__ import annotations
 
@@ -16,15 +16,16 @@ import numpy as np
 import pytorch_lightning as pl
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
-from callbacks.lr_finder import RangeTestCallback, RangeTestResult
-from callbacks.lr_suggestions import (
+from callbacks.range_test.base import RangeTestCallback
+from callbacks.range_test.result import RangeTestResult
+from callbacks.range_test.suggestions import (
     SUGGESTIONS,
     compute_suggestions,
     default_bandwidth,
     divergence_index,
     running_average,
 )
-from callbacks.range_sweep import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
+from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
 
 __all__ = ["LRRangeTest", "loss_rise", "sweep_status"]
 
@@ -83,14 +84,14 @@ class LRRangeTest(RangeTestCallback):
             best value (``None``: only a non-finite loss stops the sweep).
         smooth_beta: beta of that running average (0.98, as in Smith's/fastai's finder).
         suggestion: the rule that becomes ``result.lr``: ``"min_div10"``, ``"steepest"``, ``"valley"`` or
-            ``"loss_min"`` (see :mod:`callbacks.lr_suggestions`).
+            ``"loss_min"`` (see :mod:`callbacks.range_test.suggestions`).
         repeats: sweeps with seeds ``seed, seed+1, ...`` (model restored in between); the answer is the geometric
             mean over repeats and the spread is reported.
         seed: seed of the sweep's RNGs (data order, augmentation, dropout); ``None`` continues the current
             streams. Training's own RNG state is restored afterwards either way.
         bandwidth: width (decades of LR) of the zero-lag smoother; ``None`` = default.
 
-    After :meth:`run` (or ``on_train_start``) ``self.result`` is the :class:`~callbacks.lr_finder.RangeTestResult`.
+    After :meth:`run` (or ``on_train_start``) ``self.result`` is the :class:`~callbacks.range_test.finder.RangeTestResult`.
     """
 
     def __init__(self, min_lr: float = 1e-5, max_lr: float = 10.0, num_steps: int = 200, mode: str = "exp",

@@ -3,9 +3,9 @@
 Written by the Hydra callback ``SweepSummary`` when a multirun ends (registered in conf/train.yaml), and by hand on a
 finished or interrupted sweep:
 
-    python -m callbacks.sweep_summary multirun/2026-11-28/04-30-00
+    python -m callbacks.sweeps.summary multirun/2026-11-28/04-30-00
 
-One row per job, read from the job's own ``result.json`` (see callbacks/sweep_resume.py) and
+One row per job, read from the job's own ``result.json`` (see callbacks/sweeps/resume.py) and
 ``.hydra/overrides.yaml``: the swept values, the final and best metrics, the LR actually used (the range test's when
 ``scheduler.max_lr=auto``), epochs and steps run, wall time, status and reason. Completed jobs come first, best
 first by the monitored metric; then diverged, failed, unfinished and never-started jobs, by job number. A sweep
@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from callbacks.sweep_plot import HEATMAP_FILE, LINEPLOT_FILE, Point, heatmap, lineplot
-from callbacks.sweep_resume import read_result
+from callbacks.sweeps.plot import HEATMAP_FILE, LINEPLOT_FILE, Point, heatmap, lineplot
+from callbacks.sweeps.resume import read_result
 
 CSV_FILE, MD_FILE = "summary.csv", "summary.md"
 MULTIRUN_FILE = "multirun.yaml"  # Hydra's copy of the sweep's config, in the sweep directory
@@ -334,30 +333,8 @@ def report(sweep_dir: str | Path) -> Summary:
     return summary
 
 
-class SweepSummary(Callback):
-    """Hydra callback: checks the sweep's arguments before any job starts, records a job that raised as failed,
-    and writes the summary when the multirun ends."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from callbacks.sweep_checks import SweepError, check_sweep
-
-        try:
-            check_sweep(config)
-        except SweepError as e:
-            # Hydra turns a callback's exceptions into warnings and goes on; a bad sweep must stop here.
-            raise SystemExit(f"error: {e}") from None
-
-    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        from callbacks.sweep_checks import record_failure
-
-        record_failure(config, job_return)
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        report(config.hydra.sweep.dir)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m callbacks.sweep_summary", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m callbacks.sweeps.summary", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep_dir", help="a Hydra sweep directory (hydra.sweep.dir), finished or interrupted")
     args = parser.parse_args(argv)
     try:

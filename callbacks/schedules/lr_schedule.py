@@ -1,4 +1,4 @@
-"""One Lightning callback that drives any pure schedule of :mod:`callbacks.schedules`.
+"""One Lightning callback that drives any pure schedule of :mod:`callbacks.schedules.shapes`.
 
 ``LRSchedule(schedule)`` takes ``schedule(step, total_steps, steps_per_epoch=...) -> (lr, momentum | None)``,
 usually a ``functools.partial`` made by Hydra from ``conf/scheduler/<name>.yaml`` (``_partial_: true``), and
@@ -29,7 +29,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback
 
-from callbacks.range_test_report import log_figure, save_figure
+from callbacks.range_test.report import log_figure, save_figure
 
 Schedule = Callable[..., "tuple[float, float | None]"]
 _PROBE_STEPS, _PROBE_STEPS_PER_EPOCH = 10**7, 10**4  # a nominal long run, to check a schedule's shape up front

@@ -1,0 +1,70 @@
+"""What an LR range test found (:class:`RangeTestResult`): the curve, every rule's suggestion and the chosen LR.
+
+Its files (PNG, CSV, JSON), TensorBoard scalars and console table are written by :mod:`callbacks.range_test.report`;
+this class only holds the values and forwards to it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from callbacks.range_test import report
+
+__all__ = ["RangeTestResult"]
+
+
+@dataclass
+class RangeTestResult:
+    """What an LR range test found. ``lrs``/``losses``/``smoothed`` are the (first repeat's) sweep: one entry per
+    optimizer step; ``smoothed`` is the zero-lag smoothed loss (loss test) or the running average of the loss
+    used by the stop rule (accuracy test)."""
+
+    kind: str  # "loss" | "accuracy"
+    lrs: List[float]
+    losses: List[float]
+    smoothed: List[float]
+    suggestions: Dict[str, float]  # every rule's LR (accuracy test: base_lr, max_lr, peak_lr)
+    rule: str  # the rule that chose `lr`
+    lr: float  # the chosen max LR
+    base_lr: Optional[float] = None  # accuracy test's base_lr; None for the loss test
+    status: str = ""  # how the sweep ended and how far the loss rose over its minimum
+    elapsed_s: float = 0.0
+    stop_index: Optional[int] = None  # step at which the stop rule fired (None: ran to the end)
+    loss_rise: Optional[float] = None  # highest smoothed loss after its minimum / the minimum
+    settings: Dict[str, Any] = field(default_factory=dict)  # the range test's arguments
+    repeats: List[Dict[str, Any]] = field(default_factory=list)  # loss test: one sweep per seed
+    spread: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # per rule: values over repeats, geomean, std
+    evals: List[Dict[str, Any]] = field(default_factory=list)  # accuracy test: step, lr, acc, images, stderr
+    start_acc: Optional[float] = None
+    peak_acc: Optional[float] = None
+    eval_images: Optional[int] = None  # accuracy test: images evaluated per point (all ranks)
+
+    def plot(self):
+        """A matplotlib Figure of the sweep and its suggestions (not registered with pyplot)."""
+        return report.result_figure(self)
+
+    def to_csv(self, path: str) -> str:
+        return report.write_csv(self, str(path))
+
+    def to_json(self, path: str) -> str:
+        return report.write_json(self, str(path))
+
+    @classmethod
+    def from_json(cls, path: str) -> "RangeTestResult":
+        data = report.read_json_dict(str(path))
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def save(self, out_dir: str) -> List[str]:
+        """Write ``lr_range_test.{png,csv,json}`` (``accuracy_range_test.*`` for the accuracy test) to
+        ``out_dir``; returns the paths."""
+        return report.save_result(self, str(out_dir))
+
+    def log_to(self, loggers: Any) -> None:
+        """Figure and curve scalars to the TensorBoard loggers among ``loggers`` (others are skipped)."""
+        report.log_result(self, loggers)
+
+    def print(self, console: Any = None) -> None:
+        """The rich table of suggestions, the status and the chosen value."""
+        report.print_result(self, console)

@@ -1,0 +1,29 @@
+"""The Hydra callback every multirun gets (``hydra.callbacks.sweep_summary`` in conf/train.yaml): it checks the
+sweep's arguments before the first job, records a job that raised, and writes the summary when the sweep ends."""
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from callbacks.sweeps.checks import SweepError, check_sweep, record_failure
+from callbacks.sweeps.summary import report
+
+
+class SweepSummary(Callback):
+    """Hydra callback: checks the sweep's arguments before any job starts, records a job that raised as failed,
+    and writes the summary when the multirun ends."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_sweep(config)
+        except SweepError as e:
+            # Hydra turns a callback's exceptions into warnings and goes on; a bad sweep must stop here.
+            raise SystemExit(f"error: {e}") from None
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        record_failure(config, job_return)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        report(config.hydra.sweep.dir)
