@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from datamodules.tensor_images import TensorImageDataModule
+from datamodules.tensor_images import TrainTestDataModule
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
@@ -35,7 +35,7 @@ def read_batch_file(path: str) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(images.copy()), torch.from_numpy(labels)
 
 
-class CIFAR10DataModule(TensorImageDataModule):
+class CIFAR10DataModule(TrainTestDataModule):
     """CIFAR-10 (Krizhevsky 2009): 50,000 training and 10,000 test images, 10 classes.
 
     Args:

@@ -79,10 +79,10 @@ class CSVImageDataModule(FileImageDataModule):
         self.label_columns = list(label_columns) if label_columns is not None else None
         self.image_root = os.path.abspath(os.path.expanduser(str(image_root))) if image_root else None
         self.allow_outside_paths = allow_outside_paths
-        self._stratify_head = None
 
     def stratify_head(self, rec: Records) -> str:
-        return self._stratify_head or next(iter(rec.vocabularies))
+        """``stratify_on`` (checked against the label columns by :meth:`read_records`), else the first column."""
+        return self.stratify_on or next(iter(rec.vocabularies))
 
     def read_records(self) -> Records:
         columns, rows = read_csv(self.csv_path)
@@ -101,7 +101,6 @@ class CSVImageDataModule(FileImageDataModule):
                              f"columns are {columns}")
         if self.stratify_on is not None and self.stratify_on not in labels:
             raise ValueError(f"data.stratify_on: {self.stratify_on!r} is not one of the label columns {labels}")
-        self._stratify_head = self.stratify_on or labels[0]
         vocabularies, label_arrays = {}, {}
         for col in labels:
             values = [(row.get(col) or "").strip() for row in rows]

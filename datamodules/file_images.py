@@ -9,7 +9,6 @@ are decoded once (see :mod:`datamodules.image_cache`) in the order train, val, t
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -18,13 +17,12 @@ import numpy as np
 import torch
 
 from datamodules.image_cache import load_or_decode, describe_bad, RESIZE_MODES
-from datamodules.tensor_images import TensorImageDataModule, TensorImageDataset
-
-SPLITS = ("train", "val", "test")
+from datamodules.tensor_images import SPLITS, Split, Splits, TensorImageDataModule, class_counts
 
 
 @dataclass
 class Records:
+    """What a file-based source lists (:meth:`FileImageDataModule.read_records`)."""
     paths: list[str]                    # absolute paths
     labels: dict[str, np.ndarray]       # head -> int64 (N,) indices into vocabularies[head]
     vocabularies: dict[str, list[str]]  # head -> class names
@@ -49,8 +47,18 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int
     return [np.sort(np.concatenate(p)) if p else np.zeros(0, np.int64) for p in parts]
 
 
+@dataclass
+class DecodedSplits:
+    """The decoded images of every split: {split: (uint8 images, their record indices)}, with the JSON file that
+    caches the training split's channel statistics (None without a cache) and the files skipped as bad."""
+    parts: dict[str, tuple[torch.Tensor, np.ndarray]]
+    stats_cache: str | None
+    bad_files: list[str]
+
+
 class FileImageDataModule(TensorImageDataModule):
-    """Base of :class:`ImageFolderDataModule` and :class:`CSVImageDataModule`.
+    """Base of :class:`ImageFolderDataModule` and :class:`CSVImageDataModule`: lists the files
+    (:meth:`read_records`), splits and decodes them and gives :meth:`TensorImageDataModule.setup` the splits.
 
     Args:
         image_size: side of the square images the files are resized to.
@@ -85,157 +93,114 @@ class FileImageDataModule(TensorImageDataModule):
         self.image_size, self.resize_mode, self.test_fraction = image_size, resize_mode, test_fraction
         self.cache, self.cache_dir, self.decode_workers = cache, cache_dir, decode_workers
         self.skip_bad_images, self.albumentation_steps = skip_bad_images, albumentations
-        self.vocabularies: dict[str, list[str]] = {}
-        self.class_counts: dict[str, list[int]] = {}
-        self.bad_files: list[str] = []                    # skipped files (data.skip_bad_images=true)
-        self.split_paths: dict[str, list[str]] = {}       # split -> image paths, after setup
-        self.stats_key: str | None = None
 
     # -- subclass API ---------------------------------------------------------------------------------------------
     def read_records(self) -> Records:
+        """The image files, their labels per head, the class names and any split the data gives."""
         raise NotImplementedError
+
+    def stratify_head(self, rec: Records) -> str:
+        """The head the seeded split is stratified on (default: the first)."""
+        return next(iter(rec.vocabularies))
 
     @property
     def heads(self) -> dict[str, int]:
-        if not self.vocabularies:
+        if not self.vocabularies:  # before setup: the class names of the listed files (setup sets the same)
             self.vocabularies = self.read_records().vocabularies
         return {name: len(v) for name, v in self.vocabularies.items()}
-
-    def checkpoint_metadata(self) -> dict:
-        """What prediction needs besides the weights: vocabularies and preprocessing (plain types)."""
-        return {"vocabularies": {k: list(v) for k, v in self.vocabularies.items()},
-                "image_size": self.image_size, "resize_mode": self.resize_mode,
-                "mean": [float(m) for m in self.mean], "std": [float(s) for s in self.std]}
 
     def prepare_data(self) -> None:
         """Fails now on bad input (layout, columns, paths, images); with a cache, also decodes into it, once (rank 0
         under DDP), so that every rank's :meth:`setup` reads the cache file."""
         rec = self.read_records()
         if self.cache != "off":
-            self.load_splits(rec, self.assign_splits(rec, self.stratify_head(rec)), self.source_key)
+            self.decode_splits(rec)
+
+    def load_splits(self) -> Splits:
+        """The decoded splits. Without validation images, validation runs on the test split (with a warning);
+        without test images, the test split is the validation split."""
+        rec = self.read_records()
+        decoded = self.decode_splits(rec)
+        split = {s: Split(x, self.labels_of(rec, idx), [rec.paths[i] for i in idx])
+                 for s, (x, idx) in decoded.parts.items()}
+        val, test = split["val"] if split["val"].paths else None, split["test"] if split["test"].paths else None
+        if val is None:
+            if self.val_fraction > 0:
+                raise ValueError(f"data.val_fraction={self.val_fraction} holds out no image: the classes of "
+                                 f"{self.stratify_head(rec)!r} are too small for it; raise it or add a validation "
+                                 "split")
+            if test is None:
+                raise ValueError(f"{self.source_key}: no validation or test images: set data.val_fraction > 0 or add "
+                                 "a validation split")
+            warnings.warn("no validation split (data.val_fraction=0 and none in the data): validating on the "
+                          "test split", stacklevel=2)
+        return Splits(split["train"], val, test, rec.vocabularies, decoded.stats_cache, decoded.bad_files)
+
+    @staticmethod
+    def labels_of(rec: Records, idx: np.ndarray):
+        """The labels of records ``idx``: a tensor for the one head ``label``, else {head: tensor}."""
+        ys = {h: torch.from_numpy(v[idx]) for h, v in rec.labels.items()}
+        return ys[next(iter(ys))] if list(ys) == ["label"] else ys
 
     # -- splits ---------------------------------------------------------------------------------------------------
-    def assign_splits(self, rec: Records, stratify_on: str) -> dict[str, np.ndarray]:
+    def assign_splits(self, rec: Records) -> dict[str, np.ndarray]:
         """Indices of train/val/test: the given split where there is one, else a stratified split."""
         split = rec.split if rec.split is not None else np.full(len(rec.paths), "", dtype=object)
         free = np.flatnonzero((split == "") | (split == "train"))
         fractions = (0.0 if (split == "val").any() else self.val_fraction,
                      0.0 if (split == "test").any() else self.test_fraction)
-        val_part, test_part, train_part = stratified_split(rec.labels[stratify_on][free], fractions, self.seed)
-        out = {"train": free[train_part],
-               "val": np.sort(np.concatenate([np.flatnonzero(split == "val"), free[val_part]])),
-               "test": np.sort(np.concatenate([np.flatnonzero(split == "test"), free[test_part]]))}
-        return out
+        labels = rec.labels[self.stratify_head(rec)][free]
+        val_part, test_part, train_part = stratified_split(labels, fractions, self.seed)
+        return {"train": free[train_part],
+                "val": np.sort(np.concatenate([np.flatnonzero(split == "val"), free[val_part]])),
+                "test": np.sort(np.concatenate([np.flatnonzero(split == "test"), free[test_part]]))}
 
-    def check_training_classes(self, rec: Records, train_idx: np.ndarray, where: str) -> None:
-        for head, vocab in rec.vocabularies.items():
-            counts = np.bincount(rec.labels[head][train_idx], minlength=len(vocab))
-            absent = [vocab[c] for c in np.flatnonzero(counts == 0)]
+    def check_training_classes(self, rec: Records, train_idx: np.ndarray) -> None:
+        """Refuses a split that leaves a class of some head without training images."""
+        labels = {h: torch.from_numpy(v[train_idx]) for h, v in rec.labels.items()}
+        for head, counts in class_counts(labels, rec.vocabularies).items():
+            absent = [rec.vocabularies[head][c] for c, n in enumerate(counts) if n == 0]
             if absent:
-                raise ValueError(f"{where}: the split leaves class(es) {absent} of attribute {head!r} without "
-                                 "training images; add images, lower data.val_fraction/data.test_fraction or "
-                                 "change the split")
-            self.class_counts[head] = counts.tolist()
+                raise ValueError(f"{self.source_key}: the split leaves class(es) {absent} of attribute {head!r} "
+                                 "without training images; add images, lower data.val_fraction/data.test_fraction "
+                                 "or change the split")
 
-    # -- loading --------------------------------------------------------------------------------------------------
-    def load_splits(self, rec: Records, splits: dict[str, np.ndarray], where: str):
-        """{split: (uint8 images, record indices)}. The cache holds the files in record order, except with
-        ``cache=mmap``: there it holds them in split order (a new seed or fraction writes a new file), so that
-        every split is a slice of the memory map rather than a copy in memory."""
+    # -- decoding -------------------------------------------------------------------------------------------------
+    def decode_splits(self, rec: Records) -> DecodedSplits:
+        """Decodes (or reads from the cache) the images of :meth:`assign_splits`. The cache holds the files in
+        record order, except with ``cache=mmap``: there it holds them in split order (a new seed or fraction
+        writes a new file), so that every split is a slice of the memory map rather than a copy in memory."""
+        splits = self.assign_splits(rec)
         split_order = np.concatenate([splits[s] for s in SPLITS])
         decode_order = split_order if self.cache == "mmap" else np.arange(len(rec.paths))
         paths = [rec.paths[i] for i in decode_order]
+        cache_dir = self.cache_dir or rec.cache_dir
         decoded = load_or_decode(paths, self.image_size, self.resize_mode, self.cache,
-                                 None if self.cache == "off" else (self.cache_dir or rec.cache_dir),
-                                 self.decode_workers)
+                                 None if self.cache == "off" else cache_dir, self.decode_workers)
+        bad_files = [paths[i] for i in sorted(decoded.bad)]
         if decoded.bad:
             text = describe_bad(paths, decoded.bad)
-            self.bad_files = [paths[i] for i in sorted(decoded.bad)]
             if not self.skip_bad_images:
-                raise ValueError(f"{where}: {text} are missing or do not decode; fix or remove them, or set "
+                raise ValueError(f"{self.source_key}: {text} are missing or do not decode; fix or remove them, or set "
                                  "data.skip_bad_images=true to skip them")
             warnings.warn(f"data.skip_bad_images=true: skipping {text}", stacklevel=2)
         ok = decoded.ok_mask()
         row_of = np.empty(len(rec.paths), np.int64)
         row_of[decode_order] = np.arange(len(decode_order))
-        images, out = torch.from_numpy(decoded.images), {}
+        images, parts = torch.from_numpy(decoded.images), {}
         for s in SPLITS:
             rows = row_of[splits[s]]
             rows = rows[ok[rows]]
             contiguous = len(rows) > 0 and bool((np.diff(rows) == 1).all())
-            x = images[rows[0]:rows[-1] + 1] if contiguous else images[torch.from_numpy(rows)]
-            out[s] = (x, decode_order[rows])
-        self.check_training_classes(rec, out["train"][1], where)
-        self.stats_key = None if decoded.key is None else f"{decoded.key}-{_digest(out['train'][1])}"
-        return out
-
-    def _labels(self, rec: Records, idx: np.ndarray):
-        ys = {h: torch.from_numpy(v[idx]) for h, v in rec.labels.items()}
-        return ys[next(iter(ys))] if list(ys) == ["label"] else ys
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        rec = self.read_records()
-        self.vocabularies = rec.vocabularies
-        self.classes = rec.vocabularies[next(iter(rec.vocabularies))]
-        where = self.source_key
-        parts = self.load_splits(rec, self.assign_splits(rec, self.stratify_head(rec)), where)
-        (train_x, train_i), (val_x, val_i), (test_x, test_i) = (parts[s] for s in SPLITS)
-        if len(val_i) == 0:
-            if self.val_fraction > 0:
-                raise ValueError(f"data.val_fraction={self.val_fraction} holds out no image: the classes of "
-                                 f"{self.stratify_head(rec)!r} are too small for it; raise it or add a validation split")
-            if len(test_i) == 0:
-                raise ValueError(f"{where}: no validation or test images: set data.val_fraction > 0 or add a "
-                                 "validation split")
-            warnings.warn("no validation split (data.val_fraction=0 and none in the data): validating on the "
-                          "test split", stacklevel=2)
-            val_x, val_i = test_x, test_i
-        if len(test_i) == 0:
-            test_x, test_i = val_x, val_i  # no test split: trainer.test reports the validation images
-        self.mean, self.std = self.channel_stats(train_x, rec.cache_dir)
-        self.train_set = TensorImageDataset(train_x, self._labels(rec, train_i), self._albumentations(self.image_size))
-        self.val_set = TensorImageDataset(val_x, self._labels(rec, val_i))
-        self.test_set = TensorImageDataset(test_x, self._labels(rec, test_i))
-        self.split_paths = {s: [rec.paths[i] for i in parts[s][1]] for s in SPLITS}
-        if len(self.train_set) < self.batch_size and self.drop_last:
-            raise ValueError(f"data.batch_size={self.batch_size} is larger than the {len(self.train_set)} "
-                             "training images; lower it or set data.drop_last=false")
-
-    def stratify_head(self, rec: Records) -> str:
-        return next(iter(rec.vocabularies))
-
-    def load(self):
-        self.setup("fit")
-        return (self.train_set.images, self.train_set.labels, self.test_set.images, self.test_set.labels,
-                self.classes)
-
-    # -- normalisation statistics ---------------------------------------------------------------------------------
-    def channel_stats(self, train_x: torch.Tensor, default_dir: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel mean/std of the training images in [0, 1], computed in chunks and cached beside the images."""
-        path = None
-        if self.stats_key is not None:
-            path = os.path.join(self.cache_dir or default_dir, f"{self.stats_key}.stats.json")
-            if os.path.isfile(path):
-                with open(path) as f:
-                    stats = json.load(f)
-                return torch.tensor(stats["mean"]), torch.tensor(stats["std"])
-        total = torch.zeros(train_x.shape[1], dtype=torch.float64)
-        total_sq = torch.zeros_like(total)
-        for start in range(0, len(train_x), 4096):
-            chunk = train_x[start:start + 4096].double() / 255
-            total += chunk.sum(dim=(0, 2, 3))
-            total_sq += (chunk ** 2).sum(dim=(0, 2, 3))
-        count = train_x.shape[0] * train_x.shape[2] * train_x.shape[3]
-        mean = total / count
-        std = ((total_sq - count * mean ** 2) / max(1, count - 1)).clamp_min(1e-12).sqrt()
-        if path is not None:
-            with open(path, "w") as f:
-                json.dump({"mean": mean.tolist(), "std": std.tolist()}, f)
-        return mean.float(), std.float()
+            parts[s] = (images[rows[0]:rows[-1] + 1] if contiguous else images[torch.from_numpy(rows)],
+                        decode_order[rows])
+        self.check_training_classes(rec, parts["train"][1])
+        stats = None if decoded.key is None else os.path.join(
+            cache_dir, f"{decoded.key}-{_digest(parts['train'][1])}.stats.json")
+        return DecodedSplits(parts, stats, bad_files)
 
     def _albumentations(self, size: int):
+        """The configured ``data.albumentations`` transforms, else the base class's pipeline."""
         if self.augment != "albumentations" or not self.albumentation_steps:
             return super()._albumentations(size)
         import albumentations as A

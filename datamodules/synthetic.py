@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from datamodules.tensor_images import TensorImageDataModule
+from datamodules.tensor_images import TrainTestDataModule
 
 
 def make_images(n: int, num_classes: int, image_size: int, noise: float, generator: torch.Generator,
@@ -20,7 +20,7 @@ def make_images(n: int, num_classes: int, image_size: int, noise: float, generat
     return (images.clamp(0, 1) * 255).round().to(torch.uint8), labels
 
 
-class SyntheticDataModule(TensorImageDataModule):
+class SyntheticDataModule(TrainTestDataModule):
     """Class-dependent patterns plus noise.
 
     Args:
