@@ -8,16 +8,16 @@ import torch
 
 def confusion_figure(matrix: torch.Tensor, class_names: list[str], title: str):
     """A matplotlib figure of ``matrix`` (rows: true class, columns: predicted class)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     k = len(class_names)
     counts = matrix.to(torch.int64).numpy()
     rates = counts / counts.sum(axis=1, keepdims=True).clip(min=1)
     side = max(4.0, 0.45 * k + 2)
-    fig, ax = plt.subplots(figsize=(side, side))
+    fig = Figure(figsize=(side, side))
+    FigureCanvasAgg(fig)  # pyplot-free: a notebook's backend is left as it is
+    ax = fig.subplots()
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(k), class_names, rotation=90)
     ax.set_yticks(range(k), class_names)
@@ -35,7 +35,6 @@ def confusion_figure(matrix: torch.Tensor, class_names: list[str], title: str):
 
 def log_confusion_matrix(trainer, head: str, matrix: torch.Tensor, class_names: list[str] | None) -> str:
     """Write ``<run dir>/confusion_<head>.png`` and add the figure to every TensorBoard logger; returns the path."""
-    import matplotlib.pyplot as plt
     from pytorch_lightning.loggers import TensorBoardLogger
 
     names = list(class_names) if class_names else [str(i) for i in range(matrix.shape[0])]
@@ -46,5 +45,4 @@ def log_confusion_matrix(trainer, head: str, matrix: torch.Tensor, class_names: 
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_figure(f"confusion/{head}", fig, global_step=trainer.global_step)
-    plt.close(fig)
     return path

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
 
 HEATMAP_FILE = "heatmap.png"
 LINEPLOT_FILE = "lineplot.png"
@@ -74,9 +73,11 @@ def heatmap(points: list[Point], names: tuple[str, str], metric: str, path: Path
     logx, logy = spans_decades(xs), spans_decades(ys)
     is_grid = len(xs) * len(ys) <= 2 * len(points)
     size = (1.6 + 1.3 * min(len(xs), 10), 1.2 + 0.9 * min(len(ys), 10)) if is_grid else (6.4, 4.8)
-    fig, ax = plt.subplots(figsize=size)
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)  # pyplot-free: no backend is switched, a notebook's stays as it is
+    ax = fig.subplots()
     finite = [p.value for p in points if math.isfinite(p.value)]
-    norm = plt.Normalize(min(finite), max(finite)) if finite else None
+    norm = Normalize(min(finite), max(finite)) if finite else None
     if is_grid:
         grid = np.full((len(ys), len(xs)), np.nan)
         for p in points:
@@ -111,7 +112,9 @@ def heatmap(points: list[Point], names: tuple[str, str], metric: str, path: Path
 
 def lineplot(points: list[Point], name: str, metric: str, path: Path) -> PlotInfo:
     """Metric against one swept number, one line per combination of the other (non-numeric) swept values."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(6.4, 4.2))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     log = spans_decades([p.coords[0] for p in points])
     for group in sorted({p.group for p in points}):
         ok = sorted((p.coords[0], p.value) for p in points if p.group == group and math.isfinite(p.value))
@@ -140,6 +143,5 @@ def _save(fig, ax, path: Path, kind: str) -> PlotInfo:
     fig.tight_layout()
     partial = Path(path).with_name(Path(path).stem + ".partial.png")
     fig.savefig(partial, dpi=110)
-    plt.close(fig)
     partial.replace(path)  # never a half-written plot under the final name
     return info

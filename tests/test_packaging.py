@@ -1,0 +1,67 @@
+"""What a user's environment gets: every third-party package the project imports is declared in pyproject.toml,
+and importing the project's plotting modules leaves a notebook's matplotlib backend alone."""
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE_DIRS = ("callbacks", "datamodules", "lightning_modules")
+
+
+def _imported_top_modules(files) -> set[str]:
+    names = set()
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def _declared(extra: str | None = None) -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = project["dependencies"] + (project["optional-dependencies"].get(extra, []) if extra else [])
+    return {re.split(r"[<>=!\[ ;]", spec, maxsplit=1)[0].lower().replace("_", "-") for spec in specs}
+
+
+def test_every_imported_package_is_declared():
+    files = [ROOT / "train.py"] + [p for d in SOURCE_DIRS for p in (ROOT / d).rglob("*.py")]
+    local = set(SOURCE_DIRS) | {"train", "benchmarks"}
+    distributions = packages_distributions()
+    missing = {}
+    for module in _imported_top_modules(files) - local - set(sys.stdlib_module_names) - {"__future__"}:
+        dists = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
+        if not dists & _declared():
+            missing[module] = sorted(dists)
+    assert not missing, f"imported but not declared in [project] dependencies: {missing}"
+
+
+def test_importing_the_plotting_modules_keeps_the_backend():
+    code = """
+import matplotlib
+matplotlib.use("svg")
+import torch
+import callbacks.sweeps.plot, callbacks.sweeps.summary, lightning_modules.confusion, callbacks.range_test.report
+import train
+from pathlib import Path
+import tempfile
+from callbacks.sweeps.plot import Point, heatmap
+from lightning_modules.confusion import confusion_figure
+fig = confusion_figure(torch.tensor([[3, 1], [0, 4]]), ["a", "b"], "t")
+with tempfile.TemporaryDirectory() as d:
+    fig.savefig(Path(d) / "c.png")
+    heatmap([Point((0.1, 1e-4), 0.5, "completed"), Point((0.2, 1e-3), 0.6, "completed")], ("lr", "wd"), "val/acc",
+            Path(d) / "h.png")
+    assert (Path(d) / "c.png").stat().st_size > 0 and (Path(d) / "h.png").stat().st_size > 0
+print(matplotlib.get_backend())
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "svg"
