@@ -21,7 +21,6 @@ show; bf16-mixed runs on the CPU as asked).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from benchmarks.overhead import run_reference, run_train  # noqa: E402
 from benchmarks.reference_loop import BASE_OVERRIDES, compose, data_overrides, train_steps  # noqa: E402
 from benchmarks.report import (SHARED_DATA, add_common_options, finish, median_spread, steady_median,  # noqa: E402
                                subprocess_env, table)
+from callbacks.run.result_file import read_result  # noqa: E402
 
 OPTIONS = {
     "fp32": [],  # the baseline: trainer=cpu, NCHW, eager
@@ -86,7 +86,7 @@ def accuracy_runs(args, names: list[str], tmp: Path) -> list[list[object]]:
             if result.returncode != 0:
                 sys.stderr.write(result.stderr[-4000:])
                 sys.exit(f"failed: {' '.join(cmd)}")
-            record = json.loads((run_dir / "result.json").read_text())
+            record = read_result(run_dir)
             used = yaml.safe_load((run_dir / "config.yaml").read_text())
             rows.append([name, seed, record["metrics"].get("test/acc", math.nan), used["trainer"]["precision"],
                          used["speed"]["channels_last"], used["speed"]["compile"], record["wall_s"]])

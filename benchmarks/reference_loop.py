@@ -76,9 +76,9 @@ def train_steps(cfg, steps: int) -> list[float]:
     from hydra.utils import instantiate
 
     from callbacks.lookahead import lookahead_decay, lookahead_pull
+    from callbacks.run.machine import fall_back_without_gpu
     from callbacks.schedules.lr_schedule import set_momentum
     from datamodules.augment import alternating_flip, batch_augment
-    from train import fall_back_without_gpu
 
     if cfg.trainer.accelerator in ("gpu", "cuda"):
         fall_back_without_gpu(cfg)  # the CPU fallback train.py applies to a GPU config (not to an explicit CPU one:

@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import csv
 import io
-import json
 import math
 import os
 import platform
@@ -30,12 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from callbacks.run.result_file import FINISHED, read_result, result_path
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 RUNS = ROOT / "benchmarks" / "runs"          # run directories and the CIFAR-10 layouts (git-ignored)
 EVIDENCE = ROOT / "benchmarks" / "evidence"  # the CSVs and figures
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
-FINISHED = ("completed", "diverged")
 
 # Every job: CSV metrics beside TensorBoard (per-epoch val/acc for the curves), no progress bars, no schedule plot.
 COMMON = ["logger=tensorboard_csv", "~callbacks.progress_bar", "trainer.enable_progress_bar=false", "plot_schedule=false"]
@@ -75,16 +75,6 @@ def cifar_data(per_class: int | None, runs: Path = RUNS) -> list[str]:
 def train_size(per_class: int | None, val_fraction: float = 0.0) -> int:
     """Training images of the CIFAR-10 copy (or its subset) after the held-out validation split."""
     return int((10 * per_class if per_class else 50_000) * (1 - val_fraction))
-
-
-def load_result(run_dir: Path) -> dict | None:
-    path = Path(run_dir) / "result.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
 
 
 def run_as_main(script: Path, args: list[str]) -> tuple[int, str, str]:
@@ -134,7 +124,7 @@ def run_job(job: Job, runs: Path, timeout: float | None = None, verbose: bool = 
     ``run_dir``). A job that crashed gets ``status: failed`` and its stderr's tail in ``reason``. ``in_process``:
     see ``train_command``."""
     run_dir = runs / job.name
-    result = load_result(run_dir)
+    result = read_result(run_dir, strict=False)
     if result and result.get("status") in FINISHED:
         if verbose:
             print(f"  [done before] {job.name}: {result['status']}", flush=True)
@@ -144,7 +134,7 @@ def run_job(job: Job, runs: Path, timeout: float | None = None, verbose: bool = 
     start = time.perf_counter()
     code, output = train_command([*COMMON, *job.overrides, f"hydra.run.dir={run_dir}"], timeout, in_process)
     wall = time.perf_counter() - start
-    result = load_result(run_dir) or {}
+    result = read_result(run_dir, strict=False) or {}
     if code != 0 and result.get("status") not in FINISHED:
         result = {**result, "status": "failed", "reason": output[-2000:]}
     result = {**result, "run_dir": str(run_dir), "command_wall_s": round(wall, 2)}
@@ -205,7 +195,7 @@ def final_train_loss(run_dir: Path) -> float:
     """Mean logged training loss over the last epoch (per-step values from the CSV logger)."""
     rows = [r for r in metrics_rows(run_dir) if r.get("train/loss") and r.get("epoch")]
     if not rows:  # fewer steps than log_every_n_steps: the last step's loss, as result.json has it
-        return metric(load_result(run_dir) or {}, "train/loss")
+        return metric(read_result(run_dir, strict=False) or {}, "train/loss")
     last = max(int(r["epoch"]) for r in rows)
     values = [float(r["train/loss"]) for r in rows if int(r["epoch"]) == last]
     return sum(values) / len(values)
@@ -230,7 +220,7 @@ def today(timestamp: float | None = None) -> str:
 
 def run_date(run_dir) -> str:
     """When a run finished (its result.json's time), so a resumed benchmark keeps each run's own date."""
-    path = Path(run_dir) / "result.json"
+    path = result_path(run_dir)
     return today(path.stat().st_mtime if path.exists() else None)
 
 

@@ -3,7 +3,6 @@ figure/summary functions on hand-written CSVs."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import optimizers  # noqa: E402
 import range_test_validation as rtv  # noqa: E402
 import runs_table as rt  # noqa: E402
 import superconvergence as sc  # noqa: E402
+from callbacks.run.result_file import read_result, write_result  # noqa: E402
 
 
 def bench(script: str, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
@@ -64,7 +64,7 @@ def test_superconvergence_quick(tmp_path, monkeypatch, capsys):
     # the schedules really ran what they say: the step schedule's LR jumps by 10x, cyclic is triangular2
     def overrides(schedule):
         run = next(r for r in budget if r["schedule"] == schedule and r["budget_epochs"] == "2.0")
-        return json.loads((Path(run["run_dir"]) / "result.json").read_text())["overrides"]
+        return read_result(run["run_dir"])["overrides"]
     step_cfg = overrides("step")
     assert "scheduler=piecewise" in step_cfg and "scheduler.knots=[0,0.5,0.5,0.75,0.75,1]" in step_cfg
     assert "scheduler=one_cycle" in overrides("one_cycle") and "scheduler=none" in overrides("constant")
@@ -116,8 +116,7 @@ def test_range_test_validation_quick(tmp_path):
     default_rule = OmegaConf.load(ROOT / "conf" / "range_test" / "exp.yaml").suggestion
     assert {r["rule"] for r in rows} == {default_rule} and {r["auto"] for r in rows} == {"yes"}
     for r in rows:  # the run trained at the LR its row says
-        assert json.loads((Path(r["run_dir"]) / "result.json").read_text())["lr"]["max_lr"] == pytest.approx(
-            float(r["lr"]), rel=1e-5)
+        assert read_result(r["run_dir"])["lr"]["max_lr"] == pytest.approx(float(r["lr"]), rel=1e-5)
     assert (tmp_path / "range_test_validation.png").stat().st_size > 10_000
     assert "within_1_point" in proc.stdout
 
@@ -226,8 +225,6 @@ def test_peak_overrides():
 
 
 def test_resumable_job_is_not_rerun(tmp_path):
-    run_dir = tmp_path / "job"
-    run_dir.mkdir()
-    (run_dir / "result.json").write_text(json.dumps({"status": "completed", "metrics": {"test/acc": 0.5}}))
+    write_result(tmp_path / "job", status="completed", metrics={"test/acc": 0.5})
     result = rt.run_job(rt.Job("job", ["this=would_fail"]), tmp_path)
     assert result["status"] == "completed" and rt.metric(result, "test/acc") == 0.5

@@ -9,8 +9,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import CONF
+from callbacks.run.machine import fall_back_without_gpu
 from callbacks.schedules.lr_schedule import LRSchedule
-from train import build_callbacks, fall_back_without_gpu
+from train import AUTO, AUTO_KEYS, build_callbacks
 
 GROUPS = ["model", "data", "optimizer", "scheduler", "trainer", "callbacks", "logger", "task", "range_test", "experiment"]
 
@@ -127,8 +128,8 @@ def test_experiment_options(compose_cfg, name, tmp_path):
     dm = instantiate(cfg.data)
     model = instantiate(cfg.model, heads=dm.heads, optimizer=instantiate(cfg.optimizer))
     assert model.num_parameters() > 0
-    for key in ("max_lr", "base_lr"):  # train.py writes the range test's result here before building callbacks
-        if (cfg.get("scheduler") or {}).get(key) == "auto":
+    for key in AUTO_KEYS:  # train.py writes the range test's result here before building callbacks
+        if (cfg.get("scheduler") or {}).get(key) == AUTO:
             cfg.scheduler[key] = 0.1 if key == "max_lr" else 0.01
     assert all(isinstance(c, pl.Callback) for c in build_callbacks(cfg))
 

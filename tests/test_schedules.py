@@ -207,7 +207,7 @@ BAD_SHAPES = [
     (schedules.one_cycle, dict(max_lr=0), "max_lr"),
     (schedules.one_cycle, dict(max_lr=-1.0), "max_lr"),
     (schedules.one_cycle, dict(max_lr="big"), "max_lr"),
-    (schedules.one_cycle, dict(max_lr="auto"), "max_lr is 'auto'"),
+    (schedules.one_cycle, dict(max_lr="auto"), "max_lr must be a number > 0, got 'auto'"),
     (schedules.one_cycle, dict(max_lr=1, div_factor=0), "div_factor"),
     (schedules.one_cycle, dict(max_lr=1, final_div_factor=-2), "final_div_factor"),
     (schedules.one_cycle, dict(max_lr=1, pct_start=0.0, three_phase=False), "pct_start"),

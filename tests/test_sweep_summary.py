@@ -1,17 +1,20 @@
 """Sweep summary, plots, argument checks and resume decisions on hand-made sweep directories (no training)."""
 import csv
-import json
 import math
 
 import pytest
 from omegaconf import OmegaConf
 
+from callbacks.run.result_file import read_result, result_path, write_result
 from callbacks.sweeps.checks import SweepError, check_sweep, check_writable
 from callbacks.sweeps.plot import Point, heatmap, lineplot
 from callbacks.sweeps.resume import resume_decision
 from callbacks.sweeps.summary import main, report, summarize
+from conftest import CONF
 
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+# What a swept numeric key may take besides numbers, as the SweepSummary callback gets it from conf/train.yaml.
+WORDS = OmegaConf.load(CONF / "train.yaml").hydra.callbacks.sweep_summary.words
 
 
 def make_sweep(root, task, sweeper=None):
@@ -39,7 +42,7 @@ def make_job(sweep, num, overrides, status="completed", acc=None, reason="", lr=
         (run_dir / "checkpoints").mkdir()
         (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"x")
     if status is not None:
-        (run_dir / "result.json").write_text(json.dumps(result))
+        write_result(run_dir, **result)
     return run_dir
 
 
@@ -68,7 +71,7 @@ def test_summary_rows_hold_each_jobs_values_best_first_diverged_last(tmp_path, c
     assert [r["job"] for r in rows] == ["1", "2", "0", "3"]  # val/acc 0.7, 0.6, 0.5, then the diverged job
     assert [r["rank"] for r in rows] == ["1", "2", "3", ""]
     for row in rows:
-        result = json.loads((sweep / row["run_dir"] / "result.json").read_text())
+        result = read_result(sweep / row["run_dir"])
         assert row["status"] == result["status"] and row["reason"] == result["reason"]
         assert row["scheduler.max_lr"] == result["overrides"][1].split("=")[1]
         assert float(row["lr"]) == result["lr"]["max_lr"] and int(row["steps"]) == result["steps"]
@@ -158,30 +161,45 @@ def sweep_config(tmp_path, task, sweeper=None, **top):
 
 
 def test_sweep_arguments_are_checked_before_any_job(tmp_path):
-    check_sweep(sweep_config(tmp_path, ["scheduler.max_lr=0.1,auto", "+extra=1,2"]))
-    check_sweep(sweep_config(tmp_path, ["optimizer=adam,sgd", "optimizer.betas=1,2"]))  # the group may bring it
+    check_sweep(sweep_config(tmp_path, ["scheduler.max_lr=0.1,auto", "+extra=1,2"]), WORDS)
+    check_sweep(sweep_config(tmp_path, ["optimizer=adam,sgd", "optimizer.betas=1,2"]), WORDS)  # the group brings it
     with pytest.raises(SweepError, match=r"'scheduler.max_lrr'.*Did you mean scheduler.max_lr\?"):
-        check_sweep(sweep_config(tmp_path, ["scheduler.max_lrr=0.1,0.2"]))
+        check_sweep(sweep_config(tmp_path, ["scheduler.max_lrr=0.1,0.2"]), WORDS)
     with pytest.raises(SweepError, match=r"optimizer.weight_decay is a number \(now 0.0005\).*'abc'"):
-        check_sweep(sweep_config(tmp_path, ["optimizer.weight_decay=1e-4,abc"]))
+        check_sweep(sweep_config(tmp_path, ["optimizer.weight_decay=1e-4,abc"]), WORDS)
     with pytest.raises(SweepError, match=r"scheduler.div_factor is a number.*'auto'"):
-        check_sweep(sweep_config(tmp_path, ["scheduler.div_factor=10,auto"]))
+        check_sweep(sweep_config(tmp_path, ["scheduler.div_factor=10,auto"]), WORDS)
     with pytest.raises(SweepError, match=r"sweep over scheduler.max_lr is empty"):
-        check_sweep(sweep_config(tmp_path, ["scheduler.max_lr=range(0,0)"]))
+        check_sweep(sweep_config(tmp_path, ["scheduler.max_lr=range(0,0)"]), WORDS)
     optuna = {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", "n_trials": 3,
               "direction": "maximize", "params": {"scheduler.max_lr": "tag(log, interval(0.01, 1.0))"}}
-    check_sweep(sweep_config(tmp_path, [], optuna))
+    check_sweep(sweep_config(tmp_path, [], optuna), WORDS)
     with pytest.raises(SweepError, match=r"direction=maximize but monitor_mode=min.*direction=minimize"):
-        check_sweep(sweep_config(tmp_path, [], optuna, **{"monitor_mode": "min"}))
+        check_sweep(sweep_config(tmp_path, [], optuna, **{"monitor_mode": "min"}), WORDS)
     long = sweep_config(tmp_path, ["scheduler.max_lr=0.1,0.2", "+" + "x" * 250 + "=1"])
     long.hydra.sweep.subdir = "${hydra.job.num}_${hydra.job.override_dirname}"
     long.hydra.job = {"config": {"override_dirname": {"exclude_keys": ["seed"], "item_sep": ",", "kv_sep": "="}}}
     with pytest.raises(SweepError, match=r"job 0's folder name would be 2\d\d bytes.*exclude_keys"):
-        check_sweep(long)
+        check_sweep(long, WORDS)
     long.hydra.job.config.override_dirname.exclude_keys.append("x" * 250)
-    check_sweep(long)  # left out of the name: fine
+    check_sweep(long, WORDS)  # left out of the name: fine
     with pytest.raises(SweepError, match="no jobs to run"):
-        check_sweep(sweep_config(tmp_path, [], {**optuna, "n_trials": 0}))
+        check_sweep(sweep_config(tmp_path, [], {**optuna, "n_trials": 0}), WORDS)
+
+
+def test_the_sweep_check_takes_auto_exactly_where_train_py_fills_it_in(tmp_path):
+    """The words come from conf/train.yaml (the Hydra callback's argument), not from the check's own code; they must
+    be train.py's AUTO on train.py's AUTO_KEYS."""
+    from hydra.utils import instantiate
+
+    from train import AUTO, AUTO_KEYS
+
+    assert {word: list(spec["keys"]) for word, spec in WORDS.items()} == {AUTO: [f"scheduler.{k}" for k in AUTO_KEYS]}
+    assert instantiate(OmegaConf.load(CONF / "train.yaml").hydra.callbacks.sweep_summary).words == WORDS
+    with pytest.raises(SweepError, match=r"sweep numbers or 'auto' \(the LR range test picks it\), e.g. scheduler.max_lr"):
+        check_sweep(sweep_config(tmp_path, ["scheduler.max_lr=0.1,big"]), WORDS)
+    with pytest.raises(SweepError, match=r"scheduler.max_lr is a number.*'auto'"):
+        check_sweep(sweep_config(tmp_path, ["scheduler.max_lr=0.1,auto"]))  # no words given: numbers only
 
 
 def test_resume_decision_skips_finished_jobs_and_resumes_the_rest(tmp_path):
@@ -197,7 +215,7 @@ def test_resume_decision_skips_finished_jobs_and_resumes_the_rest(tmp_path):
     assert resume_decision(interrupted) == ("resume", str(interrupted / "checkpoints" / "last.ckpt"))
     assert resume_decision(failed) == ("fresh", None)  # no checkpoint to resume from
     assert resume_decision(never) == ("resume", str(never / "checkpoints" / "last.ckpt"))
-    (interrupted / "result.json").write_text('{"status": "runn')  # killed while writing
+    result_path(interrupted).write_text('{"status": "runn')  # killed while writing
     assert resume_decision(interrupted)[0] == "resume"
     with pytest.raises(ValueError, match=r"ran with \['scheduler.max_lr=0.1'\].*'seed=1'"):
         resume_decision(done, overrides=["scheduler.max_lr=0.1", "seed=1", "+resume=true"])
@@ -213,14 +231,14 @@ def test_a_job_that_raised_is_recorded_as_failed_not_left_running(tmp_path):
                                "hydra": {"runtime": {"output_dir": str(run_dir)}}})
     record_failure(config, JobReturn(overrides=["scheduler.max_lr=0.1"], status=JobStatus.FAILED,
                                      _return_value=RuntimeError("CUDA error: out of memory")))
-    result = json.loads((run_dir / "result.json").read_text())
+    result = read_result(run_dir)
     assert result["status"] == "failed" and result["reason"] == "RuntimeError: CUDA error: out of memory"
     assert result["objective"] == -math.inf and result["lr"]["max_lr"] == 0.1  # the rest of the record is kept
     done = make_job(tmp_path / "s", 1, ["scheduler.max_lr=0.2"], acc=0.5, lr=0.2)
-    before = (done / "result.json").read_text()
+    before = result_path(done).read_text()
     config.hydra.runtime.output_dir = str(done)
     record_failure(config, JobReturn(status=JobStatus.FAILED, _return_value=ValueError("late")))
-    assert (done / "result.json").read_text() == before  # train.py's own final record wins
+    assert result_path(done).read_text() == before  # train.py's own final record wins
 
 
 def test_an_optuna_sweep_short_of_its_trial_budget_is_incomplete(tmp_path):

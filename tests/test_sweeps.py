@@ -2,7 +2,6 @@
 the Optuna preset; the summary is compared with what every job logged itself."""
 import csv
 import glob
-import json
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from callbacks.run.result_file import read_result
 from conftest import CONF, CPU_OVERRIDES, ROOT, run_train
 
 # Small: 4 steps an epoch, one epoch. Fixed keys stay out of the job folder names (255-byte limit), as a user would
@@ -36,7 +36,7 @@ def summary_rows(sweep_dir):
 
 
 def job_result(sweep_dir, row):
-    return json.loads((sweep_dir / row["run_dir"] / "result.json").read_text())
+    return read_result(sweep_dir / row["run_dir"])
 
 
 def tensorboard(run_dir):
@@ -155,12 +155,10 @@ def test_an_interrupted_sweep_gets_a_summary_that_says_what_is_missing(interrupt
     assert "- job 1 (scheduler.max_lr=0.1)" in md and "- job 2 (scheduler.max_lr=0.2): not started" in md
 
 
-@pytest.mark.xfail("resume_decision" not in (ROOT / "train.py").read_text(), run=False,
-                   reason="train.py does not call callbacks.sweeps.resume.resume_decision for +resume=true yet")
 def test_resume_skips_finished_jobs_and_resumes_unfinished_ones_from_last_ckpt(interrupted):
     before = summary_rows(interrupted) if (interrupted / "summary.csv").exists() else None
     job0, job1 = (next(interrupted.glob(f"{n}_*")) for n in (0, 1))
-    stopped_at = json.loads((job1 / "result.json").read_text())["steps"]
+    stopped_at = read_result(job1)["steps"]
 
     def outputs(run_dir):  # what training writes (Hydra rewrites .hydra/ and its log for every job)
         return {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")

@@ -10,6 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from omegaconf import OmegaConf
 
 from callbacks.range_test.finder import RangeTestResult
+from callbacks.run.result_file import read_result
 from conftest import ROOT, compose_config, run_train, smoke_overrides
 from train import run
 
@@ -50,7 +51,7 @@ def test_smoke_run_writes_metrics_checkpoints_and_learns(smoke_run):
     assert "config" not in result.stdout.split("\n")[:3]  # the config tree only with print_config=true
     log = (out / "train.log").read_text()
     # the process used the threads its header reports: OMP_NUM_THREADS=2 (run_train), or fewer usable cores
-    from train import cgroup_cpu_limit, thread_count
+    from callbacks.run.machine import cgroup_cpu_limit, thread_count
 
     threads, why = thread_count(None, "2", len(os.sched_getaffinity(0)), cgroup_cpu_limit())
     assert f"threads {threads} ({why})" in log, log[:2000]
@@ -246,7 +247,6 @@ def test_last_checkpoint_holds_the_final_weights_when_max_steps_ends_mid_epoch(t
 
 
 def test_divergence_is_a_result_and_keeps_the_last_good_checkpoint(tmp_path):
-    import json
     import math
 
     # epoch 0 trains normally (checkpointed), then the LR jumps to 1e6 and the loss goes non-finite
@@ -254,7 +254,7 @@ def test_divergence_is_a_result_and_keeps_the_last_good_checkpoint(tmp_path):
                                          "scheduler.values=[0.05,0.05,1e6,1e6]", "test=false"), output_dir=tmp_path)
     value = run(cfg)
     assert value == -math.inf  # the worst value, for a sweeper to rank
-    result = json.loads((tmp_path / "result.json").read_text())
+    result = read_result(tmp_path)
     assert result["status"] == "diverged" and "non-finite training loss" in result["reason"]
     assert result["steps"] >= 8 and "lr 1e+06" in result["reason"]
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
@@ -271,9 +271,7 @@ def test_hparams_hold_what_a_researcher_compares(tmp_path):
     assert hparams["scheduler/max_lr"] == 0.2 and hparams["scheduler/max_lr_source"] == "config"
     assert hparams["network"] == "small" and hparams["optimizer"] == "SGD" and hparams["schedule"] == "one_cycle"
     assert hparams["status"] == "completed" and hparams["data/batch_size"] == 32
-    import json
-
-    result = json.loads((tmp_path / "result.json").read_text())
+    result = read_result(tmp_path)
     tags = scalars(tmp_path)
     assert result["status"] == "completed" and result["steps"] == 8
     assert result["metrics"]["val/acc"] == pytest.approx(sorted(tags["val/acc"])[-1][1])
@@ -410,57 +408,6 @@ def test_a_finished_checkpoint_resumed_with_another_schedule_is_refused(smoke_ru
         run(cfg)
 
 
-@pytest.mark.parametrize("overrides, precision", [
-    (["trainer=cpu_fast"], "bf16-mixed"),                                  # bf16 runs on CPUs: kept
-    (["trainer=gpu", "trainer.precision=bf16-mixed"], "bf16-mixed"),
-    (["trainer=gpu", "trainer.precision=16-mixed"], "32-true"),            # fp16 autocast needs a GPU
-    (["trainer=cpu", "trainer.precision=16"], "32-true"),
-])
-def test_without_a_gpu_only_fp16_falls_back_to_fp32(monkeypatch, overrides, precision):
-    from train import fall_back_without_gpu
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    cfg = compose_config(overrides)
-    fall_back_without_gpu(cfg)
-    assert str(cfg.trainer.precision) == precision
-
-
-@pytest.mark.parametrize("kw, threads, words", [
-    (dict(affinity=16), 16, ["16 cores", "CPU affinity"]),
-    (dict(omp="4", affinity=16), 4, ["OMP_NUM_THREADS=4"]),
-    (dict(omp="8", affinity=2), 2, ["2 cores", "CPU affinity"]),                      # affinity smaller than OMP
-    (dict(omp="garbage", affinity=3), 3, ["CPU affinity"]),
-    (dict(affinity=16, cgroup="150000 100000"), 1, ["cgroup CPU limit 1.5"]),         # 1.5 CPUs: one whole core
-    (dict(affinity=16, cgroup="400000 100000"), 4, ["4 cores", "cgroup"]),
-    (dict(affinity=16, cgroup="max 100000"), 16, ["CPU affinity"]),                   # v2: no limit
-    (dict(affinity=16, cgroup="-1 100000"), 16, ["CPU affinity"]),                    # v1: no limit
-    (dict(affinity=2, n_jobs=2, launcher="joblib"), 1, ["2 cores", "2 parallel jobs", "joblib n_jobs=2"]),
-    (dict(affinity=8, n_jobs=-1, launcher="joblib"), 1, ["8 parallel jobs", "n_jobs=-1"]),  # one job per core
-    (dict(affinity=8, n_jobs=-2, launcher="joblib"), 1, ["7 parallel jobs"]),
-    (dict(affinity=8, n_jobs=3, launcher="joblib"), 2, ["3 parallel jobs"]),
-    (dict(affinity=2, n_jobs=4, launcher="joblib"), 1, ["4 parallel jobs"]),            # never below 1
-    (dict(affinity=16, cpus_per_task=4, launcher="submitit"), 4, ["cpus_per_task 4"]),
-    (dict(affinity=2, cpus_per_task=8, launcher="submitit"), 2, ["cpus_per_task 8"]),
-    (dict(), 1, ["no core count"]),
-])
-def test_thread_count_from_faked_machines(kw, threads, words):
-    from train import thread_count
-
-    n, why = thread_count(None, **kw)
-    assert n == threads, why
-    for word in words:
-        assert word in why, why
-
-
-def test_speed_threads_wins_and_a_bad_value_is_named():
-    from train import thread_count
-
-    assert thread_count(3, omp="1", affinity=1) == (3, "speed.threads")
-    for bad in (0, -1, 1.5, "four", True):
-        with pytest.raises(ValueError, match=r"speed\.threads must be null .* or an integer >= 1, got"):
-            thread_count(bad, affinity=4)
-
-
 def test_a_run_uses_the_threads_it_reports(tmp_path, caplog):
     import logging
 
@@ -481,28 +428,3 @@ def test_a_bad_speed_threads_is_a_start_up_error(tmp_path):
     with pytest.raises(ValueError, match=r"speed\.threads .* got 0"):
         run(cfg)
     assert not (tmp_path / "checkpoints").exists()
-
-
-@pytest.mark.parametrize("overrides, expected", [
-    (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], {"n_jobs": 2, "launcher": "joblib"}),
-    (["hydra/launcher=joblib"], {"n_jobs": -1, "launcher": "joblib"}),
-    (["hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=3"], {"cpus_per_task": 3, "launcher": "submitit"}),
-    ([], {}),  # the basic launcher runs one job at a time
-])
-def test_parallel_jobs_come_from_the_sweeps_launcher(overrides, expected):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
-    from conftest import CONF
-    from train import parallel_jobs
-
-    assert parallel_jobs() == {}  # not a sweep
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*overrides, "hydra.mode=MULTIRUN"], return_hydra_config=True)
-        HydraConfig.instance().set_config(cfg)
-        try:
-            assert parallel_jobs() == expected
-        finally:
-            HydraConfig.instance().cfg = None
-    GlobalHydra.instance().clear()

@@ -47,9 +47,6 @@ def _check(ok: bool, key: str, allowed: str, value: Any) -> None:
 
 
 def _check_lr(key: str, value: Any, minimum_exclusive: bool = True) -> None:
-    if value == "auto":
-        raise ValueError(f"scheduler.{key} is 'auto': train.py replaces it with the LR range test's result before "
-                         f"the schedule is built; outside train.py give a number")
     ok = _is_number(value) and (value > 0 if minimum_exclusive else value >= 0)
     _check(ok, key, "a number > 0" if minimum_exclusive else "a number >= 0", value)
 

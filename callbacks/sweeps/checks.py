@@ -6,19 +6,16 @@ what is allowed, and stops the sweep before anything runs, so no half-run sweep 
 from __future__ import annotations
 
 import difflib
-import json
-import math
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from callbacks.sweeps.resume import RESULT_FILE, read_result
+from callbacks.run.result_file import FINAL, read_result, worst_value, write_result
 from callbacks.sweeps.summary import planned_jobs, sweep_arguments
 
-# Numeric schedule keys that also take "auto" (train.py's AUTO_KEYS: the LR range test fills them in).
-AUTO_OK = ("scheduler.max_lr", "scheduler.base_lr")
 _ABSENT = object()
 
 
@@ -44,7 +41,7 @@ def check_writable(sweep_dir: Path) -> None:
                          f"pass one you can write to, e.g. hydra.sweep.dir=multirun/my_sweep") from None
 
 
-def _check_key(config: DictConfig, key: str, values: list | None, example: str) -> None:
+def _check_key(config: DictConfig, key: str, values: list | None, example: str, words: Mapping) -> None:
     current = OmegaConf.select(config, key, default=_ABSENT, throw_on_missing=False)
     if current is _ABSENT:
         plain = OmegaConf.to_container(config, resolve=False)
@@ -55,17 +52,19 @@ def _check_key(config: DictConfig, key: str, values: list | None, example: str) 
                          f"'{key.rsplit('.', 1)[-1]}' is not in struct).{hint} To add a new key, use +{example}")
     if values is None or not isinstance(current, (int, float)) or isinstance(current, bool):
         return
-    allowed = {"auto"} if key in AUTO_OK else set()
+    allowed = {word: spec["means"] for word, spec in words.items() if key in spec["keys"]}
     bad = [v for v in values if isinstance(v, str) and v not in allowed]
     if bad:
-        extra = " or 'auto' (the LR range test picks it)" if allowed else ""
+        extra = "".join(f" or {word!r} ({means})" for word, means in allowed.items())
         raise SweepError(f"{key} is a number (now {current}), but the sweep gives it {', '.join(map(repr, bad))}; "
                          f"sweep numbers{extra}, e.g. {key}=0.1,0.2")
 
 
-def check_sweep(config: DictConfig) -> None:
+def check_sweep(config: DictConfig, words: Mapping | None = None) -> None:
     """A writable sweep directory; swept keys that exist, with numbers where the config holds a number; at least
-    one job; an Optuna direction that agrees with ``monitor_mode``."""
+    one job; an Optuna direction that agrees with ``monitor_mode``. ``words``: what a numeric key may take besides
+    numbers, ``{word: {"keys": [dotted keys], "means": "what the word does"}}`` (the SweepSummary callback's
+    ``words``, from conf/train.yaml)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     sweeper = config.hydra.sweeper
@@ -82,7 +81,7 @@ def check_sweep(config: DictConfig) -> None:
             raise SweepError(f"the sweep over {key} is empty ('{override.input_line}' gives no values): give at "
                              f"least one value, e.g. {key}=0.1,0.2")
         if not group_swept:  # a swept group may bring the key with it
-            _check_key(config, key, values, override.input_line)
+            _check_key(config, key, values, override.input_line, words or {})
     planned = planned_jobs(config)
     if planned is not None and (len(planned) if isinstance(planned, list) else planned) < 1:
         raise SweepError("the sweep has no jobs to run: give every swept key at least one value"
@@ -128,19 +127,11 @@ def record_failure(config: DictConfig, job_return: Any) -> None:
     if getattr(job_return, "status", None) != JobStatus.FAILED:
         return
     run_dir = Path(config.hydra.runtime.output_dir)
-    try:
-        result = read_result(run_dir) or {}
-    except ValueError:
-        result = {}
-    if result.get("status") in ("completed", "diverged", "failed"):
+    result = read_result(run_dir, strict=False) or {}
+    if result.get("status") in FINAL:
         return
     error = job_return._return_value  # the exception; JobReturn.return_value would re-raise it
-    worst = -math.inf if config.get("monitor_mode", "max") == "max" else math.inf
-    result.update(status="failed", reason=f"{type(error).__name__}: {error}",
-                  overrides=list(job_return.overrides or []), monitor=config.get("monitor"),
-                  monitor_mode=config.get("monitor_mode"), objective=worst, run_dir=str(run_dir))
-    result.setdefault("metrics", {})
-    run_dir.mkdir(parents=True, exist_ok=True)
-    partial = run_dir / (RESULT_FILE + ".partial")
-    partial.write_text(json.dumps(result, indent=2))
-    partial.replace(run_dir / RESULT_FILE)
+    write_result(run_dir, status="failed", reason=f"{type(error).__name__}: {error}",
+                 overrides=list(job_return.overrides or []), monitor=config.get("monitor"),
+                 monitor_mode=config.get("monitor_mode"), objective=worst_value(config.get("monitor_mode", "max")),
+                 run_dir=str(run_dir), metrics=result.get("metrics", {}))

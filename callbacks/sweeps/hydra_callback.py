@@ -2,6 +2,7 @@
 sweep's arguments before the first job, records a job that raised, and writes the summary when the sweep ends."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -13,11 +14,17 @@ from callbacks.sweeps.summary import report
 
 class SweepSummary(Callback):
     """Hydra callback: checks the sweep's arguments before any job starts, records a job that raised as failed,
-    and writes the summary when the multirun ends."""
+    and writes the summary when the multirun ends.
+
+    ``words``: what a swept numeric key may take besides numbers, ``{word: {keys: [dotted keys], means: text}}``
+    (conf/train.yaml gives train.py's ``auto`` for the schedule LRs the range test fills in)."""
+
+    def __init__(self, words: Mapping | None = None) -> None:
+        self.words = words or {}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            check_sweep(config)
+            check_sweep(config, self.words)
         except SweepError as e:
             # Hydra turns a callback's exceptions into warnings and goes on; a bad sweep must stop here.
             raise SystemExit(f"error: {e}") from None

@@ -1,9 +1,10 @@
 """Resume a sweep: what one job should do when its multirun command is run again with ``+resume=true``.
 
 A job's run directory (``<sweep dir>/<hydra.sweep.subdir>``) holds the ``result.json`` train.py writes at start
-(status "running") and rewrites at the end (completed / diverged / failed). Rerunning the same multirun command with
-the same ``hydra.sweep.dir`` and ``+resume=true`` gives every job the same run directory again (``resume`` is left
-out of ``hydra.job.override_dirname``), so each job can decide from its own directory:
+(status "running") and rewrites at the end (completed / diverged / failed); callbacks/run/result_file.py reads and
+writes it. Rerunning the same multirun command with the same ``hydra.sweep.dir`` and ``+resume=true`` gives every job
+the same run directory again (``resume`` is left out of ``hydra.job.override_dirname``), so each job can decide from
+its own directory:
 
     from callbacks.sweeps.resume import resume_decision
     action, detail = resume_decision(cfg.output_dir, overrides=HydraConfig.get().overrides.task)
@@ -13,30 +14,12 @@ out of ``hydra.job.override_dirname``), so each job can decide from its own dire
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
-RESULT_FILE = "result.json"
-FINISHED = ("completed", "diverged")  # a rerun would only repeat them; "failed" and "running" are run again
-RESUME_KEY = "resume"                   # the override that asks for this (+resume=true)
+from callbacks.run.result_file import FINISHED, read_result
 
-
-def read_result(run_dir: str | Path) -> dict[str, Any] | None:
-    """A job's ``result.json`` as a dict; None when the job never wrote one. A file that is not a JSON object
-    (e.g. cut short by a kill) raises ValueError naming it."""
-    path = Path(run_dir) / RESULT_FILE
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return None
-    try:
-        result = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); the job was probably killed while writing it") from None
-    if not isinstance(result, dict):
-        raise ValueError(f"{path} holds a {type(result).__name__}, expected a JSON object")
-    return result
+RESUME_KEY = "resume"  # the override that asks for this (+resume=true)
 
 
 def _without_resume(overrides: Sequence[str]) -> list[str]:
@@ -51,10 +34,7 @@ def resume_decision(run_dir: str | Path, overrides: Sequence[str] | None = None)
     ran with different settings in the same directory (keys left out of the directory name, such as ``seed``):
     a finished job whose recorded overrides differ raises ValueError instead of being skipped."""
     run_dir = Path(run_dir)
-    try:
-        result = read_result(run_dir)
-    except ValueError:
-        result = None  # an unreadable result is an unfinished job
+    result = read_result(run_dir, strict=False)  # an unreadable result is an unfinished job
     if result is not None and result.get("status") in FINISHED:
         recorded = result.get("overrides")
         asked = None if overrides is None else _without_resume(list(overrides))

@@ -5,7 +5,7 @@ finished or interrupted sweep:
 
     python -m callbacks.sweeps.summary multirun/2026-11-28/04-30-00
 
-One row per job, read from the job's own ``result.json`` (see callbacks/sweeps/resume.py) and
+One row per job, read from the job's own ``result.json`` (callbacks/run/result_file.py) and
 ``.hydra/overrides.yaml``: the swept values, the final and best metrics, the LR actually used (the range test's when
 ``scheduler.max_lr=auto``), epochs and steps run, wall time, status and reason. Completed jobs come first, best
 first by the monitored metric; then diverged, failed, unfinished and never-started jobs, by job number. A sweep
@@ -25,12 +25,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from callbacks.run.result_file import FINAL, RESULT_FILE, read_result
 from callbacks.sweeps.plot import HEATMAP_FILE, LINEPLOT_FILE, Point, heatmap, lineplot
-from callbacks.sweeps.resume import read_result
 
 CSV_FILE, MD_FILE = "summary.csv", "summary.md"
 MULTIRUN_FILE = "multirun.yaml"  # Hydra's copy of the sweep's config, in the sweep directory
-FINAL = ("completed", "diverged", "failed")
 TAIL_COLUMNS = ["lr", "lr_source", "epochs", "steps", "wall_s", "status", "reason", "run_dir"]
 
 
@@ -127,7 +126,7 @@ def find_jobs(sweep_dir: Path) -> list[Job]:
         try:
             job.result = read_result(run_dir)
             if job.result is None:
-                job.problem = ("no result.json: the job ended before training started (or its task, e.g. "
+                job.problem = (f"no {RESULT_FILE}: the job ended before training started (or its task, e.g. "
                                "lr_range_test, writes none)")
             elif job.result.get("status") not in FINAL:
                 job.problem = f"status {job.result.get('status')!r}: interrupted, killed, or still running"

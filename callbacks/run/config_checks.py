@@ -1,0 +1,73 @@
+"""Checks of a run's config before anything is built, each naming the key and what is allowed, and the errors
+train.py shows as one plain message instead of a traceback."""
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import get_method, instantiate
+from omegaconf import DictConfig
+
+from callbacks.run.hydra_job import key_origin, runtime_choices, scheduler_config, short_name
+from callbacks.schedules.lr_schedule import LRSchedule
+
+# The project's start-up errors: every check of a config key, file or checkpoint raises one of these with a message
+# that names the key or path and what is allowed; train.py prints that message alone (no traceback wall).
+START_UP_ERRORS = (ValueError, FileNotFoundError, InstantiationException)
+
+
+def plain_message(err: BaseException) -> str:
+    """The message of the error a config check raised (unwrapping Hydra's InstantiationException)."""
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
+        err = err.__cause__
+    return str(err)
+
+
+def check_schedule(cfg: DictConfig, stand_ins: dict[str, Any]) -> None:
+    """Build the schedule once, with ``stand_ins`` for the keys a later phase fills in (the range test's LRs), so a
+    bad shape fails now, not after a minutes-long range test."""
+    target = scheduler_config(cfg).get("_target_")
+    if target:
+        takes = list(inspect.signature(get_method(target)).parameters)[2:]
+        foreign = [key for key in cfg.scheduler if not key.startswith("_") and key not in takes]
+        if foreign:
+            raise ValueError(f"scheduler.{foreign[0]} does not apply to the {short_name(target)} schedule "
+                             f"{key_origin()}; that schedule takes: "
+                             f"{', '.join(k for k in takes if k != 'steps_per_epoch')}")
+        LRSchedule(instantiate(cfg.scheduler, **stand_ins))
+
+
+def check_run_length(cfg: DictConfig) -> None:
+    """Lightning accepts these and then trains nothing (or divides by zero): refuse them up front."""
+    trainer = cfg.trainer
+    steps, epochs = trainer.get("max_steps", -1), trainer.get("max_epochs")
+    if steps is not None and steps != -1 and not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"trainer.max_steps must be -1 (no cap) or an integer >= 1, got {steps!r}")
+    if epochs is not None and epochs != -1 and not (isinstance(epochs, int) and epochs >= 1):
+        raise ValueError(f"trainer.max_epochs must be an integer >= 1 (or -1 with trainer.max_steps >= 1), "
+                         f"got {epochs!r}")
+    if epochs == -1 and (steps is None or steps == -1):
+        raise ValueError("trainer.max_epochs=-1 needs trainer.max_steps >= 1: the run would never end")
+    limit = trainer.get("limit_train_batches")
+    if limit is not None and not (isinstance(limit, (int, float)) and limit > 0):
+        raise ValueError(f"trainer.limit_train_batches must be null, a fraction in (0, 1] or a number of batches >= 1, "
+                         f"got {limit!r}")
+    accumulate = trainer.get("accumulate_grad_batches", 1)
+    if not (isinstance(accumulate, int) and accumulate >= 1):
+        raise ValueError(f"trainer.accumulate_grad_batches must be an integer >= 1, got {accumulate!r}")
+
+
+def instantiate_group(cfg: DictConfig, group: str, **kwargs):
+    """``instantiate(cfg.<group>)``, naming a key that the chosen option does not take (e.g. an experiment written
+    for another data set) instead of a bare TypeError."""
+    try:
+        return instantiate(cfg[group], **kwargs)
+    except InstantiationException as err:
+        match = re.search(r"unexpected keyword argument '(\w+)'", str(err.__cause__ or err))
+        if match is None:
+            raise
+        option = runtime_choices().get(group, short_name(cfg[group].get("_target_")))
+        raise ValueError(f"{group}.{match.group(1)} does not apply to {group}={option} {key_origin()}; remove it or "
+                         f"choose another {group}") from None

@@ -1,0 +1,105 @@
+"""What a run prints: third-party noise filtered out, warnings kept to repeat at the end, the header (what runs, on
+what), the closing summary (metrics, wall time, where the files are) and, when asked, the whole config."""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import time
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from rich import print as rprint
+from rich.syntax import Syntax
+from rich.tree import Tree
+
+from callbacks.run.hydra_job import runtime_choices, scheduler_config, short_name
+
+log = logging.getLogger("train")  # the run's own messages (console and train.log)
+
+# Third-party messages that say nothing about this run, dropped here and nowhere else.
+NOISE = ("GPU available:", "TPU available:", "HPU available:", "Tip: For seamless cloud", "Seed set to",
+         "Trainer already configured with model summary", "`Trainer.fit` stopped", "does not have many workers",
+         "isinstance(treespec, LeafSpec)", "`weights_only` was not set", "exists and is not empty")
+
+
+class DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(noise in message for noise in NOISE)
+
+
+class KeepWarnings(logging.Handler):
+    """Collects the warnings that matter (GPU fallback, repeated batches, ...) to repeat them at the end."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self.addFilter(DropNoise())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().strip().splitlines()[0]
+        if record.name == "py.warnings":  # "<file>:<line>: <Category>: <text>" -> "<text>"
+            message = message.split(": ", 2)[-1] if message.count(": ") >= 2 else message
+        if message not in self.messages:
+            self.messages.append(message)
+
+
+def quiet_console() -> KeepWarnings:
+    """Route Lightning's messages and Python warnings through Hydra's logging (console + train.log), minus NOISE."""
+    logging.captureWarnings(True)
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):  # Lightning adds its own console handler when imported first
+            logger.removeHandler(handler)
+        logger.propagate = True
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.addFilter(DropNoise())
+    keep = KeepWarnings()
+    root.addHandler(keep)
+    return keep
+
+
+def log_header(cfg: DictConfig, model: pl.LightningModule, datamodule, lr_source: str, threads_why: str) -> None:
+    choices = runtime_choices()
+    splits = [(name, getattr(datamodule, f"{name}_set", None)) for name in ("train", "val", "test")]
+    sizes = " / ".join(f"{len(ds):,} {name}" for name, ds in splits if ds is not None)
+    scheduler = scheduler_config(cfg)
+    peak = scheduler.get("max_lr", max(scheduler.get("values", [cfg.optimizer.get("lr")]) or [None]))
+    heads = ", ".join(f"{k}={v}" for k, v in datamodule.heads.items())
+    for line in (
+        f"experiment  {choices.get('experiment') or '(defaults)'}   task {cfg.task.name}   seed {cfg.seed}",
+        f"model       {cfg.model.backbone.name}: {model.num_parameters():,} parameters, heads {heads}",
+        f"data        {short_name(cfg.data.get('_target_'))}: {sizes} images, batch {cfg.data.get('batch_size')}",
+        f"optimizer   {short_name(cfg.optimizer.get('_target_'))}, weight decay {cfg.optimizer.get('weight_decay')}, "
+        f"momentum {cfg.optimizer.get('momentum', cfg.optimizer.get('betas'))}",
+        f"schedule    {short_name(scheduler.get('_target_'))}, peak LR {peak} ({lr_source})",
+        f"device      {cfg.trainer.accelerator} x{cfg.trainer.devices}, precision {cfg.trainer.precision}, "
+        f"threads {torch.get_num_threads()} ({threads_why})",
+        f"run dir     {cfg.output_dir}",
+    ):
+        log.info(line)
+
+
+def log_summary(cfg: DictConfig, status: str, metrics: dict, started: float, keep: KeepWarnings | None) -> None:
+    shown = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/")) or k == f"{cfg.monitor}_best"}
+    checkpoints = sorted(glob.glob(os.path.join(cfg.output_dir, "checkpoints", "*.ckpt")))
+    figures = sorted(glob.glob(os.path.join(cfg.output_dir, "**", "*.png"), recursive=True))
+    log.info(f"{status} in {time.time() - started:.1f} s: " + (", ".join(f"{k} {v:.4f}" for k, v in shown.items())
+                                                             or "no metrics"))
+    log.info(f"checkpoints {', '.join(checkpoints) or 'none'}")
+    if figures:
+        log.info(f"figures     {', '.join(figures)}")
+    log.info(f"TensorBoard .venv/bin/tensorboard --logdir {os.path.join(cfg.output_dir, 'tensorboard')}")
+    for message in (keep.messages if keep else []):
+        log.info(f"warning     {message}")
+
+
+def print_config(cfg: DictConfig) -> None:
+    tree = Tree("config", guide_style="dim")
+    for key, node in cfg.items():
+        text = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else str(node)
+        tree.add(f"[bold]{key}[/bold]").add(Syntax(text, "yaml", theme="ansi_dark"))
+    rprint(tree)

@@ -1,0 +1,64 @@
+"""``result.json``: the record a run leaves in its run directory, and the only module that writes or reads it.
+
+train.py writes it when training starts (status "running") and rewrites it with the outcome ("completed",
+"diverged", "interrupted"; "failed" for a sweep job that raised); the sweep tools (callbacks/sweeps/: summary,
+resume, the Hydra callback's record of a job that raised) and the benchmarks read it. One JSON object per run:
+status, reason, overrides, monitor, monitor_mode, lr (max_lr and its source), metrics, objective, epochs, steps,
+wall_s, checkpoint, run_dir.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+RESULT_FILE = "result.json"
+FINISHED = ("completed", "diverged")  # results: a rerun would only repeat them
+FINAL = (*FINISHED, "failed")         # the job has ended; "running" (or "interrupted") has not
+
+
+def result_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / RESULT_FILE
+
+
+def read_result(run_dir: str | Path, strict: bool = True) -> dict[str, Any] | None:
+    """A run's ``result.json`` as a dict; None when the run never wrote one. A file that is not a JSON object
+    (e.g. cut short by a kill) raises ValueError naming it, or gives None with ``strict=False``."""
+    path = result_path(run_dir)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        result = json.loads(text)
+    except json.JSONDecodeError as e:
+        if not strict:
+            return None
+        raise ValueError(f"{path} is not valid JSON ({e}); the job was probably killed while writing it") from None
+    if not isinstance(result, dict):
+        if not strict:
+            return None
+        raise ValueError(f"{path} holds a {type(result).__name__}, expected a JSON object")
+    return result
+
+
+def write_result(run_dir: str | Path, /, **fields: Any) -> dict[str, Any]:
+    """Update the run's ``result.json`` with ``fields`` (the other keys are kept; an unreadable file is replaced)
+    and return the whole record. The file is replaced in one step: a reader never sees half of it. (``run_dir`` is
+    positional only: the record has a ``run_dir`` field of its own.)"""
+    record = read_result(run_dir, strict=False) or {}
+    record.update(fields)
+    path = result_path(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(RESULT_FILE + ".tmp")
+    partial.write_text(json.dumps(record, indent=2, default=str))
+    os.replace(partial, path)
+    return record
+
+
+def worst_value(monitor_mode: str) -> float:
+    """The objective of a diverged or failed run (and what it returns to a sweeper): the worst possible value of
+    the monitored metric."""
+    return -math.inf if monitor_mode == "max" else math.inf

@@ -1,0 +1,57 @@
+"""Config checks before anything is built (callbacks/run/config_checks.py), called directly; tests/test_train.py
+checks that run() stops on them before training."""
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from omegaconf import open_dict
+
+from callbacks.run.config_checks import check_run_length, check_schedule, instantiate_group, plain_message
+from conftest import CONF, compose_config, smoke_overrides
+
+
+@pytest.mark.parametrize("override, words", [
+    ("trainer.max_epochs=0", "trainer.max_epochs must be an integer >= 1"),
+    ("trainer.max_steps=2.5", "trainer.max_steps must be -1 (no cap) or an integer >= 1, got 2.5"),
+    ("trainer.max_epochs=-1", "trainer.max_epochs=-1 needs trainer.max_steps >= 1"),
+    ("trainer.limit_train_batches=-1", "trainer.limit_train_batches must be null"),
+    ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches must be an integer >= 1, got 0"),
+])
+def test_a_run_that_would_train_nothing_is_refused(override, words):
+    with pytest.raises(ValueError) as err:
+        check_run_length(compose_config(smoke_overrides(override)))
+    assert words in str(err.value)
+    check_run_length(compose_config(smoke_overrides()))  # the smoke run itself passes
+
+
+def test_the_schedule_is_checked_with_stand_ins_for_what_the_range_test_fills_in():
+    cfg = compose_config(smoke_overrides("scheduler.max_lr=auto"))
+    check_schedule(cfg, stand_ins={"max_lr": 1.0})
+    with pytest.raises(ValueError, match="scheduler.max_lr must be a number > 0, got 'auto'"):
+        check_schedule(cfg, stand_ins={})  # no stand-in: the schedule names the key itself
+    with pytest.raises(ValueError, match=r"scheduler.max_lr does not apply to the piecewise schedule "
+                                         r"\(it comes from an override\); that schedule takes: knots"):
+        check_schedule(compose_config(smoke_overrides("scheduler=piecewise")), stand_ins={})
+
+
+def test_a_key_the_chosen_option_does_not_take_is_named_with_where_it_comes_from():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=smoke_overrides("data=cifar10"), return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)  # as under `python train.py`: the experiment is known
+        with open_dict(cfg):
+            del cfg["hydra"]
+        try:
+            with pytest.raises(ValueError, match=r"data.num_train does not apply to data=cifar10 \(it comes from "
+                                                 r"experiment=smoke or an override\); remove it"):
+                instantiate_group(cfg, "data")
+        finally:
+            HydraConfig.instance().cfg = None
+    GlobalHydra.instance().clear()
+
+
+def test_the_plain_message_unwraps_hydras_instantiation_error():
+    inner = ValueError("data.batch_size must be a positive integer, got -8")
+    wrapped = InstantiationException("Error in call to target 'X'")
+    wrapped.__cause__ = inner
+    assert plain_message(wrapped) == str(inner) and plain_message(inner) == str(inner)
