@@ -1,4 +1,4 @@
-"""callbacks.range_test.report: PNG, CSV, JSON, TensorBoard figure + scalars, rich table; save_figure/log_figure."""
+"""callbacks.range_test.report: PNG, CSV, JSON, TensorBoard figure + scalars, rich table."""
 from __future__ import annotations
 
 import csv
@@ -6,14 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
-from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from pytorch_lightning.loggers import TensorBoardLogger
 from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from callbacks.range_test.finder import RangeTestResult
+from callbacks.range_test.result import RangeTestResult
 from callbacks.range_test.suggestions import compute_suggestions
-from callbacks.range_test.report import log_figure, log_result, print_result, save_figure, save_result
+from callbacks.range_test.report import log_result, print_result, save_result
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -49,24 +48,6 @@ def accuracy_result() -> RangeTestResult:
                            rule="accuracy_test", lr=lrs[14], base_lr=lrs[4], status="ran all 20 steps",
                            evals=evals, start_acc=0.1, peak_acc=0.7, eval_images=64,
                            settings={"min_lr": 0.0, "max_lr": 1.0})
-
-
-def test_save_figure_makes_folders_and_writes_png(tmp_path):
-    fig = Figure()
-    fig.add_subplot(1, 1, 1).plot([0, 1], [1, 0])
-    path = save_figure(fig, str(tmp_path / "a" / "b" / "fig.png"))
-    assert open(path, "rb").read(8) == PNG_MAGIC
-
-
-def test_log_figure_only_to_tensorboard_loggers(tmp_path):
-    tb = TensorBoardLogger(str(tmp_path), name="tb")
-    fig = Figure()
-    fig.add_subplot(1, 1, 1).plot([0, 1], [1, 0])
-    assert log_figure([CSVLogger(str(tmp_path)), tb], "sched/plot", fig, step=3) == 1
-    assert log_figure([CSVLogger(str(tmp_path))], "sched/plot", fig) == 0
-    acc = EventAccumulator(tb.log_dir, size_guidance={"images": 0})
-    acc.Reload()
-    assert "sched/plot" in acc.Tags()["images"] and acc.Images("sched/plot")[0].step == 3
 
 
 def test_save_writes_the_three_files_with_every_repeat(tmp_path):

@@ -1,8 +1,8 @@
 """The report of an LR range test (loss or accuracy): matplotlib figure, CSV, JSON, TensorBoard, rich table.
 
-Every function takes a :class:`callbacks.range_test.finder.RangeTestResult` (duck-typed here; the result's methods
-``plot``/``to_csv``/``to_json``/``save``/``log_to``/``print`` call them). Two generic helpers are shared with other
-plots (the LR-schedule plot): :func:`save_figure` and :func:`log_figure`.
+Every function takes a :class:`callbacks.range_test.result.RangeTestResult` (duck-typed here; the result's methods
+``plot``/``to_csv``/``to_json``/``save``/``log_to``/``print`` call them). Writing and logging a figure are
+:mod:`callbacks.figures`' job (shared with the LR-schedule plot).
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from typing import Any, Iterable, List, Optional
 
 import numpy as np
 
+from callbacks.figures import log_figure, save_figure, tensorboard_writers
+
 __all__ = [
-    "save_figure",
-    "log_figure",
     "result_figure",
     "write_csv",
     "write_json",
@@ -29,41 +29,6 @@ __all__ = [
 
 _STYLES = {"min_div10": ("k", "--"), "steepest": ("tab:red", ":"), "valley": ("tab:green", "-."),
            "loss_min": ("tab:purple", (0, (1, 3)))}
-
-
-# ---------------------------------------------------------------------------------------------- generic helpers
-def save_figure(fig: Any, path: str) -> str:
-    """Write a matplotlib Figure (pyplot-free ones too: an Agg canvas is attached if it has none) to ``path``,
-    creating the folder. Returns ``path``."""
-    from matplotlib.backend_bases import FigureCanvasBase
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    if fig.canvas is None or type(fig.canvas) is FigureCanvasBase:
-        FigureCanvasAgg(fig)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fig.savefig(path)
-    return path
-
-
-def _tensorboard_writers(loggers: Any) -> List[Any]:
-    from pytorch_lightning.loggers import TensorBoardLogger
-
-    if loggers is None:
-        return []
-    if not isinstance(loggers, (list, tuple)):
-        loggers = [loggers]
-    return [lg.experiment for lg in loggers if isinstance(lg, TensorBoardLogger)]
-
-
-def log_figure(loggers: Any, tag: str, fig: Any, step: int = 0) -> int:
-    """Add ``fig`` under ``tag`` to every TensorBoard logger among ``loggers`` (a logger or a list, e.g.
-    ``trainer.loggers``; others are skipped). Returns how many loggers got it."""
-    writers = _tensorboard_writers(loggers)
-    for writer in writers:
-        writer.add_figure(tag, fig, global_step=step, close=False)
-        writer.flush()
-    return len(writers)
 
 
 # ---------------------------------------------------------------------------------------------- figures
@@ -203,7 +168,7 @@ def log_result(result: Any, loggers: Any) -> int:
     """The figure (``<name>/curve``) and the curve as scalars (step = sweep step) to every TensorBoard logger
     among ``loggers``. Returns how many loggers got it."""
     name = "accuracy_range_test" if result.kind == "accuracy" else "lr_range_test"
-    writers = _tensorboard_writers(loggers)
+    writers = tensorboard_writers(loggers)
     if not writers:
         return 0
     log_figure(loggers, f"{name}/curve", result_figure(result))

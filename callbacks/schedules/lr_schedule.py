@@ -29,7 +29,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback
 
-from callbacks.range_test.report import log_figure, save_figure
+from callbacks.figures import log_figure, save_figure
 
 Schedule = Callable[..., "tuple[float, float | None]"]
 _PROBE_STEPS, _PROBE_STEPS_PER_EPOCH = 10**7, 10**4  # a nominal long run, to check a schedule's shape up front
@@ -73,6 +73,45 @@ def set_momentum(group: dict, value: float) -> None:
         group["betas"] = (value, *tuple(group["betas"])[1:])
     else:
         group["momentum"] = value
+
+
+def logs_this_step(trainer: pl.Trainer) -> bool:
+    """Whether Lightning's loggers write on the optimizer step about to run (called from ``on_train_batch_start``):
+    every ``trainer.log_every_n_steps`` optimizer steps, counting this one, and when the fit is about to stop.
+
+    Lightning's own answer (``LoggerConnector.should_update_logs``, which ``LearningRateMonitor`` reads) sits behind
+    the private ``trainer._logger_connector``; this is its rule for the fit loop in public terms: it counts the
+    batches that stepped the optimizer, which is ``trainer.global_step`` with one optimizer under automatic
+    optimization (what this callback schedules)."""
+    if trainer.log_every_n_steps == 0:
+        return False
+    return (trainer.global_step + 1) % trainer.log_every_n_steps == 0 or trainer.should_stop
+
+
+def schedule_figure(name: str, lrs: list[list[float]], moms: list[float] | None, labels: list[str] | None,
+                    steps_per_epoch: int | None):
+    """The planned per-group LR curves (``labels`` when there are several) and the momentum curve, one point per
+    optimizer step, with faint lines at epoch boundaries."""
+    from matplotlib.figure import Figure
+
+    total = len(lrs[0])
+    fig = Figure(figsize=(7, 5.5 if moms is not None else 3.2))
+    axes = fig.subplots(2 if moms is not None else 1, 1, sharex=True, squeeze=False)[:, 0]
+    for i, curve in enumerate(lrs):
+        axes[0].plot(range(total), curve, label=labels[i] if labels else None)
+    if labels:
+        axes[0].legend(fontsize="small")
+    axes[0].set_ylabel("learning rate")
+    axes[0].set_title(f"{name}: planned schedule, {total} optimizer steps")
+    if moms is not None:
+        axes[1].plot(range(total), moms, color="tab:orange")
+        axes[1].set_ylabel("momentum / beta1")
+    axes[-1].set_xlabel("optimizer step")
+    for e in range(1, math.ceil(total / steps_per_epoch)) if steps_per_epoch else ():
+        for ax in axes:
+            ax.axvline(e * steps_per_epoch, color="0.9", lw=0.5, zorder=0)
+    fig.tight_layout()
+    return fig
 
 
 class LRSchedule(Callback):
@@ -145,7 +184,7 @@ class LRSchedule(Callback):
             if momentum is not None:
                 set_momentum(group, momentum)
         # on the steps Lightning logs on (every trainer.log_every_n_steps, as LearningRateMonitor), once per step
-        if log_values and self._last_logged_step != trainer.global_step and trainer._logger_connector.should_update_logs:
+        if log_values and self._last_logged_step != trainer.global_step and logs_this_step(trainer):
             self._last_logged_step = trainer.global_step
             for logger in trainer.loggers:
                 logger.log_metrics(self._metrics(lr, momentum, groups), step=trainer.global_step)
@@ -173,31 +212,14 @@ class LRSchedule(Callback):
         log_dir = trainer.log_dir or trainer.default_root_dir  # a collective call: every rank
         if not trainer.is_global_zero:
             return
-        from matplotlib.figure import Figure
-
         groups = [g for opt in trainer.optimizers for g in opt.param_groups]
         scales = [g.get("lr_scale", 1.0) for g in groups]
         lrs, moms = self.planned_curves(scales)
         if moms is None and groups and get_momentum(groups[0]) is not None:
             moms = [get_momentum(groups[0])] * self.total_steps  # constant momentum from the optimizer
-        fig = Figure(figsize=(7, 5.5 if moms is not None else 3.2))
-        axes = fig.subplots(2 if moms is not None else 1, 1, sharex=True, squeeze=False)[:, 0]
-        steps = range(self.total_steps)
-        for i, curve in enumerate(lrs):
-            label = f"{groups[i].get('name', f'pg{i}')} (lr_scale {scales[i]:g})" if len(lrs) > 1 else None
-            axes[0].plot(steps, curve, label=label)
-        if len(lrs) > 1:
-            axes[0].legend(fontsize="small")
-        axes[0].set_ylabel("learning rate")
-        axes[0].set_title(f"{self.name}: planned schedule, {self.total_steps} optimizer steps")
-        if moms is not None:
-            axes[1].plot(steps, moms, color="tab:orange")
-            axes[1].set_ylabel("momentum / beta1")
-        axes[-1].set_xlabel("optimizer step")
-        for e in range(1, math.ceil(self.total_steps / self.steps_per_epoch)) if self.steps_per_epoch else ():
-            for ax in axes:
-                ax.axvline(e * self.steps_per_epoch, color="0.9", lw=0.5, zorder=0)
-        fig.tight_layout()
+        labels = ([f"{g.get('name', f'pg{i}')} (lr_scale {scales[i]:g})" for i, g in enumerate(groups)]
+                  if len(lrs) > 1 else None)
+        fig = schedule_figure(self.name, lrs, moms, labels, self.steps_per_epoch)
         if log_dir is not None:
             save_figure(fig, os.path.join(log_dir, "schedule.png"))
         log_figure(trainer.loggers, "train/schedule", fig, step=trainer.global_step)
