@@ -11,6 +11,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from callbacks.range_test.loss import LRRangeTest
+
+
 # ----------------------------------------------------------------------------- tiny model and data
 def dataset(n: int, seed: int) -> TensorDataset:
     g = torch.Generator().manual_seed(seed)
@@ -103,6 +106,13 @@ class Regression(pl.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+class SweepThenTrain(LRRangeTest):
+    """Runs the sweep machinery at train start but lets training continue (the phase itself stops the fit)."""
+
+    def on_train_start(self, trainer, pl_module):
+        self.run(trainer, pl_module)
 
 
 class Snap(pl.Callback):

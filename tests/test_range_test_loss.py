@@ -16,7 +16,8 @@ from torch.utils.data import DataLoader
 from callbacks.range_test.accuracy import AccuracyRangeTest
 from callbacks.range_test.loss import LRRangeTest, loss_rise, sweep_status
 from conftest import compose_config
-from range_fixtures import Regression, Snap, TinyDM, TinyNet, assert_tensors_equal, dataset, fit, trainer
+from range_fixtures import (Regression, Snap, SweepThenTrain, TinyDM, TinyNet, assert_tensors_equal, dataset, fit,
+                            trainer)
 
 ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
@@ -91,10 +92,6 @@ def test_training_step_fallback_keeps_logging_intact(tmp_path):
             loss = F.cross_entropy(self.net(x), y)
             self.log("train/loss", loss)
             return {"loss": loss}
-
-    class SweepThenTrain(LRRangeTest):
-        def on_train_start(self, trainer, pl_module):
-            self.run(trainer, pl_module)
 
     rt = SweepThenTrain(num_steps=15, min_lr=1e-4, max_lr=1.0)
     pl.seed_everything(0, verbose=False)

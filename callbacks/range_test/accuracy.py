@@ -15,7 +15,8 @@ import torch
 
 from callbacks.range_test.base import RangeTestCallback
 from callbacks.range_test.result import RangeTestResult
-from callbacks.range_test.suggestions import accuracy_test_bounds, binomial_stderr, divergence_index, running_average
+from callbacks.range_test.smoothing import divergence_index, running_average
+from callbacks.range_test.suggestions import accuracy_test_bounds, binomial_stderr
 from callbacks.range_test.engine import (
     BatchStream,
     first_loader,
@@ -49,6 +50,8 @@ class AccuracyRangeTest(RangeTestCallback):
     other as ties. Accuracy comes from ``pl_module.accuracy_counts(batch) -> (correct, total)`` if present, else
     from ``argmax(pl_module(x)) == y``.
     """
+
+    needs_validation = True
 
     def __init__(self, min_lr: float = 0.0, max_lr: float = 1.0, num_epochs: float = 4.0,
                  num_steps: Optional[int] = None, eval_every: Optional[int] = None, eval_batches: int = 4,

@@ -1,6 +1,6 @@
 """The flow both range tests share (:class:`RangeTestCallback`): validate the common arguments at construction
-(errors name ``range_test.<key>``), sweep in ``on_train_start`` inside
-:func:`~callbacks.range_test.engine.preserved_training_state`, keep the result, stop the fit.
+(errors name ``range_test.<key>``), check the module against :mod:`callbacks.range_test.interface`, sweep in
+``on_train_start`` inside :func:`~callbacks.range_test.state.preserved_state`, keep the result, stop the fit.
 """
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any, Optional
 import pytorch_lightning as pl
 import torch
 
-from callbacks.range_test.engine import TrainingSnapshot, preserved_training_state
+from callbacks.range_test.interface import check_module
 from callbacks.range_test.result import RangeTestResult
+from callbacks.range_test.state import TrainingSnapshot, preserved_state
 
 __all__ = ["RangeTestCallback"]
 
@@ -26,9 +27,13 @@ class RangeTestCallback(pl.Callback):
 
     In ``on_train_start`` (optimizers, precision plugin and dataloaders exist then) it runs the sweep, restores
     everything and sets ``trainer.should_stop`` so that no training epoch follows: the test is a phase of its own
-    (see :func:`find_lr`). :meth:`run` can also be called at any time during ``fit``.
+    (see :func:`~callbacks.range_test.finder.find_lr`). :meth:`run` can also be called at any time during
+    ``fit``.
     Subclasses provide ``_sweep(trainer, pl_module, snapshot) -> dict`` (with the machinery of
-    :mod:`callbacks.range_test.engine`) and ``_analyse(raw, elapsed_s) -> RangeTestResult``."""
+    :mod:`callbacks.range_test.engine`) and ``_analyse(raw, elapsed_s) -> RangeTestResult``, and say whether
+    they read validation batches (``needs_validation``)."""
+
+    needs_validation = False
 
     def __init__(self, min_lr: float, max_lr: float, num_steps: Optional[int], mode: str,
                  diverge_factor: Optional[float], smooth_beta: float, seed: Optional[int]) -> None:
@@ -65,10 +70,11 @@ class RangeTestCallback(pl.Callback):
     def run(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> RangeTestResult:
         """Sweep now, restore everything, analyse; returns (and keeps in ``self.result``) the RangeTestResult,
         the same object on every rank."""
+        check_module(pl_module)
         if not trainer.optimizers:
             raise RuntimeError("LR range test: the trainer has no optimizer (run it from on_train_start or later)")
         t0 = time.perf_counter()
-        with preserved_training_state(trainer, pl_module) as snapshot, torch.enable_grad():
+        with preserved_state(pl_module, trainer.datamodule, trainer) as snapshot, torch.enable_grad():
             raw = self._sweep(trainer, pl_module, snapshot)
         result = self._analyse(raw, time.perf_counter() - t0)
         # identical on every rank in exact arithmetic (losses and accuracies are rank-reduced); broadcast anyway

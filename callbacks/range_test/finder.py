@@ -7,20 +7,21 @@
 :func:`find_lr` runs a range-test callback (:class:`~callbacks.range_test.loss.LRRangeTest` by default, or an
 :class:`~callbacks.range_test.accuracy.AccuracyRangeTest`) in a Trainer of its own built from the run's trainer
 settings; the callback sweeps in ``on_train_start``, restores everything and stops the fit before any training
-epoch. Nothing is written anywhere: the caller decides (``result.save(run_dir)``, ``result.log_to(loggers)``,
-``result.print()``).
+epoch. The same :func:`~callbacks.range_test.state.preserved_state` wraps the whole fit here, for what Lightning's
+fit itself changes around the callback. Nothing is written anywhere: the caller decides (``result.save(run_dir)``,
+``result.log_to(loggers)``, ``result.print()``).
 """
 from __future__ import annotations
 
-import copy
 from typing import Any, Optional
 
 import pytorch_lightning as pl
 
 from callbacks.range_test.base import RangeTestCallback
-from callbacks.range_test.engine import rngs_isolated
+from callbacks.range_test.interface import check_data, check_module
 from callbacks.range_test.loss import LRRangeTest
 from callbacks.range_test.result import RangeTestResult
+from callbacks.range_test.state import preserved_state
 
 __all__ = ["RangeTestResult", "RangeTestCallback", "find_lr"]
 
@@ -45,28 +46,25 @@ def find_lr(
     accumulate_grad_batches, gradient_clip_val, limit_*_batches, default_root_dir, ...); logging, checkpointing,
     progress bar, model summary, sanity validation and min_epochs/min_steps are switched off whatever is passed,
     and any ``callbacks`` are dropped. The model, the datamodule's ``state_dict()`` and the global RNGs are left
-    as they were (the model's weights bitwise; a model trained on an accelerator comes back on the CPU, as after
-    any ``Trainer.fit``)."""
+    as they were (the model's weights bitwise, also what its own fit hooks change, such as a data-dependent
+    init in ``on_fit_start``; a model trained on an accelerator comes back on the CPU, as after any
+    ``Trainer.fit``). What the model and data must provide: :mod:`callbacks.range_test.interface` (checked
+    here, before the fit starts)."""
     if range_test is None:
         range_test = LRRangeTest()
     if not isinstance(range_test, RangeTestCallback):
         raise TypeError(f"find_lr: range_test must be an LRRangeTest or AccuracyRangeTest, got {type(range_test)}")
+    check_module(model)
+    check_data(model, datamodule, train_dataloaders, val_dataloaders, needs_validation=range_test.needs_validation)
     trainer_kwargs.pop("callbacks", None)
     if "max_epochs" not in trainer_kwargs and "max_steps" not in trainer_kwargs:
         trainer_kwargs["max_epochs"] = 1  # the fit stops at train start anyway; spares Lightning's 1000-epoch default
     trainer = pl.Trainer(**{**trainer_kwargs, **_FORCED}, callbacks=[range_test])
-    modes = [(m, m.training) for m in model.modules()]
-    dm_state = copy.deepcopy(datamodule.state_dict()) if datamodule is not None else None
     range_test.result = None
-    try:
-        with rngs_isolated():
-            trainer.fit(model, train_dataloaders=train_dataloaders, val_dataloaders=val_dataloaders,
-                        datamodule=datamodule)
-    finally:
-        for m, flag in modes:
-            m.training = flag
-        if datamodule is not None:
-            datamodule.load_state_dict(dm_state)
+    # the module, the datamodule and the RNGs as they are now, whatever the fit around the sweep does to them
+    with preserved_state(model, datamodule):
+        trainer.fit(model, train_dataloaders=train_dataloaders, val_dataloaders=val_dataloaders,
+                    datamodule=datamodule)
     if range_test.result is None:
         raise RuntimeError("find_lr: the range test did not run (no training batches? check limit_train_batches)")
     return range_test.result

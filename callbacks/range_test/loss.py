@@ -18,13 +18,8 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
 from callbacks.range_test.base import RangeTestCallback
 from callbacks.range_test.result import RangeTestResult
-from callbacks.range_test.suggestions import (
-    SUGGESTIONS,
-    compute_suggestions,
-    default_bandwidth,
-    divergence_index,
-    running_average,
-)
+from callbacks.range_test.smoothing import default_bandwidth, divergence_index, running_average
+from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions
 from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
 
 __all__ = ["LRRangeTest", "loss_rise", "sweep_status"]

@@ -1,5 +1,5 @@
-"""callbacks.range_test.engine: bitwise restore (at train start and mid-training, SGD/Adam, fp16 grad scaler, persistent
-workers, failures), the sweep's LR per step with accumulation, clipping and lr_scale, sweep_lrs, seeding."""
+"""callbacks.range_test.state: bitwise restore (at train start and mid-training, SGD/Adam, fp16 grad scaler,
+failures), directly and through the callback."""
 from __future__ import annotations
 
 import random
@@ -8,20 +8,13 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 
 from callbacks.range_test.loss import LRRangeTest
-from callbacks.range_test.engine import preserved_training_state, seed_rngs, sweep_lrs
-from range_fixtures import Snap, TinyDM, TinyNet, assert_same_state, assert_tensors_equal, capture, fit, trainer
+from callbacks.range_test.state import preserved_state
+from range_fixtures import (Snap, SweepThenTrain, TinyDM, TinyNet, assert_same_state, assert_tensors_equal, capture,
+                            fit, trainer)
 
 torch.set_num_threads(1)
-
-
-class SweepThenTrain(LRRangeTest):
-    """Runs the sweep machinery at train start but lets training continue (the phase itself stops the fit)."""
-
-    def on_train_start(self, trainer, pl_module):
-        self.run(trainer, pl_module)
 
 
 class MidRun(LRRangeTest):
@@ -36,25 +29,6 @@ class MidRun(LRRangeTest):
             self.before = capture(trainer, pl_module)
             self.run(trainer, pl_module)
             self.after = capture(trainer, pl_module)
-
-
-# ----------------------------------------------------------------------------- sweep_lrs / seeding
-def test_sweep_lrs_exp_and_linear():
-    np.testing.assert_allclose(sweep_lrs(1e-4, 1.0, 5, "exp"), [1e-4, 1e-3, 1e-2, 1e-1, 1.0], rtol=1e-12)
-    np.testing.assert_allclose(sweep_lrs(0.0, 1.0, 5, "linear"), [0, 0.25, 0.5, 0.75, 1.0], rtol=1e-12)
-    lrs = sweep_lrs(1e-5, 10.0, 200, "exp")
-    assert lrs[0] == 1e-5 and lrs[-1] == 10.0 and np.all(np.diff(np.log10(lrs)) > 0)
-    with pytest.raises(ValueError, match="range_test.mode must be 'exp' or 'linear'"):
-        sweep_lrs(1e-4, 1.0, 5, "cosine")
-
-
-def test_seed_rngs_seeds_python_numpy_torch():
-    seed_rngs(5)
-    a = (random.random(), float(np.random.rand()), torch.rand(1).item())
-    seed_rngs(5)
-    assert (random.random(), float(np.random.rand()), torch.rand(1).item()) == a
-    seed_rngs(6)
-    assert random.random() != a[0]
 
 
 # ----------------------------------------------------------------------------- restore
@@ -111,19 +85,6 @@ def test_restore_with_mixed_precision_grad_scaler(tmp_path):
     assert_same_state(before.state, after.state)  # ... and was put back
 
 
-def test_persistent_worker_loader_keeps_its_epoch_iterator(tmp_path):
-    """A persistent-workers DataLoader shares one iterator; the sweep must not reset the one Lightning holds."""
-    class PersistentDM(TinyDM):
-        def train_dataloader(self):
-            return DataLoader(self.train_ds, batch_size=8, shuffle=True, num_workers=1, persistent_workers=True)
-
-    rt = SweepThenTrain(num_steps=15, min_lr=1e-4, max_lr=1.0)
-    _, model = fit(tmp_path, callbacks=[rt], dm=PersistentDM())
-    _, model0 = fit(tmp_path, dm=PersistentDM())
-    assert_tensors_equal(model.first_batch, model0.first_batch)
-    assert_tensors_equal(model.state_dict(), model0.state_dict())
-
-
 class _Boom(RuntimeError):
     pass
 
@@ -147,7 +108,7 @@ def test_preserved_state_restores_on_failure_and_reraises(tmp_path):
             self.before = capture(trainer, pl_module)
             opt = trainer.optimizers[0]
             with pytest.raises(_Boom):
-                with preserved_training_state(trainer, pl_module):
+                with preserved_state(pl_module, trainer.datamodule, trainer):
                     for p in pl_module.parameters():
                         p.data.add_(1.0)
                         p.grad = torch.ones_like(p)
@@ -165,30 +126,3 @@ def test_preserved_state_restores_on_failure_and_reraises(tmp_path):
     fit(tmp_path, callbacks=[probe], dm=dm, max_epochs=1)
     assert_same_state(probe.before, probe.after)
     assert probe.counter == 0
-
-
-
-# ----------------------------------------------------------------------------- one step: accumulation, lr_scale, clipping
-@pytest.mark.parametrize("mode", ["exp", "linear"])
-def test_one_lr_per_optimizer_step_with_accumulation_lr_scale_and_clipping(tmp_path, mode, monkeypatch):
-    from pytorch_lightning.plugins.precision import Precision
-
-    clipped = []
-    original = Precision.clip_gradients
-    monkeypatch.setattr(Precision, "clip_gradients",
-                        lambda self, opt, clip_val=0.0, gradient_clip_algorithm=None: (
-                            clipped.append((clip_val, gradient_clip_algorithm.value)),
-                            original(self, opt, clip_val, gradient_clip_algorithm)))
-    rt = LRRangeTest(num_steps=12, min_lr=1e-4, max_lr=1e-1, mode=mode, diverge_factor=None)
-    clip = {"gradient_clip_val": 0.5, "gradient_clip_algorithm": "value" if mode == "linear" else "norm"}
-    tr, model = fit(tmp_path, callbacks=[rt], accumulate_grad_batches=2, **clip)
-    expected = np.geomspace(1e-4, 1e-1, 12) if mode == "exp" else np.linspace(1e-4, 1e-1, 12)
-    trace = np.array(model.lr_trace)
-    assert trace.shape == (24, 2)  # two micro-batches per optimizer step, one LR per optimizer step
-    np.testing.assert_allclose(trace[:, 0], np.repeat(expected, 2), rtol=1e-12)
-    np.testing.assert_allclose(trace[:, 1], 2.0 * np.repeat(expected, 2), rtol=1e-12)  # lr_scale honoured
-    np.testing.assert_allclose(rt.result.lrs, expected, rtol=1e-12)
-    assert rt.result.lrs[0] == 1e-4 and rt.result.lrs[-1] == 1e-1
-    assert clipped == [(0.5, clip["gradient_clip_algorithm"])] * 12  # clipping once per optimizer step
-    # the callback is a phase of its own: it stopped the fit before any training step
-    assert tr.global_step == 0 and model.first_batch is None

@@ -1,9 +1,8 @@
-"""find_lr / RangeTestResult: the phase leaves nothing behind (a later fit is bitwise the same as without it),
-the result round-trips through JSON, save() writes the sweep, plot() returns a Figure, 2-process DDP agrees."""
+"""callbacks.range_test.finder (find_lr): the phase leaves nothing behind (a later fit is bitwise the same as
+without it; what the fit's own hooks change is undone too, also when the sweep fails), forced trainer settings, the
+accuracy test on plain dataloaders, 2-process DDP agrees."""
 from __future__ import annotations
 
-import csv
-import dataclasses
 import functools
 import json
 import os
@@ -103,31 +102,6 @@ def test_find_lr_with_dataloaders_and_accuracy_test(tmp_path):
         find_lr(model, range_test=pl.Callback(), train_dataloaders=DataLoader(dataset(8, 0)))
 
 
-def test_result_json_round_trip_and_save(tmp_path):
-    pl.seed_everything(0, verbose=False)
-    model = Regression()
-    result = find_lr(model, range_test=LRRangeTest(num_steps=60, min_lr=1e-4, max_lr=100.0, repeats=2),
-                     train_dataloaders=DataLoader(dataset(64, 0), batch_size=16, shuffle=True),
-                     accelerator="cpu", default_root_dir=str(tmp_path))
-    path = result.to_json(tmp_path / "r.json")
-    back = RangeTestResult.from_json(path)
-    # NaN != NaN: compare the serialised forms, and the fields that carry the answer directly
-    assert json.dumps(dataclasses.asdict(back)) == json.dumps(dataclasses.asdict(result))
-    assert (back.lr, back.rule, back.suggestions, back.lrs) == (result.lr, result.rule, result.suggestions,
-                                                                result.lrs)
-    np.testing.assert_array_equal(back.losses, result.losses)
-    paths = result.save(tmp_path / "run")
-    assert sorted(os.path.basename(p) for p in paths) == ["lr_range_test.csv", "lr_range_test.json",
-                                                         "lr_range_test.png"]
-    assert (tmp_path / "run" / "lr_range_test.png").stat().st_size > 10_000
-    with open(tmp_path / "run" / "lr_range_test.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r["repeat"] == "0"]
-    assert [float(r["lr"]) for r in rows] == result.lrs
-    np.testing.assert_array_equal([float(r["loss"]) for r in rows], result.losses)
-    assert RangeTestResult.from_json(tmp_path / "run" / "lr_range_test.json").lr == result.lr
-    assert isinstance(back.plot(), Figure)
-
-
 # ----------------------------------------------------------------------------- 2-process DDP (gloo, CPU)
 DDP_SCRIPT = """
 import json, os, sys
@@ -195,3 +169,38 @@ def test_find_lr_failure_leaves_model_rngs_and_modes_as_they_were(tmp_path):
     assert model.calls >= 2  # it stepped before failing ...
     assert_tensors_equal(model.state_dict(), init)  # ... and undid it
     assert torch.equal(torch.get_rng_state(), rng) and not model.training
+
+
+def test_find_lr_undoes_what_the_fit_around_the_sweep_changes(tmp_path):
+    """A data-dependent init in on_fit_start (drawing from the global RNG), a datamodule whose setup moves its
+    state, gradients the model held before: find_lr's fit changes all of them before the sweep starts, and all
+    come back."""
+    class DataInitNet(TinyNet):
+        def on_fit_start(self):
+            with torch.no_grad():
+                self.net[0].weight.normal_()
+
+    class CountingDM(TinyDM):
+        def __init__(self):
+            super().__init__()
+            self.setups = 0
+
+        def setup(self, stage):
+            self.setups += 1
+
+        def state_dict(self):
+            return {"setups": self.setups}
+
+        def load_state_dict(self, state):
+            self.setups = state["setups"]
+
+    pl.seed_everything(0, verbose=False)
+    model, dm = DataInitNet(), CountingDM()
+    model.net[0].weight.grad = torch.ones_like(model.net[0].weight)
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    find_lr(model, dm, LRRangeTest(num_steps=12, min_lr=1e-4, max_lr=1.0), **RUN, default_root_dir=str(tmp_path))
+    assert_tensors_equal(model.state_dict(), init)
+    assert torch.equal(model.net[0].weight.grad, torch.ones_like(model.net[0].weight))
+    assert all(p.grad is None for n, p in model.named_parameters() if n != "net.0.weight")
+    assert dm.setups == 0 and torch.equal(torch.get_rng_state(), rng)
