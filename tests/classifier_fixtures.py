@@ -1,15 +1,24 @@
 """Helpers shared by the classifier tests (not a test module): a logger that records what it is given, a tiny CPU
-trainer, an SGD factory, label-smoothed cross-entropy written out, and a learnable two-head data set, airbench's TTA written out."""
+trainer, an SGD factory, label-smoothed cross-entropy and airbench's TTA written out, a learnable two-head data set."""
 from __future__ import annotations
 
 import functools
 
+import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers.logger import Logger
 from torch.utils.data import Dataset
 
 from lightning_modules.classifier import Classifier
+
+
+#: the classifier tests' pytestmark: warnings of tiny CPU runs that say nothing about the code under test
+QUIET = [
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore:.*does not have many workers.*"),
+    pytest.mark.filterwarnings("ignore:.*number of training batches.*"),
+]
 
 
 class RecordingLogger(Logger):

@@ -13,16 +13,12 @@ from torch import nn
 from datamodules.synthetic import SyntheticDataModule
 from lightning_modules.classifier import Classifier, tta_views
 from lightning_modules.networks import AirbenchNet, Backbone, SmallNet
-from classifier_fixtures import expected_tta_logits, make_trainer, multihead_data, sgd, shift, smoothed_ce
+from classifier_fixtures import QUIET, expected_tta_logits, make_trainer, multihead_data, sgd, shift, smoothed_ce
 # RecordingLogger, make_trainer and sgd are imported from here by test_multihead, test_predict and test_data_sources
 from classifier_fixtures import RecordingLogger  # noqa: F401
 
 torch.set_num_threads(1)
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore:.*does not have many workers.*"),
-    pytest.mark.filterwarnings("ignore:.*number of training batches.*"),
-]
+pytestmark = QUIET
 
 
 # -- helpers --------------------------------------------------------------------------------------------------------

@@ -12,15 +12,11 @@ from torch.utils.data import DataLoader, TensorDataset
 from datamodules.synthetic import SyntheticDataModule
 from lightning_modules.classifier import Classifier
 from lightning_modules.networks import SmallNet
-from classifier_fixtures import (MultiHeadSet, RecordingLogger, expected_tta_logits, make_trainer, multihead_data,
-                                 sgd, smoothed_ce)
+from classifier_fixtures import (QUIET, MultiHeadSet, RecordingLogger, expected_tta_logits, make_trainer,
+                                 multihead_data, sgd, smoothed_ce)
 
 torch.set_num_threads(1)
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore:.*does not have many workers.*"),
-    pytest.mark.filterwarnings("ignore:.*number of training batches.*"),
-]
+pytestmark = QUIET
 
 
 def _val_images(dm):
