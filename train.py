@@ -17,6 +17,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import hydra
 import pytorch_lightning as pl
@@ -50,9 +51,13 @@ def auto_keys(cfg: DictConfig) -> list[str]:
 
 
 def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.LightningDataModule) -> RangeTestResult:
-    """The range test as its own phase, on the run's trainer settings; the model comes back untouched."""
+    """The range test as its own phase, on the run's trainer settings; the model comes back untouched. Its max_lr
+    trials (range_test.trial_factors) train the configured schedule's shape at each candidate peak."""
     trainer_kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "_target_"}
-    result = find_lr(model, datamodule, instantiate(cfg.range_test), **trainer_kwargs)
+    trials = {}
+    if cfg.range_test.get("trial_factors") and "max_lr" in scheduler_config(cfg):
+        trials["trial_schedule"] = partial(instantiate, cfg.scheduler)  # (max_lr=peak) -> the run's schedule
+    result = find_lr(model, datamodule, instantiate(cfg.range_test, **trials), **trainer_kwargs)
     result.save(cfg.output_dir)
     result.print()
     return result
@@ -77,7 +82,7 @@ def resolve_auto_lrs(cfg: DictConfig, keys: list[str], model: pl.LightningModule
             raise ValueError(f"scheduler.{key}={AUTO} needs range_test=accuracy (Smith's accuracy test reports "
                              f"base_lr); range_test={result.kind} reports only max_lr")
         cfg.scheduler[key] = float(found[key])
-    return result, f"range_test ({result.rule})"
+    return result, result.source
 
 
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
@@ -177,7 +182,9 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     log_header(cfg, model, datamodule, lr_source, threads_why)
     write_result(cfg.output_dir, status="running", reason="", overrides=job_overrides(), monitor=cfg.monitor,
                  monitor_mode=cfg.monitor_mode, run_dir=cfg.output_dir,
-                 lr={"max_lr": scheduler_config(cfg).get("max_lr", cfg.optimizer.get("lr")), "source": lr_source})
+                 lr={"max_lr": scheduler_config(cfg).get("max_lr", cfg.optimizer.get("lr")), "source": lr_source,
+                     "search_s": round(range_test.elapsed_s, 2) if range_test else 0.0,
+                     "search_steps": range_test.search_steps if range_test else 0})
 
     callbacks = build_callbacks(cfg)
     loggers = [instantiate(c) for c in cfg.logger.values() if c is not None]

@@ -32,7 +32,7 @@ def _ema_oracle(losses, beta=0.98):
 def test_divergence_stop(tmp_path):
     pl.seed_everything(0, verbose=False)
     model = Regression()
-    rt = LRRangeTest(num_steps=100, min_lr=1e-4, max_lr=100.0)
+    rt = LRRangeTest(num_steps=100, min_lr=1e-4, max_lr=100.0, trial_factors=None)  # the sweep alone
     trainer(tmp_path, [rt]).fit(model, DataLoader(dataset(64, 0), batch_size=16, shuffle=True))
     res = rt.result
     losses = np.array(res.losses)
@@ -78,7 +78,10 @@ def test_repeats_geometric_mean_and_spread(tmp_path):
     assert res.repeats[0]["losses"] != res.repeats[1]["losses"]  # different seeds: different batches
     vals = res.spread["loss_min"]["values"]
     assert vals == [r["suggestions"]["loss_min"] for r in res.repeats]
-    assert res.lr == pytest.approx(math.exp(np.mean(np.log(vals))))
+    geomean = math.exp(np.mean(np.log(vals)))
+    assert res.suggestions["loss_min"] == pytest.approx(geomean)
+    assert sorted(t["lr"] for t in res.trials)[0] == pytest.approx(geomean)  # the trials start from the geomean
+    assert res.lr in [t["lr"] for t in res.trials]
     assert res.spread["loss_min"]["std"] == pytest.approx(np.std(vals, ddof=1))
     assert res.losses == res.repeats[0]["losses"] and tr.global_step == 0
 

@@ -21,6 +21,7 @@ from callbacks.range_test.result import RangeTestResult
 from callbacks.range_test.smoothing import default_bandwidth, divergence_index, running_average
 from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions
 from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
+from callbacks.range_test.trials import ScheduleFactory, candidates, choose, default_schedule, run_trials, trial_length
 
 __all__ = ["LRRangeTest", "loss_rise", "sweep_status"]
 
@@ -85,13 +86,23 @@ class LRRangeTest(RangeTestCallback):
         seed: seed of the sweep's RNGs (data order, augmentation, dropout); ``None`` continues the current
             streams. Training's own RNG state is restored afterwards either way.
         bandwidth: width (decades of LR) of the zero-lag smoother; ``None`` = default.
+        trial_factors: after the sweep, train a short trial at each ``factor x`` the rule's LR (capped at the LR
+            where the sweep stopped) and keep the one with the lowest training loss at its end
+            (:mod:`callbacks.range_test.trials`); ``None`` or empty: the rule's LR alone.
+        trial_fraction, trial_min_steps, trial_max_steps: each trial's length in optimizer steps, as a fraction
+            of the training run's (``trainer.estimated_stepping_batches``), within [min, max].
+        trial_schedule: ``trial_schedule(max_lr=peak)`` -> the run's schedule function at that peak (train.py
+            passes the configured scheduler); ``None``: one-cycle with ``OneCycleLR``'s defaults.
 
     After :meth:`run` (or ``on_train_start``) ``self.result`` is the :class:`~callbacks.range_test.finder.RangeTestResult`.
     """
 
     def __init__(self, min_lr: float = 1e-5, max_lr: float = 10.0, num_steps: int = 200, mode: str = "exp",
                  diverge_factor: Optional[float] = 4.0, smooth_beta: float = 0.98, suggestion: str = "loss_min",
-                 repeats: int = 1, seed: Optional[int] = 0, bandwidth: Optional[float] = None) -> None:
+                 repeats: int = 1, seed: Optional[int] = 0, bandwidth: Optional[float] = None,
+                 trial_factors: Optional[Sequence[float]] = (1.0, 3.0, 10.0), trial_fraction: float = 0.05,
+                 trial_min_steps: int = 20, trial_max_steps: int = 200,
+                 trial_schedule: Optional[ScheduleFactory] = None) -> None:
         if num_steps is None:
             raise ValueError("range_test.num_steps must be an integer >= 10, got None")
         super().__init__(min_lr, max_lr, num_steps, mode, diverge_factor, smooth_beta, seed)
@@ -102,6 +113,18 @@ class LRRangeTest(RangeTestCallback):
         if bandwidth is not None and not (isinstance(bandwidth, (int, float)) and bandwidth > 0):
             raise ValueError(f"range_test.bandwidth must be > 0 (or null), got {bandwidth!r}")
         self.suggestion, self.repeats, self.bandwidth = suggestion, repeats, bandwidth
+        factors = list(trial_factors or [])
+        if not all(isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in factors):
+            raise ValueError(f"range_test.trial_factors must be a list of numbers > 0 (or null), got {trial_factors!r}")
+        if not (isinstance(trial_fraction, (int, float)) and 0 < trial_fraction <= 1):
+            raise ValueError(f"range_test.trial_fraction must be in (0, 1], got {trial_fraction!r}")
+        if not (isinstance(trial_min_steps, int) and isinstance(trial_max_steps, int)
+                and 4 <= trial_min_steps <= trial_max_steps):
+            raise ValueError("range_test.trial_min_steps and trial_max_steps must be integers with 4 <= min <= max, "
+                             f"got {trial_min_steps!r} and {trial_max_steps!r}")
+        self.trial_factors, self.trial_fraction = [float(f) for f in factors], float(trial_fraction)
+        self.trial_min_steps, self.trial_max_steps = trial_min_steps, trial_max_steps
+        self.trial_schedule = trial_schedule or default_schedule
 
     # -- sweep ----------------------------------------------------------------------------------------------
     def _sweep(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", snapshot: Any) -> Dict[str, Any]:
@@ -120,7 +143,28 @@ class LRRangeTest(RangeTestCallback):
                 runs.append(self._one_sweep(trainer, pl_module, stream, lrs))
             finally:
                 stream.close()
-        return {"runs": runs}
+        raw = {"runs": runs}
+        if self.trial_factors:
+            raw["trials"] = self._trials(trainer, pl_module, snapshot, runs)
+        return raw
+
+    def _trials(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", snapshot: Any,
+                runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """Short runs of the schedule at ``trial_factors`` x the rule's LR (see :mod:`callbacks.range_test.trials`)."""
+        base = np.exp(np.mean([np.log(compute_suggestions(
+            r["lrs"], r["losses"], self.bandwidth or default_bandwidth(np.log10(r["lrs"])))[0][self.suggestion])
+            for r in runs]))
+        first = runs[0]
+        cap = first["lrs"][first["stop_index"]] if first["stop_index"] is not None else None
+        run_steps = float(trainer.estimated_stepping_batches)
+        steps = trial_length(run_steps, self.trial_fraction, self.trial_min_steps, self.trial_max_steps)
+        batches = trainer.num_training_batches
+        per_epoch = (math.ceil(batches / max(int(trainer.accumulate_grad_batches), 1))
+                     if math.isfinite(batches) else None)
+        scaled_epoch = per_epoch * steps / run_steps if per_epoch and math.isfinite(run_steps) else None
+        trials = run_trials(trainer, pl_module, snapshot, candidates(base, self.trial_factors, cap), steps,
+                            self.trial_schedule, self.seed, scaled_epoch)
+        return [{**t, "factor": t["lr"] / base, "planned_steps": steps} for t in trials]
 
     def _one_sweep(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stream: BatchStream,
                    lrs: np.ndarray) -> Dict[str, Any]:
@@ -173,9 +217,17 @@ class LRRangeTest(RangeTestCallback):
         suggestions = {name: spread[name]["geomean"] for name in SUGGESTIONS}
         first = runs[0]
         settings = {k: getattr(self, k) for k in ("min_lr", "max_lr", "num_steps", "mode", "diverge_factor",
-                                                  "smooth_beta", "suggestion", "repeats", "seed", "bandwidth")}
+                                                  "smooth_beta", "suggestion", "repeats", "seed", "bandwidth",
+                                                  "trial_factors", "trial_fraction", "trial_min_steps",
+                                                  "trial_max_steps")}
+        trials = [{k: v for k, v in t.items() if k != "losses"} for t in raw.get("trials", [])]
+        rule, lr = self.suggestion, float(suggestions[self.suggestion])
+        if trials:
+            rule, lr = "trials", choose(trials)["lr"]
+            suggestions = {**suggestions, "trials": lr}
         return RangeTestResult(
             kind="loss", lrs=first["lrs"], losses=first["losses"], smoothed=first["smoothed"],
-            suggestions=suggestions, rule=self.suggestion, lr=float(suggestions[self.suggestion]), base_lr=None,
+            suggestions=suggestions, rule=rule, lr=lr, base_lr=None,
             status=first["status"], elapsed_s=elapsed_s, stop_index=first["stop_index"],
-            loss_rise=first["loss_rise"], settings=settings, repeats=runs, spread=spread)
+            loss_rise=first["loss_rise"], settings=settings, repeats=runs, spread=spread, trials=trials,
+            search_steps=sum(len(r["losses"]) for r in runs) + sum(t["steps"] for t in trials))

@@ -208,8 +208,17 @@ def print_result(result: Any, console: Optional[Any] = None) -> None:
     for name, value in result.suggestions.items():
         row = [name + (" *" if name == result.rule else ""), f"{value:.4g}"]
         if multi:
-            sp = result.spread[name]
-            row += [f"{sp['std']:.3g}", ", ".join(f"{v:.3g}" for v in sp["values"])]
+            sp = result.spread.get(name)  # none for "trials": one choice, not a rule per repeat
+            row += [f"{sp['std']:.3g}", ", ".join(f"{v:.3g}" for v in sp["values"])] if sp else ["", ""]
         table.add_row(*row)
     con.print(table)
-    con.print(f"[bold]found max_lr = {result.lr:.4g}[/bold] ({result.rule})")
+    if result.trials:
+        trials = Table(title=f"max_lr trials ({result.trials[0]['planned_steps']} optimizer steps each)",
+                       caption="score: mean training loss over each trial's last quarter (lowest wins)")
+        for col in ("max_lr", "x rule", "steps", "score"):
+            trials.add_column(col, justify="right")
+        for t in result.trials:
+            trials.add_row(f"{t['lr']:.4g}" + (" *" if t["lr"] == result.lr else ""), f"{t['factor']:.3g}",
+                           str(t["steps"]), f"{t['score']:.4g}")
+        con.print(trials)
+    con.print(f"[bold]found max_lr = {result.lr:.4g}[/bold] ({result.source})")

@@ -39,6 +39,18 @@ class RangeTestResult:
     start_acc: Optional[float] = None
     peak_acc: Optional[float] = None
     eval_images: Optional[int] = None  # accuracy test: images evaluated per point (all ranks)
+    trials: List[Dict[str, Any]] = field(default_factory=list)  # loss test with trials: lr, score, steps per candidate
+    search_steps: int = 0  # optimizer steps the whole search took (every sweep and trial): its cost
+
+    @property
+    def source(self) -> str:
+        """How ``lr`` was chosen, in one line (what ``lr_source`` says in the header, config and result.json)."""
+        if not self.trials:
+            return f"range_test ({self.rule})"
+        steps = self.trials[0]["planned_steps"]
+        scores = ", ".join(f"{t['lr']:.3g}: {t['score']:.4g}" for t in self.trials)
+        return (f"range_test ({self.settings.get('suggestion')} {self.suggestions[self.settings.get('suggestion')]:.3g}"
+                f", then {len(self.trials)} trials of {steps} steps, training loss {scores})")
 
     def plot(self):
         """A matplotlib Figure of the sweep and its suggestions (not registered with pyplot)."""

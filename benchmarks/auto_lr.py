@@ -1,0 +1,187 @@
+"""Benchmark (issue 20): does ``scheduler.max_lr=auto`` land within 1 point of a max_lr sweep, on settings it was
+not tuned on?
+
+For each setting and seed: one run with ``scheduler.max_lr=auto`` (the range test with default settings, then
+training at what it found), and a sweep of fixed peak LRs (at least 6 values spanning at least 30x) at the same
+budget. Per seed, the sweep's best run is chosen on the validation split; the gap is that run's test accuracy minus
+the auto run's test accuracy (points; positive: auto is worse). Reported per setting: mean gap, its standard error
+over seeds, worst seed, the same on validation, the LR auto found against the sweep's best LR, and the extra cost
+of auto (range test seconds and optimizer steps, as a fraction of the training run's). Outputs in --out:
+auto_lr.csv (one row per run), auto_lr.png (gap per setting with standard errors), a table on stdout.
+
+    python benchmarks/auto_lr.py --quick --in-process               # seconds: the suite runs this
+    python benchmarks/auto_lr.py --seeds 0 1 2 --record             # the evidence (about an hour alone)
+    python benchmarks/auto_lr.py --settings shapes_small --seeds 0  # one setting
+    python benchmarks/auto_lr.py --plot-only
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import drawn_shapes  # noqa: E402
+import runs_table as rt  # noqa: E402
+
+COLUMNS = ["setting", "seed", "kind", "lr", "status", "val", "test", "train_wall_s", "search_s", "search_steps",
+           "train_steps", "lr_source", "network", "optimizer", "train_images", "batch_size", "epochs", "date",
+           "machine", "run_dir"]
+# Every setting: a data/network/optimizer/budget, and the sweep's peak LRs (x2 apart, 64x span). Small data and
+# short budgets so that the whole benchmark runs in about an hour on 2 CPU cores; each far above chance.
+SETTINGS = {
+    "cifar_small": dict(data="cifar300", overrides=["model=small", "data.batch_size=128", "trainer.max_epochs=6"],
+                        grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
+    "cifar10_fast": dict(data="cifar200", overrides=[
+        "experiment=cifar10_fast", "trainer=cpu", "monitor=val/acc", "data.val_fraction=0.1", "data.batch_size=128",
+        "trainer.max_epochs=8", "trainer.max_steps=-1", "scheduler=one_cycle", "scheduler.pct_start=0.23",
+        "scheduler.div_factor=5", "scheduler.final_div_factor=2.857", "scheduler.anneal_strategy=linear",
+        "scheduler.cycle_momentum=false", "scheduler.three_phase=false"],
+        grid=[0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4]),
+    "cifar10_resnet9": dict(data="cifar100", overrides=[
+        "experiment=cifar10_resnet9", "trainer=cpu", "monitor=val/acc", "data.val_fraction=0.1",
+        "data.batch_size=64", "trainer.max_epochs=4"], grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
+    "attributes_small": dict(data="attributes200", overrides=[
+        "experiment=attributes", "model=small", "data.batch_size=128", "trainer.max_epochs=6"],
+        grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
+    "shapes_small": dict(data="shapes", overrides=["model=small", "data.batch_size=128", "data.image_size=32",
+                                                   "trainer.max_epochs=8"],
+                         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
+    "shapes_adamw": dict(data="shapes", overrides=["model=small", "optimizer=adamw", "data.batch_size=128",
+                                                   "data.image_size=32", "trainer.max_epochs=8"],
+                         grid=[0.0015, 0.003, 0.006, 0.012, 0.025, 0.05, 0.1]),
+}
+QUICK = dict(data="quick", overrides=["model=small", "trainer.max_epochs=2"], grid=[0.05, 0.2])
+
+
+def data_overrides(kind: str, runs: Path) -> list[str]:
+    """The data of a setting, laid out once under the runs folder (skips the benchmark without the CIFAR copy)."""
+    if kind == "quick":
+        return rt.QUICK_DATA + rt.QUICK_RANGE_TEST
+    if kind == "shapes":  # drawn, not CIFAR: 6 shapes, mixed sizes (24-72 px), formats and colour modes
+        root = drawn_shapes.write_set(runs.parent / "drawn_shapes_500", per_class=500, classes=6, seed=0)
+        return ["data=image_folder", f"data.root={root}", "data.val_fraction=0.1"]
+    per_class = int("".join(ch for ch in kind if ch.isdigit()))
+    if kind.startswith("attributes"):
+        if not (rt.SHARED / "cifar10-jpeg.npz").exists():
+            rt.skip(f"the offline CIFAR-10 copy is absent ({rt.SHARED}); nothing to benchmark")
+        root = runs.parent / f"cifar10_attributes_pc{per_class}"
+        if not (root / "annotations.csv").exists():
+            subprocess.run([sys.executable, str(rt.SHARED / "cifar10_jpeg.py"), "attributes", str(root),
+                            "--per-class", str(per_class)], check=True, capture_output=True)
+        return [f"data.csv_path={root / 'annotations.csv'}"]
+    return rt.cifar_data(per_class, runs.parent)[:2] + ["data.val_fraction=0.1"]
+
+
+def jobs_for(name: str, setting: dict, seed: int, base: list[str]) -> list[rt.Job]:
+    jobs = [rt.Job(f"{name}_s{seed}_auto", base + [f"seed={seed}", "scheduler.max_lr=auto"])]
+    return jobs + [rt.Job(f"{name}_s{seed}_lr{lr:g}", base + [f"seed={seed}", f"scheduler.max_lr={lr}"])
+                   for lr in setting["grid"]]
+
+
+def row(name: str, seed: int, kind: str, result: dict) -> dict:
+    monitor = result.get("monitor") or "val/acc"
+    lr = result.get("lr") or {}
+    return {"setting": name, "seed": seed, "kind": kind, "lr": lr.get("max_lr"), "lr_source": lr.get("source"),
+            "val": rt.metric(result, monitor), "test": rt.metric(result, monitor.replace("val/", "test/", 1)),
+            "train_wall_s": result.get("train_wall_s", result.get("wall_s")), "search_s": lr.get("search_s", 0.0),
+            "search_steps": lr.get("search_steps", 0), "train_steps": result.get("steps"), **rt.run_fields(result)}
+
+
+def gaps(rows: list[dict]) -> list[dict]:
+    """Per setting and seed: auto's test/val accuracy, the sweep's best run (chosen on val) and the gaps."""
+    out = []
+    for key in sorted({(r["setting"], r["seed"]) for r in rows}):
+        mine = [r for r in rows if (r["setting"], r["seed"]) == key]
+        auto = next((r for r in mine if r["kind"] == "auto"), None)
+        sweep = [r for r in mine if r["kind"] == "sweep" and not math.isnan(float(r["val"]))]
+        if auto is None or not sweep:
+            continue
+        best = max(sweep, key=lambda r: float(r["val"]))
+        lrs = sorted(float(r["lr"]) for r in sweep)
+        out.append({"setting": key[0], "seed": key[1], "auto_lr": auto["lr"], "best_lr": best["lr"],
+                    "best_at_edge": float(best["lr"]) in (lrs[0], lrs[-1]),
+                    "auto_test": auto["test"], "best_test": best["test"], "gap_test": 100 * (best["test"] - auto["test"]),
+                    "gap_val": 100 * (best["val"] - auto["val"]),
+                    "cost_time": float(auto["search_s"]) / max(float(auto["train_wall_s"] or 0) - float(auto["search_s"]), 1e-9),
+                    "cost_steps": float(auto["search_steps"]) / max(float(auto["train_steps"] or 1), 1)})
+    return out
+
+
+def per_setting(rows: list[dict]) -> list[dict]:
+    table = []
+    for name in dict.fromkeys(g["setting"] for g in gaps(rows)):
+        mine = [g for g in gaps(rows) if g["setting"] == name]
+        test, val = [g["gap_test"] for g in mine], [g["gap_val"] for g in mine]
+        se = statistics.stdev(test) / math.sqrt(len(test)) if len(test) > 1 else math.nan
+        table.append({"setting": name, "seeds": len(mine), "auto_test": 100 * statistics.mean(g["auto_test"] for g in mine),
+                      "best_test": 100 * statistics.mean(g["best_test"] for g in mine),
+                      "mean_gap": statistics.mean(test), "se_gap": se, "worst_gap": max(test),
+                      "mean_gap_val": statistics.mean(val), "auto_lr": statistics.geometric_mean(g["auto_lr"] for g in mine),
+                      "best_lrs": " ".join(f"{g['best_lr']:g}" + ("(edge)" if g["best_at_edge"] else "") for g in mine),
+                      "cost_time": statistics.mean(g["cost_time"] for g in mine),
+                      "cost_steps": statistics.mean(g["cost_steps"] for g in mine),
+                      "within": "yes" if statistics.mean(test) <= 1 and max(test) <= 2 else "no"})
+    return table
+
+
+def summary(csv_path: Path) -> str:
+    table = per_setting(rt.read_csv(csv_path))
+    specs = {"auto_test": ".2f", "best_test": ".2f", "mean_gap": "+.2f", "se_gap": ".2f", "worst_gap": "+.2f",
+             "mean_gap_val": "+.2f", "auto_lr": ".3g", "cost_time": ".0%", "cost_steps": ".0%"}
+    return ("Gap = test accuracy of the sweep's best run (chosen on validation) minus auto's, in points, per seed; "
+            "se_gap: standard error over seeds; cost: auto's LR search over its training (wall time, optimizer "
+            "steps).\n\n" + rt.markdown_table(table, ["setting", "seeds", "auto_test", "best_test", "mean_gap", "se_gap",
+                                                      "worst_gap", "mean_gap_val", "auto_lr", "best_lrs", "cost_time",
+                                                      "cost_steps", "within"], specs))
+
+
+def plot(csv_path: Path, png: Path) -> Path:
+    plt = rt.pyplot()
+    rows = rt.read_csv(csv_path)
+    table = per_setting(rows)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    names = [t["setting"] for t in table]
+    ax.bar(range(len(table)), [t["mean_gap"] for t in table], yerr=[0 if math.isnan(t["se_gap"]) else t["se_gap"]
+                                                                   for t in table], color="#4c72b0", capsize=4)
+    for i, name in enumerate(names):
+        seeds = [g["gap_test"] for g in gaps(rows) if g["setting"] == name]
+        ax.plot([i] * len(seeds), seeds, "k.", ms=5)
+    ax.axhline(1.0, color="red", lw=0.8, ls="--", label="1 point")
+    ax.axhline(0.0, color="black", lw=0.6)
+    ax.set_xticks(range(len(table)), names, rotation=20, ha="right")
+    ax.set_ylabel("sweep best - auto, test accuracy (points)")
+    ax.set_title("max_lr=auto against a max_lr sweep (bars: mean, error: s.e.; dots: seeds)")
+    ax.legend()
+    return rt.save_figure(fig, rows, png)
+
+
+def main() -> None:
+    parser = rt.common_parser(__doc__, "auto_lr")
+    parser.add_argument("--settings", nargs="+", default=None, choices=list(SETTINGS), help="default: all")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2 (--quick: 0)")
+    args = parser.parse_args()
+    out, runs = rt.folders(args, "auto_lr")
+    csv_path = out / "auto_lr.csv"
+    if not args.plot_only:
+        settings = {"quick": QUICK} if args.quick else {k: SETTINGS[k] for k in (args.settings or SETTINGS)}
+        seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+        rows = []
+        for name, setting in settings.items():
+            base = data_overrides(setting["data"], runs) + setting["overrides"] + args.extra
+            for seed in seeds:
+                done = rt.run_jobs(jobs_for(name, setting, seed, base), runs, args.parallel, args.timeout,
+                                   args.in_process)
+                for job_name, result in done.items():
+                    rows.append({**row(name, seed, "auto" if job_name.endswith("_auto") else "sweep", result),
+                                 "network": next((o.split("=")[1] for o in base if o.startswith("model=")), ""),
+                                 "optimizer": next((o.split("=")[1] for o in base if o.startswith("optimizer=")), "")})
+                rt.write_csv(csv_path, rows, COLUMNS)  # after every seed: a partial CSV is readable
+    rt.finish(args, csv_path, lambda path: [plot(path, out / "auto_lr.png")], summary,
+              "max_lr=auto against a max_lr sweep on unseen settings (issue 20)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Short trials that choose ``max_lr`` among candidates read off the range-test curve.
+
+Why: on the settings of issue 20 the loss minimum of the range test sat 3-10x below the best one-cycle peak, and
+no single multiple of it held everywhere (a one-cycle run warms up, so it tolerates peaks that make the loss rise
+in a fast ramp; but on some data 3x is already too far). So the curve only proposes: ``factors`` x the rule's LR
+(default 1x, 3x, 10x the loss minimum). Each candidate then trains a short run of the run's own schedule shape
+(compressed to ``steps`` optimizer steps) from the same initial weights, on the same batches (same seed), and the
+candidate whose training loss over the last quarter of its trial is lowest wins. The training loss of batches it
+has not trained on yet (a trial is shorter than an epoch on all but tiny sets) needs no validation split, so
+nothing is chosen on a test split when a data set validates on it. Between trials and at the end everything is
+restored exactly as after the range test (:mod:`callbacks.range_test.engine`).
+
+Everything but :func:`run_trials` is pure and tested on numbers alone.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from functools import partial
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from callbacks.schedules.lr_schedule import momentum_key, set_momentum
+from callbacks.schedules.shapes import one_cycle
+
+__all__ = ["candidates", "trial_length", "trial_score", "choose", "run_trials", "default_schedule", "describe"]
+
+#: schedule_factory(max_lr=peak) -> schedule(step, total_steps, [steps_per_epoch]) -> (lr, momentum or None)
+ScheduleFactory = Callable[[float], Callable[..., Any]]
+
+
+def default_schedule(max_lr: float) -> Callable[..., Any]:
+    """One-cycle with torch's ``OneCycleLR`` defaults, when the caller gives no schedule (``find_lr`` in Python)."""
+    return partial(one_cycle, max_lr=max_lr)
+
+
+def candidates(base_lr: float, factors: Sequence[float], cap: Optional[float] = None) -> List[float]:
+    """``base_lr x factor`` for each factor, in rising order, without repeats; those above ``cap`` (the LR where
+    the range test saw the loss blow up) are dropped, but the smallest candidate always stays."""
+    values = sorted({float(base_lr) * float(f) for f in factors})
+    kept = [v for v in values if cap is None or v <= cap]
+    return kept or values[:1]
+
+
+def trial_length(run_steps: Optional[float], fraction: float, min_steps: int, max_steps: int) -> int:
+    """Optimizer steps of each trial: ``fraction`` of the training run's steps, within [min_steps, max_steps]
+    (``max_steps`` when the run's length is unknown)."""
+    if run_steps is None or not math.isfinite(run_steps):
+        return int(max_steps)
+    return int(min(max(round(fraction * run_steps), min_steps), max_steps))
+
+
+def trial_score(losses: Sequence[float], tail: float = 0.25) -> float:
+    """Mean training loss over the last ``tail`` of a trial (at least 2 steps); ``inf`` if any loss in the trial
+    was not finite (it diverged)."""
+    if not losses or not all(math.isfinite(x) for x in losses):
+        return math.inf
+    n = max(2, int(math.ceil(tail * len(losses))))
+    last = list(losses)[-n:]
+    return sum(last) / len(last)
+
+
+def choose(trials: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """The trial with the lowest score; on a tie the larger LR (the one-cycle peak that regularises more)."""
+    finite = [t for t in trials if math.isfinite(t["score"])]
+    if not finite:
+        raise RuntimeError("every max_lr trial diverged: lower range_test.max_lr or range_test.trial_factors")
+    return min(finite, key=lambda t: (t["score"], -t["lr"]))
+
+
+def describe(trials: Sequence[Dict[str, Any]], chosen: float) -> str:
+    """One line: each candidate with its score, the chosen one marked."""
+    return ", ".join(f"{t['lr']:.3g}: {t['score']:.4f}" + (" (chosen)" if t["lr"] == chosen else "")
+                     for t in trials)
+
+
+def _schedule_values(schedule: Callable[..., Any], step: int, total: int, steps_per_epoch: Optional[float]):
+    takes_epochs = "steps_per_epoch" in inspect.signature(schedule).parameters
+    return schedule(step, total, steps_per_epoch=steps_per_epoch) if takes_epochs else schedule(step, total)
+
+
+def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float], steps: int,
+               schedule: ScheduleFactory, seed: Optional[int], steps_per_epoch: Optional[float]) -> List[Dict[str, Any]]:
+    """Train ``steps`` optimizer steps of ``schedule(peak)`` for each peak in ``lrs``, each from the state the
+    snapshot holds and with the same RNG seed; returns ``[{lr, score, losses, steps}]``. The state is restored
+    after every trial."""
+    from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs
+
+    trials = []
+    for peak in lrs:
+        snapshot.restore_training_state()
+        if seed is not None:
+            seed_rngs(seed)
+        fn = schedule(max_lr=float(peak))
+        stream = BatchStream(trainer, pl_module, first_loader(trainer.train_dataloader), "train")
+        losses: List[float] = []
+        try:
+            for k in range(steps):
+                lr, momentum = _schedule_values(fn, k, steps, steps_per_epoch)
+                if momentum is not None:
+                    for opt in trainer.optimizers:
+                        for group in opt.param_groups:
+                            if momentum_key(group):
+                                set_momentum(group, momentum)
+                mean, _ = optimizer_step_at(trainer, pl_module, stream, float(lr), k)
+                losses.append(mean)
+                if not math.isfinite(mean):
+                    break
+        finally:
+            stream.close()
+        trials.append({"lr": float(peak), "score": trial_score(losses) if len(losses) == steps else math.inf,
+                       "losses": losses, "steps": len(losses)})
+    snapshot.restore_training_state()
+    return trials

@@ -1,0 +1,89 @@
+"""The max_lr trials (callbacks/range_test/trials.py): candidates, trial length, score and choice on numbers with
+known answers; the end-to-end check on a problem with a known best LR is in test_range_test_loss.py."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from callbacks.range_test import trials
+
+
+def test_candidates_rise_without_repeats_and_respect_the_cap():
+    assert trials.candidates(0.01, [10, 1, 3, 1]) == pytest.approx([0.01, 0.03, 0.1])
+    assert trials.candidates(0.01, [1, 3, 10], cap=0.05) == pytest.approx([0.01, 0.03])
+    assert trials.candidates(0.01, [3, 10], cap=0.001) == pytest.approx([0.03])  # the smallest always stays
+
+
+@pytest.mark.parametrize("run_steps, expected", [(1000, 50), (100, 20), (100_000, 200), (None, 200),
+                                                 (math.inf, 200)])
+def test_trial_length_is_a_fraction_of_the_run_within_bounds(run_steps, expected):
+    assert trials.trial_length(run_steps, 0.05, 20, 200) == expected
+
+
+def test_score_is_the_mean_of_the_last_quarter_and_inf_after_divergence():
+    assert trials.trial_score([5, 4, 3, 2, 1, 1, 1, 3]) == pytest.approx(2.0)  # last 2 of 8
+    assert trials.trial_score([3.0, 2.0, 1.0]) == pytest.approx(1.5)          # at least 2 steps
+    assert trials.trial_score([1.0, float("nan"), 1.0]) == math.inf
+    assert trials.trial_score([]) == math.inf
+
+
+def test_choice_is_the_lowest_score_and_prefers_the_larger_lr_on_a_tie():
+    runs = [{"lr": 0.01, "score": 1.2}, {"lr": 0.03, "score": 0.9}, {"lr": 0.1, "score": math.inf}]
+    assert trials.choose(runs)["lr"] == 0.03
+    assert trials.choose([{"lr": 0.01, "score": 1.0}, {"lr": 0.03, "score": 1.0}])["lr"] == 0.03
+    with pytest.raises(RuntimeError, match="every max_lr trial diverged"):
+        trials.choose([{"lr": 0.1, "score": math.inf}])
+    assert "0.03: 0.9000 (chosen)" in trials.describe(runs, 0.03)
+
+
+def test_default_schedule_is_a_one_cycle_at_the_peak():
+    fn = trials.default_schedule(max_lr=0.4)
+    peak = max(fn(k, 100)[0] for k in range(100))
+    assert peak == pytest.approx(0.4, rel=0.05)
+    assert fn(0, 100)[0] == pytest.approx(0.04)
+
+
+# ------------------------------------------------------------------ end to end, on a problem with a known answer
+def _constant(max_lr):
+    return lambda step, total: (max_lr, None)
+
+
+def test_trials_on_least_squares_pick_the_stable_fast_lr_and_leave_the_model_as_it_was(tmp_path):
+    """Plain gradient descent on least squares converges fastest near 1/L and diverges above 2/L (L: the largest
+    eigenvalue of the loss's Hessian). Given candidates far below, near and far above that window, the trials
+    must choose the one inside it, score the divergent one inf (or drop it at the sweep's stop), and restore the
+    weights bitwise."""
+    import pytorch_lightning as pl
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from callbacks.range_test.finder import find_lr
+    from callbacks.range_test.loss import LRRangeTest
+    from range_fixtures import Regression, assert_tensors_equal
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 8, generator=g)
+    y = x @ torch.randn(8, generator=g)
+    features = torch.cat([x, torch.ones(256, 1)], 1)
+    lipschitz = float(torch.linalg.eigvalsh(2 * features.T @ features / 256).max())  # mse's Hessian
+    pl.seed_everything(0, verbose=False)
+    model = Regression()
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    window = 1.0 / lipschitz
+    test = LRRangeTest(min_lr=1e-4, max_lr=10.0, num_steps=60, trial_factors=[1.0], trial_min_steps=30,
+                       trial_max_steps=30, trial_schedule=_constant)
+    # candidates chosen around the known answer (not the curve's): 1/50, 1 and 3 times 1/L
+    test.trial_factors = []  # the sweep alone first, to learn its rule's LR
+    base = find_lr(model, train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=256), range_test=test,
+                   accelerator="cpu", max_epochs=1, limit_val_batches=0).suggestions["loss_min"]
+    test.trial_factors = [window / base / 50, window / base, 3 * window / base]
+    result = find_lr(model, train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=256), range_test=test,
+                     accelerator="cpu", max_epochs=1, limit_val_batches=0)
+    assert result.rule == "trials" and len(result.trials) >= 2
+    assert result.lr == pytest.approx(window, rel=1e-6)
+    scores = {round(t["lr"] / window, 3): t["score"] for t in result.trials}
+    assert scores[0.02] > scores[1.0]                      # far below: slow
+    assert scores.get(3.0, math.inf) > 1e6 * scores[0.02]  # above 2/L: blew up (or dropped at the sweep's stop)
+    assert result.search_steps == len(result.lrs) + sum(t["steps"] for t in result.trials)
+    assert_tensors_equal(model.state_dict(), init)
