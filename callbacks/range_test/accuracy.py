@@ -16,6 +16,7 @@ import torch
 from callbacks.range_test.base import RangeTestCallback
 from callbacks.range_test.result import RangeTestResult
 from callbacks.range_test.smoothing import divergence_index, running_average
+from callbacks.range_test.state import evaluating
 from callbacks.range_test.suggestions import accuracy_test_bounds, binomial_stderr
 from callbacks.range_test.engine import (
     BatchStream,
@@ -96,26 +97,21 @@ class AccuracyRangeTest(RangeTestCallback):
     @torch.no_grad()
     def _accuracy(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loader: Any) -> Tuple[float, int]:
         """(accuracy, images evaluated over all ranks) on the first ``eval_batches`` validation batches."""
-        flags = [(m, m.training) for m in pl_module.modules()]
-        stage = trainer.state.stage
-        trainer.validating = True  # datamodule hooks must not apply training augmentation
-        pl_module.eval()
         stream = BatchStream(trainer, pl_module, loader, "validation")
         correct = torch.zeros((), dtype=torch.float64, device=pl_module.device)
         total = torch.zeros((), dtype=torch.float64, device=pl_module.device)
-        try:
-            n = safe_len(loader)
-            for _ in range(self.eval_batches if n is None else min(self.eval_batches, n)):
-                batch = stream.next()
-                with trainer.precision_plugin.val_step_context():
-                    c, t = _counts(pl_module, batch)
-                correct += torch.as_tensor(c, dtype=torch.float64, device=correct.device)
-                total += float(t)
-        finally:
-            stream.close()
-            for m, f in flags:
-                m.training = f
-            trainer.state.stage = stage
+        n = safe_len(loader)
+        # eval mode, and the validating stage so datamodule hooks apply no training augmentation
+        with evaluating(trainer, pl_module):
+            try:
+                for _ in range(self.eval_batches if n is None else min(self.eval_batches, n)):
+                    batch = stream.next()
+                    with trainer.precision_plugin.val_step_context():
+                        c, t = _counts(pl_module, batch)
+                    correct += torch.as_tensor(c, dtype=torch.float64, device=correct.device)
+                    total += float(t)
+            finally:
+                stream.close()
         correct = trainer.strategy.reduce(correct, reduce_op="sum")
         total = trainer.strategy.reduce(total, reduce_op="sum")
         return (float(correct / total) if float(total) > 0 else float("nan")), int(round(float(total)))

@@ -10,6 +10,8 @@
   per-parameter state), the AMP grad scaler, the generators owned by the train/val dataloaders, and the trainer
   stage.
 
+:func:`evaluating` switches to eval mode and the validating stage for the accuracy test's measurements and back.
+
 It is used at two levels, with the same code: :func:`~callbacks.range_test.finder.find_lr` wraps its whole
 ``Trainer.fit`` (module, datamodule, RNGs: what Lightning's own fit changes around the callback -- ``setup``
 hooks, data-dependent init in ``on_fit_start``, ``zero_grad``), and
@@ -27,7 +29,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-__all__ = ["TrainingSnapshot", "preserved_state", "cuda_in_use", "flatten_loaders"]
+__all__ = ["TrainingSnapshot", "preserved_state", "evaluating", "cuda_in_use", "flatten_loaders"]
 
 
 def cuda_in_use() -> bool:
@@ -151,3 +153,19 @@ def preserved_state(module: torch.nn.Module, datamodule: Optional[Any] = None,
         yield snapshot
     finally:
         snapshot.restore()
+
+
+@contextmanager
+def evaluating(trainer: "pl.Trainer", module: torch.nn.Module) -> Iterator[None]:
+    """Eval mode and the trainer's validating stage for a while (the accuracy test's measurements inside the
+    sweep); every submodule's flag and the stage are put back on exit, also when the body raises."""
+    flags = [(m, m.training) for m in module.modules()]
+    stage = trainer.state.stage
+    trainer.validating = True
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+        trainer.state.stage = stage
