@@ -87,3 +87,18 @@ def test_trials_on_least_squares_pick_the_stable_fast_lr_and_leave_the_model_as_
     assert scores.get(3.0, math.inf) > 1e6 * scores[0.02]  # above 2/L: blew up (or dropped at the sweep's stop)
     assert result.search_steps == len(result.lrs) + sum(t["steps"] for t in result.trials)
     assert_tensors_equal(model.state_dict(), init)
+
+
+def test_a_larger_lr_that_is_not_clearly_worse_wins_and_a_clearly_worse_one_does_not():
+    import random
+
+    rng = random.Random(0)
+    batches = [rng.uniform(1.0, 2.0) for _ in range(40)]  # per-batch difficulty, shared by paired trials
+    low = {"lr": 0.01, "losses": [b + 0.000 + rng.gauss(0, 0.01) for b in batches]}
+    near = {"lr": 0.03, "losses": [b + 0.002 + rng.gauss(0, 0.01) for b in batches]}   # within noise
+    worse = {"lr": 0.1, "losses": [b + 0.100 + rng.gauss(0, 0.01) for b in batches]}   # 10 s.e. worse
+    for t in (low, near, worse):
+        t["score"] = trials.trial_score(t["losses"])
+    assert trials.choose([low, near, worse])["lr"] == 0.03
+    assert trials.choose([low, worse])["lr"] == 0.01
+    assert trials.beats(low["losses"], worse["losses"]) and not trials.beats(low["losses"], near["losses"])

@@ -220,11 +220,11 @@ class LRRangeTest(RangeTestCallback):
                                                   "smooth_beta", "suggestion", "repeats", "seed", "bandwidth",
                                                   "trial_factors", "trial_fraction", "trial_min_steps",
                                                   "trial_max_steps")}
-        trials = [{k: v for k, v in t.items() if k != "losses"} for t in raw.get("trials", [])]
         rule, lr = self.suggestion, float(suggestions[self.suggestion])
-        if trials:
-            rule, lr = "trials", choose(trials)["lr"]
+        if raw.get("trials"):
+            rule, lr = "trials", choose(raw["trials"])["lr"]
             suggestions = {**suggestions, "trials": lr}
+        trials = [{k: v for k, v in t.items() if k != "losses"} for t in raw.get("trials", [])]
         return RangeTestResult(
             kind="loss", lrs=first["lrs"], losses=first["losses"], smoothed=first["smoothed"],
             suggestions=suggestions, rule=rule, lr=lr, base_lr=None,

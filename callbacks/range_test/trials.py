@@ -5,7 +5,8 @@ no single multiple of it held everywhere (a one-cycle run warms up, so it tolera
 in a fast ramp; but on some data 3x is already too far). So the curve only proposes: ``factors`` x the rule's LR
 (default 1x, 3x, 10x the loss minimum). Each candidate then trains a short run of the run's own schedule shape
 (compressed to ``steps`` optimizer steps) from the same initial weights, on the same batches (same seed), and the
-candidate whose training loss over the last quarter of its trial is lowest wins. The training loss of batches it
+candidate with the lowest training loss over the last quarter of its trial wins, unless a larger candidate is
+not clearly worse (by two standard errors of the paired per-batch differences): then the larger one wins. The training loss of batches it
 has not trained on yet (a trial is shorter than an epoch on all but tiny sets) needs no validation split, so
 nothing is chosen on a test split when a data set validates on it. Between trials and at the end everything is
 restored exactly as after the range test (:mod:`callbacks.range_test.engine`).
@@ -22,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from callbacks.schedules.lr_schedule import momentum_key, set_momentum
 from callbacks.schedules.shapes import one_cycle
 
-__all__ = ["candidates", "trial_length", "trial_score", "choose", "run_trials", "default_schedule", "describe"]
+__all__ = ["candidates", "trial_length", "trial_score", "tail", "beats", "choose", "run_trials", "default_schedule", "describe"]
 
 #: schedule_factory(max_lr=peak) -> schedule(step, total_steps, [steps_per_epoch]) -> (lr, momentum or None)
 ScheduleFactory = Callable[[float], Callable[..., Any]]
@@ -49,22 +50,45 @@ def trial_length(run_steps: Optional[float], fraction: float, min_steps: int, ma
     return int(min(max(round(fraction * run_steps), min_steps), max_steps))
 
 
-def trial_score(losses: Sequence[float], tail: float = 0.25) -> float:
-    """Mean training loss over the last ``tail`` of a trial (at least 2 steps); ``inf`` if any loss in the trial
-    was not finite (it diverged)."""
+def tail(losses: Sequence[float], fraction: float = 0.25) -> List[float]:
+    """The last ``fraction`` of a trial's losses (at least 2)."""
+    n = max(2, int(math.ceil(fraction * len(losses))))
+    return list(losses)[-n:]
+
+
+def trial_score(losses: Sequence[float], fraction: float = 0.25) -> float:
+    """Mean training loss over the last ``fraction`` of a trial (at least 2 steps); ``inf`` if any loss in the
+    trial was not finite (it diverged)."""
     if not losses or not all(math.isfinite(x) for x in losses):
         return math.inf
-    n = max(2, int(math.ceil(tail * len(losses))))
-    last = list(losses)[-n:]
+    last = tail(losses, fraction)
     return sum(last) / len(last)
 
 
-def choose(trials: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-    """The trial with the lowest score; on a tie the larger LR (the one-cycle peak that regularises more)."""
+def beats(a: Sequence[float], b: Sequence[float], z: float = 2.0) -> bool:
+    """Whether trial ``a``'s tail losses are lower than ``b``'s by more than ``z`` standard errors of their paired
+    differences (both trials saw the same batches in the same order, so a batch's difficulty cancels out). A trial
+    ``b`` that diverged, or ended above the loss it started from, is always beaten."""
+    if not all(math.isfinite(x) for x in b) or trial_score(b) > b[0]:
+        return True
+    diffs = [y - x for x, y in zip(tail(a), tail(b))]
+    mean = sum(diffs) / len(diffs)
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / max(len(diffs) - 1, 1))
+    return mean > z * sd / math.sqrt(len(diffs))
+
+
+def choose(trials: Sequence[Dict[str, Any]], z: float = 2.0) -> Dict[str, Any]:
+    """The largest LR among the trials that the lowest-scoring one does not clearly beat (:func:`beats`, paired
+    over the same batches): where short trials cannot tell candidates apart, the larger peak, which regularises
+    more over a whole run, is kept. Without per-step ``losses``, the lowest score."""
     finite = [t for t in trials if math.isfinite(t["score"])]
     if not finite:
         raise RuntimeError("every max_lr trial diverged: lower range_test.max_lr or range_test.trial_factors")
-    return min(finite, key=lambda t: (t["score"], -t["lr"]))
+    best = min(finite, key=lambda t: (t["score"], -t["lr"]))
+    if "losses" not in best:
+        return best
+    ties = [t for t in finite if t is best or not beats(best["losses"], t["losses"], z)]
+    return max(ties, key=lambda t: t["lr"])
 
 
 def describe(trials: Sequence[Dict[str, Any]], chosen: float) -> str:
