@@ -71,7 +71,7 @@ def test_batches_go_through_the_before_transfer_hook_lightning_would_call(tmp_pa
     the module's; once per batch, as in the training loop."""
     pl.seed_everything(0, verbose=False)
     model, dm = HookedNet(), (HookedDM() if dm_hook else TinyDM())
-    rt = LRRangeTest(num_steps=12, min_lr=1e-4, max_lr=1.0, diverge_factor=None)
+    rt = LRRangeTest(num_steps=12, min_lr=1e-4, max_lr=1.0, diverge_factor=None, trial_factors=None)  # the sweep alone
     trainer(tmp_path, [rt]).fit(model, datamodule=dm)
     owner, other = (dm, model) if dm_hook else (model, dm)
     assert getattr(owner, "seen") == [("datamodule" if dm_hook else "module")] * 12
@@ -89,7 +89,8 @@ def test_one_lr_per_optimizer_step_with_accumulation_lr_scale_and_clipping(tmp_p
                         lambda self, opt, clip_val=0.0, gradient_clip_algorithm=None: (
                             clipped.append((clip_val, gradient_clip_algorithm.value)),
                             original(self, opt, clip_val, gradient_clip_algorithm)))
-    rt = LRRangeTest(num_steps=12, min_lr=1e-4, max_lr=1e-1, mode=mode, diverge_factor=None)
+    rt = LRRangeTest(num_steps=12, min_lr=1e-4, max_lr=1e-1, mode=mode, diverge_factor=None,
+                     trial_factors=None)  # the sweep alone
     clip = {"gradient_clip_val": 0.5, "gradient_clip_algorithm": "value" if mode == "linear" else "norm"}
     tr, model = fit(tmp_path, callbacks=[rt], accumulate_grad_batches=2, **clip)
     expected = np.geomspace(1e-4, 1e-1, 12) if mode == "exp" else np.linspace(1e-4, 1e-1, 12)
