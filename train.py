@@ -55,7 +55,8 @@ def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.Li
     trials (range_test.trial_factors) train the configured schedule's shape at each candidate peak."""
     trainer_kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "_target_"}
     trials = {}
-    if cfg.range_test.get("trial_factors") and "max_lr" in scheduler_config(cfg):
+    other_autos = [key for key in auto_keys(cfg) if key != "max_lr"]  # base_lr=auto: the accuracy test's answer
+    if cfg.range_test.get("trial_factors") and "max_lr" in scheduler_config(cfg) and not other_autos:
         trials["trial_schedule"] = partial(instantiate, cfg.scheduler)  # (max_lr=peak) -> the run's schedule
     result = find_lr(model, datamodule, instantiate(cfg.range_test, **trials), **trainer_kwargs)
     result.save(cfg.output_dir)

@@ -293,7 +293,12 @@ def pyplot():
 def run_fields(result: dict) -> dict:
     """The columns every benchmark row takes from a run: status, test accuracy, date, machine, run dir."""
     return {"status": result.get("status"), "test_acc": metric(result, "test/acc"),
-            "date": run_date(result["run_dir"]), "machine": machine(), "run_dir": result["run_dir"]}
+            "date": run_date(result["run_dir"]), "machine": machine(), "run_dir": repo_path(result["run_dir"])}
+
+
+def repo_path(path) -> str:
+    """A path as committed files write it: relative to the repository root (absolute paths mean nothing elsewhere)."""
+    return os.path.relpath(os.path.abspath(str(path)), ROOT)
 
 
 def finish(args, csv_path: Path, draw, summary, title: str) -> None:

@@ -207,7 +207,7 @@ def main() -> None:
         rt.write_csv(csv_path, rows + budget_rows, COLUMNS)
         epochs = [{"schedule": r["schedule"], "budget_epochs": r["budget_epochs"], "lr": r["lr"], "epoch": e,
                    "val_acc": acc, "date": r["date"], "machine": r["machine"]}
-                  for r in budget_rows for e, acc in rt.epoch_curve(Path(r["run_dir"]))]
+                  for r in budget_rows for e, acc in rt.epoch_curve(rt.ROOT / str(r["run_dir"]))]
         rt.write_csv(epochs_csv, epochs, EPOCH_COLUMNS)
     rt.finish(args, csv_path, lambda path: [plot_accuracy_vs_budget(path, out / "accuracy_vs_budget.png"),
                                             plot_accuracy_vs_epoch(epochs_csv, out / "accuracy_vs_epoch.png")],

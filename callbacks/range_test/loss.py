@@ -21,7 +21,8 @@ from callbacks.range_test.result import RangeTestResult
 from callbacks.range_test.smoothing import default_bandwidth, divergence_index, running_average
 from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions
 from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
-from callbacks.range_test.trials import ScheduleFactory, candidates, choose, default_schedule, run_trials, trial_length
+from callbacks.range_test.trials import (ScheduleFactory, check_trial_settings, choose, default_schedule,
+                                         trials_after_sweep)
 
 __all__ = ["LRRangeTest", "loss_rise", "sweep_status"]
 
@@ -113,17 +114,8 @@ class LRRangeTest(RangeTestCallback):
         if bandwidth is not None and not (isinstance(bandwidth, (int, float)) and bandwidth > 0):
             raise ValueError(f"range_test.bandwidth must be > 0 (or null), got {bandwidth!r}")
         self.suggestion, self.repeats, self.bandwidth = suggestion, repeats, bandwidth
-        factors = list(trial_factors or [])
-        if not all(isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in factors):
-            raise ValueError(f"range_test.trial_factors must be a list of numbers > 0 (or null), got {trial_factors!r}")
-        if not (isinstance(trial_fraction, (int, float)) and 0 < trial_fraction <= 1):
-            raise ValueError(f"range_test.trial_fraction must be in (0, 1], got {trial_fraction!r}")
-        if not (isinstance(trial_min_steps, int) and isinstance(trial_max_steps, int)
-                and 4 <= trial_min_steps <= trial_max_steps):
-            raise ValueError("range_test.trial_min_steps and trial_max_steps must be integers with 4 <= min <= max, "
-                             f"got {trial_min_steps!r} and {trial_max_steps!r}")
-        self.trial_factors, self.trial_fraction = [float(f) for f in factors], float(trial_fraction)
-        self.trial_min_steps, self.trial_max_steps = trial_min_steps, trial_max_steps
+        self.trial_factors = check_trial_settings(trial_factors, trial_fraction, trial_min_steps, trial_max_steps)
+        self.trial_fraction, self.trial_min_steps, self.trial_max_steps = trial_fraction, trial_min_steps, trial_max_steps
         self.trial_schedule = trial_schedule or default_schedule
 
     # -- sweep ----------------------------------------------------------------------------------------------
@@ -145,26 +137,15 @@ class LRRangeTest(RangeTestCallback):
                 stream.close()
         raw = {"runs": runs}
         if self.trial_factors:
-            raw["trials"] = self._trials(trainer, pl_module, snapshot, runs)
+            base = float(np.exp(np.mean([np.log(compute_suggestions(
+                r["lrs"], r["losses"], self.bandwidth or default_bandwidth(np.log10(r["lrs"])))[0][self.suggestion])
+                for r in runs])))  # the rule's LR, as _analyse will report it (geometric mean over repeats)
+            stop = runs[0]["stop_index"]
+            raw["trials"] = trials_after_sweep(
+                trainer, pl_module, snapshot, base, cap=None if stop is None else runs[0]["lrs"][stop],
+                factors=self.trial_factors, length=(self.trial_fraction, self.trial_min_steps, self.trial_max_steps),
+                schedule=self.trial_schedule, seed=self.seed)
         return raw
-
-    def _trials(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", snapshot: Any,
-                runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        """Short runs of the schedule at ``trial_factors`` x the rule's LR (see :mod:`callbacks.range_test.trials`)."""
-        base = np.exp(np.mean([np.log(compute_suggestions(
-            r["lrs"], r["losses"], self.bandwidth or default_bandwidth(np.log10(r["lrs"])))[0][self.suggestion])
-            for r in runs]))
-        first = runs[0]
-        cap = first["lrs"][first["stop_index"]] if first["stop_index"] is not None else None
-        run_steps = float(trainer.estimated_stepping_batches)
-        steps = trial_length(run_steps, self.trial_fraction, self.trial_min_steps, self.trial_max_steps)
-        batches = trainer.num_training_batches
-        per_epoch = (math.ceil(batches / max(int(trainer.accumulate_grad_batches), 1))
-                     if math.isfinite(batches) else None)
-        scaled_epoch = per_epoch * steps / run_steps if per_epoch and math.isfinite(run_steps) else None
-        trials = run_trials(trainer, pl_module, snapshot, candidates(base, self.trial_factors, cap), steps,
-                            self.trial_schedule, self.seed, scaled_epoch)
-        return [{**t, "factor": t["lr"] / base, "planned_steps": steps} for t in trials]
 
     def _one_sweep(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stream: BatchStream,
                    lrs: np.ndarray) -> Dict[str, Any]:

@@ -9,7 +9,7 @@ candidate with the lowest training loss over the last quarter of its trial wins,
 not clearly worse (by two standard errors of the paired per-batch differences): then the larger one wins. The training loss of batches it
 has not trained on yet (a trial is shorter than an epoch on all but tiny sets) needs no validation split, so
 nothing is chosen on a test split when a data set validates on it. Between trials and at the end everything is
-restored exactly as after the range test (:mod:`callbacks.range_test.engine`).
+restored exactly as after the range test (:mod:`callbacks.range_test.state`).
 
 Everything but :func:`run_trials` is pure and tested on numbers alone.
 """
@@ -23,10 +23,24 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from callbacks.schedules.lr_schedule import momentum_key, set_momentum
 from callbacks.schedules.shapes import one_cycle
 
-__all__ = ["candidates", "trial_length", "trial_score", "tail", "beats", "choose", "run_trials", "default_schedule", "describe"]
+__all__ = ["check_trial_settings", "trials_after_sweep", "candidates", "trial_length", "trial_score", "tail", "beats", "choose", "run_trials", "default_schedule", "describe"]
 
 #: schedule_factory(max_lr=peak) -> schedule(step, total_steps, [steps_per_epoch]) -> (lr, momentum or None)
 ScheduleFactory = Callable[[float], Callable[..., Any]]
+
+
+def check_trial_settings(factors: Optional[Sequence[float]], fraction: float, min_steps: int,
+                         max_steps: int) -> List[float]:
+    """The trial factors as floats (``[]`` for none); a clear error naming the ``range_test.trial_*`` key."""
+    factors = list(factors or [])
+    if not all(isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in factors):
+        raise ValueError(f"range_test.trial_factors must be a list of numbers > 0 (or null), got {factors!r}")
+    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise ValueError(f"range_test.trial_fraction must be in (0, 1], got {fraction!r}")
+    if not (isinstance(min_steps, int) and isinstance(max_steps, int) and 4 <= min_steps <= max_steps):
+        raise ValueError("range_test.trial_min_steps and trial_max_steps must be integers with 4 <= min <= max, "
+                         f"got {min_steps!r} and {max_steps!r}")
+    return [float(f) for f in factors]
 
 
 def default_schedule(max_lr: float) -> Callable[..., Any]:
@@ -135,3 +149,19 @@ def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float]
                        "losses": losses, "steps": len(losses)})
     snapshot.restore_training_state()
     return trials
+
+
+def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float, cap: Optional[float],
+                       factors: Sequence[float], length: tuple, schedule: ScheduleFactory,
+                       seed: Optional[int]) -> List[Dict[str, Any]]:
+    """The trials as the loss range test runs them after its sweep: ``factors`` x ``base`` (capped at ``cap``),
+    each ``trial_length(run steps, *length)`` steps long, where the run's steps are the trainer's
+    ``estimated_stepping_batches``; an epoch-based schedule is compressed by the same ratio."""
+    run_steps = float(trainer.estimated_stepping_batches)
+    steps = trial_length(run_steps, *length)
+    batches = trainer.num_training_batches
+    per_epoch = math.ceil(batches / max(int(trainer.accumulate_grad_batches), 1)) if math.isfinite(batches) else None
+    scaled_epoch = per_epoch * steps / run_steps if per_epoch and math.isfinite(run_steps) else None
+    trials = run_trials(trainer, pl_module, snapshot, candidates(base, factors, cap), steps, schedule, seed,
+                        scaled_epoch)
+    return [{**t, "factor": t["lr"] / base, "planned_steps": steps} for t in trials]
