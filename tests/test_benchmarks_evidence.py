@@ -101,7 +101,7 @@ def test_optimizers_quick(tmp_path):
         assert r["status"] == "completed"
         assert r["lr_source"].startswith("range_test")  # max_lr=auto: each optimizer's own range test
         assert float(r["max_lr"]) > 0 and float(r["train_loss"]) > 0
-        assert (Path(r["run_dir"]) / "lr_range_test.json").exists()
+        assert (rt.ROOT / r["run_dir"] / "lr_range_test.json").exists()
     assert (tmp_path / "optimizers.png").stat().st_size > 10_000
     assert "| adagrad |" in proc.stdout
 
@@ -116,7 +116,7 @@ def test_range_test_validation_quick(tmp_path):
     default_rule = OmegaConf.load(ROOT / "conf" / "range_test" / "exp.yaml").suggestion
     assert {r["rule"] for r in rows} == {default_rule} and {r["auto"] for r in rows} == {"yes"}
     for r in rows:  # the run trained at the LR its row says
-        assert read_result(r["run_dir"])["lr"]["max_lr"] == pytest.approx(float(r["lr"]), rel=1e-5)
+        assert read_result(rt.ROOT / r["run_dir"])["lr"]["max_lr"] == pytest.approx(float(r["lr"]), rel=1e-5)
     assert (tmp_path / "range_test_validation.png").stat().st_size > 10_000
     assert "within_1_point" in proc.stdout
 

@@ -1,0 +1,61 @@
+"""benchmarks/auto_lr.py (issue 20): its --quick mode end to end, and the gap arithmetic on a hand-written CSV
+against numbers worked out by hand."""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import auto_lr  # noqa: E402
+import runs_table as rt  # noqa: E402
+from callbacks.run.result_file import read_result  # noqa: E402
+
+
+def test_quick_runs_auto_and_the_sweep_and_reads_back_what_each_run_trained_with(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "auto_lr.py"), "--quick", "--in-process",
+                           "--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "auto_lr.csv")))
+    assert sorted(r["kind"] for r in rows) == ["auto", "sweep", "sweep"]
+    auto = next(r for r in rows if r["kind"] == "auto")
+    result = read_result(rt.ROOT / auto["run_dir"])
+    assert result["status"] == "completed"
+    assert float(auto["lr"]) == pytest.approx(result["lr"]["max_lr"]) and "trials" in auto["lr_source"]
+    assert int(auto["search_steps"]) > 0 and float(auto["search_s"]) > 0
+    for r in rows:
+        assert 0.0 <= float(r["val"]) <= 1.0 and 0.0 <= float(r["test"]) <= 1.0
+    assert (tmp_path / "auto_lr.png").stat().st_size > 10_000
+    assert "| quick | 1 |" in proc.stdout
+
+
+def _row(setting, seed, kind, lr, val, test, search_s=0.0, search_steps=0, wall=100.0, steps=50):
+    return {"setting": setting, "seed": seed, "kind": kind, "lr": lr, "val": val, "test": test,
+            "train_wall_s": wall, "search_s": search_s, "search_steps": search_steps, "train_steps": steps}
+
+
+def test_gap_is_chosen_on_validation_and_reported_on_test():
+    rows = [
+        _row("a", 0, "auto", 0.1, 0.60, 0.58, search_s=20.0, search_steps=25, wall=120.0, steps=50),
+        _row("a", 0, "sweep", 0.05, 0.62, 0.55), _row("a", 0, "sweep", 0.2, 0.61, 0.63),   # val picks 0.05
+        _row("a", 1, "auto", 0.1, 0.50, 0.52, search_s=10.0, search_steps=25, wall=110.0, steps=50),
+        _row("a", 1, "sweep", 0.05, 0.55, 0.56), _row("a", 1, "sweep", 0.2, 0.58, 0.57),   # val picks 0.2
+    ]
+    by_seed = auto_lr.gaps(rows)
+    assert [g["best_lr"] for g in by_seed] == [0.05, 0.2]
+    assert [round(g["gap_test"], 6) for g in by_seed] == [-3.0, 5.0]   # (0.55 - 0.58), (0.57 - 0.52) in points
+    assert [round(g["gap_val"], 6) for g in by_seed] == [2.0, 8.0]
+    assert by_seed[0]["cost_time"] == pytest.approx(20 / 100) and by_seed[0]["cost_steps"] == pytest.approx(0.5)
+    assert all(g["best_at_edge"] for g in by_seed)                     # 2-point sweeps: always an edge
+    (table,) = auto_lr.per_setting(rows)
+    assert table["mean_gap"] == pytest.approx(1.0) and table["worst_gap"] == pytest.approx(5.0)
+    assert table["se_gap"] == pytest.approx(math.sqrt(32) / math.sqrt(2))  # stdev of (-3, 5) / sqrt(2)
+    assert table["within"] == "no"                                      # the worst seed is 5 > 2 points
