@@ -311,7 +311,7 @@ def finish(args, csv_path: Path, draw, summary, title: str) -> None:
     print(text)
     print("figures: " + ", ".join(str(f) for f in figures) + f"\nCSV: {csv_path}")
     if args.record:
-        record(args.results, title, command_line(), text + "\n\nFigures: " + ", ".join(str(f) for f in figures))
+        record(args.results, title, command_line(), text + "\n\nFigures: " + ", ".join(repo_path(f) for f in figures))
 
 
 def record(results: Path, title: str, command: str, body: str) -> None:
