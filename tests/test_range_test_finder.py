@@ -81,8 +81,8 @@ def test_find_lr_notebook_usage_default_test_and_forced_trainer_keys(tmp_path):
                      callbacks=[pl.Callback()], min_epochs=3)
     assert isinstance(result, RangeTestResult) and result.kind == "loss" and result.rule == "trials"
     assert result.settings["num_steps"] == 200 and result.lr == result.suggestions["trials"]
-    factors = sorted(t["factor"] for t in result.trials)  # the default trials: 1x, 3x, 10x loss_min (capped)
-    assert factors[0] == pytest.approx(1.0) and all(f in (1.0, 3.0, 10.0) for f in map(lambda v: round(v, 6), factors))
+    factors = sorted(t["factor"] for t in result.trials)  # the default trials: 0.3x, 1x, 3x, 10x loss_min (capped)
+    assert factors[0] == pytest.approx(0.3) and all(f in (0.3, 1.0, 3.0, 10.0) for f in map(lambda v: round(v, 6), factors))
     assert isinstance(result.plot(), Figure)
     assert not model.training  # the module mode is back
     assert not (tmp_path / "must_not_exist").exists()  # logging forced off, nothing written

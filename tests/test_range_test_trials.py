@@ -93,7 +93,7 @@ def test_a_larger_lr_that_is_not_clearly_worse_wins_and_a_clearly_worse_one_does
     import random
 
     rng = random.Random(0)
-    batches = [rng.uniform(1.0, 2.0) for _ in range(40)]  # per-batch difficulty, shared by paired trials
+    batches = [rng.uniform(1.0, 2.0) * (1 - 0.015 * k) for k in range(40)]  # falling; batch difficulty shared
     low = {"lr": 0.01, "losses": [b + 0.000 + rng.gauss(0, 0.01) for b in batches]}
     near = {"lr": 0.03, "losses": [b + 0.002 + rng.gauss(0, 0.01) for b in batches]}   # within noise
     worse = {"lr": 0.1, "losses": [b + 0.100 + rng.gauss(0, 0.01) for b in batches]}   # 10 s.e. worse
@@ -102,3 +102,20 @@ def test_a_larger_lr_that_is_not_clearly_worse_wins_and_a_clearly_worse_one_does
     assert trials.choose([low, near, worse])["lr"] == 0.03
     assert trials.choose([low, worse])["lr"] == 0.01
     assert trials.beats(low["losses"], worse["losses"]) and not trials.beats(low["losses"], near["losses"])
+
+
+def test_trials_that_learned_nothing_fall_back_to_the_rule_and_do_not_win():
+    import random
+
+    rng = random.Random(1)
+    flat = [1.79 + rng.gauss(0, 0.05) for _ in range(40)]                  # at chance throughout
+    falling = [1.79 - 0.02 * k + rng.gauss(0, 0.05) for k in range(40)]    # learns
+    assert not trials.learned(flat) and trials.learned(falling)
+    lucky = {"lr": 0.18, "factor": 10.0, "losses": [x - 0.3 for x in flat]}  # lowest score, but learned nothing
+    rule = {"lr": 0.018, "factor": 1.0, "losses": falling[:20] + [1.6] * 20}
+    for t in (lucky, rule):
+        t["score"] = trials.trial_score(t["losses"])
+    assert lucky["score"] < rule["score"] and trials.choose([lucky, rule])["lr"] == 0.018
+    none_learned = [{"lr": lr, "factor": f, "losses": flat, "score": trials.trial_score(flat)}
+                    for lr, f in ((0.006, 1 / 3), (0.018, 1.0), (0.054, 3.0))]
+    assert trials.choose(none_learned)["lr"] == 0.018                      # the rule's own LR

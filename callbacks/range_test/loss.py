@@ -101,8 +101,8 @@ class LRRangeTest(RangeTestCallback):
     def __init__(self, min_lr: float = 1e-5, max_lr: float = 10.0, num_steps: int = 200, mode: str = "exp",
                  diverge_factor: Optional[float] = 4.0, smooth_beta: float = 0.98, suggestion: str = "loss_min",
                  repeats: int = 1, seed: Optional[int] = 0, bandwidth: Optional[float] = None,
-                 trial_factors: Optional[Sequence[float]] = (1.0, 3.0, 10.0), trial_fraction: float = 0.05,
-                 trial_min_steps: int = 20, trial_max_steps: int = 200,
+                 trial_factors: Optional[Sequence[float]] = (0.3, 1.0, 3.0, 10.0), trial_fraction: float = 0.05,
+                 trial_min_steps: int = 50, trial_max_steps: int = 200,
                  trial_schedule: Optional[ScheduleFactory] = None) -> None:
         if num_steps is None:
             raise ValueError("range_test.num_steps must be an integer >= 10, got None")

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from callbacks.schedules.lr_schedule import momentum_key, set_momentum
 from callbacks.schedules.shapes import one_cycle
 
-__all__ = ["check_trial_settings", "trials_after_sweep", "candidates", "trial_length", "trial_score", "tail", "beats", "choose", "run_trials", "default_schedule", "describe"]
+__all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "trial_length", "trial_score", "tail", "beats", "choose", "run_trials", "default_schedule", "describe"]
 
 #: schedule_factory(max_lr=peak) -> schedule(step, total_steps, [steps_per_epoch]) -> (lr, momentum or None)
 ScheduleFactory = Callable[[float], Callable[..., Any]]
@@ -91,17 +91,31 @@ def beats(a: Sequence[float], b: Sequence[float], z: float = 2.0) -> bool:
     return mean > z * sd / math.sqrt(len(diffs))
 
 
+def learned(losses: Sequence[float], drop: float = 0.05) -> bool:
+    """Whether a trial's loss fell: the mean of its last quarter at least ``drop`` (5%) below the mean of its first
+    three steps. A trial too short to learn anything on this data says nothing about its LR."""
+    end = tail(losses)
+    if len(losses) < 3 or not all(math.isfinite(x) for x in end):
+        return False
+    start = sum(losses[:3]) / 3
+    return sum(end) / len(end) < (1.0 - drop) * start
+
+
 def choose(trials: Sequence[Dict[str, Any]], z: float = 2.0) -> Dict[str, Any]:
-    """The largest LR among the trials that the lowest-scoring one does not clearly beat (:func:`beats`, paired
-    over the same batches): where short trials cannot tell candidates apart, the larger peak, which regularises
-    more over a whole run, is kept. Without per-step ``losses``, the lowest score."""
+    """Among the trials whose loss fell (:func:`learned`), the largest LR that the lowest-scoring one does not
+    clearly beat (:func:`beats`, paired over the same batches): where trials cannot tell candidates apart, the
+    larger peak, which regularises more over a whole run, is kept. When no trial learned anything (too short for
+    this data), the candidate nearest the rule's own LR (factor 1). Without per-step ``losses``: the lowest score."""
     finite = [t for t in trials if math.isfinite(t["score"])]
     if not finite:
         raise RuntimeError("every max_lr trial diverged: lower range_test.max_lr or range_test.trial_factors")
-    best = min(finite, key=lambda t: (t["score"], -t["lr"]))
-    if "losses" not in best:
-        return best
-    ties = [t for t in finite if t is best or not beats(best["losses"], t["losses"], z)]
+    if any("losses" not in t for t in finite):
+        return min(finite, key=lambda t: (t["score"], -t["lr"]))
+    informative = [t for t in finite if learned(t["losses"])]
+    if not informative:
+        return min(trials, key=lambda t: abs(math.log(t.get("factor", 1.0))))
+    best = min(informative, key=lambda t: (t["score"], -t["lr"]))
+    ties = [t for t in informative if t is best or not beats(best["losses"], t["losses"], z)]
     return max(ties, key=lambda t: t["lr"])
 
 
@@ -164,4 +178,4 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
     scaled_epoch = per_epoch * steps / run_steps if per_epoch and math.isfinite(run_steps) else None
     trials = run_trials(trainer, pl_module, snapshot, candidates(base, factors, cap), steps, schedule, seed,
                         scaled_epoch)
-    return [{**t, "factor": t["lr"] / base, "planned_steps": steps} for t in trials]
+    return [{**t, "factor": t["lr"] / base, "planned_steps": steps, "learned": learned(t["losses"])} for t in trials]
