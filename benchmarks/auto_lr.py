@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import drawn_shapes  # noqa: E402
 import runs_table as rt  # noqa: E402
+from callbacks.run.result_file import FINISHED, read_result  # noqa: E402
 
 COLUMNS = ["setting", "seed", "kind", "lr", "status", "val", "test", "train_wall_s", "search_s", "search_steps",
            "train_steps", "lr_source", "network", "optimizer", "train_images", "batch_size", "epochs", "date",
@@ -89,6 +90,16 @@ def jobs_for(name: str, setting: dict, seed: int, base: list[str]) -> list[rt.Jo
     jobs = [rt.Job(f"{name}_s{seed}_{AUTO_JOB}", base + [f"seed={seed}", "scheduler.max_lr=auto"])]
     return jobs + [rt.Job(f"{name}_s{seed}_lr{lr:g}", base + [f"seed={seed}", f"scheduler.max_lr={lr}"])
                    for lr in setting["grid"]]
+
+
+def finished(jobs: list[rt.Job], runs: Path) -> dict[str, dict]:
+    """The results of those ``jobs`` that have finished under ``runs`` (--collect)."""
+    done = {}
+    for job in jobs:
+        result = read_result(runs / job.name, strict=False)
+        if result and result.get("status") in FINISHED:
+            done[job.name] = {**result, "run_dir": str(runs / job.name)}
+    return done
 
 
 def row(name: str, seed: int, kind: str, result: dict) -> dict:
@@ -172,6 +183,9 @@ def main() -> None:
     parser = rt.common_parser(__doc__, "auto_lr")
     parser.add_argument("--settings", nargs="+", default=None, choices=list(SETTINGS), help="default: all")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2 (--quick: 0)")
+    parser.add_argument("--collect", action="store_true",
+                        help="write the CSV from the runs that have finished (no training): for a benchmark run in "
+                             "several parts (e.g. two processes with their own --settings and --seeds)")
     args = parser.parse_args()
     out, runs = rt.folders(args, "auto_lr")
     csv_path = out / "auto_lr.csv"
@@ -184,8 +198,9 @@ def main() -> None:
         for seed in seeds:  # seeds outermost: a benchmark stopped early still covers every setting
             for name, setting in settings.items():
                 base = bases[name]
-                done = rt.run_jobs(jobs_for(name, setting, seed, base), runs, args.parallel, args.timeout,
-                                   args.in_process)
+                jobs = jobs_for(name, setting, seed, base)
+                done = (finished(jobs, runs) if args.collect else
+                        rt.run_jobs(jobs, runs, args.parallel, args.timeout, args.in_process))
                 for job_name, result in done.items():
                     rows.append({**row(name, seed, "auto" if job_name.endswith(AUTO_JOB) else "sweep", result),
                                  "network": next((o.split("=")[1] for o in base if o.startswith("model=")), ""),
