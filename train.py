@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -28,15 +29,16 @@ from omegaconf import DictConfig, OmegaConf
 from callbacks.divergence import Diverged
 from callbacks.interrupt import Interrupted
 from callbacks.range_test.finder import RangeTestResult, find_lr
-from callbacks.run.config_checks import (START_UP_ERRORS, check_run_length, check_schedule, instantiate_group,
-                                         plain_message)
+from callbacks.run.config_checks import (START_UP_ERRORS, check_loggers, check_run_length, check_schedule,
+                                         check_seed, instantiate_group, logger_configs, plain_message)
 from callbacks.run.console import KeepWarnings, log, log_header, log_summary, print_config, quiet_console
 from callbacks.run.hparams import log_run_hparams
-from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overrides, resume_sweep_job,
-                                     scheduler_config)
+from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overrides, null_group_overrides,
+                                     resume_sweep_job, scheduler_config)
 from callbacks.run.machine import fall_back_without_gpu, usable_threads
 from callbacks.run.result_file import worst_value, write_result
-from callbacks.run_config import RunConfig, read_checkpoint, saved_run_config
+from callbacks.run_config import (RunConfig, check_same_network, check_weights_fit, read_checkpoint,
+                                  saved_run_config)
 from callbacks.schedules.lr_schedule import LRSchedule
 from lightning_modules.predict import predict_from_config
 
@@ -90,7 +92,16 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     callbacks: list[pl.Callback] = [RunConfig(OmegaConf.to_container(cfg, resolve=True))]
     if scheduler_config(cfg).get("_target_"):
         callbacks.append(LRSchedule(instantiate(cfg.scheduler), plot=cfg.plot_schedule))
-    return callbacks + [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    callbacks += [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if not logger_configs(cfg):  # no logger: nothing to monitor the LR to (and Lightning's monitor refuses to start)
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
+    return callbacks
+
+
+def build_loggers(cfg: DictConfig) -> list:
+    """The configured loggers; none for ``~logger`` / ``logger=null`` (result.json and the figures are written
+    all the same)."""
+    return [instantiate(c) for c in logger_configs(cfg).values()]
 
 
 @dataclass
@@ -108,7 +119,7 @@ class Ending:
             log_run_hparams(trainer, self.cfg, self.lr_source, status, hparams_metrics)
         write_result(self.cfg.output_dir, status=status, epochs=trainer.current_epoch,
                      wall_s=round(time.time() - self.started, 2), **fields)
-        log_summary(self.cfg, status, fields.get("metrics", {}), self.started, self.keep)
+        log_summary(self.cfg, status, fields.get("metrics", {}), self.started, self.keep, trainer.loggers)
 
 
 def fit(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: Ending) -> float | None:
@@ -127,11 +138,15 @@ def fit(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: Ending)
         log.warning(f"Interrupted ({err}). Resume in the same run directory with the same overrides plus "
                     f"ckpt_path={err.checkpoint}")
         raise
+    if trainer.fast_dev_run:  # debug=fdr: Lightning keeps no checkpoints (nor logs) of a one-batch check
+        return evaluate(cfg, trainer, model, datamodule, ending, checkpoint=None)
     trainer.save_checkpoint(f"{cfg.output_dir}/checkpoints/last.ckpt")  # the final weights, even mid-epoch
-    return evaluate(cfg, trainer, model, datamodule, ending)
+    return evaluate(cfg, trainer, model, datamodule, ending,
+                    checkpoint=os.path.join(cfg.output_dir, "checkpoints", "last.ckpt"))
 
 
-def evaluate(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: Ending) -> float | None:
+def evaluate(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: Ending,
+             checkpoint: str | None) -> float | None:
     """The final (and best) metrics, the test split's when ``test=true``; returns the monitored metric."""
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = next((cb.best_model_score for cb in trainer.checkpoint_callbacks if cb.monitor == cfg.monitor), None)
@@ -142,8 +157,7 @@ def evaluate(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: En
     summary = {f"final/{k}": v for k, v in metrics.items() if k in (cfg.monitor, f"{cfg.monitor}_best", "test/acc")}
     hp_metric = metrics.get("test/acc", metrics.get(cfg.monitor, math.nan))
     ending.record(trainer, "completed", {**summary, "hp_metric": hp_metric}, metrics=metrics,
-                  objective=metrics.get(cfg.monitor), steps=trainer.global_step,
-                  checkpoint=os.path.join(cfg.output_dir, "checkpoints", "last.ckpt"))
+                  objective=metrics.get(cfg.monitor), steps=trainer.global_step, checkpoint=checkpoint)
     return metrics.get(cfg.monitor)
 
 
@@ -160,16 +174,23 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     fall_back_without_gpu(cfg)
     threads, threads_why = usable_threads(cfg)  # a bad speed.threads fails here, before any data is read
     torch.set_num_threads(threads)
+    check_seed(cfg)
     pl.seed_everything(cfg.seed, workers=True)
 
     check_run_length(cfg)
+    check_loggers(cfg)  # logger=wandb without wandb installed: the pip command, not a traceback
+    checkpoint = None
     if cfg.ckpt_path:
-        read_checkpoint(cfg.ckpt_path)  # a missing, truncated or foreign file fails now, with its name
+        checkpoint = read_checkpoint(cfg.ckpt_path)  # a missing, truncated or foreign file fails now, with its name
+        check_same_network(cfg.ckpt_path, checkpoint, cfg.model.backbone.name)
     datamodule = instantiate_group(cfg, "data")
     datamodule.prepare_data()  # missing or corrupt data fails here, before anything is built
     datamodule.setup("fit")
 
     model = instantiate_group(cfg, "model", heads=datamodule.heads, optimizer=instantiate_group(cfg, "optimizer"))
+    if checkpoint is not None:
+        check_weights_fit(cfg.ckpt_path, checkpoint, model)
+        del checkpoint  # Lightning reads the file again when it resumes
 
     if cfg.task.name == "lr_range_test":
         return run_range_test(cfg, model, datamodule).lr
@@ -188,10 +209,10 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
                      "search_steps": range_test.search_steps if range_test else 0})
 
     callbacks = build_callbacks(cfg)
-    loggers = [instantiate(c) for c in cfg.logger.values() if c is not None]
+    loggers = build_loggers(cfg)
     if range_test is not None:
         range_test.log_to(loggers)
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return fit(cfg, trainer, model, datamodule, Ending(cfg, lr_source, started, keep))
 
 
@@ -215,4 +236,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    sys.argv = null_group_overrides(sys.argv)  # logger=null -> ~logger: Hydra takes only the latter
     main()

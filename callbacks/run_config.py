@@ -45,3 +45,23 @@ def saved_run_config(ckpt_path: str) -> dict[str, Any]:
         raise ValueError(f"ckpt_path: {ckpt_path} holds no run config (it was not written by train.py); give the "
                          f"learning rates as numbers instead of 'auto' to resume from it")
     return checkpoint[CHECKPOINT_KEY]
+
+
+def check_same_network(ckpt_path: str, checkpoint: dict[str, Any], network: str) -> None:
+    """Resuming a checkpoint of another network (``model=resnet18`` with a ``small`` checkpoint) would fail in
+    ``load_state_dict`` with a wall of missing keys: name both networks instead, before anything is built."""
+    saved = ((checkpoint.get(CHECKPOINT_KEY) or {}).get("model") or {}).get("backbone") or {}
+    if saved.get("name") is not None and saved["name"] != network:
+        raise ValueError(f"ckpt_path: {ckpt_path} holds a '{saved['name']}' network, the config builds '{network}'; "
+                         f"resume with model={saved['name']} (the checkpoint's), or leave out ckpt_path to start afresh")
+
+
+def check_weights_fit(ckpt_path: str, checkpoint: dict[str, Any], model: torch.nn.Module) -> None:
+    """The same network with other sizes (another width, number of classes or heads; or a checkpoint without a run
+    config): name the first weight whose shape differs instead of load_state_dict's traceback."""
+    saved = checkpoint["state_dict"]
+    for key, value in model.state_dict().items():
+        if key in saved and hasattr(saved[key], "shape") and tuple(saved[key].shape) != tuple(value.shape):
+            raise ValueError(f"ckpt_path: {ckpt_path} does not fit the configured model: {key} has shape "
+                             f"{tuple(saved[key].shape)} in the checkpoint, {tuple(value.shape)} in the config "
+                             f"(another width, head or number of classes); resume with the checkpoint's settings")

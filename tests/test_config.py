@@ -105,6 +105,7 @@ def test_callbacks_options(compose_cfg, name):
 
 @pytest.mark.parametrize("name", options("logger"))
 def test_logger_options(compose_cfg, name):
+    pytest.importorskip({"wandb": "wandb", "mlflow": "mlflow"}.get(name, "torch"))  # optional installs
     loggers = [instantiate(c) for c in compose_cfg(f"logger={name}").logger.values()]
     assert loggers and all(isinstance(lg, pl.loggers.Logger) for lg in loggers)
 

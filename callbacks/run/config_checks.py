@@ -2,6 +2,7 @@
 train.py shows as one plain message instead of a traceback."""
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import re
 from typing import Any
@@ -37,6 +38,36 @@ def check_schedule(cfg: DictConfig, stand_ins: dict[str, Any]) -> None:
                              f"{key_origin()}; that schedule takes: "
                              f"{', '.join(k for k in takes if k != 'steps_per_epoch')}")
         LRSchedule(instantiate(cfg.scheduler, **stand_ins))
+
+
+SEED_MAX = 2**32 - 1  # numpy's seed range, which pl.seed_everything also enforces
+
+# Loggers whose package is an optional install: the package to import (and pip install) for each Lightning class.
+OPTIONAL_LOGGERS = {"WandbLogger": "wandb", "MLFlowLogger": "mlflow", "CometLogger": "comet_ml",
+                    "NeptuneLogger": "neptune"}
+
+
+def check_seed(cfg: DictConfig) -> None:
+    """``seed=abc`` would fail deep in ``int()`` without naming the key."""
+    seed = cfg.get("seed")
+    if seed is not None and not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= SEED_MAX):
+        raise ValueError(f"seed must be an integer from 0 to {SEED_MAX} (or null: a random seed, printed at start), "
+                         f"got {seed!r}")
+
+
+def logger_configs(cfg: DictConfig) -> dict[str, Any]:
+    """The configured loggers by name (none for ``~logger`` or ``logger=null``)."""
+    return {name: c for name, c in (cfg.get("logger") or {}).items() if c is not None}
+
+
+def check_loggers(cfg: DictConfig) -> None:
+    """A logger whose package is not installed stops the run at start-up, naming the package and its pip command."""
+    for name, c in logger_configs(cfg).items():
+        package = OPTIONAL_LOGGERS.get(short_name(c.get("_target_")))
+        if package and importlib.util.find_spec(package) is None:
+            option = runtime_choices().get("logger") or f"logger.{name}"
+            option = option if option.startswith("logger.") else f"logger={option}"
+            raise ValueError(f"{option} needs the {package} package, which is not installed: pip install {package}")
 
 
 def check_run_length(cfg: DictConfig) -> None:

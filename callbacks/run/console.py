@@ -83,7 +83,11 @@ def log_header(cfg: DictConfig, model: pl.LightningModule, datamodule, lr_source
         log.info(line)
 
 
-def log_summary(cfg: DictConfig, status: str, metrics: dict, started: float, keep: KeepWarnings | None) -> None:
+def log_summary(cfg: DictConfig, status: str, metrics: dict, started: float, keep: KeepWarnings | None,
+                loggers: list | tuple = ()) -> None:
+    """The closing lines; ``loggers`` (the trainer's) say where to look at the curves: TensorBoard, metrics.csv."""
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
     shown = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/")) or k == f"{cfg.monitor}_best"}
     checkpoints = sorted(glob.glob(os.path.join(cfg.output_dir, "checkpoints", "*.ckpt")))
     figures = sorted(glob.glob(os.path.join(cfg.output_dir, "**", "*.png"), recursive=True))
@@ -92,7 +96,11 @@ def log_summary(cfg: DictConfig, status: str, metrics: dict, started: float, kee
     log.info(f"checkpoints {', '.join(checkpoints) or 'none'}")
     if figures:
         log.info(f"figures     {', '.join(figures)}")
-    log.info(f"TensorBoard .venv/bin/tensorboard --logdir {os.path.join(cfg.output_dir, 'tensorboard')}")
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            log.info(f"TensorBoard .venv/bin/tensorboard --logdir {os.path.normpath(logger.log_dir)}")
+        elif isinstance(logger, CSVLogger):
+            log.info(f"metrics     {os.path.join(os.path.normpath(logger.log_dir), 'metrics.csv')}")
     for message in (keep.messages if keep else []):
         log.info(f"warning     {message}")
 

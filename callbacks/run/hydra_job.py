@@ -3,11 +3,13 @@ and the config groups read in several places."""
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from callbacks.sweeps.resume import resume_decision
 
@@ -61,3 +63,49 @@ def resume_sweep_job(cfg: DictConfig) -> dict | None:
     if action == "resume":  # interrupted or failed after a checkpoint
         cfg.ckpt_path = detail
     return None
+
+
+# Groups a run can go without; Hydra refuses ``<group>=null`` on the command line (only ``~<group>``), so train.py
+# turns the one into the other before Hydra parses its arguments.
+NULLABLE_GROUPS = ("logger", "callbacks")
+
+
+def null_group_overrides(argv: list[str]) -> list[str]:
+    """``logger=null`` -> ``~logger`` (and the same for the other NULLABLE_GROUPS); other arguments unchanged."""
+    nulls = {f"{group}={word}": f"~{group}" for group in NULLABLE_GROUPS for word in ("null", "none")}
+    return [nulls.get(arg, arg) for arg in argv]
+
+
+def unwritable(folder: str) -> str | None:
+    """Why ``folder`` cannot be created or written to (None when it can), without creating anything."""
+    path = existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"{existing} is a file, not a directory" if existing != path else "it exists and is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable" + (" (read-only file system or no permission)" if existing == path else
+                                                f" (so {os.path.relpath(path, existing)} cannot be created in it)")
+    return None
+
+
+class RunDirCheck(Callback):
+    """Hydra callback (``hydra.callbacks.run_dir_check`` in conf/train.yaml): Hydra creates the run directory before
+    train.py's code runs and fails there with a traceback of its own; this checks it first and stops with one line
+    naming the directory (exit 2). A sweep's hydra.sweep.dir is checked by SweepSummary (callbacks/sweeps/checks.py)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.check(config, "hydra.run.dir")
+
+    @staticmethod
+    def check(config: DictConfig, key: str) -> None:
+        try:
+            folder = str(OmegaConf.select(config, key))
+        except Exception:  # not resolvable here: Hydra reports it itself
+            return
+        problem = unwritable(folder)
+        if problem:
+            # Hydra turns a callback's exceptions into warnings and goes on; this must stop the run.
+            print(f"Error: {key}={folder} cannot be used as the run directory: {problem}. Choose another "
+                  f"{key}=... (or run from a writable folder)", file=sys.stderr)
+            raise SystemExit(2)

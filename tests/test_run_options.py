@@ -1,0 +1,166 @@
+"""Run options around a training run: loggers (none, csv, optional packages), the debug= presets, and bad inputs
+that stop a run with one plain message and exit 2 (seed, another network's checkpoint, an unusable run dir)."""
+import csv
+import importlib.util
+import json
+
+import pytest
+
+from conftest import CONF, compose_config, run_train
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+TINY = ["experiment=smoke", "trainer=cpu", "trainer.enable_progress_bar=false", "data.num_train=128",
+        "data.num_val=64", "data.batch_size=32", "trainer.max_epochs=1"]
+
+
+def options(group):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def tiny(tmp_path, *extra, progress_bar=True):
+    return [*TINY, *(["~callbacks.progress_bar"] if progress_bar else []), f"hydra.run.dir={tmp_path}", *extra]
+
+
+def result_of(run_dir):
+    return json.loads((run_dir / "result.json").read_text())
+
+
+def one_plain_error(result):
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and len(lines) == 1, result.stderr[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("how", ["~logger", "logger=null"])
+def test_a_run_without_a_logger_still_writes_its_result_and_figures(tmp_path, how):
+    result = run_train(tiny(tmp_path, how), cwd=tmp_path, env_extra=ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result_of(tmp_path)["status"] == "completed"
+    assert (tmp_path / "schedule.png").exists() and (tmp_path / "confusion_label.png").exists()
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+    assert not (tmp_path / "tensorboard").exists() and "TensorBoard" not in result.stderr
+
+
+def test_a_run_without_callbacks(tmp_path):
+    result = run_train(tiny(tmp_path, "~callbacks", progress_bar=False), cwd=tmp_path, env_extra=ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result_of(tmp_path)["status"] == "completed"
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()  # train.py's own final save
+    assert not list(tmp_path.glob("checkpoints/best-*.ckpt"))  # the checkpoint callbacks went with ~callbacks
+
+
+def test_csv_logger_writes_metrics_csv(tmp_path):
+    result = run_train(tiny(tmp_path, "logger=csv"), cwd=tmp_path, env_extra=ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result_of(tmp_path)["status"] == "completed"
+    with open(tmp_path / "csv" / "metrics.csv") as f:
+        columns = next(csv.reader(f))
+    assert {"train/loss", "val/acc", "train/lr"} <= set(columns), columns
+    assert f"metrics     {tmp_path / 'csv' / 'metrics.csv'}" in result.stderr
+    assert "TensorBoard" not in result.stderr and not (tmp_path / "tensorboard").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed")
+def test_wandb_without_the_package_is_one_line_naming_the_pip_command(tmp_path):
+    line = one_plain_error(run_train(tiny(tmp_path, "logger=wandb"), cwd=tmp_path, env_extra=ONE_THREAD))
+    assert line == "Error: logger=wandb needs the wandb package, which is not installed: pip install wandb"
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is not None, reason="mlflow is installed")
+def test_mlflow_without_the_package_is_named(tmp_path):
+    from train import run
+
+    with pytest.raises(ValueError, match=r"needs the mlflow package, which is not installed: pip install mlflow"):
+        run(compose_config([*TINY, "logger=mlflow"], output_dir=tmp_path))
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("default", {"max_epochs": 1, "detect_anomaly": False}),
+    ("fdr", {"fast_dev_run": 5}),
+    ("overfit", {"overfit_batches": 3, "max_epochs": 20}),
+    ("limit", {"max_epochs": 2, "limit_train_batches": 5, "limit_val_batches": 2, "limit_test_batches": 2}),
+    ("profiler", {"profiler": "simple", "max_epochs": 1}),
+])
+def test_debug_presets_compose_over_an_experiment(name, expected):
+    assert name in options("debug")
+    cfg = compose_config(["experiment=smoke", f"debug={name}"])  # smoke sets max_epochs=3: debug= comes after it
+    assert {k: cfg.trainer[k] for k in expected} == expected
+    assert cfg.data.num_workers == 0
+
+
+def test_every_debug_preset_is_tested():
+    assert options("debug") == ["default", "fdr", "limit", "overfit", "profiler"]
+
+
+def test_debug_fdr_runs_five_batches_and_keeps_no_checkpoint(tmp_path):
+    result = run_train(tiny(tmp_path, "debug=fdr", "data.num_train=256"), cwd=tmp_path, env_extra=ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = result_of(tmp_path)
+    assert written["status"] == "completed" and written["steps"] == 5 and written["checkpoint"] is None
+    assert not list(tmp_path.glob("checkpoints/*.ckpt"))
+
+
+def test_debug_limit_runs_two_short_epochs(tmp_path):
+    args = [a for a in tiny(tmp_path, "debug=limit", "data.num_train=256") if a != "trainer.max_epochs=1"]
+    result = run_train(args, cwd=tmp_path, env_extra=ONE_THREAD)  # the preset's max_epochs, not the command line's
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = result_of(tmp_path)
+    assert written["status"] == "completed" and written["steps"] == 10 and written["epochs"] == 2  # 2 x 5 batches
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+
+
+@pytest.mark.parametrize("seed", ["abc", "1.5", "-1"])
+def test_a_bad_seed_is_named(tmp_path, seed):
+    if seed == "abc":  # as a user sees it
+        line = one_plain_error(run_train(tiny(tmp_path, f"seed={seed}"), cwd=tmp_path, env_extra=ONE_THREAD))
+        assert line.startswith("Error: seed must be an integer from 0 to 4294967295") and "got 'abc'" in line
+        return
+    from train import run
+
+    with pytest.raises(ValueError, match=r"^seed must be an integer from 0 to 4294967295 .* got"):
+        run(compose_config([*TINY, f"seed={seed}"], output_dir=tmp_path))
+
+
+def test_resuming_another_networks_checkpoint_names_both(tmp_path):
+    first = tmp_path / "small"
+    assert run_train(tiny(first, "~logger"), cwd=tmp_path, env_extra=ONE_THREAD).returncode == 0
+    ckpt = first / "checkpoints" / "last.ckpt"
+    line = one_plain_error(run_train(tiny(tmp_path / "big", "model=resnet18", f"ckpt_path={ckpt}"), cwd=tmp_path,
+                                     env_extra=ONE_THREAD))
+    assert f"ckpt_path: {ckpt} holds a 'small' network, the config builds 'resnet18'" in line, line
+    assert "model=small" in line
+
+
+def test_a_checkpoint_of_another_size_names_the_weight(tmp_path):
+    """The same network, another number of classes (no run config needed): the first weight that differs."""
+    import torch
+
+    from train import run
+
+    first = tmp_path / "ten"
+    assert run_train(tiny(first, "~logger"), cwd=tmp_path, env_extra=ONE_THREAD).returncode == 0
+    ckpt = torch.load(first / "checkpoints" / "last.ckpt", weights_only=False)
+    del ckpt["run_config"]
+    torch.save(ckpt, tmp_path / "bare.ckpt")
+    cfg = compose_config([*TINY, "data.num_classes=4", f"ckpt_path={tmp_path / 'bare.ckpt'}"],
+                         output_dir=tmp_path / "out")
+    with pytest.raises(ValueError, match=r"does not fit the configured model: .* has shape \(10,"):
+        run(cfg)
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "read_only"])
+def test_an_unusable_run_dir_is_one_line_naming_it(tmp_path, where):
+    if where == "under_a_file":
+        (tmp_path / "afile").write_text("")
+        run_dir = tmp_path / "afile" / "run"
+    else:
+        import os
+
+        (tmp_path / "ro").mkdir(mode=0o555)
+        if os.access(tmp_path / "ro", os.W_OK):
+            pytest.skip("running as root: permissions do not stop writes")
+        run_dir = tmp_path / "ro" / "run"
+    line = one_plain_error(run_train([*TINY, f"hydra.run.dir={run_dir}"], cwd=tmp_path, env_extra=ONE_THREAD))
+    assert line.startswith(f"Error: hydra.run.dir={run_dir} cannot be used as the run directory: "), line
