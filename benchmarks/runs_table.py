@@ -43,7 +43,8 @@ COMMON = ["logger=tensorboard_csv", "~callbacks.progress_bar", "trainer.enable_p
 QUICK_DATA = ["data=synthetic", "trainer=cpu", "data.num_train=128", "data.num_val=64", "data.batch_size=32",
               "data.image_size=16",
               "trainer.log_every_n_steps=1"]
-QUICK_RANGE_TEST = ["range_test.num_steps=10", "range_test.min_lr=0.001", "range_test.max_lr=3"]
+QUICK_RANGE_TEST = ["range_test.num_steps=10", "range_test.min_lr=0.001", "range_test.max_lr=3",
+                    "range_test.trial_min_steps=4", "range_test.trial_max_steps=4"]
 NAN = float("nan")
 
 

@@ -38,7 +38,11 @@ def compose_config(overrides=(), output_dir: Path | None = None):
 def smoke_overrides(*extra: str) -> list[str]:
     """The smoke experiment shrunk further for a test: tiny data, one or two short epochs, no progress bars."""
     return ["experiment=smoke", *CPU_OVERRIDES, "data.num_train=256", "data.num_val=128", "data.batch_size=32",
-            "trainer.max_epochs=2", *extra]
+            "trainer.max_epochs=2", *SHORT_TRIALS, *extra]
+
+
+# The max_lr trials of scheduler.max_lr=auto at a test's size (the default is 4 trials of 50+ steps each).
+SHORT_TRIALS = ["range_test.trial_min_steps=4", "range_test.trial_max_steps=6"]
 
 
 @pytest.fixture
