@@ -65,3 +65,11 @@ print(matplotlib.get_backend())
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "svg"
+
+
+def test_every_package_folder_is_listed_for_a_plain_install():
+    """pyproject.toml lists packages explicitly: a new sub-package left out would be missing from `pip install .`."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {str(p.parent.relative_to(ROOT)).replace("/", ".") for d in SOURCE_DIRS
+               for p in (ROOT / d).rglob("__init__.py")}
+    assert folders and folders <= listed, f"not in [tool.setuptools] packages: {sorted(folders - listed)}"
