@@ -125,9 +125,11 @@ def describe(trials: Sequence[Dict[str, Any]], chosen: float) -> str:
                      for t in trials)
 
 
-def _schedule_values(schedule: Callable[..., Any], step: int, total: int, steps_per_epoch: Optional[float]):
-    takes_epochs = "steps_per_epoch" in inspect.signature(schedule).parameters
-    return schedule(step, total, steps_per_epoch=steps_per_epoch) if takes_epochs else schedule(step, total)
+def _bound_schedule(schedule: Callable[..., Any], total: int, steps_per_epoch: Optional[float]) -> Callable[[int], Any]:
+    """``step -> schedule(step, total[, steps_per_epoch])``, its signature read once rather than every step."""
+    if "steps_per_epoch" in inspect.signature(schedule).parameters:
+        return lambda step: schedule(step, total, steps_per_epoch=steps_per_epoch)
+    return lambda step: schedule(step, total)
 
 
 def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float], steps: int,
@@ -142,12 +144,12 @@ def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float]
         snapshot.restore_training_state()
         if seed is not None:
             seed_rngs(seed)
-        fn = schedule(max_lr=float(peak))
+        values = _bound_schedule(schedule(max_lr=float(peak)), steps, steps_per_epoch)
         stream = BatchStream(trainer, pl_module, first_loader(trainer.train_dataloader), "train")
         losses: List[float] = []
         try:
             for k in range(steps):
-                lr, momentum = _schedule_values(fn, k, steps, steps_per_epoch)
+                lr, momentum = values(k)
                 if momentum is not None:
                     for opt in trainer.optimizers:
                         for group in opt.param_groups:
