@@ -30,22 +30,22 @@ from callbacks.run.result_file import FINISHED, read_result  # noqa: E402
 COLUMNS = ["setting", "seed", "kind", "lr", "status", "val", "test", "train_wall_s", "search_s", "search_steps",
            "train_steps", "lr_source", "network", "optimizer", "train_images", "batch_size", "epochs", "date",
            "machine", "run_dir"]
-# Every setting: a data/network/optimizer/budget, and the sweep's peak LRs (6 values x2 apart, a 32x span). Small
+# Every setting: fp32 on the CPU (trainer=cpu, whatever the default trainer), a data/network/optimizer/budget, and the sweep's peak LRs (6 values x2 apart, a 32x span). Small
 # data and short budgets so that the whole benchmark runs in about an hour on 2 CPU cores; each far above chance.
 # Validation: 20% of the training images (the CSV recipe: its own 10%), the sweep's best is chosen on it. The two
 # CIFAR-10 recipes' piecewise schedules are written as one_cycle with the same shape (auto fills scheduler.max_lr):
 # airbench's 0.2x -> 1x at 23% -> 0.07x, linear, constant momentum; Page's ~0 -> peak at epoch 5 of 24 -> ~0.
 SETTINGS = {
-    "shapes_small": dict(data="shapes", overrides=["model=small", "data.batch_size=64", "data.image_size=32",
+    "shapes_small": dict(data="shapes", overrides=["trainer=cpu", "model=small", "data.batch_size=64", "data.image_size=32",
                                                    "trainer.max_epochs=6"],
                          grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
-    "shapes_adamw": dict(data="shapes", overrides=["model=small", "optimizer=adamw", "data.batch_size=64",
+    "shapes_adamw": dict(data="shapes", overrides=["trainer=cpu", "model=small", "optimizer=adamw", "data.batch_size=64",
                                                    "data.image_size=32", "trainer.max_epochs=6"],
                          grid=[0.001, 0.002, 0.004, 0.008, 0.016, 0.032]),
-    "cifar_small": dict(data="cifar300", overrides=["model=small", "data.batch_size=64", "trainer.max_epochs=5"],
+    "cifar_small": dict(data="cifar300", overrides=["trainer=cpu", "model=small", "data.batch_size=64", "trainer.max_epochs=5"],
                         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
     "attributes_small": dict(data="attributes200", overrides=[
-        "experiment=attributes", "model=small", "data.batch_size=64", "trainer.max_epochs=5"],
+        "experiment=attributes", "trainer=cpu", "model=small", "data.batch_size=64", "trainer.max_epochs=5"],
         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
     "cifar10_fast": dict(data="cifar200", overrides=[
         "experiment=cifar10_fast", "trainer=cpu", "monitor=val/acc", "data.batch_size=128", "trainer.max_epochs=8",
@@ -85,10 +85,12 @@ def data_overrides(kind: str, runs: Path) -> list[str]:
     return rt.cifar_data(per_class, runs.parent)[:2] + ["data.val_fraction=0.2"]
 
 
-def jobs_for(name: str, setting: dict, seed: int, base: list[str]) -> list[rt.Job]:
-    jobs = [rt.Job(f"{name}_s{seed}_{AUTO_JOB}", base + [f"seed={seed}", "scheduler.max_lr=auto"])]
-    return jobs + [rt.Job(f"{name}_s{seed}_lr{lr:g}", base + [f"seed={seed}", f"scheduler.max_lr={lr}"])
-                   for lr in setting["grid"]]
+def jobs_for(name: str, setting: dict, seed: int, base: list[str], only: str | None = None) -> list[rt.Job]:
+    """The auto run and the sweep of one setting and seed (``only``: "auto" or "sweep" alone)."""
+    auto = [rt.Job(f"{name}_s{seed}_{AUTO_JOB}", base + [f"seed={seed}", "scheduler.max_lr=auto"])]
+    sweep = [rt.Job(f"{name}_s{seed}_lr{lr:g}", base + [f"seed={seed}", f"scheduler.max_lr={lr}"])
+             for lr in setting["grid"]]
+    return {"auto": auto, "sweep": sweep}.get(only, auto + sweep)
 
 
 def finished(jobs: list[rt.Job], runs: Path) -> dict[str, dict]:
@@ -185,6 +187,8 @@ def main() -> None:
     parser.add_argument("--collect", action="store_true",
                         help="write the CSV from the runs that have finished (no training): for a benchmark run in "
                              "several parts (e.g. two processes with their own --settings and --seeds)")
+    parser.add_argument("--only", choices=["auto", "sweep"], default=None,
+                        help="run only the auto runs or only the sweeps (the sweeps do not depend on the method)")
     args = parser.parse_args()
     out, runs = rt.folders(args, "auto_lr")
     csv_path = out / "auto_lr.csv"
@@ -197,7 +201,7 @@ def main() -> None:
         for seed in seeds:  # seeds outermost: a benchmark stopped early still covers every setting
             for name, setting in settings.items():
                 base = bases[name]
-                jobs = jobs_for(name, setting, seed, base)
+                jobs = jobs_for(name, setting, seed, base, args.only)
                 done = (finished(jobs, runs) if args.collect else
                         rt.run_jobs(jobs, runs, args.parallel, args.timeout, args.in_process))
                 for job_name, result in done.items():
