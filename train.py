@@ -55,7 +55,9 @@ def auto_keys(cfg: DictConfig) -> list[str]:
 def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.LightningDataModule) -> RangeTestResult:
     """The range test as its own phase, on the run's trainer settings; the model comes back untouched. Its max_lr
     trials (range_test.trial_factors) train the configured schedule's shape at each candidate peak."""
-    trainer_kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "_target_"}
+    # the range test's own Trainer profiles nothing (debug=profiler's report is the training run's)
+    trainer_kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
+                      if k not in ("_target_", "profiler")}
     trials = {}
     other_autos = [key for key in auto_keys(cfg) if key != "max_lr"]  # base_lr=auto: the accuracy test's answer
     if cfg.range_test.get("trial_factors") and "max_lr" in scheduler_config(cfg) and not other_autos:

@@ -13,7 +13,7 @@ from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, SequentialSampler
 
 from datamodules.augment import alternating_flip
 
@@ -111,8 +111,12 @@ class EpochBatchSampler(DistributedSampler):
         perm = (perm * math.ceil(total / n))[:total]
         return perm[self.rank::self.num_replicas]
 
+    def batch_epoch(self) -> int:
+        """The epoch whose order and augmentation keys the next iterator yields: the current one."""
+        return self.epoch
+
     def __iter__(self):
-        epoch, start = self.epoch, self.start  # this iterator's own copy of the position
+        epoch, start = self.batch_epoch(), self.start  # this iterator's own copy of the position
         mine = self.rank_indices(epoch)
         for b in range(start, len(self)):
             yield BatchRequest(mine[b * self.batch_size:(b + 1) * self.batch_size],
@@ -122,6 +126,19 @@ class EpochBatchSampler(DistributedSampler):
         if self.drop_last_batch:
             return self.per_rank // self.batch_size
         return math.ceil(self.per_rank / self.batch_size)
+
+
+class RepeatedBatchSampler(EpochBatchSampler, SequentialSampler):
+    """Lightning's ``overfit_batches`` (``debug=overfit``): every epoch yields epoch 0's batches, the same images
+    with the same augmentation keys, so the run trains on the same few batches over and over.
+
+    It is also a ``SequentialSampler`` because Lightning 2.6 keeps only such a sampler when overfitting and replaces
+    any other by a ``SequentialSampler`` over single images, which a loader of whole batches cannot take (it failed
+    with a MisconfigurationException). No ``SequentialSampler`` code runs: :class:`EpochBatchSampler` comes first.
+    """
+
+    def batch_epoch(self) -> int:
+        return 0
 
 
 class ResumableDataLoader(DataLoader):
@@ -162,10 +179,13 @@ class ResumableDataLoader(DataLoader):
 
 
 def make_train_loader(dataset, batch_size: int, seed: int, drop_last: bool, world: dict,
-                      batches_trained: Callable[[], int], **loader_kwargs) -> ResumableDataLoader:
-    """The training loader of this rank (``world``: Lightning's ``distributed_sampler_kwargs``, or {})."""
-    sampler = EpochBatchSampler(dataset, batch_size, seed, drop_last, num_replicas=world.get("num_replicas", 1),
-                                rank=world.get("rank", 0))
+                      batches_trained: Callable[[], int], repeat: bool = False,
+                      **loader_kwargs) -> ResumableDataLoader:
+    """The training loader of this rank (``world``: Lightning's ``distributed_sampler_kwargs``, or {}); ``repeat``:
+    the same batches every epoch (:class:`RepeatedBatchSampler`, for Lightning's ``overfit_batches``)."""
+    sampler_class = RepeatedBatchSampler if repeat else EpochBatchSampler
+    sampler = sampler_class(dataset, batch_size, seed, drop_last, num_replicas=world.get("num_replicas", 1),
+                            rank=world.get("rank", 0))
     if len(sampler) == 0:
         raise ValueError(f"data.batch_size={batch_size} is larger than the {sampler.per_rank} training images of "
                          f"each of the {sampler.num_replicas} processes; lower it or set data.drop_last=false")

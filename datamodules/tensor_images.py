@@ -226,8 +226,9 @@ class TensorImageDataModule(pl.LightningDataModule):
 
     def train_dataloader(self):
         world = (self.trainer.distributed_sampler_kwargs if self.trainer is not None else None) or {}
+        overfit = getattr(self.trainer, "overfit_batches", 0) > 0  # debug=overfit: the same batches every epoch
         return make_train_loader(self.train_set, self.batch_size, self.seed, self.drop_last, world,
-                                 lambda: batches_trained(self.trainer), **self._loader_kwargs())
+                                 lambda: batches_trained(self.trainer), repeat=overfit, **self._loader_kwargs())
 
     def val_dataloader(self):
         return DataLoader(self.val_set, batch_size=self.eval_batch_size, **self._loader_kwargs())

@@ -1,8 +1,10 @@
-"""Run options around a training run: loggers (none, csv, optional packages), the debug= presets, and bad inputs
-that stop a run with one plain message and exit 2 (seed, another network's checkpoint, an unusable run dir)."""
+"""Run options around a training run: loggers (none, csv, optional packages), the debug= presets (each one run end
+to end), and bad inputs that stop a run with one plain message and exit 2 (seed, another network's checkpoint, an
+unusable run dir)."""
 import csv
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -81,7 +83,7 @@ def test_mlflow_without_the_package_is_named(tmp_path):
     ("fdr", {"fast_dev_run": 5}),
     ("overfit", {"overfit_batches": 3, "max_epochs": 20}),
     ("limit", {"max_epochs": 2, "limit_train_batches": 5, "limit_val_batches": 2, "limit_test_batches": 2}),
-    ("profiler", {"profiler": "simple", "max_epochs": 1}),
+    ("profiler", {"max_epochs": 1}),
 ])
 def test_debug_presets_compose_over_an_experiment(name, expected):
     assert name in options("debug")
@@ -92,6 +94,23 @@ def test_debug_presets_compose_over_an_experiment(name, expected):
 
 def test_every_debug_preset_is_tested():
     assert options("debug") == ["default", "fdr", "limit", "overfit", "profiler"]
+    tested = {name for name in options("debug") if f"def test_debug_{name}_" in Path(__file__).read_text()}
+    assert tested == set(options("debug")), "each debug= preset has an end-to-end test_debug_<name>_... here"
+
+
+def without_max_epochs(args):
+    """The tiny run's arguments less its max_epochs, so that the preset's own applies (smoke's is 3)."""
+    return [a for a in args if a != "trainer.max_epochs=1"]
+
+
+def test_debug_default_runs_one_epoch_in_outputs_debug(tmp_path):
+    args = without_max_epochs([*TINY, "~callbacks.progress_bar", "debug=default"])  # no hydra.run.dir: the preset's
+    result = run_train(args, cwd=tmp_path, env_extra=ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dirs = list(tmp_path.glob("outputs/debug/*/*"))
+    assert len(run_dirs) == 1 and not list(tmp_path.glob("outputs/20*")), list(tmp_path.rglob("result.json"))
+    written = result_of(run_dirs[0])
+    assert written["status"] == "completed" and written["epochs"] == 1 and written["steps"] == 4  # 128 / 32
 
 
 def test_debug_fdr_runs_five_batches_and_keeps_no_checkpoint(tmp_path):
@@ -109,6 +128,50 @@ def test_debug_limit_runs_two_short_epochs(tmp_path):
     written = result_of(tmp_path)
     assert written["status"] == "completed" and written["steps"] == 10 and written["epochs"] == 2  # 2 x 5 batches
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+
+
+def test_debug_overfit_trains_twenty_epochs_on_the_same_three_batches(tmp_path):
+    result = run_train(without_max_epochs(tiny(tmp_path, "debug=overfit", "~logger")), cwd=tmp_path,
+                       env_extra=ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-3000:]  # it failed in Lightning's sampler swap before
+    written = result_of(tmp_path)
+    assert written["status"] == "completed" and written["epochs"] == 20 and written["steps"] == 60  # 20 x 3
+    assert written["metrics"]["train/acc"] == 1.0 and written["metrics"]["train/loss"] < 0.05, written["metrics"]
+
+
+def test_overfit_batches_repeat_epoch_zeros_batches(tmp_path):
+    """What debug=overfit trains on: the same images with the same augmentation keys in every epoch, from a sampler
+    Lightning keeps (it swaps any but a SequentialSampler for one over single images)."""
+    import pytorch_lightning as pl
+    import torch
+    from torch.utils.data import SequentialSampler
+
+    from datamodules.synthetic import SyntheticDataModule
+
+    def first_batches(dm, epoch):
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        return [(images, key) for (images, _, key), _ in zip(loader, range(3))]
+
+    dm = SyntheticDataModule(num_train=128, num_val=64, batch_size=32)
+    dm.setup("fit")
+    dm.trainer = pl.Trainer(overfit_batches=3, logger=False, default_root_dir=tmp_path)
+    assert isinstance(dm.train_dataloader().sampler, SequentialSampler)
+    for (a, key_a), (b, key_b) in zip(first_batches(dm, 0), first_batches(dm, 5)):
+        assert key_a == key_b and torch.equal(a, b)
+    dm.trainer = None  # an ordinary run: another order every epoch
+    assert [k for _, k in first_batches(dm, 0)] != [k for _, k in first_batches(dm, 5)]
+
+
+def test_debug_profiler_writes_its_report_in_the_run_dir(tmp_path):
+    """With scheduler.max_lr=auto too: the range test's own Trainer runs without the profiler."""
+    result = run_train(tiny(tmp_path, "debug=profiler", "~logger", "scheduler.max_lr=auto", "range_test.num_steps=20",
+                            "range_test.trial_factors=null"), cwd=tmp_path, env_extra=ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result_of(tmp_path)["status"] == "completed"
+    report = (tmp_path / "fit-profiler.txt").read_text()
+    assert report.startswith("FIT Profiler Report") and "run_training_batch" in report, report[:500]
+    assert "TEST Profiler Report" in (tmp_path / "test-profiler.txt").read_text()
 
 
 @pytest.mark.parametrize("seed", ["abc", "1.5", "-1"])
