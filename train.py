@@ -35,7 +35,7 @@ from callbacks.run.console import KeepWarnings, log, log_header, log_summary, pr
 from callbacks.run.hparams import log_run_hparams
 from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overrides, null_group_overrides,
                                      resume_sweep_job, scheduler_config)
-from callbacks.run.machine import fall_back_without_gpu, usable_threads
+from callbacks.run.machine import fall_back_without_gpu, speed_settings, usable_threads
 from callbacks.run.result_file import worst_value, write_result
 from callbacks.run_config import (RunConfig, check_same_network, check_weights_fit, read_checkpoint,
                                   saved_run_config)
@@ -46,6 +46,31 @@ AUTO = "auto"  # a schedule LR the range test fills in (scheduler.max_lr=auto)
 # The schedule keys that take AUTO, each with a stand-in that passes the schedule's own checks (check_schedule runs
 # before the range test). conf/train.yaml's sweep check lists the same keys (tests/test_sweep_summary.py holds them equal).
 AUTO_KEYS = {"max_lr": 1e9, "base_lr": 0.0}
+
+
+# The speed keys that take AUTO (trainer=auto, conf/trainer/auto.yaml), each with the machine.SpeedSettings field
+# that fills it.
+SPEED_AUTO_KEYS = {"trainer.precision": "precision", "trainer.benchmark": "benchmark",
+                   "speed.channels_last": "channels_last"}
+
+
+def resolve_auto_speed(cfg: DictConfig) -> str | None:
+    """Write this machine's speed settings (machine.speed_settings) into the config in place of AUTO, before
+    anything is built; a value given on the command line stays. Returns what was picked and why (the header's line,
+    also kept in speed.auto_reason); None when nothing was AUTO. A resumed run on the same machine gets the same."""
+    asked = [key for key in SPEED_AUTO_KEYS if OmegaConf.select(cfg, key) == AUTO]
+    if not asked:
+        return None
+    picked = speed_settings(cfg.trainer.get("accelerator", "auto"))
+    for key in asked:
+        OmegaConf.update(cfg, key, getattr(picked, SPEED_AUTO_KEYS[key]))
+    given = "" if "trainer.precision" in asked else " (trainer.precision given)"
+    parts = ([f"{cfg.trainer.precision}{given}"] + ["channels_last"] * bool(cfg.speed.get("channels_last"))
+             + ["cudnn.benchmark"] * bool(cfg.trainer.get("benchmark")))
+    why = f"trainer=auto: {' + '.join(parts)} ({picked.reason})"
+    if "auto_reason" in cfg.speed:
+        cfg.speed.auto_reason = why
+    return why
 
 
 def auto_keys(cfg: DictConfig) -> list[str]:
@@ -174,6 +199,7 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
             return finished.get("objective")
     continue_in_run_dir(cfg)
     fall_back_without_gpu(cfg)
+    speed_why = resolve_auto_speed(cfg)  # trainer=auto: precision, cudnn.benchmark for this machine
     threads, threads_why = usable_threads(cfg)  # a bad speed.threads fails here, before any data is read
     torch.set_num_threads(threads)
     check_seed(cfg)
@@ -203,7 +229,7 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     OmegaConf.save(cfg, os.path.join(cfg.output_dir, "config.yaml"), resolve=True)  # what ran; .hydra/: what was asked
     if cfg.print_config:
         print_config(cfg)
-    log_header(cfg, model, datamodule, lr_source, threads_why)
+    log_header(cfg, model, datamodule, lr_source, threads_why, speed_why)
     write_result(cfg.output_dir, status="running", reason="", overrides=job_overrides(), monitor=cfg.monitor,
                  monitor_mode=cfg.monitor_mode, run_dir=cfg.output_dir,
                  lr={"max_lr": scheduler_config(cfg).get("max_lr", cfg.optimizer.get("lr")), "source": lr_source,

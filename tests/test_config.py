@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from conftest import CONF
 from callbacks.run.machine import fall_back_without_gpu
 from callbacks.schedules.lr_schedule import LRSchedule
-from train import AUTO, AUTO_KEYS, build_callbacks
+from train import AUTO, AUTO_KEYS, build_callbacks, resolve_auto_speed
 
 GROUPS = ["model", "data", "optimizer", "scheduler", "trainer", "callbacks", "logger", "task", "range_test", "experiment"]
 
@@ -81,6 +81,7 @@ def test_scheduler_options(compose_cfg, name):
 def test_trainer_options(compose_cfg, name, recwarn):
     cfg = compose_cfg(f"trainer={name}")
     fall_back_without_gpu(cfg)
+    assert (resolve_auto_speed(cfg) is not None) == (name == "auto")  # as train.py does, before the trainer exists
     trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
     assert isinstance(trainer, pl.Trainer)
     if not torch.cuda.is_available() and name in ("gpu", "ddp"):

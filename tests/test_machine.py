@@ -1,10 +1,94 @@
-"""The machine a run trains on: torch's threads from the usable cores and the sweep's launcher, and the CPU fallback
-of a GPU config without a GPU (callbacks/run/machine.py)."""
+"""The machine a run trains on: torch's threads from the usable cores and the sweep's launcher, the CPU fallback
+of a GPU config without a GPU, and what trainer=auto picks on each kind of machine (callbacks/run/machine.py;
+train.py writes the pick into the config)."""
 import pytest
 import torch
 
-from callbacks.run.machine import fall_back_without_gpu, parallel_jobs, thread_count
-from conftest import compose_config
+from callbacks.run import machine
+from callbacks.run.machine import cpu_flags, fall_back_without_gpu, parallel_jobs, speed_settings, thread_count
+from conftest import compose_config, run_train
+from train import resolve_auto_speed
+
+
+def fake_machine(monkeypatch, cuda=False, cuda_bf16=False, flags=frozenset()):
+    """A machine with (or without) a CUDA GPU, native bf16 on it, and these CPU flags (None: no /proc/cpuinfo)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: cuda and cuda_bf16)
+    monkeypatch.setattr(machine, "cpu_flags", lambda: None if flags is None else set(flags))
+
+
+@pytest.mark.parametrize("gpu, accelerator, flags, precision, benchmark, reason", [
+    (dict(cuda=True, cuda_bf16=True), "auto", {"avx2"}, "bf16-mixed", True, "CUDA GPU with native bf16"),
+    (dict(cuda=True, cuda_bf16=False), "gpu", {"avx2"}, "16-mixed", True, "without native bf16"),   # Volta, Turing
+    (dict(cuda=True, cuda_bf16=True), "cpu", {"avx512_bf16"}, "bf16-mixed", False, "CPU has avx512_bf16"),
+    (dict(), "auto", {"avx512f", "avx512_bf16"}, "bf16-mixed", False, "CPU has avx512_bf16"),
+    (dict(), "auto", {"amx_tile", "amx_bf16"}, "bf16-mixed", False, "CPU has amx_bf16"),
+    (dict(), "auto", {"avx2", "avx512f"}, "32-true", False, "CPU has no avx512_bf16 or amx_bf16"),  # emulated bf16
+    (dict(), "auto", None, "32-true", False, "unknown (no /proc/cpuinfo)"),
+])
+def test_speed_settings_for_each_kind_of_machine(monkeypatch, gpu, accelerator, flags, precision, benchmark, reason):
+    fake_machine(monkeypatch, flags=flags, **gpu)
+    picked = speed_settings(accelerator)
+    assert (picked.precision, picked.channels_last, picked.benchmark) == (precision, True, benchmark)
+    assert reason in picked.reason, picked.reason
+
+
+def test_cpu_flags_come_from_the_flags_line(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse avx512f avx512_bf16\n\n")
+    assert cpu_flags(str(info)) == {"fpu", "sse", "avx512f", "avx512_bf16"}
+    info.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")  # ARM: no x86 flags line
+    assert cpu_flags(str(info)) == set()
+    assert cpu_flags(str(tmp_path / "missing")) is None
+
+
+def test_the_default_trainer_is_auto_and_train_py_writes_concrete_values(monkeypatch):
+    fake_machine(monkeypatch, flags={"avx512_bf16"})
+    cfg = compose_config()
+    assert cfg.trainer.precision == "auto" and cfg.trainer.benchmark == "auto"  # the choice is data until train.py
+    why = resolve_auto_speed(cfg)
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.benchmark is False and cfg.speed.channels_last
+    assert why == "trainer=auto: bf16-mixed + channels_last (CPU has avx512_bf16)" == cfg.speed.auto_reason
+    fake_machine(monkeypatch, cuda=True, cuda_bf16=True)
+    cfg = compose_config()
+    assert "bf16-mixed + channels_last + cudnn.benchmark (CUDA GPU" in resolve_auto_speed(cfg)
+    assert cfg.trainer.benchmark is True
+
+
+def test_trainer_auto_run_saves_what_it_picked_and_why_and_a_resume_picks_the_same(tmp_path):
+    """A smoke run with trainer=auto on this machine, whatever it is: config.yaml holds concrete values, the header
+    says why; a resume from its last.ckpt (which continues in that run directory) resolves the same way."""
+    from omegaconf import OmegaConf
+
+    expected = speed_settings()  # this machine, read as train.py reads it
+    run_dir = tmp_path / "run"
+    args = ["experiment=smoke", "trainer=auto", "data.num_train=128", "data.num_val=64", "data.batch_size=32",
+            "trainer.max_epochs=1", "~callbacks.progress_bar", "~logger", f"hydra.run.dir={run_dir}"]
+    line = (f"speed       trainer=auto: {expected.precision} + channels_last"
+            f"{' + cudnn.benchmark' * expected.benchmark} ({expected.reason})")
+    for extra in ([], [f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"]):
+        result = run_train([*args, *extra], cwd=tmp_path, env_extra={"OMP_NUM_THREADS": "1"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert line in result.stderr, result.stderr[-3000:]
+        saved = OmegaConf.load(run_dir / "config.yaml")
+        assert (saved.trainer.precision, saved.trainer.benchmark) == (expected.precision, expected.benchmark)
+        assert saved.speed.channels_last is True and saved.speed.auto_reason == line.split(maxsplit=1)[1]
+    assert "Restored all states from the checkpoint" in result.stderr
+
+
+def test_an_explicit_value_wins_over_auto(monkeypatch):
+    fake_machine(monkeypatch, cuda=True, cuda_bf16=True)
+    cfg = compose_config(["trainer.precision=32-true"])
+    why = resolve_auto_speed(cfg)
+    assert cfg.trainer.precision == "32-true" and cfg.trainer.benchmark is True  # only the auto value is filled
+    assert why.startswith("trainer=auto: 32-true (trainer.precision given) + channels_last + cudnn.benchmark")
+    cfg = compose_config(["trainer.benchmark=false", "speed.channels_last=false"])
+    assert resolve_auto_speed(cfg) == "trainer=auto: bf16-mixed (CUDA GPU with native bf16)"
+    for name in ("cpu", "cpu_fast", "gpu", "ddp", "default"):  # fixed trainers: nothing to resolve
+        cfg = compose_config([f"trainer={name}"])
+        before = (cfg.trainer.precision, cfg.trainer.benchmark, cfg.speed.channels_last)
+        assert resolve_auto_speed(cfg) is None
+        assert (cfg.trainer.precision, cfg.trainer.benchmark, cfg.speed.channels_last) == before
 
 
 @pytest.mark.parametrize("overrides, precision", [

@@ -62,7 +62,8 @@ def quiet_console() -> KeepWarnings:
     return keep
 
 
-def log_header(cfg: DictConfig, model: pl.LightningModule, datamodule, lr_source: str, threads_why: str) -> None:
+def log_header(cfg: DictConfig, model: pl.LightningModule, datamodule, lr_source: str, threads_why: str,
+               speed_why: str | None = None) -> None:
     choices = runtime_choices()
     splits = [(name, getattr(datamodule, f"{name}_set", None)) for name in ("train", "val", "test")]
     sizes = " / ".join(f"{len(ds):,} {name}" for name, ds in splits if ds is not None)
@@ -78,6 +79,7 @@ def log_header(cfg: DictConfig, model: pl.LightningModule, datamodule, lr_source
         f"schedule    {short_name(scheduler.get('_target_'))}, peak LR {peak} ({lr_source})",
         f"device      {cfg.trainer.accelerator} x{cfg.trainer.devices}, precision {cfg.trainer.precision}, "
         f"threads {torch.get_num_threads()} ({threads_why})",
+        *([f"speed       {speed_why}"] if speed_why else []),  # trainer=auto: what it picked and why
         f"run dir     {cfg.output_dir}",
     ):
         log.info(line)
