@@ -244,6 +244,22 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     return fit(cfg, trainer, model, datamodule, Ending(cfg, lr_source, started, keep))
 
 
+def run_from_overrides(overrides: list[str], output_dir: str) -> float | None:
+    """A whole run from Python (a notebook, a script), as ``python train.py <overrides>`` runs it, written to
+    ``output_dir``. Returns what train.py returns: the monitored metric (``monitor``; the worst value if the run
+    diverged), the range test's LR for ``task=lr_range_test``. Hydra's compose API builds the config from the same
+    groups and overrides, but no Hydra job runs: ``output_dir`` stands in for Hydra's run directory (conf/train.yaml's
+    ``${hydra:runtime.output_dir}`` is only set inside a job), and there is no ``.hydra/`` or train.log in it. A
+    sweep (``-m``) needs the command line. Call it outside a Hydra app (Hydra's compose refuses a second init)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf"),
+                               version_base="1.3"):
+        cfg = compose(config_name="train", overrides=null_group_overrides(list(overrides)))
+    cfg.output_dir = os.path.abspath(str(output_dir))
+    return run(cfg)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     keep = quiet_console()
