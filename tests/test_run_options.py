@@ -81,8 +81,9 @@ def test_mlflow_without_the_package_is_named(tmp_path):
 @pytest.mark.parametrize("name, expected", [
     ("default", {"max_epochs": 1, "detect_anomaly": False}),
     ("fdr", {"fast_dev_run": 5}),
-    ("overfit", {"overfit_batches": 3, "max_epochs": 20}),
-    ("limit", {"max_epochs": 2, "limit_train_batches": 5, "limit_val_batches": 2, "limit_test_batches": 2}),
+    ("overfit", {"overfit_batches": 3, "max_epochs": 20, "log_every_n_steps": 1}),
+    ("limit", {"max_epochs": 2, "limit_train_batches": 5, "limit_val_batches": 2, "limit_test_batches": 2,
+               "log_every_n_steps": 1}),
     ("profiler", {"max_epochs": 1}),
 ])
 def test_debug_presets_compose_over_an_experiment(name, expected):
@@ -127,6 +128,7 @@ def test_debug_limit_runs_two_short_epochs(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     written = result_of(tmp_path)
     assert written["status"] == "completed" and written["steps"] == 10 and written["epochs"] == 2  # 2 x 5 batches
+    assert "logging interval" not in result.stderr
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
 
 
@@ -134,6 +136,7 @@ def test_debug_overfit_trains_twenty_epochs_on_the_same_three_batches(tmp_path):
     result = run_train(without_max_epochs(tiny(tmp_path, "debug=overfit", "~logger")), cwd=tmp_path,
                        env_extra=ONE_THREAD)
     assert result.returncode == 0, result.stderr[-3000:]  # it failed in Lightning's sampler swap before
+    assert "logging interval" not in result.stderr  # the preset logs every step of its 3-batch epochs
     written = result_of(tmp_path)
     assert written["status"] == "completed" and written["epochs"] == 20 and written["steps"] == 60  # 20 x 3
     assert written["metrics"]["train/acc"] == 1.0 and written["metrics"]["train/loss"] < 0.05, written["metrics"]
