@@ -3,6 +3,7 @@ tests/quick_benchmarks.py, so torch is imported once) prints its table with posi
 appends a dated entry to the file given by --results (never the real RESULTS.md)."""
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -12,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SHARED_DATA
 
 BENCH = ROOT / "benchmarks"
 
@@ -160,3 +161,34 @@ def test_batched_data_path_does_not_import_albumentations(quick):
     # checked in the quick fixture's process before any script ran: import datamodules.augment, .cifar10,
     # .synthetic, .tensor_images, then look for albumentations in sys.modules
     assert quick["albumentations_imported"] is False
+
+
+def test_peer_speed_quick_ratio_flops_and_record(tmp_path):
+    """benchmarks/peer_speed.py --quick (issue 21): one CSV row per pair and side; the ratio in the CSV and the
+    table is project / peer of those rows' s/step; FLOP/s = FLOPs / s/step, positive; both conv ceilings > 0; both
+    sides count the same FLOPs (the same network); --record appends the table to --results."""
+    if not (ROOT.parent / "shared" / "peers" / "airbench94_cpu.py").exists() \
+            or not (SHARED_DATA / "cifar10-jpeg.npz").exists():
+        pytest.skip("../shared/peers or the offline CIFAR-10 copy is absent")
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n")
+    out = run_script("peer_speed.py", "--quick", "--in-process", "--out", str(tmp_path), "--record", "--results",
+                     str(results), timeout=400).stdout
+    if out.startswith("SKIPPED"):
+        pytest.skip(out.strip())
+    rows = list(csv.DictReader(open(tmp_path / "peer_speed.csv")))
+    pairs = ("fp32_cl", "bf16_cl")
+    assert sorted((r["pair"], r["side"]) for r in rows) == sorted((p, s) for p in pairs for s in ("project", "peer"))
+    summary = {r["pair"]: r for r in table_rows(out, "pair")}
+    for pair in pairs:
+        side = {r["side"]: r for r in rows if r["pair"] == pair}
+        ratio = positive(side["project"]["s_per_step"]) / positive(side["peer"]["s_per_step"])
+        assert float(side["project"]["ratio"]) == float(side["peer"]["ratio"]) == pytest.approx(ratio)
+        assert float(summary[pair]["ratio_median"]) == pytest.approx(ratio, rel=1e-3)
+        assert side["project"]["flops_per_step"] == side["peer"]["flops_per_step"]
+        for r in side.values():
+            assert positive(r["flop_s"]) == pytest.approx(float(r["flops_per_step"]) / float(r["s_per_step"]))
+            assert positive(r["ceiling_fp32_flop_s"]) > 0 and positive(r["ceiling_bf16_flop_s"]) > 0
+            assert r["batch"] == "8" and r["threads"] == "1" and r["date"] and r["torch"]
+    entry = results.read_text()
+    assert "## cifar10_fast step against airbench94's own loop" in entry and "| fp32_cl | fp32 |" in entry
