@@ -6,8 +6,11 @@
     python benchmarks/cpu_options.py --quick                  # small net, batch 32, 3 steps, in one process
 
 Step time: each option runs ``--steps`` optimizer steps of benchmarks/reference_loop.py (the recipe without
-Lightning, so an option is applied exactly as asked; see the note on train.py below), each run in its own
-subprocess, interleaved with the baseline: base, option 1, base, option 2, ..., repeated ``--rounds`` times.
+Lightning, each option applied as train.py applies it), each run in its own subprocess, interleaved with the
+baseline: base, option 1, base, option 2, ..., repeated ``--rounds`` times. Every option sets its layout
+explicitly (``speed.channels_last``, on by default), so the baseline is fp32 NCHW and ``bf16`` is bf16 NCHW. These
+are speed-ups of one option over another in the same loop; the project's step against airbench94's own loop is
+benchmarks/peer_speed.py.
 Speed-up of a round = the baseline's median s/step just before the option / the option's median s/step; the table
 gives the median over rounds and its spread. ``--loop train`` times train.py instead (StepTimer callback, as
 benchmarks/overhead.py does). ``--quick`` runs in one process (no subprocess start-up), compile left out (its
@@ -39,11 +42,15 @@ from benchmarks.report import (SHARED_DATA, add_common_options, finish, median_s
                                subprocess_env, table)
 from callbacks.run.result_file import read_result  # noqa: E402
 
+# Every option names its layout: trainer=cpu has channels_last ON by default (speed.channels_last, since 6321c06),
+# so an option without speed.channels_last=false would run channels_last too (the 2026-11-29 "fp32" baseline in
+# RESULTS.md did: fp32 + channels_last, not NCHW).
+NCHW = "speed.channels_last=false"
 OPTIONS = {
-    "fp32": [],  # the baseline: trainer=cpu, NCHW, eager
+    "fp32": [NCHW],  # the baseline: trainer=cpu (fp32), NCHW, eager
     "channels_last": ["speed.channels_last=true"],
-    "bf16": ["trainer.precision=bf16-mixed"],
-    "compile": ["speed.compile=true"],
+    "bf16": [NCHW, "trainer.precision=bf16-mixed"],
+    "compile": [NCHW, "speed.compile=true"],
     "channels_last+bf16": ["speed.channels_last=true", "trainer.precision=bf16-mixed"],
     "channels_last+compile": ["speed.channels_last=true", "speed.compile=true"],
     "channels_last+bf16+compile": ["speed.channels_last=true", "trainer.precision=bf16-mixed", "speed.compile=true"],
@@ -134,7 +141,7 @@ def main(argv=None) -> None:
                 speedups[name].append(base / option)
                 print(f"round {r + 1} {name}: fp32 {base:.4g} s/step, option {option:.4g} s/step",
                       file=sys.stderr, flush=True)
-        rows = [["fp32", "(trainer=cpu)", median_spread(times["fp32"])[0], 1.0, 0.0]]
+        rows = [["fp32", f"(trainer=cpu) {' '.join(OPTIONS['fp32'])}", median_spread(times["fp32"])[0], 1.0, 0.0]]
         for name in args.options:
             speedup, spread = median_spread(speedups[name])
             rows.append([name, " ".join(OPTIONS[name]), median_spread(times[name])[0], speedup, spread])

@@ -1,5 +1,6 @@
 """The cifar10_fast recipe as a minimal hand-written PyTorch training loop, without Lightning's Trainer: the floor
-that train.py's per-step time is compared with (benchmarks/overhead.py).
+that train.py's per-step time is compared with (benchmarks/overhead.py), and the loop benchmarks/cpu_options.py and
+benchmarks/peer_speed.py time.
 
     python benchmarks/reference_loop.py --steps 20                      # airbench, batch 1024, synthetic images
     python benchmarks/reference_loop.py --model small --steps 50
@@ -7,7 +8,8 @@ that train.py's per-step time is compared with (benchmarks/overhead.py).
     python benchmarks/reference_loop.py --override trainer.precision=bf16-mixed speed.channels_last=true
 
 Everything the recipe specifies comes from the project, imported, composed from the same Hydra config train.py
-reads (``experiment=cifar10_fast trainer=cpu`` plus ``--override``):
+reads (``experiment=cifar10_fast trainer=cpu`` plus ``--override``; ``trainer=cpu`` is fp32 with channels_last, the
+default of ``speed.channels_last`` since 6321c06: ``--override speed.channels_last=false`` for NCHW):
 
 * network, heads, label smoothing, channels_last / torch.compile: ``instantiate(cfg.model)`` -- the Classifier's
   ``setup``, ``logits`` and ``loss_from_logits`` are called as plain methods (the LightningModule is an
@@ -80,9 +82,8 @@ def train_steps(cfg, steps: int) -> list[float]:
     from callbacks.schedules.lr_schedule import set_momentum
     from datamodules.augment import alternating_flip, batch_augment
 
-    if cfg.trainer.accelerator in ("gpu", "cuda"):
-        fall_back_without_gpu(cfg)  # the CPU fallback train.py applies to a GPU config (not to an explicit CPU one:
-        # train.py also turns an explicit bf16-mixed into 32-true without CUDA, a bug reported in issue 11)
+    fall_back_without_gpu(cfg)  # as train.py: without CUDA a GPU config runs on the CPU, fp16 becomes fp32 (any
+    # config), bf16-mixed is kept
     if (cfg.get("speed") or {}).get("threads"):
         torch.set_num_threads(int(cfg.speed.threads))
     torch.manual_seed(cfg.seed)

@@ -212,6 +212,17 @@ def test_range_rank_and_gap_from_csv(tmp_path):
     assert "| fast | min_div10 | yes | 2 |" in rtv.summary(path)
 
 
+def test_range_figure_names_the_rule_configured_now_not_the_csv_auto_column():
+    """The figure's solid line and label follow the recipe's range_test.suggestion as configured now (a CSV of
+    2026-11-28 says auto=yes for min_div10, the default then); with max_lr trials the label says auto adds them."""
+    default = OmegaConf.load(ROOT / "conf" / "range_test" / "exp.yaml")
+    expected = (default.suggestion, bool(default.trial_factors))
+    assert rtv.configured_rule("cifar10_fast") == expected and rtv.configured_rule("no_such_recipe") == expected
+    assert rtv.rule_label("min_div10", "loss_min", True) == "min_div10"
+    assert rtv.rule_label("loss_min", "loss_min", True) == "loss_min (configured rule; auto = it + max_lr trials)"
+    assert rtv.rule_label("loss_min", "loss_min", False) == "loss_min (configured rule = auto)"
+
+
 def test_peak_overrides():
     piecewise = {"_target_": "callbacks.schedules.shapes.piecewise", "knots": [0, 5, 24], "values": [0.0, 0.4, 0.0],
                  "unit": "epoch"}
