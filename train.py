@@ -4,6 +4,7 @@
     python train.py experiment=cifar10_resnet9        # Page's 24-epoch 94% recipe
     python train.py experiment=smoke                  # seconds on a CPU, synthetic data
     python train.py task=lr_range_test                # LR range test only
+    python train.py task=eval ckpt_path=CKPT          # a checkpoint's validation and test metrics (same model=)
     python train.py scheduler.max_lr=auto             # range test, then one-cycle at the LR it found
     python train.py -m scheduler.max_lr=0.2,0.4,0.8 optimizer.weight_decay=5e-4,1e-3   # sweep
 
@@ -40,6 +41,7 @@ from callbacks.run.result_file import worst_value, write_result
 from callbacks.run_config import (RunConfig, check_same_network, check_weights_fit, read_checkpoint,
                                   saved_run_config)
 from callbacks.schedules.lr_schedule import LRSchedule
+from lightning_modules.evaluate import evaluate_from_config
 from lightning_modules.predict import predict_from_config
 
 AUTO = "auto"  # a schedule LR the range test fills in (scheduler.max_lr=auto)
@@ -189,19 +191,21 @@ def evaluate(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: En
 
 
 def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
-    if cfg.task.name == "predict":  # prediction from a checkpoint alone: lightning_modules/predict.py
-        return predict_from_config(cfg)
     started = time.time()
     if cfg.get("resume"):  # +resume=true: rerunning a sweep in its old hydra.sweep.dir
         finished = resume_sweep_job(cfg)
         if finished is not None:  # completed or diverged before: its result stands
             log.info(f"resume: {cfg.output_dir} already {finished.get('status')}; skipped")
             return finished.get("objective")
-    continue_in_run_dir(cfg)
     fall_back_without_gpu(cfg)
     speed_why = resolve_auto_speed(cfg)  # trainer=auto: precision, cudnn.benchmark for this machine
     threads, threads_why = usable_threads(cfg)  # a bad speed.threads fails here, before any data is read
     torch.set_num_threads(threads)
+    if cfg.task.name == "predict":  # prediction from a checkpoint alone: lightning_modules/predict.py
+        return predict_from_config(cfg)
+    if cfg.task.name == "eval":  # a checkpoint's validation and test metrics: lightning_modules/evaluate.py
+        return evaluate_from_config(cfg, keep)
+    continue_in_run_dir(cfg)  # a resume continues in its own run directory
     check_seed(cfg)
     pl.seed_everything(cfg.seed, workers=True)
 

@@ -65,3 +65,19 @@ def check_weights_fit(ckpt_path: str, checkpoint: dict[str, Any], model: torch.n
             raise ValueError(f"ckpt_path: {ckpt_path} does not fit the configured model: {key} has shape "
                              f"{tuple(saved[key].shape)} in the checkpoint, {tuple(value.shape)} in the config "
                              f"(another width, head or number of classes); resume with the checkpoint's settings")
+
+
+def check_same_classes(ckpt_path: str, checkpoint: dict[str, Any], data: dict[str, Any]) -> None:
+    """Evaluating a checkpoint on other data: ``data`` (the datamodule's ``checkpoint_metadata()``) must have the
+    checkpoint's heads, class names in the same order, and image size. A checkpoint without data metadata passes."""
+    saved = checkpoint.get("data") or {}
+    vocabularies = saved.get("vocabularies")
+    if vocabularies and dict(vocabularies) != dict(data["vocabularies"]):
+        head = next((h for h in {**vocabularies, **data["vocabularies"]}
+                     if vocabularies.get(h) != data["vocabularies"].get(h)), None)
+        raise ValueError(f"ckpt_path: {ckpt_path} was trained on other classes: head {head!r} has "
+                         f"{vocabularies.get(head)} in the checkpoint, {data['vocabularies'].get(head)} in the "
+                         f"configured data; evaluate on data with the checkpoint's heads and class names")
+    if saved.get("image_size") and saved["image_size"] != data["image_size"]:
+        raise ValueError(f"data.image_size: {ckpt_path} was trained on {saved['image_size']}-pixel images, the "
+                         f"configured data gives {data['image_size']}; set data.image_size={saved['image_size']}")

@@ -144,11 +144,13 @@ class TensorImageDataModule(pl.LightningDataModule):
         resized_crop_scale: (min, max) area fraction of a batched random-resized crop (null: off).
         resized_crop_ratio: (min, max) aspect ratio of that crop.
         color_jitter: batched brightness/contrast/saturation jitter strength (0: off).
+        norm_stats: (mean, std) per channel to normalise with instead of the training split's statistics (task=eval
+            passes a checkpoint's, so other data is normalised as the model was trained).
 
     After :meth:`setup`: ``train_set``, ``val_set``, ``test_set`` (:class:`TensorImageDataset`); ``mean``, ``std``
-    (training-split channel statistics); ``vocabularies`` (head -> class names) and ``classes`` (the first head's);
-    ``class_counts`` (head -> training images per class, for ``model.class_weights=balanced``); ``split_paths``
-    (split -> image files, for sources read from files, else {}); ``bad_files`` (files skipped).
+    (training-split channel statistics, or ``norm_stats``); ``vocabularies`` (head -> class names) and ``classes``
+    (the first head's); ``class_counts`` (head -> training images per class, for ``model.class_weights=balanced``);
+    ``split_paths`` (split -> image files, for sources read from files, else {}); ``bad_files`` (files skipped).
     """
 
     resize_mode = "crop"  # how prediction brings other images to the training size (see checkpoint_metadata)
@@ -157,7 +159,8 @@ class TensorImageDataModule(pl.LightningDataModule):
                  augment: str = "batch", crop_padding: int = 4, flip: bool | str = "random", cutout: int = 0,
                  num_workers: int = 0, drop_last: bool = True, seed: int = 0,
                  resized_crop_scale: tuple[float, float] | None = None,
-                 resized_crop_ratio: tuple[float, float] = (3 / 4, 4 / 3), color_jitter: float = 0.0):
+                 resized_crop_ratio: tuple[float, float] = (3 / 4, 4 / 3), color_jitter: float = 0.0,
+                 norm_stats: tuple[list[float], list[float]] | None = None):
         super().__init__()
         if isinstance(flip, bool):  # data.flip=true / false
             flip = "random" if flip else "none"
@@ -175,6 +178,7 @@ class TensorImageDataModule(pl.LightningDataModule):
         self.split_paths: dict[str, list[str]] = {}
         self.bad_files: list[str] = []
         self.mean = self.std = None
+        self.norm_stats = norm_stats
         self.train_set = self.val_set = self.test_set = None
 
     # -- data source API ------------------------------------------------------------------------------------------
@@ -204,7 +208,8 @@ class TensorImageDataModule(pl.LightningDataModule):
         self.split_paths = {} if train.paths is None else {
             name: [] if part is None else list(part.paths) for name, part in zip(SPLITS, (train, data.val, data.test))}
         self.bad_files = list(data.bad_files)
-        self.mean, self.std = channel_stats(train.images, data.stats_cache)
+        self.mean, self.std = (channel_stats(train.images, data.stats_cache) if self.norm_stats is None else
+                               tuple(torch.tensor(list(s), dtype=torch.float32) for s in self.norm_stats))
         alternating = self.flip == "alternating" and self.augment != "none"
         self.train_set = TensorImageDataset(train.images, train.labels, self._albumentations(train.images.shape[-1]),
                                             flip_bits(len(train.images), self.seed) if alternating else None)

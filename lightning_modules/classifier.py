@@ -36,6 +36,14 @@ def tta_logits(logits: Callable[[torch.Tensor], dict[str, torch.Tensor]], x: tor
     return out
 
 
+def asked_tta_level(tta, configured: int) -> int:
+    """The TTA level of ``tta=true|false`` (task=eval, task=predict): off, or the model's own ``tta_level`` (flip,
+    1, when it has none)."""
+    if not isinstance(tta, bool):
+        raise ValueError(f"tta must be true or false, got {tta!r}")
+    return (int(configured) or 1) if tta else 0
+
+
 class Classifier(ClassifierMetrics, pl.LightningModule):
     """Cross-entropy classifier with one head per attribute.
 
@@ -163,16 +171,22 @@ class Classifier(ClassifierMetrics, pl.LightningModule):
         self._log_step(split, loss, logits, targets, len(x), on_step=False)
         return logits, targets
 
-    def validation_step(self, batch, batch_idx):
-        logits, targets = self._eval_step("val", batch, self.tta_level if self.tta_on_val else 0)
+    def _update_confusion(self, logits, targets) -> None:
         for name in self.head_names:
             self.confusion[name].update(logits[name].detach().argmax(1), targets[name])
 
+    def validation_step(self, batch, batch_idx):
+        self._update_confusion(*self._eval_step("val", batch, self.tta_level if self.tta_on_val else 0))
+
     def test_step(self, batch, batch_idx):
-        self._eval_step("test", batch, self.tta_level)
+        self._update_confusion(*self._eval_step("test", batch, self.tta_level))
         if self.tta_level > 0:  # also report the plain accuracy, so the TTA gain is visible: test_no_tta/acc
             x, y = batch
             self._log_accuracy("test_no_tta", self.logits(x), self._targets(y), len(x), False, prog_bar=False)
+
+    def predict_step(self, batch, batch_idx):
+        """Per head, the class probabilities (float32) of a batch of normalised images, with the model's TTA."""
+        return {name: logits.float().softmax(1) for name, logits in self._tta_logits(batch, self.tta_level).items()}
 
     # -- checkpoints: what prediction needs besides the weights ---------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -1,5 +1,6 @@
 """What :class:`~lightning_modules.classifier.Classifier` measures and logs, per head: accuracy (and macro F1) per
-split, the loss, the mean accuracy over heads, and each head's validation confusion matrix at the end of fit."""
+split, the loss, the mean accuracy over heads, and each head's confusion matrix (validation: at the end of fit;
+validation or test: :meth:`ClassifierMetrics.log_confusion_matrices`)."""
 from __future__ import annotations
 
 from typing import Mapping
@@ -68,9 +69,15 @@ class ClassifierMetrics:
             self.log(f"{split}/acc_mean", mean, prog_bar=True)
             self.log(f"{split}/acc", mean)
 
-    def on_validation_epoch_start(self):
+    def _reset_confusion(self):
         for cm in self.confusion.values():
             cm.reset()
+
+    def on_validation_epoch_start(self):
+        self._reset_confusion()
+
+    def on_test_epoch_start(self):
+        self._reset_confusion()
 
     def on_validation_epoch_end(self):
         self._log_mean_accuracy("val")
@@ -79,11 +86,14 @@ class ClassifierMetrics:
         self._log_mean_accuracy("test")
 
     def on_fit_end(self):
-        """The last validation's confusion matrix per head (class names on the axes) to TensorBoard and the run
-        folder."""
+        self.log_confusion_matrices("val")
+
+    def log_confusion_matrices(self, split: str) -> None:
+        """The last validation's (``val``) or test's (``test``) confusion matrix per head, class names on the axes,
+        to TensorBoard and the run folder. Call it on every rank: compute() syncs under DDP."""
         vocabularies = getattr(self.attached_datamodule(), "vocabularies", None) or {}
         for name in self.head_names:
             if self.confusion[name].update_count:
-                matrix = self.confusion[name].compute().cpu()  # on every rank: compute() syncs under DDP
+                matrix = self.confusion[name].compute().cpu()
                 if self.trainer.is_global_zero:
-                    log_confusion_matrix(self.trainer, name, matrix, vocabularies.get(name))
+                    log_confusion_matrix(self.trainer, name, matrix, vocabularies.get(name), split)

@@ -33,16 +33,23 @@ def confusion_figure(matrix: torch.Tensor, class_names: list[str], title: str):
     return fig
 
 
-def log_confusion_matrix(trainer, head: str, matrix: torch.Tensor, class_names: list[str] | None) -> str:
-    """Write ``<run dir>/confusion_<head>.png`` and add the figure to every TensorBoard logger; returns the path."""
+SPLIT_NAMES = {"val": "validation", "test": "test"}
+
+
+def log_confusion_matrix(trainer, head: str, matrix: torch.Tensor, class_names: list[str] | None,
+                         split: str = "val") -> str:
+    """Write ``<run dir>/confusion_<head>.png`` (validation) or ``confusion_test_<head>.png`` and add the figure to
+    every TensorBoard logger (``confusion/<head>``, ``confusion/test/<head>``); returns the path."""
     from pytorch_lightning.loggers import TensorBoardLogger
 
     names = list(class_names) if class_names else [str(i) for i in range(matrix.shape[0])]
-    fig = confusion_figure(matrix, names, f"validation confusion matrix: {head}")
+    fig = confusion_figure(matrix, names, f"{SPLIT_NAMES[split]} confusion matrix: {head}")
+    scope = "" if split == "val" else f"{split}_"
     os.makedirs(trainer.default_root_dir, exist_ok=True)
-    path = os.path.join(trainer.default_root_dir, f"confusion_{head}.png")
+    path = os.path.join(trainer.default_root_dir, f"confusion_{scope}{head}.png")
     fig.savefig(path, dpi=100)
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_figure(f"confusion/{head}", fig, global_step=trainer.global_step)
+            tag = f"confusion/{head}" if split == "val" else f"confusion/{split}/{head}"
+            logger.experiment.add_figure(tag, fig, global_step=trainer.global_step)
     return path

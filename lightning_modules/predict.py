@@ -2,30 +2,39 @@
 
     python train.py task=predict ckpt_path=CKPT data.predict_dir=DIR     # every image below DIR
     python train.py task=predict ckpt_path=CKPT data.predict_csv=FILE    # the image column of a CSV
+    python train.py task=predict ckpt_path=CKPT data.predict_dir=DIR tta=true   # with test-time augmentation
 
 writes ``<run dir>/predictions.csv``: the image path, then per attribute the predicted class name and its
 probability (``<attr>``, ``<attr>_prob``). The checkpoint carries the backbone's arguments, the class names of
 every attribute and the preprocessing (image size, resize mode, normalisation statistics); checkpoints written
-by trainings on ``data=image_folder`` or ``data=csv`` have them.
+by trainings on ``data=image_folder`` or ``data=csv`` have them. The model runs through Lightning's
+``trainer.predict`` (the Classifier's ``predict_step``) on the configured trainer: its device and precision, with
+its progress bar, on one device (so that one process writes the whole file).
 """
 from __future__ import annotations
 
 import csv
 import os
 import warnings
+from functools import partial
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader
 
+from callbacks.run.task_trainer import task_trainer
 from datamodules.csv_images import read_csv, resolve_paths
 from datamodules.image_cache import decode_all, describe_bad, is_image_file
 from datamodules.image_folder import list_class_folder
-from lightning_modules.classifier import Classifier
+from lightning_modules.classifier import Classifier, asked_tta_level
 from lightning_modules.networks import build_network
 
 
-def load_predictor(ckpt_path: str) -> tuple[Classifier, dict]:
-    """(model in eval mode on the CPU, data metadata) from a checkpoint; clear errors for unusable ones."""
+def load_predictor(ckpt_path: str, tta: bool = False) -> tuple[Classifier, dict]:
+    """(model in eval mode on the CPU, data metadata) from a checkpoint; clear errors for unusable ones. ``tta``:
+    the model predicts with test-time augmentation (the checkpoint's ``tta_level``; flip when it is 0)."""
     if not os.path.isfile(ckpt_path):
         raise FileNotFoundError(f"ckpt_path: {ckpt_path} does not exist")
     # weights_only=False: Lightning checkpoints hold loop and callback state; load only checkpoints you trust
@@ -41,7 +50,8 @@ def load_predictor(ckpt_path: str) -> tuple[Classifier, dict]:
     sizes = {k: len(v) for k, v in data["vocabularies"].items()}
     if sizes != dict(heads):
         raise ValueError(f"ckpt_path: {ckpt_path}: vocabulary sizes {sizes} do not match the heads {dict(heads)}")
-    model = Classifier(build_network(**ckpt["backbone"]), heads)
+    tta_level = asked_tta_level(tta, ckpt["hyper_parameters"].get("tta_level", 0))
+    model = Classifier(build_network(**ckpt["backbone"]), heads, tta_level=tta_level)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), data
 
@@ -68,12 +78,17 @@ def list_inputs(inputs: str, image_column: str | None = None,
     raise FileNotFoundError(f"data.predict_dir / data.predict_csv: {inputs} is neither a folder nor a CSV file")
 
 
-@torch.no_grad()
+def normalised(images: list[torch.Tensor], mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """A batch of uint8 images (C, H, W) -> float, normalised as in training (the prediction loader's collate)."""
+    return (torch.stack(images).float() / 255 - mean) / std
+
+
 def predict_to_csv(ckpt_path: str, inputs: str, out_csv: str, batch_size: int = 256, image_column: str | None = None,
                    allow_outside_paths: bool = False, skip_bad_images: bool = False,
-                   decode_workers: int | None = None) -> str:
-    """Write ``out_csv`` with the predicted class name and probability per attribute for every input image."""
-    model, data = load_predictor(ckpt_path)
+                   decode_workers: int | None = None, tta: bool = False, trainer: pl.Trainer | None = None) -> str:
+    """Write ``out_csv`` with the predicted class name and probability per attribute for every input image, on
+    ``trainer`` (default: one device, the GPU when there is one; no logger) with ``tta`` when asked."""
+    model, data = load_predictor(ckpt_path, tta)
     shown, paths = list_inputs(inputs, image_column, allow_outside_paths)
     images, bad = decode_all(paths, data["image_size"], data["resize_mode"], decode_workers, description="predicting")
     if bad:
@@ -84,14 +99,13 @@ def predict_to_csv(ckpt_path: str, inputs: str, out_csv: str, batch_size: int = 
         warnings.warn(f"data.skip_bad_images=true: skipping {text}", stacklevel=2)
     keep = np.array([i not in bad for i in range(len(paths))], bool)
     images, shown = images[keep], [s for s, k in zip(shown, keep) if k]
-    mean = torch.tensor(data["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(data["std"]).view(1, -1, 1, 1)
+    collate = partial(normalised, mean=torch.tensor(data["mean"]).view(1, -1, 1, 1),
+                      std=torch.tensor(data["std"]).view(1, -1, 1, 1))
+    loader = DataLoader(torch.from_numpy(images), batch_size=batch_size, collate_fn=collate)
+    trainer = trainer or pl.Trainer(devices=1, logger=False, enable_checkpointing=False, enable_model_summary=False)
+    batches = trainer.predict(model, dataloaders=loader) if len(images) else []
     heads = list(data["vocabularies"])
-    probs = {h: [] for h in heads}
-    for start in range(0, len(images), batch_size):
-        x = (torch.from_numpy(images[start:start + batch_size]).float() / 255 - mean) / std
-        for h, logits in model(x).items():
-            probs[h].append(logits.float().softmax(1))
+    probs = {h: [b[h].cpu() for b in batches] for h in heads}
     os.makedirs(os.path.dirname(os.path.abspath(out_csv)), exist_ok=True)
     with open(out_csv, "w", newline="") as f:
         writer = csv.writer(f)
@@ -106,8 +120,9 @@ def predict_to_csv(ckpt_path: str, inputs: str, out_csv: str, batch_size: int = 
     return out_csv
 
 
-def predict_from_config(cfg) -> str:
-    """``task=predict``: ``ckpt_path`` and exactly one of ``data.predict_dir`` / ``data.predict_csv``."""
+def predict_from_config(cfg: DictConfig) -> str:
+    """``task=predict``: ``ckpt_path`` and exactly one of ``data.predict_dir`` / ``data.predict_csv`` (train.py has
+    set the machine: device fallback, precision, threads)."""
     if not cfg.get("ckpt_path"):
         raise ValueError("ckpt_path: task=predict needs ckpt_path=<checkpoint of a training run>")
     data = cfg.data
@@ -119,6 +134,7 @@ def predict_from_config(cfg) -> str:
                          batch_size=int(cfg.predict.batch_size), image_column=data.get("image_column"),
                          allow_outside_paths=bool(data.get("allow_outside_paths", False)),
                          skip_bad_images=bool(data.get("skip_bad_images", False)),
-                         decode_workers=data.get("decode_workers"))
+                         decode_workers=data.get("decode_workers"), tta=cfg.get("tta", False),
+                         trainer=task_trainer(cfg, devices=1, num_nodes=1, strategy="auto"))
     print(f"predictions: {out}")
     return out

@@ -3,6 +3,7 @@ import csv
 import shutil
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from conftest import CPU_OVERRIDES, run_train
@@ -111,3 +112,83 @@ def test_train_then_predict_through_train_py(tmp_path):
     assert {r["colour"] for r in rows} <= set(COLORS) and {r["shade"] for r in rows} <= {"a", "b"}
     result = run_train(["task=predict", f"ckpt_path={ckpt}", f"hydra.run.dir={out_dir}"], cwd=tmp_path)
     assert result.returncode != 0 and "data.predict_dir" in result.stderr
+
+
+def write_new_images(folder):
+    """A few images the net has not seen: the three colours and two in between."""
+    for name, color in COLORS.items():
+        write_image(folder / f"{name}.png", class_image(color, size=(24, 20), seed=5))
+    write_image(folder / "purple.png", class_image((140, 40, 140), seed=6))
+    write_image(folder / "grey.jpg", class_image((100, 100, 100), seed=7))
+    return folder
+
+
+def by_hand(checkpoint, folder, tta: bool) -> dict:
+    """{file: (class, probability)} from the model applied here to the decoded, normalised images (flip-averaged
+    logits with ``tta``), without Lightning."""
+    from datamodules.image_cache import decode_image
+
+    model, data = load_predictor(str(checkpoint))
+    out = {}
+    for path in sorted(folder.iterdir()):
+        x = torch.from_numpy(decode_image(str(path), data["image_size"])).float()[None] / 255
+        x = (x - torch.tensor(data["mean"]).view(1, 3, 1, 1)) / torch.tensor(data["std"]).view(1, 3, 1, 1)
+        with torch.no_grad():
+            logits = model(x)["label"]
+            if tta:
+                logits = 0.5 * logits + 0.5 * model(x.flip(3))["label"]
+        p, idx = logits.softmax(1).max(1)
+        out[path.name] = (data["vocabularies"]["label"][int(idx)], float(p))
+    return out
+
+
+class BackboneCalls(pl.Callback):
+    """Records the dtype of every backbone output during trainer.predict."""
+
+    def __init__(self):
+        self.dtypes = []
+
+    def on_predict_start(self, trainer, pl_module):
+        pl_module.backbone.register_forward_hook(lambda module, args, out: self.dtypes.append(out.dtype))
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_predictions_go_through_trainer_predict_and_match_the_model_by_hand(checkpoint, tmp_path, tta):
+    folder = write_new_images(tmp_path / "new")
+    calls = BackboneCalls()
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, callbacks=[calls])
+    out = predict_to_csv(str(checkpoint), str(folder), str(tmp_path / "p.csv"), batch_size=2, decode_workers=0,
+                         tta=tta, trainer=trainer)
+    rows = {r["path"]: r for r in read_rows(out)}
+    expected = by_hand(checkpoint, folder, tta)
+    assert set(rows) == set(expected)
+    for name, (label, prob) in expected.items():
+        assert rows[name]["label"] == label and float(rows[name]["label_prob"]) == pytest.approx(prob, abs=2e-6)
+    assert len(calls.dtypes) == 3 * (2 if tta else 1)  # 5 images in batches of 2; a flipped view each with TTA
+
+
+def test_prediction_runs_at_the_trainers_precision(checkpoint, tmp_path):
+    folder = write_new_images(tmp_path / "new")
+    calls = BackboneCalls()
+    trainer = pl.Trainer(accelerator="cpu", devices=1, precision="bf16-mixed", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, callbacks=[calls])
+    out = predict_to_csv(str(checkpoint), str(folder), str(tmp_path / "p.csv"), decode_workers=0, trainer=trainer)
+    assert calls.dtypes == [torch.bfloat16]  # one batch, under bf16 autocast
+    rows = read_rows(out)
+    fp32 = by_hand(checkpoint, folder, tta=False)
+    assert max(abs(float(r["label_prob"]) - fp32[r["path"]][1]) for r in rows) < 0.05
+
+
+def test_task_predict_with_tta_through_train_py_run(checkpoint, tmp_path):
+    """task=predict tta=true from the config: train.py's run dispatches it, predictions.csv holds the TTA result."""
+    from conftest import compose_config
+    from train import run
+
+    folder = write_new_images(tmp_path / "new")
+    cfg = compose_config(["task=predict", f"ckpt_path={checkpoint}", f"data.predict_dir={folder}", "tta=true",
+                          "data.decode_workers=0", *CPU_OVERRIDES], output_dir=tmp_path / "run")
+    run(cfg)
+    rows = {r["path"]: r for r in read_rows(tmp_path / "run" / "predictions.csv")}
+    for name, (label, prob) in by_hand(checkpoint, folder, tta=True).items():
+        assert rows[name]["label"] == label and float(rows[name]["label_prob"]) == pytest.approx(prob, abs=2e-6)

@@ -1,0 +1,97 @@
+"""``task=eval``: a trained checkpoint's metrics on the validation and the test split, recorded like a training run's.
+
+    python train.py task=eval ckpt_path=RUN/checkpoints/last.ckpt [model=... data.*=...] [tta=true]
+
+The model is the configured one, as for a resume (the network must be the checkpoint's, so give the training run's
+``model=``/``experiment=``), with the checkpoint's weights. The data is the configured data: the training run's, or
+other data with the same heads, class names and image size, normalised with the checkpoint's channel statistics.
+Lightning's ``trainer.validate`` and ``trainer.test`` run on the configured trainer (device, precision). ``tta=true``
+averages the model's test-time augmentation views (``model.tta_level``; flip when it is 0) on both splits.
+
+Written to the run directory: ``result.json`` (status, per-head metrics such as ``val/acc`` and ``test/acc``, the
+checkpoint, ``tta``), ``config.yaml``, the confusion matrices of both splits (``confusion_<head>.png``,
+``confusion_test_<head>.png``) and, through the configured loggers, the metrics and figures (TensorBoard).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from callbacks.run.config_checks import check_loggers, check_seed, instantiate_group, logger_configs
+from callbacks.run.console import KeepWarnings, log, log_summary, print_config
+from callbacks.run.hydra_job import job_overrides, short_name
+from callbacks.run.result_file import write_result
+from callbacks.run.task_trainer import task_trainer
+from callbacks.run_config import check_same_classes, check_same_network, check_weights_fit, read_checkpoint
+from lightning_modules.classifier import asked_tta_level
+
+
+def evaluate_from_config(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
+    """``task=eval`` (train.py has set the machine: device fallback, precision, threads); returns the monitored
+    metric (``monitor``, e.g. val/acc)."""
+    if not cfg.get("ckpt_path"):
+        raise ValueError("ckpt_path: task=eval needs ckpt_path=<checkpoint of a training run>")
+    started = time.time()
+    check_seed(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+    check_loggers(cfg)
+    checkpoint = read_checkpoint(cfg.ckpt_path)  # a missing, truncated or foreign file fails now, with its name
+    check_same_network(cfg.ckpt_path, checkpoint, cfg.model.backbone.name)
+    tta_level = asked_tta_level(cfg.get("tta", False), cfg.model.get("tta_level", 0))
+
+    saved = checkpoint.get("data") or {}
+    stats = {"norm_stats": (saved["mean"], saved["std"])} if saved.get("mean") else {}
+    datamodule = instantiate_group(cfg, "data", **stats)  # normalised as the model was trained
+    datamodule.prepare_data()
+    datamodule.setup("validate")
+    check_same_classes(cfg.ckpt_path, checkpoint, datamodule.checkpoint_metadata())
+
+    model = instantiate_group(cfg, "model", heads=datamodule.heads, tta_level=tta_level, tta_on_val=tta_level > 0)
+    check_weights_fit(cfg.ckpt_path, checkpoint, model)
+    model.load_state_dict(checkpoint["state_dict"])
+
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    OmegaConf.save(cfg, os.path.join(cfg.output_dir, "config.yaml"), resolve=True)
+    if cfg.print_config:
+        print_config(cfg)
+    evaluated = {"task": "eval", "checkpoint": os.path.abspath(str(cfg.ckpt_path)), "tta": tta_level > 0,
+                 "tta_level": tta_level, "epochs": checkpoint.get("epoch"), "steps": checkpoint.get("global_step")}
+    del checkpoint
+    log_eval_header(cfg, model, datamodule, evaluated)
+    write_result(cfg.output_dir, status="running", reason="", overrides=job_overrides(), monitor=cfg.monitor,
+                 monitor_mode=cfg.monitor_mode, run_dir=cfg.output_dir, **evaluated)
+
+    trainer = task_trainer(cfg, [instantiate(c) for c in logger_configs(cfg).values()])
+    metrics = {}
+    for split, phase in (("val", trainer.validate), ("test", trainer.test)):
+        metrics.update({k: float(v) for k, v in phase(model, datamodule=datamodule, verbose=False)[0].items()})
+        model.log_confusion_matrices(split)
+    write_result(cfg.output_dir, status="completed", metrics=metrics, objective=metrics.get(cfg.monitor),
+                 wall_s=round(time.time() - started, 2))
+    log_summary(cfg, "completed", metrics, started, keep, trainer.loggers)
+    return metrics.get(cfg.monitor)
+
+
+def log_eval_header(cfg: DictConfig, model: pl.LightningModule, datamodule, evaluated: dict) -> None:
+    """What is evaluated, on what: the checkpoint, the model, the data, the device and TTA."""
+    splits = [(name, getattr(datamodule, f"{name}_set", None)) for name in ("val", "test")]
+    sizes = " / ".join(f"{len(ds):,} {name}" for name, ds in splits if ds is not None)
+    heads = ", ".join(f"{k}={v}" for k, v in datamodule.heads.items())
+    level = evaluated["tta_level"]
+    for line in (
+        f"evaluate    {evaluated['checkpoint']} (epoch {evaluated['epochs']}, step {evaluated['steps']})",
+        f"model       {cfg.model.backbone.name}: {model.num_parameters():,} parameters, heads {heads}",
+        f"data        {short_name(cfg.data.get('_target_'))}: {sizes} images, batch "
+        f"{datamodule.eval_batch_size}, normalised with the "
+        f"{'checkpoint' if datamodule.norm_stats is not None else 'training split'}'s channel statistics",
+        f"device      {cfg.trainer.accelerator} x{cfg.trainer.devices}, precision {cfg.trainer.precision}, "
+        f"threads {torch.get_num_threads()}",
+        f"tta         {f'level {level} on both splits' if level else 'off'} (tta={str(level > 0).lower()})",
+        f"run dir     {cfg.output_dir}",
+    ):
+        log.info(line)

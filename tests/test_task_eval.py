@@ -1,0 +1,142 @@
+"""task=eval: a checkpoint's validation and test metrics, recorded like a training run's (lightning_modules/evaluate.py).
+
+One small net is trained once, through train.py, on coloured class folders; every test evaluates its last.ckpt."""
+import glob
+import os
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from callbacks.run.config_checks import START_UP_ERRORS
+from callbacks.run.result_file import read_result
+from conftest import CPU_OVERRIDES, compose_config, run_train
+from datamodules.image_cache import decode_image
+from image_files import COLORS, class_image, write_image
+from lightning_modules.predict import load_predictor
+from train import run
+
+SIZE = 16
+
+
+def write_split_folders(root, per_split: dict, seed: int, shade: int = 0):
+    """root/<split>/<class>/<i>.png: ``per_split`` {split: images per class (or {class: images})}; ``shade`` shifts
+    every pixel (another brightness: other channel statistics)."""
+    for split, counts in per_split.items():
+        counts = counts if isinstance(counts, dict) else dict.fromkeys(COLORS, counts)
+        for name, n in counts.items():
+            colour = [min(255, c + shade) for c in COLORS[name]]
+            for i in range(n):
+                write_image(root / split / name / f"{i:02d}.png", class_image(colour, seed=seed + 100 * i))
+    return root
+
+
+def data_overrides(root):
+    return ["model=small", "data=image_folder", f"data.root={root}", f"data.image_size={SIZE}", "data.batch_size=8",
+            "data.decode_workers=0", *CPU_OVERRIDES]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A training run (train.py, as a user runs it) and a task=eval of its last.ckpt with the same config."""
+    root = tmp_path_factory.mktemp("eval")
+    data = write_split_folders(root / "data", {"train": 8, "val": 4, "test": 4}, seed=0)
+    result = run_train([*data_overrides(data), "scheduler.max_lr=0.1", "trainer.max_epochs=2",
+                        f"hydra.run.dir={root / 'train'}"], cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ckpt = root / "train" / "checkpoints" / "last.ckpt"
+    evaluated = run_train(["task=eval", f"ckpt_path={ckpt}", *data_overrides(data), f"hydra.run.dir={root / 'eval'}"],
+                          cwd=root)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    return SimpleNamespace(root=root, data=data, ckpt=ckpt, training=read_result(root / "train"),
+                           eval_dir=root / "eval", eval=read_result(root / "eval"), stderr=evaluated.stderr)
+
+
+def by_hand(ckpt, folder, tta: bool = False, stats=None) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of the checkpoint's model on folder/<class>/* computed here: decoded at the
+    checkpoint's size, normalised with ``stats`` (default the checkpoint's), flip-averaged logits when ``tta``."""
+    model, data = load_predictor(str(ckpt))
+    classes = data["vocabularies"]["label"]
+    paths = sorted(glob.glob(str(folder / "*" / "*.png")))
+    x = torch.stack([torch.from_numpy(decode_image(p, SIZE)) for p in paths]).float() / 255
+    mean, std = stats or (data["mean"], data["std"])
+    x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    y = torch.tensor([classes.index(os.path.basename(os.path.dirname(p))) for p in paths])
+    with torch.no_grad():
+        logits = model(x)["label"]
+        if tta:
+            logits = 0.5 * logits + 0.5 * model(x.flip(3))["label"]
+    return float((logits.argmax(1) == y).float().mean()), float(F.cross_entropy(logits, y))
+
+
+def test_eval_reproduces_the_test_metrics_the_training_run_recorded(trained):
+    """The training run tested its final weights, the same weights as last.ckpt: task=eval must give its numbers."""
+    assert trained.training["checkpoint"] == str(trained.ckpt)
+    result, recorded = trained.eval, trained.training["metrics"]
+    assert result["status"] == "completed" and result["task"] == "eval" and result["tta"] is False
+    assert result["checkpoint"] == str(trained.ckpt) and result["steps"] == trained.training["steps"]
+    for key in ("val/acc", "val/loss", "val/f1_macro", "test/acc", "test/loss", "test/f1_macro"):
+        assert result["metrics"][key] == pytest.approx(recorded[key], abs=1e-6), key
+    assert result["objective"] == result["metrics"]["val/acc"]
+    assert (result["metrics"]["test/acc"], result["metrics"]["test/loss"]) == pytest.approx(
+        by_hand(trained.ckpt, trained.data / "test"), abs=1e-5)
+    for png in ("confusion_label.png", "confusion_test_label.png"):
+        assert (trained.eval_dir / png).read_bytes()[:4] == b"\x89PNG"
+    events = EventAccumulator(str(trained.eval_dir / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    assert {"val/acc", "test/acc", "test/loss"} <= set(events.Tags()["scalars"])
+    assert {"confusion/label", "confusion/test/label"} <= set(events.Tags()["images"])
+    assert any(line.startswith("completed in ") and "test/acc" in line for line in trained.stderr.splitlines())
+    assert not (trained.eval_dir / "checkpoints").exists() and read_result(trained.root / "train") == trained.training
+
+
+def test_tta_true_is_recorded_and_averages_the_flipped_views(trained, tmp_path):
+    cfg = compose_config(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(trained.data), "tta=true"],
+                         output_dir=tmp_path)
+    run(cfg)
+    result = read_result(tmp_path)
+    assert (result["tta"], result["tta_level"]) == (True, 1) and (trained.eval["tta"], trained.eval["tta_level"]) == (
+        False, 0)
+    metrics = result["metrics"]
+    assert metrics["test_no_tta/acc"] == pytest.approx(trained.eval["metrics"]["test/acc"], abs=1e-6)
+    acc, loss = by_hand(trained.ckpt, trained.data / "test", tta=True)
+    assert metrics["test/acc"] == pytest.approx(acc, abs=1e-6) and metrics["test/loss"] == pytest.approx(loss, abs=1e-5)
+    assert metrics["test/loss"] != pytest.approx(trained.eval["metrics"]["test/loss"], abs=1e-6)
+    assert metrics["val/loss"] == pytest.approx(by_hand(trained.ckpt, trained.data / "val", tta=True)[1], abs=1e-5)
+
+
+def test_eval_on_other_data_with_the_same_classes_normalises_as_trained(trained, tmp_path):
+    other = write_split_folders(tmp_path / "other", {"train": {"red": 6, "green": 2, "blue": 2}, "test": 3},
+                                seed=7, shade=30)
+    cfg = compose_config(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(other)], output_dir=tmp_path / "run")
+    run(cfg)
+    metrics = read_result(tmp_path / "run")["metrics"]
+    acc, loss = by_hand(trained.ckpt, other / "test")
+    assert metrics["test/acc"] == pytest.approx(acc, abs=1e-6) and metrics["test/loss"] == pytest.approx(loss, abs=1e-5)
+    # the other folder's own training statistics would give another loss: the checkpoint's were used
+    from datamodules.image_folder import ImageFolderDataModule
+
+    own = ImageFolderDataModule(root=str(other), image_size=SIZE, decode_workers=0, batch_size=4)
+    own.setup("fit")
+    assert by_hand(trained.ckpt, other / "test", stats=(own.mean.tolist(), own.std.tolist()))[1] != pytest.approx(
+        loss, abs=1e-4)
+
+
+def test_eval_refuses_other_classes_and_a_missing_ckpt_path(trained, tmp_path):
+    two = write_split_folders(tmp_path / "two", {"train": {"red": 6, "blue": 6}}, seed=3)
+    with pytest.raises(ValueError, match=r"other classes: head 'label' has \['blue', 'green', 'red'\]"):
+        run(compose_config(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(two)], output_dir=tmp_path))
+    with pytest.raises(ValueError, match="^ckpt_path: task=eval needs ckpt_path=") as err:
+        run(compose_config(["task=eval", *data_overrides(trained.data)], output_dir=tmp_path))
+    assert isinstance(err.value, START_UP_ERRORS)  # train.py's main() prints it alone and exits with 2
+
+
+def test_a_checkpoint_of_another_network_exits_with_2_naming_the_key(trained, tmp_path):
+    result = run_train(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(trained.data), "model=resnet9",
+                        f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "ckpt_path" in errors[0] and "'small' network" in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
