@@ -32,7 +32,8 @@ from callbacks.interrupt import Interrupted
 from callbacks.range_test.finder import RangeTestResult, find_lr
 from callbacks.run.config_checks import (START_UP_ERRORS, check_loggers, check_run_length, check_schedule,
                                          check_seed, instantiate_group, logger_configs, plain_message)
-from callbacks.run.console import KeepWarnings, log, log_header, log_summary, print_config, quiet_console
+from callbacks.run.console import (KeepWarnings, log, log_header, log_logger_paths, log_lr_found, log_summary,
+                                  lr_plan, print_config, quiet_console)
 from callbacks.run.hparams import log_run_hparams
 from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overrides, null_group_overrides,
                                      resume_sweep_job, scheduler_config)
@@ -79,16 +80,21 @@ def auto_keys(cfg: DictConfig) -> list[str]:
     return [key for key in AUTO_KEYS if scheduler_config(cfg).get(key) == AUTO]
 
 
+def runs_trials(cfg: DictConfig) -> bool:
+    """Whether max_lr trials follow the sweep: range_test.trial_factors, a schedule with a max_lr, and no other
+    LR auto (base_lr=auto: the accuracy test's answer)."""
+    other_autos = [key for key in auto_keys(cfg) if key != "max_lr"]
+    return bool(cfg.range_test.get("trial_factors")) and "max_lr" in scheduler_config(cfg) and not other_autos
+
+
 def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.LightningDataModule) -> RangeTestResult:
     """The range test as its own phase, on the run's trainer settings; the model comes back untouched. Its max_lr
     trials (range_test.trial_factors) train the configured schedule's shape at each candidate peak."""
     # the range test's own Trainer profiles nothing (debug=profiler's report is the training run's)
     trainer_kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
                       if k not in ("_target_", "profiler")}
-    trials = {}
-    other_autos = [key for key in auto_keys(cfg) if key != "max_lr"]  # base_lr=auto: the accuracy test's answer
-    if cfg.range_test.get("trial_factors") and "max_lr" in scheduler_config(cfg) and not other_autos:
-        trials["trial_schedule"] = partial(instantiate, cfg.scheduler)  # (max_lr=peak) -> the run's schedule
+    # (max_lr=peak) -> the run's schedule
+    trials = {"trial_schedule": partial(instantiate, cfg.scheduler)} if runs_trials(cfg) else {}
     result = find_lr(model, datamodule, instantiate(cfg.range_test, **trials), **trainer_kwargs)
     result.save(cfg.output_dir)
     result.print()
@@ -131,6 +137,17 @@ def build_loggers(cfg: DictConfig) -> list:
     """The configured loggers; none for ``~logger`` / ``logger=null`` (result.json and the figures are written
     all the same)."""
     return [instantiate(c) for c in logger_configs(cfg).values()]
+
+
+def range_test_task(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.LightningDataModule) -> float:
+    """task=lr_range_test: the range test alone. Its files go to the run directory, its curve and figure also to
+    the configured loggers (TensorBoard); with ~logger, to the files alone."""
+    result = run_range_test(cfg, model, datamodule)
+    loggers = build_loggers(cfg)
+    result.log_to(loggers)
+    log_lr_found({"max_lr": result.lr}, result.source, result)
+    log_logger_paths(loggers)
+    return result.lr
 
 
 @dataclass
@@ -224,16 +241,19 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
         check_weights_fit(cfg.ckpt_path, checkpoint, model)
         del checkpoint  # Lightning reads the file again when it resumes
 
-    if cfg.task.name == "lr_range_test":
-        return run_range_test(cfg, model, datamodule).lr
     asked = auto_keys(cfg)
-    check_schedule(cfg, stand_ins={key: AUTO_KEYS[key] for key in asked})  # before a minutes-long range test
+    if cfg.task.name != "lr_range_test":
+        check_schedule(cfg, stand_ins={key: AUTO_KEYS[key] for key in asked})  # before a minutes-long range test
+    # the header first, saying how an auto LR will be found: the range test takes a while
+    log_header(cfg, model, datamodule, lr_plan(cfg, asked, runs_trials(cfg)), threads_why, speed_why)
+    if cfg.task.name == "lr_range_test":
+        return range_test_task(cfg, model, datamodule)
     range_test, lr_source = resolve_auto_lrs(cfg, asked, model, datamodule)
+    log_lr_found({key: cfg.scheduler[key] for key in asked}, lr_source, range_test)
     os.makedirs(cfg.output_dir, exist_ok=True)
     OmegaConf.save(cfg, os.path.join(cfg.output_dir, "config.yaml"), resolve=True)  # what ran; .hydra/: what was asked
     if cfg.print_config:
         print_config(cfg)
-    log_header(cfg, model, datamodule, lr_source, threads_why, speed_why)
     write_result(cfg.output_dir, status="running", reason="", overrides=job_overrides(), monitor=cfg.monitor,
                  monitor_mode=cfg.monitor_mode, run_dir=cfg.output_dir,
                  lr={"max_lr": scheduler_config(cfg).get("max_lr", cfg.optimizer.get("lr")), "source": lr_source,

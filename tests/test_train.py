@@ -1,6 +1,7 @@
 """train.py end to end: a smoke run as a user runs it, resume, and bad input caught before training."""
 import glob
 import os
+import re
 
 import pytest
 import torch
@@ -207,6 +208,21 @@ def test_auto_run_trains_at_the_found_lr_and_every_record_says_so(auto_run):
     assert ckpt["run_config"]["scheduler"]["max_lr"] == found
     assert ckpt["callbacks"]["LRSchedule"]["params"]["max_lr"] == found
     assert f"max_lr: {found}" in result.stdout and "max_lr: auto" not in result.stdout
+
+
+def test_auto_run_prints_its_header_before_the_range_test_and_then_the_lr_found(auto_run):
+    out, result, found = auto_run
+    lines = (out / "train.log").read_text().splitlines()  # the console's log lines, in order
+
+    def first(words):
+        return next(i for i, line in enumerate(lines) if words in line)
+
+    # the header says how max_lr will be found; the range test's own warning (30 steps on 8 batches) comes after it
+    header = first("peak LR auto (max_lr found by the LR range test: 30 steps, then max_lr trials at 0.3x")
+    assert header < first("the sweep needs 30") < first("lr found    max_lr") < first("completed in")
+    assert f"lr found    max_lr = {found:.4g} in " in lines[first("lr found    max_lr")]
+    assert lines[first("lr found    max_lr")].endswith(read_result(out)["lr"]["source"])  # the lr_source of result.json
+    assert not re.search(r"\d+/\d+ +eta ", result.stdout)  # trainer.enable_progress_bar=false: no range-test progress
 
 
 def test_auto_run_equals_a_run_given_the_found_lr(auto_run, tmp_path):

@@ -8,12 +8,14 @@ fall". Usually run through :func:`callbacks.range_test.finder.find_lr`; the mach
 from __future__ import annotations
 
 import math
+from contextlib import closing
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytorch_lightning as pl
 import torch
 
 from callbacks.range_test.base import RangeTestCallback
+from callbacks.range_test.progress import progress_task
 from callbacks.range_test.result import RangeTestResult
 from callbacks.range_test.smoothing import divergence_index, running_average
 from callbacks.range_test.state import evaluating
@@ -133,23 +135,23 @@ class AccuracyRangeTest(RangeTestCallback):
             acc, images = self._accuracy(trainer, pl_module, val_loader)
             evals.append({"step": step, "lr": lr, "acc": acc, "images": images})
 
-        try:
-            stream.warn_if_short(total * accum)
-            measure(-1, float(lrs[0]))  # before any step
-            for k, lr in enumerate(lrs):
-                mean, _ = optimizer_step_at(trainer, pl_module, stream, float(lr), k)
-                losses.append(mean)
-                if k == 0 and not math.isfinite(mean):
-                    raise RuntimeError(f"accuracy range test: the loss is {mean} at the very first step "
-                                       f"(lr={lr:.3g}); lower range_test.min_lr")
-                if not math.isfinite(mean) or (self.diverge_factor is not None and divergence_index(
-                        losses, self.smooth_beta, self.diverge_factor) is not None):
-                    stop = k
-                    break
-                if (k + 1) % every == 0 or k == total - 1:
-                    measure(k, float(lr))
-        finally:
-            stream.close()
+        with closing(stream):
+            stream.warn_if_short(total * accum)  # before the progress display: a log line would break it
+            with progress_task(trainer, "accuracy range test", total, self.smooth_beta) as task:
+                measure(-1, float(lrs[0]))  # before any step
+                for k, lr in enumerate(lrs):
+                    mean, _ = optimizer_step_at(trainer, pl_module, stream, float(lr), k)
+                    losses.append(mean)
+                    task.step(float(lr), mean, acc=evals[-1]["acc"])
+                    if k == 0 and not math.isfinite(mean):
+                        raise RuntimeError(f"accuracy range test: the loss is {mean} at the very first step "
+                                           f"(lr={lr:.3g}); lower range_test.min_lr")
+                    if not math.isfinite(mean) or (self.diverge_factor is not None and divergence_index(
+                            losses, self.smooth_beta, self.diverge_factor) is not None):
+                        stop = k
+                        break
+                    if (k + 1) % every == 0 or k == total - 1:
+                        measure(k, float(lr))
         return {"lrs": [float(x) for x in lrs[: len(losses)]], "losses": losses, "evals": evals,
                 "eval_every": every, "stop_index": stop, "num_steps": total}
 

@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 
 from callbacks.range_test.interface import check_module
+from callbacks.range_test.progress import close_progress
 from callbacks.range_test.result import RangeTestResult
 from callbacks.range_test.state import TrainingSnapshot, preserved_state
 
@@ -76,6 +77,7 @@ class RangeTestCallback(pl.Callback):
         t0 = time.perf_counter()
         with preserved_state(pl_module, trainer.datamodule, trainer) as snapshot, torch.enable_grad():
             raw = self._sweep(trainer, pl_module, snapshot)
+        close_progress(trainer)  # the analysis may warn: below the finished progress lines, not inside them
         result = self._analyse(raw, time.perf_counter() - t0)
         # identical on every rank in exact arithmetic (losses and accuracies are rank-reduced); broadcast anyway
         self.result = trainer.strategy.broadcast(result, src=0)

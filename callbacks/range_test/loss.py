@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
 from callbacks.range_test.base import RangeTestCallback
+from callbacks.range_test.progress import progress_task
 from callbacks.range_test.result import RangeTestResult
 from callbacks.range_test.smoothing import default_bandwidth, divergence_index, running_average
 from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions
@@ -152,19 +153,22 @@ class LRRangeTest(RangeTestCallback):
         losses: List[float] = []
         local: List[float] = []
         stop: Optional[int] = None
-        for k, lr in enumerate(lrs):
-            mean, mine = optimizer_step_at(trainer, pl_module, stream, float(lr), k)
-            losses.append(mean)
-            local.append(mine)
-            if k == 0 and not math.isfinite(mean):
-                raise RuntimeError(f"LR range test: the loss is {mean} at the very first step (lr={lr:.3g}); "
-                                   "lower range_test.min_lr (or check the model/data)")
-            if self.diverge_factor is not None:
-                stop = divergence_index(losses, self.smooth_beta, self.diverge_factor)
-            elif not math.isfinite(mean):
-                stop = k
-            if stop is not None:
-                break
+        with progress_task(trainer, "LR range test", len(lrs), self.smooth_beta) as task:
+            for k, lr in enumerate(lrs):
+                mean, mine = optimizer_step_at(trainer, pl_module, stream, float(lr), k)
+                losses.append(mean)
+                local.append(mine)
+                task.step(float(lr), mean)
+                if k == 0 and not math.isfinite(mean):
+                    raise RuntimeError(f"LR range test: the loss is {mean} at the very first step (lr={lr:.3g}); "
+                                       "lower range_test.min_lr (or check the model/data)")
+                if self.diverge_factor is not None:
+                    stop = divergence_index(losses, self.smooth_beta, self.diverge_factor)
+                elif not math.isfinite(mean):
+                    stop = k
+                if stop is not None:
+                    task.end(f"stopped at {k + 1}/{len(lrs)}: loss blew up at lr {lrs[stop]:.3g}")
+                    break
         if stop is not None and stop < _MIN_POINTS:
             raise RuntimeError(
                 f"LR range test: the loss exploded within the first {stop + 1} steps "

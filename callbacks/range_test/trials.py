@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import inspect
 import math
+from contextlib import closing
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from callbacks.range_test.progress import progress_task
 from callbacks.schedules.lr_schedule import momentum_key, set_momentum
 from callbacks.schedules.shapes import one_cycle
 
@@ -140,29 +142,31 @@ def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float]
     from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs
 
     trials = []
-    for peak in lrs:
-        snapshot.restore_training_state()
-        if seed is not None:
-            seed_rngs(seed)
-        values = _bound_schedule(schedule(max_lr=float(peak)), steps, steps_per_epoch)
-        stream = BatchStream(trainer, pl_module, first_loader(trainer.train_dataloader), "train")
-        losses: List[float] = []
-        try:
-            for k in range(steps):
-                lr, momentum = values(k)
-                if momentum is not None:
-                    for opt in trainer.optimizers:
-                        for group in opt.param_groups:
-                            if momentum_key(group):
-                                set_momentum(group, momentum)
-                mean, _ = optimizer_step_at(trainer, pl_module, stream, float(lr), k)
-                losses.append(mean)
-                if not math.isfinite(mean):
-                    break
-        finally:
-            stream.close()
-        trials.append({"lr": float(peak), "score": trial_score(losses) if len(losses) == steps else math.inf,
-                       "losses": losses, "steps": len(losses)})
+    with progress_task(trainer, "max_lr trials", len(lrs) * steps) as task:
+        for i, peak in enumerate(lrs):
+            snapshot.restore_training_state()
+            if seed is not None:
+                seed_rngs(seed)
+            values = _bound_schedule(schedule(max_lr=float(peak)), steps, steps_per_epoch)
+            stream = BatchStream(trainer, pl_module, first_loader(trainer.train_dataloader), "train")
+            task.restart_average(f"{i + 1}/{len(lrs)} @{peak:.3g}")
+            losses: List[float] = []
+            with closing(stream):
+                for k in range(steps):
+                    lr, momentum = values(k)
+                    if momentum is not None:
+                        for opt in trainer.optimizers:
+                            for group in opt.param_groups:
+                                if momentum_key(group):
+                                    set_momentum(group, momentum)
+                    mean, _ = optimizer_step_at(trainer, pl_module, stream, float(lr), k)
+                    losses.append(mean)
+                    task.step(float(lr), mean)
+                    if not math.isfinite(mean):
+                        break
+            task.skip(steps - len(losses))  # a diverged trial: the line still ends full
+            trials.append({"lr": float(peak), "score": trial_score(losses) if len(losses) == steps else math.inf,
+                           "losses": losses, "steps": len(losses)})
     snapshot.restore_training_state()
     return trials
 

@@ -1,5 +1,6 @@
 """What a run prints: third-party noise filtered out, warnings kept to repeat at the end, the header (what runs, on
-what), the closing summary (metrics, wall time, where the files are) and, when asked, the whole config."""
+what, and how an auto LR will be found), the line with the LR found, the closing summary (metrics, wall time, where
+the files are) and, when asked, the whole config."""
 from __future__ import annotations
 
 import glob
@@ -85,11 +86,50 @@ def log_header(cfg: DictConfig, model: pl.LightningModule, datamodule, lr_source
         log.info(line)
 
 
+def lr_plan(cfg: DictConfig, keys: list[str], trials: bool) -> str:
+    """What the header says about the peak LR before anything runs (the header's ``lr_source``): ``config``; for
+    the schedule ``keys`` set to auto, a resume's checkpoint or the search that will find them (``trials``: the
+    max_lr trials follow the sweep); for task=lr_range_test, the search alone (it trains nothing)."""
+    if cfg.task.name != "lr_range_test" and (not keys or cfg.ckpt_path):
+        return "auto: read from the checkpoint" if keys else "config"
+    test = cfg.range_test
+    if short_name(test.get("_target_")) == "AccuracyRangeTest":
+        length = f"{test.num_steps} steps" if test.get("num_steps") else f"{test.num_epochs:g} epochs"
+        search = f"the accuracy range test: {length}"
+    else:
+        repeats = f" x {test.repeats} repeats" if test.get("repeats", 1) > 1 else ""
+        search = f"the LR range test: {test.num_steps} steps{repeats}"
+    if trials:
+        search += f", then max_lr trials at {', '.join(f'{f:g}x' for f in test.trial_factors)}"
+    if cfg.task.name == "lr_range_test":
+        return f"not trained; {search}"
+    return f"{' and '.join(keys)} found by {search}"
+
+
+def log_lr_found(values: dict, source: str, search=None) -> None:
+    """One line after the LR search: the LRs the schedule will use and where they came from (``lr_source``), with
+    the search's cost when one ran (``search``: its RangeTestResult). Nothing when ``values`` is empty."""
+    if not values:
+        return
+    found = ", ".join(f"{key} = {value:.4g}" for key, value in values.items())
+    cost = f" in {search.elapsed_s:.1f} s ({search.search_steps} optimizer steps)" if search is not None else ""
+    log.info(f"lr found    {found}{cost}: {source}")
+
+
+def log_logger_paths(loggers: list | tuple) -> None:
+    """Where to look at the curves: the TensorBoard command, the CSV logger's metrics.csv."""
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            log.info(f"TensorBoard .venv/bin/tensorboard --logdir {os.path.normpath(logger.log_dir)}")
+        elif isinstance(logger, CSVLogger):
+            log.info(f"metrics     {os.path.join(os.path.normpath(logger.log_dir), 'metrics.csv')}")
+
+
 def log_summary(cfg: DictConfig, status: str, metrics: dict, started: float, keep: KeepWarnings | None,
                 loggers: list | tuple = ()) -> None:
     """The closing lines; ``loggers`` (the trainer's) say where to look at the curves: TensorBoard, metrics.csv."""
-    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
-
     shown = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/")) or k == f"{cfg.monitor}_best"}
     checkpoints = sorted(glob.glob(os.path.join(cfg.output_dir, "checkpoints", "*.ckpt")))
     figures = sorted(glob.glob(os.path.join(cfg.output_dir, "**", "*.png"), recursive=True))
@@ -98,11 +138,7 @@ def log_summary(cfg: DictConfig, status: str, metrics: dict, started: float, kee
     log.info(f"checkpoints {', '.join(checkpoints) or 'none'}")
     if figures:
         log.info(f"figures     {', '.join(figures)}")
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            log.info(f"TensorBoard .venv/bin/tensorboard --logdir {os.path.normpath(logger.log_dir)}")
-        elif isinstance(logger, CSVLogger):
-            log.info(f"metrics     {os.path.join(os.path.normpath(logger.log_dir), 'metrics.csv')}")
+    log_logger_paths(loggers)
     for message in (keep.messages if keep else []):
         log.info(f"warning     {message}")
 

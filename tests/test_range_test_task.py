@@ -1,0 +1,85 @@
+"""``train.py task=lr_range_test``: the header first, the range test's progress (also into a pipe), one line with the
+LR found, and the curve and figure in TensorBoard beside the files; ``~logger``: the files alone."""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from callbacks.range_test.finder import RangeTestResult
+from conftest import ROOT, compose_config, smoke_overrides
+from train import run
+
+
+def tensorboard_tags(run_dir) -> dict:
+    """kind ("scalars", "images") -> tag -> [(step, value)] (images: [step]) from a run's TensorBoard events."""
+    tags: dict = {"scalars": {}, "images": {}}
+    for path in glob.glob(os.path.join(run_dir, "tensorboard", "events.out.tfevents.*")):
+        acc = EventAccumulator(path, size_guidance={"scalars": 0, "images": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            tags["scalars"].setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+        for tag in acc.Tags()["images"]:
+            tags["images"].setdefault(tag, []).extend(e.step for e in acc.Images(tag))
+    return tags
+
+
+def test_task_prints_header_progress_and_lr_found_in_order_and_logs_the_curve_to_tensorboard(tmp_path):
+    """As a user runs it, the progress bar on, stdout and stderr into one pipe (not a terminal)."""
+    args = smoke_overrides("task=lr_range_test", "range_test.num_steps=20", "trainer.enable_progress_bar=true",
+                           f"hydra.run.dir={tmp_path}")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=240)
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:]
+    result = RangeTestResult.from_json(tmp_path / "lr_range_test.json")
+    sweep = re.search(r"LR range test +\S* +(\d+)/(\d+) +eta ", out)
+    trials = re.search(r"max_lr trials +\S* +(\d+)/(\d+) +eta ", out)
+    assert sweep and int(sweep.group(1)) == len(result.losses), out  # every sweep step counted
+    planned = len(result.trials) * result.trials[0]["planned_steps"]  # a diverged trial's line ends full too
+    assert trials and int(trials.group(1)) == int(trials.group(2)) == planned, out
+    header = out.index("schedule    ")
+    assert "not trained; the LR range test: 20 steps, then max_lr trials" in out[header:].splitlines()[0]
+    assert out.index("run dir     ") < sweep.start() < trials.start() < out.index("lr found    ")
+    assert f"lr found    max_lr = {result.lr:.4g}" in out and result.source in out
+    assert f"tensorboard --logdir {tmp_path / 'tensorboard'}" in out
+
+    tags = tensorboard_tags(tmp_path)
+    finite = [(k, v) for k, v in enumerate(result.losses) if v == v]
+    assert [step for step, _ in tags["scalars"]["lr_range_test/loss"]] == [k for k, _ in finite]
+    assert [v for _, v in tags["scalars"]["lr_range_test/lr"]] == pytest.approx(result.lrs, rel=1e-6)
+    assert "lr_range_test/smoothed_loss" in tags["scalars"] and tags["images"]["lr_range_test/curve"] == [0]
+    assert not any(tag.startswith("train/") for tag in tags["scalars"])  # nothing trained
+
+
+def test_task_without_loggers_writes_its_files_and_no_tensorboard(tmp_path):
+    cfg = compose_config(smoke_overrides("task=lr_range_test", "range_test.num_steps=15",
+                                         "range_test.trial_factors=null", "~logger"), output_dir=tmp_path)
+    found = run(cfg)
+    assert found == RangeTestResult.from_json(tmp_path / "lr_range_test.json").lr
+    assert (tmp_path / "lr_range_test.png").exists() and not (tmp_path / "tensorboard").exists()
+
+
+def test_the_header_says_how_an_auto_lr_will_be_found():
+    from callbacks.run.console import lr_plan
+    from train import auto_keys, runs_trials
+
+    def plan(*overrides):
+        cfg = compose_config(["experiment=smoke", *overrides])
+        return lr_plan(cfg, auto_keys(cfg), runs_trials(cfg))
+
+    assert plan() == "config"
+    assert plan("scheduler.max_lr=auto", "range_test.num_steps=50") == \
+        "max_lr found by the LR range test: 50 steps, then max_lr trials at 0.3x, 1x, 3x, 10x"
+    assert plan("scheduler.max_lr=auto", "range_test.trial_factors=null") == \
+        "max_lr found by the LR range test: 100 steps"
+    assert plan("scheduler=cyclic", "scheduler.max_lr=auto", "scheduler.base_lr=auto", "range_test=accuracy") == \
+        "max_lr and base_lr found by the accuracy range test: 4 epochs"
+    assert plan("scheduler.max_lr=auto", "ckpt_path=last.ckpt") == "auto: read from the checkpoint"
+    assert plan("task=lr_range_test").startswith("not trained; the LR range test: 100 steps, then max_lr trials")
