@@ -89,6 +89,32 @@ def test_trials_on_least_squares_pick_the_stable_fast_lr_and_leave_the_model_as_
     assert_tensors_equal(model.state_dict(), init)
 
 
+def test_a_sweep_that_never_blew_up_caps_the_trials_at_its_last_lr():
+    """On least squares a sweep that ends at a quarter of 1/L never diverges; 3x and 10x its loss minimum lie
+    above every LR it tried, so they are not trials (before the fix the cap was none and 10x could be chosen)."""
+    import pytorch_lightning as pl
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from callbacks.range_test.finder import find_lr
+    from callbacks.range_test.loss import LRRangeTest
+    from range_fixtures import Regression
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 8, generator=g)
+    y = x @ torch.randn(8, generator=g)
+    features = torch.cat([x, torch.ones(256, 1)], 1)
+    top = 0.25 / float(torch.linalg.eigvalsh(2 * features.T @ features / 256).max())
+    pl.seed_everything(0, verbose=False)
+    test = LRRangeTest(min_lr=top / 1000, max_lr=top, num_steps=30, trial_factors=[0.3, 1, 3, 10],
+                       trial_min_steps=8, trial_max_steps=8, trial_schedule=_constant)
+    result = find_lr(Regression(), train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=256),
+                     range_test=test, accelerator="cpu", max_epochs=1, limit_val_batches=0)
+    assert len(result.lrs) == 30  # the sweep ran to its end: it never blew up
+    assert result.trials and max(t["lr"] for t in result.trials) <= result.lrs[-1] * (1 + 1e-9)
+    assert result.lr <= result.lrs[-1] * (1 + 1e-9)
+
+
 def test_a_larger_lr_that_is_not_clearly_worse_wins_and_a_clearly_worse_one_does_not():
     import random
 

@@ -141,9 +141,9 @@ class LRRangeTest(RangeTestCallback):
             base = float(np.exp(np.mean([np.log(compute_suggestions(
                 r["lrs"], r["losses"], self.bandwidth or default_bandwidth(np.log10(r["lrs"])))[0][self.suggestion])
                 for r in runs])))  # the rule's LR, as _analyse will report it (geometric mean over repeats)
-            stop = runs[0]["stop_index"]
+            stop = runs[0]["stop_index"]  # no blow-up: nothing above the sweep's last LR was ever tried
             raw["trials"] = trials_after_sweep(
-                trainer, pl_module, snapshot, base, cap=None if stop is None else runs[0]["lrs"][stop],
+                trainer, pl_module, snapshot, base, cap=runs[0]["lrs"][-1 if stop is None else stop],
                 factors=self.trial_factors, length=(self.trial_fraction, self.trial_min_steps, self.trial_max_steps),
                 schedule=self.trial_schedule, seed=self.seed)
         return raw

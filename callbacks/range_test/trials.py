@@ -52,7 +52,8 @@ def default_schedule(max_lr: float) -> Callable[..., Any]:
 
 def candidates(base_lr: float, factors: Sequence[float], cap: Optional[float] = None) -> List[float]:
     """``base_lr x factor`` for each factor, in rising order, without repeats; those above ``cap`` (the LR where
-    the range test saw the loss blow up) are dropped, but the smallest candidate always stays."""
+    the range test saw the loss blow up, or its last LR if it never did) are dropped, but the smallest candidate
+    always stays."""
     values = sorted({float(base_lr) * float(f) for f in factors})
     kept = [v for v in values if cap is None or v <= cap]
     return kept or values[:1]
