@@ -1,5 +1,5 @@
 """The issue-12 evidence benchmarks: each script's --quick mode end to end (subprocess, synthetic data), and the
-figure/summary functions on hand-written CSVs."""
+figure/summary functions on hand-written CSVs (superconvergence.py: tests/test_benchmarks_superconvergence.py)."""
 from __future__ import annotations
 
 import csv
@@ -17,7 +17,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import optimizers  # noqa: E402
 import range_test_validation as rtv  # noqa: E402
 import runs_table as rt  # noqa: E402
-import superconvergence as sc  # noqa: E402
 from callbacks.run.result_file import read_result, write_result  # noqa: E402
 
 
@@ -42,54 +41,6 @@ def write(path: Path, columns: list[str], rows: list[list]) -> Path:
 
 
 # ---- the scripts' quick modes ---------------------------------------------------------------------------------
-
-def test_superconvergence_quick(tmp_path, monkeypatch, capsys):
-    results = tmp_path / "RESULTS.md"
-    results.write_text("# Results\n")
-    # all four schedules at budgets 1 and 2; the train.py jobs run inside the script's process (--in-process:
-    # train.py's imports once, not once per job)
-    proc = bench("superconvergence.py", "--quick", "--in-process", "--budgets", "1", "2", "--out", str(tmp_path),
-                 "--record", "--results", str(results))
-    rows = csv_rows(tmp_path / "superconvergence.csv")
-    assert set(sc.COLUMNS) <= set(rows[0])
-    budget = [r for r in rows if r["stage"] == "budget"]
-    assert sorted((r["schedule"], float(r["budget_epochs"])) for r in budget) == sorted(
-        (s, b) for s in sc.SCHEDULES for b in (1.0, 2.0))
-    assert all(r["status"] == "completed" and 0 <= float(r["test_acc"]) <= 1 for r in budget)
-    sweep = [r for r in rows if r["stage"] == "lr_sweep"]
-    assert sorted(r["schedule"] for r in sweep if r["chosen"] == "1") == sorted(sc.SCHEDULES)
-    # the 1-epoch budget run is the chosen sweep run, not a second training
-    assert {r["run_dir"] for r in sweep if r["chosen"] == "1"} == {r["run_dir"] for r in budget
-                                                                   if r["budget_epochs"] == "1.0"}
-    # the schedules really ran what they say: the step schedule's LR jumps by 10x, cyclic is triangular2
-    def overrides(schedule):
-        run = next(r for r in budget if r["schedule"] == schedule and r["budget_epochs"] == "2.0")
-        return read_result(run["run_dir"])["overrides"]
-    step_cfg = overrides("step")
-    assert "scheduler=piecewise" in step_cfg and "scheduler.knots=[0,0.5,0.5,0.75,0.75,1]" in step_cfg
-    assert "scheduler=one_cycle" in overrides("one_cycle") and "scheduler=none" in overrides("constant")
-    assert "scheduler.mode=triangular2" in overrides("cyclic")
-    epochs = csv_rows(tmp_path / "superconvergence_epochs.csv")
-    assert sorted((r["schedule"], r["epoch"]) for r in epochs if r["budget_epochs"] == "2.0") == sorted(
-        (s, e) for s in sc.SCHEDULES for e in ("1", "2"))
-    for png in ("accuracy_vs_budget.png", "accuracy_vs_epoch.png"):
-        assert (tmp_path / png).stat().st_size > 10_000
-    assert "| one_cycle |" in proc.stdout and "| cyclic |" in proc.stdout and "test acc 2 ep (%)" in proc.stdout
-    assert "## Super-convergence" in results.read_text() and "--quick" in results.read_text()
-
-    # resumable: a second call trains nothing (every run is read back) and gives the same table; run in this
-    # process (nothing to train, so no need for a fresh interpreter and its imports)
-    monkeypatch.setattr(sys, "argv", [str(ROOT / "benchmarks" / "superconvergence.py"), "--quick", "--budgets", "1",
-                                      "2", "--out", str(tmp_path)])
-    capsys.readouterr()
-    sc.main()
-    again = capsys.readouterr().out
-    assert "completed" in again and "[done before]" in again and "s] " not in again.replace("[done before]", "")
-
-    def table(out):
-        return out.split("| schedule | LR")[1].split("figures:")[0]
-    assert table(again) == table(proc.stdout)
-
 
 def test_optimizers_quick(tmp_path):
     proc = bench("optimizers.py", "--quick", "--parallel", "2", "--optimizers", "sgd", "adagrad", "--out",
@@ -131,40 +82,6 @@ def test_help_and_plot_only_without_results(tmp_path):
 
 
 # ---- figures and summaries from fixed CSVs ---------------------------------------------------------------------
-
-SC_ROWS = [  # schedule, stage, budget, factor, lr, chosen, status, val_acc, test_acc
-    ["one_cycle", "lr_sweep", 1, 1, 0.3, 1, "completed", 0.50, 0.49],
-    ["one_cycle", "lr_sweep", 1, 3, 0.9, "", "completed", 0.40, 0.41],
-    ["constant", "lr_sweep", 1, 1, 0.3, 1, "completed", 0.30, 0.31],
-    ["one_cycle", "budget", 1, 1, 0.3, 1, "completed", 0.50, 0.49],
-    ["one_cycle", "budget", 4, 1, 0.3, 1, "completed", 0.70, 0.71],
-    ["constant", "budget", 1, 1, 0.3, 1, "completed", 0.30, 0.31],
-    ["constant", "budget", 4, 1, 0.3, 1, "completed", 0.55, 0.52],
-]
-
-
-def superconvergence_csv(tmp_path: Path) -> Path:
-    columns = ["schedule", "stage", "budget_epochs", "lr_factor", "lr", "chosen", "status", "val_acc", "test_acc",
-               "network", "optimizer", "batch_size", "train_images", "date", "machine"]
-    return write(tmp_path / "sc.csv", columns,
-                 [r + ["small", "SGD", 128, 4500, "2026-01-02 03:04 UTC", "testbox"] for r in SC_ROWS])
-
-
-def test_superconvergence_figures_and_table_from_csv(tmp_path):
-    path = superconvergence_csv(tmp_path)
-    png = sc.plot_accuracy_vs_budget(path, tmp_path / "budget.png")
-    assert png.stat().st_size > 10_000
-    epochs = write(tmp_path / "epochs.csv", sc.EPOCH_COLUMNS,
-                   [[s, 4, 0.3, e, 0.1 * e, "2026-01-02 03:04 UTC", "testbox"] for s in ("a", "b") for e in (1, 2, 3, 4)])
-    assert sc.plot_accuracy_vs_epoch(epochs, tmp_path / "epoch.png").stat().st_size > 10_000
-    text = sc.summary(path)
-    table = text.split("\n\n")[0].splitlines()
-    assert table[0] == "| schedule | LR | test acc 1 ep (%) | test acc 4 ep (%) |"
-    assert table[2] == "| one_cycle | 0.3 | 49.00 | 71.00 |" and table[3] == "| constant | 0.3 | 31.00 | 52.00 |"
-    assert text.count("| yes |") == 2  # the chosen sweep points
-    # one_cycle chose x1 of {1, 3}: the sweep's edge is said; constant was swept at one LR only: nothing to say
-    assert "- one_cycle: the chosen LR is the smallest swept (x1)" in text and "- constant:" not in text
-
 
 def test_caption_names_date_and_machine(tmp_path):
     import matplotlib
@@ -231,8 +148,6 @@ def test_peak_overrides():
                                                          "scheduler.knots=[0,0.208333,1]"]
     assert rtv.peak_overrides({"_target_": "x.one_cycle", "max_lr": "auto"}, 0.5, 2, 3) == ["scheduler.max_lr=0.5"]
     assert rtv.peak_overrides({"enabled": False}, 0.5, 2, 3) == ["optimizer.lr=0.5"]
-    assert sc.schedule_overrides("step", 1.0, 4)[-1] == "scheduler.values=[1,1,0.1,0.1,0.01,0.01]"
-    assert "scheduler.step_size_up=1" in sc.schedule_overrides("cyclic", 1.0, 4)
 
 
 def test_resumable_job_is_not_rerun(tmp_path):
