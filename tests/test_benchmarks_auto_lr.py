@@ -59,3 +59,16 @@ def test_gap_is_chosen_on_validation_and_reported_on_test():
     assert table["mean_gap"] == pytest.approx(1.0) and table["worst_gap"] == pytest.approx(5.0)
     assert table["se_gap"] == pytest.approx(math.sqrt(32) / math.sqrt(2))  # stdev of (-3, 5) / sqrt(2)
     assert table["within"] == "no"                                      # the worst seed is 5 > 2 points
+
+
+def test_merge_runs_only_what_the_csv_lacks_and_keeps_its_rows():
+    setting = {"grid": [0.0125, 0.025, 0.05]}
+    recorded = frozenset({auto_lr.row_key("s", "0", "sweep", "0.025"), auto_lr.row_key("s", "0", "auto", "0.02")})
+    jobs = auto_lr.jobs_for("s", setting, 0, ["model=small"], recorded=recorded)
+    assert [j.name for j in jobs] == ["s_s0_lr0.0125", "s_s0_lr0.05"]  # auto and 0.025 are in the CSV already
+    assert len(auto_lr.jobs_for("s", setting, 1, ["model=small"], recorded=recorded)) == 4  # another seed: all
+    old = [{"setting": "s", "seed": "0", "kind": "sweep", "lr": "0.025", "val": "0.5"},
+           {"setting": "s", "seed": "0", "kind": "auto", "lr": "0.02", "val": "0.4"}]
+    new = [{"setting": "s", "seed": 0, "kind": "sweep", "lr": 0.0125, "val": 0.3},
+           {"setting": "s", "seed": 0, "kind": "auto", "lr": 0.03, "val": 0.45}]  # a rerun auto replaces the old
+    assert auto_lr.merged(old, new) == [old[0], *new]
