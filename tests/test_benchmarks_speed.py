@@ -192,3 +192,29 @@ def test_peer_speed_quick_ratio_flops_and_record(tmp_path):
             assert r["batch"] == "8" and r["threads"] == "1" and r["date"] and r["torch"]
     entry = results.read_text()
     assert "## cifar10_fast step against airbench94's own loop" in entry and "| fp32_cl | fp32 |" in entry
+
+
+def test_peer_accuracy_summary_and_commands(tmp_path):
+    """benchmarks/peer_accuracy.py: mean, standard error and difference against statistics' own, the verdict's
+    two-standard-error rule, and equal precision/layout on both sides."""
+    import math
+    import statistics
+
+    from benchmarks import peer_accuracy as pa
+
+    project, peer = [0.905, 0.906, 0.908], [0.906, 0.907, 0.909]
+    rows = [{"seed": s, "side": side, "precision": "fp32", "tta_acc": acc, "acc": acc - 0.01}
+            for side, accs in (("project", project), ("peer", peer)) for s, acc in enumerate(accs)]
+    line = pa.summary(rows).splitlines()[4]
+    se = math.hypot(*(statistics.stdev([100 * a for a in accs]) / math.sqrt(3) for accs in (project, peer)))
+    assert f"| +0.10 | {se:.2f} |" in line and line.endswith("| no measurable difference |")
+    assert "| 90.63 | 0.30 | 0.09 |" in line  # project mean, spread, s.e.
+    far = [{**r, "tta_acc": r["tta_acc"] + (0.02 if r["side"] == "peer" else 0)} for r in rows]
+    assert pa.summary(far).splitlines()[4].endswith("| the peer is better |")
+    assert pa.summary(rows[:1] + rows[3:4]).splitlines()[4].endswith("| needs 2+ seeds |")
+    for precision, (project_overrides, peer_flags) in pa.PRECISIONS.items():
+        cmd = pa.peer_command(tmp_path, 3, precision)
+        assert cmd[-len(peer_flags):] == peer_flags and "--channels-last" in cmd and cmd[cmd.index("--seed") + 1] == "3"
+        from conftest import compose_config
+        cfg = compose_config(["experiment=cifar10_fast", *project_overrides])
+        assert ("bf16" in str(cfg.trainer.precision)) == (precision == "bf16") and cfg.speed.channels_last
