@@ -15,8 +15,14 @@ CONF = ROOT / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 CIFAR_TOOL = SHARED_DATA / "cifar10_jpeg.py"
 
-# Two cores on CI: keep each test process from oversubscribing them.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Two cores on CI: keep each test process from oversubscribing them. Under pytest-xdist (make test: -n 2) each
+# worker, and every train.py it starts, gets one thread: two workers then fill the two cores without OpenMP threads
+# waiting on each other (a 2-thread process on a busy 2-core machine can run many times slower). In-process runs
+# read OMP_NUM_THREADS like train.py does (callbacks/run/machine.py), hence the environment variable too.
+TEST_THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1))
+torch.set_num_threads(TEST_THREADS)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 CPU_OVERRIDES = [
     "trainer=cpu",
@@ -54,7 +60,7 @@ def compose_cfg(tmp_path):
 
 def run_train(args, cwd: Path, timeout: int = 240, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     """Run train.py in a subprocess (as a user would) with Hydra overrides ``args``."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2", **(env_extra or {})}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(TEST_THREADS), **(env_extra or {})}
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
 

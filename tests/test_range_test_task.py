@@ -12,7 +12,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from callbacks.range_test.finder import RangeTestResult
-from conftest import ROOT, compose_config, smoke_overrides
+from conftest import ROOT, TEST_THREADS, compose_config, smoke_overrides
 from train import run
 
 
@@ -33,7 +33,7 @@ def test_task_prints_header_progress_and_lr_found_in_order_and_logs_the_curve_to
     """As a user runs it, the progress bar on, stdout and stderr into one pipe (not a terminal)."""
     args = smoke_overrides("task=lr_range_test", "range_test.num_steps=20", "trainer.enable_progress_bar=true",
                            f"hydra.run.dir={tmp_path}")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(TEST_THREADS), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path, env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=240)
     out = proc.stdout

@@ -5,6 +5,7 @@ exist, module commands import, benchmark options parse with the script's own par
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import re
@@ -155,6 +156,14 @@ def test_the_python_example_runs_as_written(tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", README, re.S)
     assert blocks, "the README lost its Python example"
     monkeypatch.chdir(tmp_path)
+    # The block runs unchanged; only find_lr's default LRRangeTest() is made a short one (20 sweep steps, trials of
+    # 4-6 steps instead of 200 + 4 x 50-200): the same code path and checks, minutes less of training on a CPU.
+    # The default's own values are checked in test_range_test_finder (num_steps 200, the four trial factors).
+    import callbacks.range_test.finder as finder
+    from callbacks.range_test.loss import LRRangeTest
+
+    monkeypatch.setattr(finder, "LRRangeTest", functools.partial(LRRangeTest, num_steps=20, trial_min_steps=4,
+                                                                 trial_max_steps=6))
     namespace: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     result = namespace["result"]

@@ -13,12 +13,12 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from callbacks.run.result_file import read_result
-from conftest import CONF, CPU_OVERRIDES, ROOT, run_train
+from conftest import CONF, CPU_OVERRIDES, ROOT, SHORT_TRIALS, TEST_THREADS, run_train
 
 # Small: 4 steps an epoch, one epoch. Fixed keys stay out of the job folder names (255-byte limit), as a user would
 # do with an experiment config.
 FIXED = ["experiment=smoke", *CPU_OVERRIDES, "data.num_train=128", "data.num_val=64", "data.batch_size=32",
-         "trainer.max_epochs=1", "plot_schedule=false", "range_test.num_steps=30"]
+         "trainer.max_epochs=1", "plot_schedule=false", "range_test.num_steps=30", *SHORT_TRIALS]
 EXCLUDE = ",".join(["seed", "ckpt_path", "resume", "test"] + [o.split("=")[0].lstrip("~+") for o in FIXED])
 NAMES = f"hydra.job.config.override_dirname.exclude_keys=[{EXCLUDE}]"
 
@@ -124,7 +124,7 @@ def interrupted(tmp_path_factory):
     import time
 
     sweep_dir = tmp_path_factory.mktemp("interrupted") / "sweep"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(TEST_THREADS)}
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "-m", *FIXED, *INTERRUPTED,
                              f"hydra.sweep.dir={sweep_dir}"], cwd=sweep_dir.parent, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

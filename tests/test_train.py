@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from callbacks.range_test.finder import RangeTestResult
 from callbacks.run.result_file import read_result
-from conftest import ROOT, compose_config, run_train, smoke_overrides
+from conftest import ROOT, TEST_THREADS, compose_config, run_train, smoke_overrides
 from train import run
 
 
@@ -51,10 +51,10 @@ def test_smoke_run_writes_metrics_checkpoints_and_learns(smoke_run):
     assert any(line.startswith("completed in ") and "test/acc" in line for line in header)
     assert "config" not in result.stdout.split("\n")[:3]  # the config tree only with print_config=true
     log = (out / "train.log").read_text()
-    # the process used the threads its header reports: OMP_NUM_THREADS=2 (run_train), or fewer usable cores
+    # the process used the threads its header reports: OMP_NUM_THREADS from run_train, or fewer usable cores
     from callbacks.run.machine import cgroup_cpu_limit, thread_count
 
-    threads, why = thread_count(None, "2", len(os.sched_getaffinity(0)), cgroup_cpu_limit())
+    threads, why = thread_count(None, str(TEST_THREADS), len(os.sched_getaffinity(0)), cgroup_cpu_limit())
     assert f"threads {threads} ({why})" in log, log[:2000]
     assert "model       small: 24,346 parameters" in log and "TensorBoard .venv/bin/tensorboard --logdir" in log
     for noise in ("Tip:", "GPU available", "LeafSpec", "weights_only", "Total FLOPs"):
@@ -66,12 +66,16 @@ def test_resuming_with_a_longer_run_is_refused_not_stretched(smoke_run, tmp_path
     out, _ = smoke_run
     last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["global_step"] == 3 * 16
-    result = run_train(["experiment=smoke", f"hydra.run.dir={tmp_path}", "~callbacks.progress_bar",
-                        "trainer.enable_progress_bar=false", f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}",
-                        "trainer.max_epochs=4"], cwd=tmp_path)
+    # in-process (train.run_from_overrides): the refusal is run()'s; how main() prints a start-up error and exits
+    # is test_a_start_up_error_is_one_plain_message's
+    from train import run_from_overrides
+
+    with pytest.raises(Exception) as err:
+        run_from_overrides(["experiment=smoke", "~callbacks.progress_bar", "trainer.enable_progress_bar=false",
+                            f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}", "trainer.max_epochs=4"], tmp_path)
     # 4 epochs is 64 steps, the checkpoint's one-cycle planned 48: the schedule says so instead of stretching
-    assert result.returncode != 0
-    assert "48" in result.stderr and "64" in result.stderr, result.stderr[-2000:]
+    assert "48" in str(err.value) and "64" in str(err.value), str(err.value)
+    assert not (tmp_path / "checkpoints" / "last.ckpt").exists()
     assert torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 48
 
 
@@ -228,8 +232,9 @@ def test_auto_run_prints_its_header_before_the_range_test_and_then_the_lr_found(
 def test_auto_run_equals_a_run_given_the_found_lr(auto_run, tmp_path):
     """The range test phase leaves nothing behind: training at the found LR by hand gives the same weights."""
     out, _, found = auto_run
-    by_hand = run_train(smoke_overrides(f"scheduler.max_lr={found}", f"hydra.run.dir={tmp_path}"), cwd=tmp_path)
-    assert by_hand.returncode == 0, by_hand.stderr[-3000:]
+    from train import run_from_overrides  # in-process: only its weights are compared
+
+    run_from_overrides(smoke_overrides(f"scheduler.max_lr={found}"), tmp_path)
     a = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     for key, value in a.items():
@@ -310,12 +315,14 @@ def test_sigint_mid_epoch_saves_a_checkpoint_and_resume_continues_in_the_same_ru
 
     from conftest import ROOT
 
-    args = smoke_overrides("data.num_train=1024", "trainer.max_epochs=6", "trainer.deterministic=true", "test=false",
+    from train import run_from_overrides
+
+    args = smoke_overrides("data.num_train=512", "trainer.max_epochs=4", "trainer.deterministic=true", "test=false",
                            "+callbacks.steps._target_=pytorch_lightning.callbacks.ModelCheckpoint",
                            "+callbacks.steps.every_n_train_steps=3", "+callbacks.steps.dirpath=${output_dir}/steps")
     ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
-    assert run_train([*args, f"hydra.run.dir={ref_dir}"], cwd=tmp_path).returncode == 0
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
+    run_from_overrides(args, ref_dir)  # the uninterrupted reference: only its weights are compared, in-process
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(TEST_THREADS)}
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
@@ -326,7 +333,7 @@ def test_sigint_mid_epoch_saves_a_checkpoint_and_resume_continues_in_the_same_ru
     assert proc.returncode == 130, out[-3000:]
     assert "ckpt_path=" in out and "Traceback" not in out
     interrupted = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    total = 6 * 32
+    total = 4 * 16
     assert 0 < interrupted["global_step"] < total
     resumed = run_train([*args, f"hydra.run.dir={tmp_path / 'elsewhere'}",
                          f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"], cwd=tmp_path)
