@@ -1,6 +1,7 @@
 """Shared fixtures: compose configs with Hydra's compose API and shrink them for a CPU test run."""
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -63,6 +64,41 @@ def run_train(args, cwd: Path, timeout: int = 240, env_extra: dict | None = None
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(TEST_THREADS), **(env_extra or {})}
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+class _Lines(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def run_in_process(overrides, output_dir) -> tuple[object, str]:
+    """``python train.py <overrides>`` with ``output_dir`` as its run directory, in this process
+    (``train.run_from_overrides``): for tests of what a run leaves behind and says rather than of how the process
+    exits (no .hydra/, train.log, exit status). Returns (what run() returned, the text a user would have seen: the
+    lines train.py and Lightning logged and the Python warnings raised during the run)."""
+    import warnings
+
+    from train import run_from_overrides
+
+    handler = _Lines()
+    loggers = [logging.getLogger(name) for name in ("train", "pytorch_lightning", "lightning.pytorch")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = run_from_overrides(list(overrides), str(output_dir))
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+    return value, "\n".join(handler.lines + [str(w.message) for w in caught])
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from conftest import CPU_OVERRIDES, run_train
+from conftest import CPU_OVERRIDES, run_in_process
 from datamodules.image_folder import ImageFolderDataModule
 from image_files import COLORS, class_image, write_csv, write_folder_dataset, write_image
 from lightning_modules.classifier import Classifier
@@ -87,7 +87,9 @@ def test_checkpoint_without_vocabularies_is_refused(tmp_path):
 
 
 def test_train_then_predict_through_train_py(tmp_path):
-    """The user's path: python train.py data=csv ..., then task=predict with the checkpoint and a folder."""
+    """The user's path: python train.py data=csv ..., then task=predict with the checkpoint and a folder (both
+    in-process, train.run_from_overrides: the same config and run(); how train.py's main() exits on a start-up
+    error is tested in test_train.py and test_run_options.py)."""
     data = tmp_path / "data"
     rows = []
     for i in range(24):
@@ -96,22 +98,19 @@ def test_train_then_predict_through_train_py(tmp_path):
         rows.append({"image": f"images/{i:02d}.png", "colour": colour, "shade": "ab"[i % 2]})
     write_csv(data / "labels.csv", rows)
     run = tmp_path / "run"
-    result = run_train(["model=small", "data=csv", f"data.csv_path={data / 'labels.csv'}", "data.batch_size=6",
-                        "data.decode_workers=0", "data.image_size=16", "data.val_fraction=0.25", "monitor=val/acc_mean",
-                        "scheduler.max_lr=0.1", "trainer.max_epochs=1", "test=false", *CPU_OVERRIDES,
-                        f"hydra.run.dir={run}"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_in_process(["model=small", "data=csv", f"data.csv_path={data / 'labels.csv'}", "data.batch_size=6",
+                    "data.decode_workers=0", "data.image_size=16", "data.val_fraction=0.25", "monitor=val/acc_mean",
+                    "scheduler.max_lr=0.1", "trainer.max_epochs=1", "test=false", *CPU_OVERRIDES], run)
     ckpt = run / "checkpoints" / "last.ckpt"
     assert ckpt.is_file() and (run / "confusion_colour.png").is_file() and (run / "confusion_shade.png").is_file()
     out_dir = tmp_path / "pred"
-    result = run_train(["task=predict", f"ckpt_path={ckpt}", f"data.predict_dir={data / 'images'}",
-                        "data.decode_workers=0", f"hydra.run.dir={out_dir}"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_in_process(["task=predict", f"ckpt_path={ckpt}", f"data.predict_dir={data / 'images'}",
+                    "data.decode_workers=0"], out_dir)
     rows = read_rows(out_dir / "predictions.csv")
     assert len(rows) == 24 and list(rows[0]) == ["path", "colour", "colour_prob", "shade", "shade_prob"]
     assert {r["colour"] for r in rows} <= set(COLORS) and {r["shade"] for r in rows} <= {"a", "b"}
-    result = run_train(["task=predict", f"ckpt_path={ckpt}", f"hydra.run.dir={out_dir}"], cwd=tmp_path)
-    assert result.returncode != 0 and "data.predict_dir" in result.stderr
+    with pytest.raises(Exception, match="data.predict_dir"):
+        run_in_process(["task=predict", f"ckpt_path={ckpt}"], out_dir)
 
 
 def write_new_images(folder):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONF, compose_config, run_train
+from conftest import CONF, compose_config, run_in_process, run_train
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 TINY = ["experiment=smoke", "trainer=cpu", "trainer.enable_progress_bar=false", "data.num_train=128",
@@ -24,39 +24,10 @@ def tiny(tmp_path, *extra, progress_bar=True):
 
 
 def run_here(run_dir, *extra, progress_bar=True, max_epochs=True):
-    """The tiny run in this process (train.run_from_overrides into ``run_dir``), for the tests that check what a run
-    leaves behind and says, not how the process exits: the messages train.py logs and the Python warnings raised
-    during the run, as one text (what a user would see on the console)."""
-    import logging
-    import warnings
-
-    from train import run_from_overrides
-
+    """The tiny run in this process (conftest.run_in_process), for the tests that check what a run leaves behind
+    and says, not how the process exits: returns what it logged and warned, as one text."""
     args = [*TINY, *(["~callbacks.progress_bar"] if progress_bar else []), *extra]
-    if not max_epochs:
-        args = without_max_epochs(args)
-    handler = ListHandler()
-    logger = logging.getLogger("train")
-    logger.addHandler(handler)
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            run_from_overrides(args, str(run_dir))
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-    return "\n".join(handler.lines + [str(w.message) for w in caught])
-
-
-class ListHandler(__import__("logging").Handler):
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def emit(self, record):
-        self.lines.append(record.getMessage())
+    return run_in_process(args if max_epochs else without_max_epochs(args), run_dir)[1]
 
 
 def result_of(run_dir):

@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from callbacks.run.config_checks import START_UP_ERRORS
 from callbacks.run.result_file import read_result
-from conftest import CPU_OVERRIDES, compose_config, run_train
+from conftest import CPU_OVERRIDES, compose_config, run_in_process, run_train
 from datamodules.image_cache import decode_image
 from image_files import COLORS, class_image, write_image
 from lightning_modules.predict import load_predictor
@@ -40,12 +40,11 @@ def data_overrides(root):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A training run (train.py, as a user runs it) and a task=eval of its last.ckpt with the same config."""
+    """A training run (in-process: only what it leaves is read) and a task=eval of its last.ckpt with the same
+    config (train.py, as a user runs it: its console lines are checked)."""
     root = tmp_path_factory.mktemp("eval")
     data = write_split_folders(root / "data", {"train": 8, "val": 4, "test": 4}, seed=0)
-    result = run_train([*data_overrides(data), "scheduler.max_lr=0.1", "trainer.max_epochs=2",
-                        f"hydra.run.dir={root / 'train'}"], cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_in_process([*data_overrides(data), "scheduler.max_lr=0.1", "trainer.max_epochs=2"], root / "train")
     ckpt = root / "train" / "checkpoints" / "last.ckpt"
     evaluated = run_train(["task=eval", f"ckpt_path={ckpt}", *data_overrides(data), f"hydra.run.dir={root / 'eval'}"],
                           cwd=root)
