@@ -18,8 +18,8 @@ train: $(STAMP)  ## the default training run; extra Hydra overrides via ARGS="ex
 smoke: $(STAMP)
 	$(BIN)/python train.py experiment=smoke $(ARGS)
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q $(ARGS)
+test: $(STAMP)  ## two pytest-xdist workers, one torch thread each; a file's tests (and its shared runs) stay together
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(ARGS)
 
 bench-fast: $(STAMP)  ## cifar10_fast on the offline CIFAR-10 copy (../shared/data), see benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/cifar10_fast.py $(ARGS)

@@ -401,8 +401,11 @@ def test_more_bad_inputs_fail_before_training_with_a_named_message(tmp_path, ove
         with open_dict(cfg):
             cfg.output_dir = str(tmp_path)
             del cfg["hydra"]
-        with pytest.raises((ValueError, FileNotFoundError)) as err:
-            run(cfg)
+        try:
+            with pytest.raises((ValueError, FileNotFoundError)) as err:
+                run(cfg)
+        finally:
+            HydraConfig.instance().cfg = None  # no Hydra job left behind for the tests after it (pytest-xdist order)
     GlobalHydra.instance().clear()
     for word in words:
         assert word in str(err.value), str(err.value)
