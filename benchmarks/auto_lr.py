@@ -154,7 +154,7 @@ def per_setting(rows: list[dict]) -> list[dict]:
     for name in dict.fromkeys(g["setting"] for g in gaps(rows)):
         mine = [g for g in gaps(rows) if g["setting"] == name]
         test, val = [g["gap_test"] for g in mine], [g["gap_val"] for g in mine]
-        se = statistics.stdev(test) / math.sqrt(len(test)) if len(test) > 1 else math.nan
+        se = rt.standard_error(test)
         table.append({"setting": name, "seeds": len(mine), "auto_test": 100 * statistics.mean(g["auto_test"] for g in mine),
                       "best_test": 100 * statistics.mean(g["best_test"] for g in mine),
                       "mean_gap": statistics.mean(test), "se_gap": se, "worst_gap": max(test),

@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:
 from benchmarks.cifar10_fast import cifar_copy, run_seed  # noqa: E402
 from benchmarks.peer_speed import PEER, peer_result  # noqa: E402
 from benchmarks.report import RESULTS, cpu_model, record, subprocess_env  # noqa: E402
+from benchmarks.runs_table import standard_error, write_csv  # noqa: E402
 
 COLUMNS = ["seed", "side", "precision", "tta_acc", "acc", "train_s", "date", "machine"]
 # Both sides channels_last (the project's CPU default); the precision is the one option that differs by flag.
@@ -57,7 +58,7 @@ def run_project_seed(project: argparse.Namespace, seed: int, root: Path) -> dict
 
 def side_stats(rows: list[dict], side: str, key: str) -> dict:
     values = [100 * float(r[key]) for r in rows if r["side"] == side]
-    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+    se = standard_error(values)
     return {"n": len(values), "mean": statistics.mean(values), "spread": max(values) - min(values), "se": se}
 
 
@@ -99,11 +100,7 @@ def main(argv=None) -> None:
                           else run_peer_seed(root, seed, args.precision))
                 rows.append({"seed": seed, "side": side, "precision": args.precision, **result,
                              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": cpu_model()})
-                args.out.mkdir(parents=True, exist_ok=True)
-                with open(csv_path, "w", newline="") as f:  # after every run: an interrupted benchmark resumes
-                    writer = csv.DictWriter(f, fieldnames=COLUMNS)
-                    writer.writeheader()
-                    writer.writerows(rows)
+                write_csv(csv_path, rows, COLUMNS)  # after every run: an interrupted benchmark resumes
     if not rows:
         sys.exit(f"no results yet: {csv_path}")
     text = summary(rows)

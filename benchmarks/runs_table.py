@@ -234,6 +234,13 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> Path:
     return path
 
 
+def standard_error(values) -> float:
+    """Standard error of the mean over seeds (sample standard deviation / sqrt(n)); nan below two values."""
+    import statistics
+    values = list(values)
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else NAN
+
+
 def read_csv(path: Path) -> list[dict]:
     """Rows of a benchmark CSV, numbers as floats (empty cells: nan), everything else as text."""
     def value(text: str):

@@ -85,7 +85,7 @@ def curves(rows: list[dict]) -> dict[str, dict[float, dict]]:
     for schedule, budgets in out.items():
         for budget, runs in budgets.items():
             accs = [100 * r["test_acc"] for r in runs]
-            se = statistics.stdev(accs) / math.sqrt(len(accs)) if len(accs) > 1 else math.nan
+            se = rt.standard_error(accs)
             budgets[budget] = {"mean": statistics.mean(accs), "se": se, "n": len(accs),
                                "lrs": sorted(r["lr"] for r in runs)}
     return {s: dict(sorted(b.items())) for s, b in out.items()}
