@@ -64,8 +64,9 @@ SETTINGS = {
         grid=[0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
 }
 # The auto run's job name: a new name when the method changes, so that the sweep runs (which do not depend on it)
-# are reused and the auto runs are not. v1 (1x/3x/10x, 20-step trials) is in RESULTS.md; v2 is the current method.
-AUTO_JOB = "auto_v2"
+# are reused and the auto runs are not. v1 (1x/3x/10x, 20-step trials) and v2 (0.3x/1x/3x/10x, 50-step trials, no
+# tolerance, no refinement) are in RESULTS.md; v3 is the current method (5% tolerance and one refinement trial).
+AUTO_JOB = "auto_v3"
 QUICK = dict(data="quick", overrides=["model=small", "trainer.max_epochs=2"], grid=[0.05, 0.2])
 
 
@@ -121,6 +122,13 @@ def row(name: str, seed: int, kind: str, result: dict) -> dict:
 def row_key(setting: str, seed, kind: str, lr) -> tuple:
     """What makes a CSV row one run: setting, seed, kind and, for a sweep run, its LR."""
     return str(setting), int(float(seed)), kind, float(lr) if kind == "sweep" else None
+
+
+def recorded_keys(rows: list[dict]) -> frozenset:
+    """The row keys of ``rows`` that need no rerun: every sweep row, and the auto rows of the current method (an
+    auto row whose run folder is not named after ``AUTO_JOB`` was made by an older method)."""
+    return frozenset(row_key(r["setting"], r["seed"], r["kind"], r["lr"]) for r in rows
+                     if r["kind"] == "sweep" or str(r.get("run_dir", "")).endswith(AUTO_JOB))
 
 
 def merged(old: list[dict], new: list[dict]) -> list[dict]:
@@ -206,14 +214,15 @@ def main() -> None:
                              "several parts (e.g. two processes with their own --settings and --seeds)")
     parser.add_argument("--merge", action="store_true",
                         help="add to the existing CSV: run only the jobs it has no row for (same setting, seed, kind "
-                             "and LR) and keep its rows, e.g. to add seeds or grid points to the evidence")
+                             "and LR; an auto row made by an older method does not count) and keep its other rows, "
+                             "e.g. to add seeds or grid points to the evidence, or to rerun auto after a change")
     parser.add_argument("--only", choices=["auto", "sweep"], default=None,
                         help="run only the auto runs or only the sweeps (the sweeps do not depend on the method)")
     args = parser.parse_args()
     out, runs = rt.folders(args, "auto_lr")
     csv_path = out / "auto_lr.csv"
     kept = list(csv.DictReader(open(csv_path))) if args.merge and csv_path.exists() else []  # as written
-    recorded = frozenset(row_key(r["setting"], r["seed"], r["kind"], r["lr"]) for r in kept)
+    recorded = recorded_keys(kept)
     if not args.plot_only:
         settings = {"quick": QUICK} if args.quick else {k: SETTINGS[k] for k in (args.settings or SETTINGS)}
         seeds = args.seeds or ([0] if args.quick else [0, 1, 2])

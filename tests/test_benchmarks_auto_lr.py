@@ -72,3 +72,7 @@ def test_merge_runs_only_what_the_csv_lacks_and_keeps_its_rows():
     new = [{"setting": "s", "seed": 0, "kind": "sweep", "lr": 0.0125, "val": 0.3},
            {"setting": "s", "seed": 0, "kind": "auto", "lr": 0.03, "val": 0.45}]  # a rerun auto replaces the old
     assert auto_lr.merged(old, new) == [old[0], *new]
+    outdated = {**old[1], "run_dir": "runs/s_s0_auto_v1"}
+    current = {**old[1], "run_dir": f"runs/s_s0_{auto_lr.AUTO_JOB}"}
+    assert auto_lr.recorded_keys([old[0], outdated]) == {auto_lr.row_key("s", "0", "sweep", "0.025")}  # rerun auto
+    assert auto_lr.row_key("s", "0", "auto", None) in auto_lr.recorded_keys([current])

@@ -145,3 +145,66 @@ def test_trials_that_learned_nothing_fall_back_to_the_rule_and_do_not_win():
     none_learned = [{"lr": lr, "factor": f, "losses": flat, "score": trials.trial_score(flat)}
                     for lr, f in ((0.006, 1 / 3), (0.018, 1.0), (0.054, 3.0))]
     assert trials.choose(none_learned)["lr"] == 0.018                      # the rule's own LR
+
+
+def test_a_larger_lr_within_the_tolerance_wins_even_when_clearly_worse():
+    """Short trials favour small peaks: a candidate 3% worse, though 2 s.e. worse by the paired test, is kept
+    under the default 5% tolerance, and is not without it; 8% worse is not kept either way."""
+    batches = [2.0 - 0.01 * k for k in range(40)]
+    low = {"lr": 0.01, "losses": batches}
+    near = {"lr": 0.03, "losses": [b * 1.03 for b in batches]}   # every batch 3% worse: beaten on the paired test
+    far = {"lr": 0.1, "losses": [b * 1.08 for b in batches]}
+    for t in (low, near, far):
+        t["score"] = trials.trial_score(t["losses"])
+    assert trials.beats(low["losses"], near["losses"])
+    assert trials.choose([low, near, far])["lr"] == 0.01
+    assert trials.choose([low, near, far], tolerance=0.05)["lr"] == 0.03
+    assert trials.choose([low, far], tolerance=0.05)["lr"] == 0.01
+
+
+def test_refinement_is_the_midpoint_towards_the_next_larger_candidate_that_did_not_diverge():
+    runs = [{"lr": 0.01, "score": 1.0}, {"lr": 0.04, "score": 1.2}, {"lr": 0.16, "score": math.inf}]
+    assert trials.refinement(runs, 0.01) == pytest.approx(0.02)
+    assert trials.refinement(runs, 0.04) is None                     # the next one diverged
+    assert trials.refinement(runs[:2], 0.04) is None                 # the largest candidate
+    with pytest.raises(ValueError, match="range_test.trial_tolerance"):
+        trials.check_trial_settings([1.0], 0.05, 50, 200, tolerance=1.5)
+    with pytest.raises(ValueError, match="range_test.trial_refine"):
+        trials.check_trial_settings([1.0], 0.05, 50, 200, refine="yes")
+
+
+def test_the_refinement_trial_runs_between_the_winner_and_the_next_candidate_and_joins_the_choice():
+    """End to end on least squares with a constant LR: candidates 1/L and 1.95/L (both converge; at 1.95/L the top
+    direction barely decays, so it scores clearly worse). The winner is 1/L; a third trial runs at the geometric
+    midpoint (1.40/L), which converges in every direction faster than 1/L does in the slow ones, and wins; the
+    weights come back bitwise."""
+    import pytorch_lightning as pl
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from callbacks.range_test.finder import find_lr
+    from callbacks.range_test.loss import LRRangeTest
+    from range_fixtures import Regression, assert_tensors_equal
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 8, generator=g)
+    y = x @ torch.randn(8, generator=g)
+    features = torch.cat([x, torch.ones(256, 1)], 1)
+    window = 1.0 / float(torch.linalg.eigvalsh(2 * features.T @ features / 256).max())
+    pl.seed_everything(0, verbose=False)
+    model = Regression()
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    test = LRRangeTest(min_lr=window / 1000, max_lr=10 * window, num_steps=40, trial_factors=[1.0],
+                       trial_min_steps=20, trial_max_steps=20, trial_schedule=_constant)
+    test.trial_factors = []
+    base = find_lr(model, train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=256), range_test=test,
+                   accelerator="cpu", max_epochs=1, limit_val_batches=0).suggestions["loss_min"]
+    test.trial_factors = [window / base, 1.95 * window / base]
+    result = find_lr(model, train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=256), range_test=test,
+                     accelerator="cpu", max_epochs=1, limit_val_batches=0)
+    scores = {round(t["lr"] / window, 3): t["score"] for t in result.trials}
+    assert list(scores) == [1.0, 1.95, round(math.sqrt(1.95), 3)]
+    assert scores[1.95] > 1.05 * scores[1.0]                  # the first round's winner is 1/L ...
+    assert result.lr == pytest.approx(math.sqrt(1.95) * window)  # ... the midpoint beats it
+    assert scores[round(math.sqrt(1.95), 3)] < scores[1.0]
+    assert_tensors_equal(model.state_dict(), init)
