@@ -12,6 +12,7 @@ from callbacks.range_test.suggestions import (
     accuracy_test_bounds,
     binomial_stderr,
     compute_suggestions,
+    relapse_index,
     suggest_min_div10,
     suggest_steepest,
     suggest_valley,
@@ -259,3 +260,24 @@ def test_accuracy_rise_within_noise_is_rejected():
     assert accuracy_test_bounds(lr, acc)["peak_acc"] > 0.30  # exact: a (tiny) rise
     with pytest.raises(ValueError, match="more than one standard error"):
         accuracy_test_bounds(lr, acc, num_images=64)
+
+
+def test_the_rules_ignore_the_curve_after_it_relapses_above_its_start():
+    """Issue 20's failure, drawn: the loss falls from 3.0 to 2.10 at 1e-2, spikes to 3.8 (above its start) around
+    7e-2, then settles at 2.08 (chance level) around 0.7 and blows up past 2. The global minimum is the chance
+    plateau; every rule must read only the part before the spike: loss_min at 1e-2."""
+    y = np.interp(X, [-5.0, -2.0, -1.6, -1.2, -0.6, 0.3, 1.0], [3.0, 2.1, 2.1, 4.0, 2.08, 2.08, 9.0])
+    assert -0.6 <= X[int(np.argmin(y))] <= 0.3                    # the global minimum: the chance plateau
+    first = relapse_index(y)
+    assert first is not None and -1.6 < X[first] < -1.2             # on the way up the spike
+    sugg, _ = compute_suggestions(LRS, y)
+    assert -2.1 < math.log10(sugg["loss_min"]) < -1.6                  # on the first floor, before the spike
+    assert all(v <= sugg["loss_min"] for v in sugg.values())
+
+
+def test_a_relapse_needs_a_real_fall_first_and_a_return_above_the_start():
+    assert relapse_index([3.0, 2.98, 3.01, 2.0, 1.0]) is None        # an early wobble of 1% is no fall
+    assert relapse_index([3.0, 2.5, 2.0, 2.9, 1.0]) is None          # rose, but not back to its start
+    assert relapse_index([3.0, 2.5, 2.0, 3.1, 1.0]) == 3
+    assert relapse_index([3.0, 2.5, float("nan"), 1.0]) == 2         # non-finite: a rise
+    assert relapse_index([0.0, -1.0, 1.0]) is None                   # a start <= 0: no scale to judge by

@@ -19,6 +19,12 @@ Suggestions (see the functions for the exact definitions):
   fastai's ``valley`` (longest decreasing run, a point part-way down it), but on the
   zero-lag curve, with an explicit steepness threshold and lengths in decades.
 
+Every rule reads the curve only up to its first *relapse* (:func:`relapse_index`): where the smoothed loss,
+having fallen by at least 10% of its starting value, rises back above it. What follows is another regime, not a
+trainable peak: on drawn shapes with Nesterov SGD (issue 20, seed 2) the loss spiked past its start at 0.05, then
+settled at chance level (a network predicting the uniform distribution) around 0.7, a hair below the real minimum
+near 0.01, and ``loss_min`` became 0.7: the run trained at chance.
+
 Smith's accuracy test (Smith 2015, "Cyclical Learning Rates for Training
 Neural Networks", sec. 3.3) is analysed by :func:`accuracy_test_bounds`.
 """
@@ -38,6 +44,7 @@ __all__ = [
     "suggest_steepest",
     "suggest_valley",
     "valley_stretch",
+    "relapse_index",
     "compute_suggestions",
     "binomial_stderr",
     "accuracy_test_bounds",
@@ -162,6 +169,20 @@ def suggest_valley(
     return float(10.0 ** (xs + position * (xe - xs)))
 
 
+def relapse_index(smoothed: Sequence[float], drop: float = 0.1) -> Optional[int]:
+    """The first index at which the smoothed loss, after falling below ``(1 - drop)`` times its first value, is
+    back at or above that first value; ``None`` if it never is (or the first value is not positive)."""
+    y = as_1d("smoothed", smoothed)
+    if y.size == 0 or not (np.isfinite(y[0]) and y[0] > 0):
+        return None
+    fallen = False
+    for i, v in enumerate(y):
+        fallen = fallen or v < (1.0 - drop) * y[0]
+        if fallen and not v < y[0]:  # a non-finite value counts as a rise
+            return i
+    return None
+
+
 def compute_suggestions(
     lrs: Sequence[float],
     losses: Sequence[float],
@@ -171,18 +192,21 @@ def compute_suggestions(
     ``({name: lr for name in SUGGESTIONS}, smoothed)``. Non-finite losses (the
     blow-up at the end of a sweep) are ignored by the smoother. ``bandwidth=None``
     uses :func:`default_bandwidth`; ``steepest`` skips the first two bandwidths. Every suggestion is <= the
-    LR of the smoothed-loss minimum."""
+    LR of the smoothed-loss minimum, and the rules read the curve only before its :func:`relapse_index`."""
     lr, loss = check_pair(lrs, losses)
     if np.isfinite(loss).sum() < 3:
         raise ValueError("need at least 3 finite loss values to make suggestions")
     if bandwidth is None:
         bandwidth = default_bandwidth(np.log10(lr))
     smoothed = smooth_log_lr(lr, loss, bandwidth)
-    loss_min = suggest_loss_min(lr, smoothed)
+    relapse = relapse_index(smoothed)
+    end = relapse if relapse is not None and np.isfinite(smoothed[:relapse]).sum() >= 3 else len(lr)
+    lr_, curve = lr[:end], smoothed[:end]
+    loss_min = suggest_loss_min(lr_, curve)
     out = {
-        "min_div10": suggest_min_div10(lr, smoothed),
-        "steepest": suggest_steepest(lr, smoothed, skip_start=2.0 * bandwidth),
-        "valley": suggest_valley(lr, smoothed),
+        "min_div10": suggest_min_div10(lr_, curve),
+        "steepest": suggest_steepest(lr_, curve, skip_start=2.0 * bandwidth),
+        "valley": suggest_valley(lr_, curve),
         "loss_min": loss_min,
     }
     # no suggestion lies beyond the smoothed-loss minimum (each rule already looks only up to it; keep it so)
