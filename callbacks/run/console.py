@@ -101,6 +101,7 @@ def lr_plan(cfg: DictConfig, keys: list[str], trials: bool) -> str:
         search = f"the LR range test: {test.num_steps} steps{repeats}"
     if trials:
         search += f", then max_lr trials at {', '.join(f'{f:g}x' for f in test.trial_factors)}"
+        search += " and one between the best and the next" if test.get("trial_refine") else ""
     if cfg.task.name == "lr_range_test":
         return f"not trained; {search}"
     return f"{' and '.join(keys)} found by {search}"
