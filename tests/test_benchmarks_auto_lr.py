@@ -59,6 +59,9 @@ def test_gap_is_chosen_on_validation_and_reported_on_test():
     assert table["mean_gap"] == pytest.approx(1.0) and table["worst_gap"] == pytest.approx(5.0)
     assert table["se_gap"] == pytest.approx(math.sqrt(32) / math.sqrt(2))  # stdev of (-3, 5) / sqrt(2)
     assert table["within"] == "no"                                      # the worst seed is 5 > 2 points
+    assert table["held_out"] == "no"
+    held = [{**r, "setting": auto_lr.HELD_OUT[0]} for r in rows]
+    assert auto_lr.per_setting(held)[0]["held_out"] == "yes"
 
 
 def test_merge_runs_only_what_the_csv_lacks_and_keeps_its_rows():
