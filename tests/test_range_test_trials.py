@@ -49,24 +49,31 @@ def _constant(max_lr):
     return lambda step, total: (max_lr, None)
 
 
+def _least_squares():
+    """256 points of a noiseless linear target in 8 features: ``(x, y, L)``, L the largest eigenvalue of the mean
+    squared error's Hessian (the Regression model has a bias, hence the column of ones)."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 8, generator=g)
+    y = x @ torch.randn(8, generator=g)
+    features = torch.cat([x, torch.ones(256, 1)], 1)
+    return x, y, float(torch.linalg.eigvalsh(2 * features.T @ features / 256).max())
+
+
 def test_trials_on_least_squares_pick_the_stable_fast_lr_and_leave_the_model_as_it_was(tmp_path):
     """Plain gradient descent on least squares converges fastest near 1/L and diverges above 2/L (L: the largest
     eigenvalue of the loss's Hessian). Given candidates far below, near and far above that window, the trials
     must choose the one inside it, score the divergent one inf (or drop it at the sweep's stop), and restore the
     weights bitwise."""
     import pytorch_lightning as pl
-    import torch
     from torch.utils.data import DataLoader, TensorDataset
 
     from callbacks.range_test.finder import find_lr
     from callbacks.range_test.loss import LRRangeTest
     from range_fixtures import Regression, assert_tensors_equal
 
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(256, 8, generator=g)
-    y = x @ torch.randn(8, generator=g)
-    features = torch.cat([x, torch.ones(256, 1)], 1)
-    lipschitz = float(torch.linalg.eigvalsh(2 * features.T @ features / 256).max())  # mse's Hessian
+    x, y, lipschitz = _least_squares()
     pl.seed_everything(0, verbose=False)
     model = Regression()
     init = {k: v.clone() for k, v in model.state_dict().items()}
@@ -93,18 +100,14 @@ def test_a_sweep_that_never_blew_up_caps_the_trials_at_its_last_lr():
     """On least squares a sweep that ends at a quarter of 1/L never diverges; 3x and 10x its loss minimum lie
     above every LR it tried, so they are not trials (before the fix the cap was none and 10x could be chosen)."""
     import pytorch_lightning as pl
-    import torch
     from torch.utils.data import DataLoader, TensorDataset
 
     from callbacks.range_test.finder import find_lr
     from callbacks.range_test.loss import LRRangeTest
     from range_fixtures import Regression
 
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(256, 8, generator=g)
-    y = x @ torch.randn(8, generator=g)
-    features = torch.cat([x, torch.ones(256, 1)], 1)
-    top = 0.25 / float(torch.linalg.eigvalsh(2 * features.T @ features / 256).max())
+    x, y, lipschitz = _least_squares()
+    top = 0.25 / lipschitz
     pl.seed_everything(0, verbose=False)
     test = LRRangeTest(min_lr=top / 1000, max_lr=top, num_steps=30, trial_factors=[0.3, 1, 3, 10],
                        trial_min_steps=8, trial_max_steps=8, trial_schedule=_constant)
@@ -179,18 +182,14 @@ def test_the_refinement_trial_runs_between_the_winner_and_the_next_candidate_and
     midpoint (1.40/L), which converges in every direction faster than 1/L does in the slow ones, and wins; the
     weights come back bitwise."""
     import pytorch_lightning as pl
-    import torch
     from torch.utils.data import DataLoader, TensorDataset
 
     from callbacks.range_test.finder import find_lr
     from callbacks.range_test.loss import LRRangeTest
     from range_fixtures import Regression, assert_tensors_equal
 
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(256, 8, generator=g)
-    y = x @ torch.randn(8, generator=g)
-    features = torch.cat([x, torch.ones(256, 1)], 1)
-    window = 1.0 / float(torch.linalg.eigvalsh(2 * features.T @ features / 256).max())
+    x, y, lipschitz = _least_squares()
+    window = 1.0 / lipschitz
     pl.seed_everything(0, verbose=False)
     model = Regression()
     init = {k: v.clone() for k, v in model.state_dict().items()}
