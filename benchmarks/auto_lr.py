@@ -69,8 +69,8 @@ SETTINGS = {
         grid=[0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
 }
 # Settings the current method (v3) was not chosen on: shapes8_nesterov was added after v3's tolerance and refinement
-# were chosen (its seed 2 then showed the relapse failure, fixed before the runs in RESULTS.md; cifar10_resnet9 ran
-# only with the final method.
+# were chosen (its seed 2 then showed the range test's relapse failure, fixed before the runs in RESULTS.md), and
+# cifar10_resnet9 ran only with the final method.
 HELD_OUT = ("shapes8_nesterov", "cifar10_resnet9")
 # The auto run's job name: a new name when the method changes, so that the sweep runs (which do not depend on it)
 # are reused and the auto runs are not. v1 (1x/3x/10x, 20-step trials) and v2 (0.3x/1x/3x/10x, 50-step trials, no
