@@ -171,8 +171,9 @@ def gaps(rows: list[dict]) -> list[dict]:
 
 def per_setting(rows: list[dict]) -> list[dict]:
     table = []
-    for name in dict.fromkeys(g["setting"] for g in gaps(rows)):
-        mine = [g for g in gaps(rows) if g["setting"] == name]
+    every = gaps(rows)
+    for name in dict.fromkeys(g["setting"] for g in every):
+        mine = [g for g in every if g["setting"] == name]
         test, val = [g["gap_test"] for g in mine], [g["gap_val"] for g in mine]
         se = rt.standard_error(test)
         table.append({"setting": name, "seeds": len(mine), "auto_test": 100 * statistics.mean(g["auto_test"] for g in mine),
@@ -207,16 +208,19 @@ def plot(csv_path: Path, png: Path) -> Path:
     colours = ["#dd8452" if t["held_out"] == "yes" else "#4c72b0" for t in table]
     ax.bar(range(len(table)), [t["mean_gap"] for t in table], yerr=[0 if math.isnan(t["se_gap"]) else t["se_gap"]
                                                                    for t in table], color=colours, capsize=4)
-    ax.bar([0], [0], color="#dd8452", label="held out (not used to choose the method)")
+    every = gaps(rows)
     for i, name in enumerate(names):
-        seeds = [g["gap_test"] for g in gaps(rows) if g["setting"] == name]
+        seeds = [g["gap_test"] for g in every if g["setting"] == name]
         ax.plot([i] * len(seeds), seeds, "k.", ms=5)
     ax.axhline(1.0, color="red", lw=0.8, ls="--", label="1 point")
     ax.axhline(0.0, color="black", lw=0.6)
     ax.set_xticks(range(len(table)), names, rotation=20, ha="right")
     ax.set_ylabel("sweep best - auto, test accuracy (points)")
     ax.set_title("max_lr=auto against a max_lr sweep (bars: mean, error: s.e.; dots: seeds)")
-    ax.legend()
+    from matplotlib.patches import Patch
+
+    handles, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=handles + [Patch(color="#dd8452", label="held out (not used to choose the method)")])
     return rt.save_figure(fig, rows, png)
 
 
