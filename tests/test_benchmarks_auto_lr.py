@@ -25,7 +25,10 @@ def test_quick_runs_auto_and_the_sweep_and_reads_back_what_each_run_trained_with
                            "--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "auto_lr.csv")))
-    assert sorted(r["kind"] for r in rows) == ["auto", "sweep", "sweep"]
+    assert sorted(r["kind"] for r in rows) == ["auto", "control", "sweep", "sweep"]
+    best = max((r for r in rows if r["kind"] == "sweep"), key=lambda r: float(r["val"]))
+    control = next(r for r in rows if r["kind"] == "control")  # trained at the val-best sweep LR, nudged
+    assert read_result(rt.ROOT / control["run_dir"])["lr"]["max_lr"] == pytest.approx(float(best["lr"]) * 1.001)
     auto = next(r for r in rows if r["kind"] == "auto")
     result = read_result(rt.ROOT / auto["run_dir"])
     assert result["status"] == "completed"
@@ -79,3 +82,22 @@ def test_merge_runs_only_what_the_csv_lacks_and_keeps_its_rows():
     current = {**old[1], "run_dir": f"runs/s_s0_{auto_lr.AUTO_JOB}"}
     assert auto_lr.recorded_keys([old[0], outdated]) == {auto_lr.row_key("s", "0", "sweep", "0.025")}  # rerun auto
     assert auto_lr.row_key("s", "0", "auto", None) in auto_lr.recorded_keys([current])
+
+
+def test_the_control_runs_at_each_seeds_validation_best_sweep_lr_and_its_gap_is_reported():
+    rows = [_row("a", 0, "sweep", 0.05, 0.62, 0.55), _row("a", 0, "sweep", 0.2, 0.61, 0.63),
+            _row("a", 0, "auto", 0.1, 0.60, 0.58), _row("a", 1, "auto", 0.1, 0.50, 0.52),
+            _row("a", 1, "sweep", 0.05, 0.55, 0.56), _row("a", 1, "sweep", 0.2, 0.58, 0.57)]
+    (job,) = auto_lr.control_job("a", 0, ["model=small"], rows)
+    assert job.name == f"a_s0_{auto_lr.CONTROL_JOB}"
+    assert job.overrides == ["model=small", "seed=0", f"scheduler.max_lr={0.05 * auto_lr.CONTROL_NUDGE:.6g}"]
+    assert auto_lr.control_job("a", 1, [], rows)[0].overrides[-1] == f"scheduler.max_lr={0.2 * 1.001:.6g}"
+    assert auto_lr.control_job("b", 0, [], rows) == []                       # no sweep yet: no control
+    assert auto_lr.control_job("a", 0, [], rows, auto_lr.recorded_keys([{**rows[0], "kind": "control"}])) == []
+    assert auto_lr.job_kind(job.name) == "control" and auto_lr.job_kind("a_s0_lr0.05") == "sweep"
+    with_control = rows + [_row("a", 0, "control", 0.05005, 0.61, 0.52)]     # one seed has a control
+    assert [round(g["gap_control"], 6) if not math.isnan(g["gap_control"]) else None
+            for g in auto_lr.gaps(with_control)] == [3.0, None]                 # 0.55 - 0.52, in points
+    (table,) = auto_lr.per_setting(with_control)
+    assert table["control_gap"] == pytest.approx(3.0) and table["control_worst"] == pytest.approx(3.0)
+    assert math.isnan(auto_lr.per_setting(rows)[0]["control_gap"])
