@@ -217,12 +217,15 @@ def per_setting(rows: list[dict]) -> list[dict]:
         test, val = [g["gap_test"] for g in mine], [g["gap_val"] for g in mine]
         se = rt.standard_error(test)
         control = [g["gap_control"] for g in mine if not math.isnan(g["gap_control"])]
+        paired = [g["gap_test"] - g["gap_control"] for g in mine if not math.isnan(g["gap_control"])]
         table.append({"setting": name, "seeds": len(mine), "auto_test": 100 * statistics.mean(g["auto_test"] for g in mine),
                       "best_test": 100 * statistics.mean(g["best_test"] for g in mine),
                       "mean_gap": statistics.mean(test), "se_gap": se, "worst_gap": max(test),
                       "mean_gap_val": statistics.mean(val),
                       "control_gap": statistics.mean(control) if control else math.nan,
-                      "control_worst": max(control) if control else math.nan, "auto_lr": statistics.geometric_mean(g["auto_lr"] for g in mine),
+                      "control_worst": max(control) if control else math.nan,
+                      "auto_vs_control": statistics.mean(paired) if paired else math.nan,
+                      "se_vs_control": rt.standard_error(paired) if paired else math.nan, "auto_lr": statistics.geometric_mean(g["auto_lr"] for g in mine),
                       "best_lrs": " ".join(f"{g['best_lr']:g}" + ("(edge)" if g["best_at_edge"] else "") for g in mine),
                       "cost_time": statistics.mean(g["cost_time"] for g in mine),
                       "cost_steps": statistics.mean(g["cost_steps"] for g in mine),
@@ -234,13 +237,16 @@ def per_setting(rows: list[dict]) -> list[dict]:
 def summary(csv_path: Path) -> str:
     table = per_setting(rt.read_csv(csv_path))
     specs = {"auto_test": ".2f", "best_test": ".2f", "mean_gap": "+.2f", "se_gap": ".2f", "worst_gap": "+.2f",
-             "mean_gap_val": "+.2f", "control_gap": "+.2f", "control_worst": "+.2f", "auto_lr": ".3g", "cost_time": ".0%", "cost_steps": ".0%"}
+             "mean_gap_val": "+.2f", "control_gap": "+.2f", "control_worst": "+.2f", "auto_vs_control": "+.2f",
+             "se_vs_control": ".2f", "auto_lr": ".3g", "cost_time": ".0%", "cost_steps": ".0%"}
+    columns = ["setting", "seeds", "auto_test", "best_test", "mean_gap", "se_gap", "worst_gap", "mean_gap_val",
+               "control_gap", "control_worst", "auto_vs_control", "se_vs_control", "auto_lr", "best_lrs",
+               "cost_time", "cost_steps", "within", "held_out"]
     return ("Gap = test accuracy of the sweep's best run (chosen on validation) minus auto's, in points, per seed; "
-            "se_gap: standard error over seeds; control: the same gap for a run at the sweep's best LR x "
-            f"{CONTROL_NUDGE:g} (the noise floor; empty where no control ran); cost: auto's LR search over its "
-            "training (wall time, optimizer steps).\n\n" + rt.markdown_table(table, ["setting", "seeds", "auto_test", "best_test", "mean_gap", "se_gap",
-                                                      "worst_gap", "mean_gap_val", "control_gap", "control_worst", "auto_lr", "best_lrs", "cost_time",
-                                                      "cost_steps", "within", "held_out"], specs))
+            "se_gap: standard error over seeds; control_gap, control_worst: the same gap for a run at the sweep's "
+            f"best LR x{CONTROL_NUDGE:g} (the noise floor; - where no control ran); auto_vs_control: the "
+            "control's test accuracy minus auto's, paired per seed, with its standard error; cost: auto's LR "
+            "search over its training (wall time, optimizer steps).\n\n" + rt.markdown_table(table, columns, specs))
 
 
 def plot(csv_path: Path, png: Path) -> Path:

@@ -100,4 +100,5 @@ def test_the_control_runs_at_each_seeds_validation_best_sweep_lr_and_its_gap_is_
             for g in auto_lr.gaps(with_control)] == [3.0, None]                 # 0.55 - 0.52, in points
     (table,) = auto_lr.per_setting(with_control)
     assert table["control_gap"] == pytest.approx(3.0) and table["control_worst"] == pytest.approx(3.0)
+    assert table["auto_vs_control"] == pytest.approx(-6.0)  # control 0.52 against auto 0.58: paired, seed 0 only
     assert math.isnan(auto_lr.per_setting(rows)[0]["control_gap"])
