@@ -4,9 +4,11 @@ not tuned on?
 For each setting and seed: one run with ``scheduler.max_lr=auto`` (the range test with default settings, then
 training at what it found), and a sweep of fixed peak LRs (at least 6 values spanning at least 30x) at the same
 budget. Per seed, the sweep's best run is chosen on the validation split; the gap is that run's test accuracy minus
-the auto run's test accuracy (points; positive: auto is worse). Reported per setting: mean gap, its standard error
-over seeds, worst seed, the same on validation, the LR auto found against the sweep's best LR, and the extra cost
-of auto (range test seconds and optimizer steps, as a fraction of the training run's). Outputs in --out:
+the auto run's test accuracy (points; positive: auto is worse). Then a control run at the sweep's best LR x1.001:
+its gap is what a perfect auto would show, the noise floor. Reported per setting: mean gap, its standard error
+over seeds, worst seed, the same on validation, the control's gap and auto against the control (paired), the LR
+auto found against the sweep's best LR, and the extra cost of auto (range test seconds and optimizer steps, as a
+fraction of the training run's). Outputs in --out:
 auto_lr.csv (one row per run), auto_lr.png (gap per setting with standard errors), a table on stdout.
 
     python benchmarks/auto_lr.py --quick --in-process               # seconds: the suite runs this
