@@ -66,6 +66,69 @@ def run_train(args, cwd: Path, timeout: int = 240, env_extra: dict | None = None
                           text=True, timeout=timeout)
 
 
+class _ForkServer:
+    """tests/train_fork_server.py, started on first use in this (pytest worker) process and ended with it."""
+
+    def __init__(self):
+        self.proc = None
+        self.tmp = None
+
+    def run(self, args, cwd, timeout, env, merge_stderr):
+        import json
+        import tempfile
+
+        if self.proc is None or self.proc.poll() is not None:
+            self.tmp = tempfile.mkdtemp(prefix="train_fork_server_")
+            base = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(TEST_THREADS)}
+            self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "train_fork_server.py")], cwd=ROOT,
+                                         env=base, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            import atexit
+
+            atexit.register(self.close)
+        out, err = os.path.join(self.tmp, "stdout"), os.path.join(self.tmp, "stderr")
+        request = {"args": [str(a) for a in args], "cwd": str(cwd), "env": env, "stdout": out,
+                   "stderr": None if merge_stderr else err, "timeout": timeout}
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"tests/train_fork_server.py ended (status {self.proc.wait()})")
+        answer = json.loads(line)
+        if answer.get("timeout"):
+            raise subprocess.TimeoutExpired([sys.executable, "train.py", *args], timeout)
+        with open(out, encoding="utf-8", errors="replace") as f:
+            stdout = f.read()
+        stderr = None
+        if not merge_stderr:
+            with open(err, encoding="utf-8", errors="replace") as f:
+                stderr = f.read()
+        return subprocess.CompletedProcess([sys.executable, str(ROOT / "train.py"), *args], answer["returncode"],
+                                           stdout, stderr)
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        if self.tmp is not None:
+            import shutil
+
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+_FORK_SERVER = _ForkServer()
+
+
+def run_train_forked(args, cwd: Path, timeout: int = 240, env_extra: dict | None = None,
+                     merge_stderr: bool = False) -> subprocess.CompletedProcess:
+    """``run_train`` without paying train.py's imports each time: train.py runs as ``__main__`` in a process forked
+    from one that has imported them already (tests/train_fork_server.py): its own exit status, stdout and stderr, its
+    argv, working directory and environment as run_train gives them. ``merge_stderr``: stderr into stdout (one
+    pipe); ``stderr`` is then None. For tests of what a command line says, writes and exits with; run_train is the
+    plain ``python train.py`` subprocess."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(TEST_THREADS), **(env_extra or {})}
+    return _FORK_SERVER.run(args, cwd, timeout, env, merge_stderr)
+
+
 class _Lines(logging.Handler):
     def __init__(self):
         super().__init__(logging.INFO)

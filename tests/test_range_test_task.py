@@ -5,14 +5,12 @@ from __future__ import annotations
 import glob
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from callbacks.range_test.finder import RangeTestResult
-from conftest import ROOT, TEST_THREADS, compose_config, smoke_overrides
+from conftest import compose_config, run_train_forked, smoke_overrides
 from train import run
 
 
@@ -33,9 +31,8 @@ def test_task_prints_header_progress_and_lr_found_in_order_and_logs_the_curve_to
     """As a user runs it, the progress bar on, stdout and stderr into one pipe (not a terminal)."""
     args = smoke_overrides("task=lr_range_test", "range_test.num_steps=20", "trainer.enable_progress_bar=true",
                            f"hydra.run.dir={tmp_path}")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(TEST_THREADS), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=240)
+    # train.py's command line in a forked process (conftest.run_train_forked), stdout and stderr into one file
+    proc = run_train_forked(args, cwd=tmp_path, timeout=240, env_extra={"PYTHONUNBUFFERED": "1"}, merge_stderr=True)
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:]
     result = RangeTestResult.from_json(tmp_path / "lr_range_test.json")

@@ -1,6 +1,7 @@
 """Run options around a training run: loggers (none, csv, optional packages), the debug= presets (each one run end
 to end), and bad inputs that stop a run with one plain message and exit 2 (seed, another network's checkpoint, an
-unusable run dir)."""
+unusable run dir). The command lines run as train.py's ``__main__`` in forked processes (conftest.run_train_forked):
+their exit status and console, without paying train.py's imports each time."""
 import csv
 import importlib.util
 import json
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONF, compose_config, run_in_process, run_train
+from conftest import CONF, compose_config, run_in_process, run_train_forked
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 TINY = ["experiment=smoke", "trainer=cpu", "trainer.enable_progress_bar=false", "data.num_train=128",
@@ -70,7 +71,7 @@ def test_csv_logger_writes_metrics_csv(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed")
 def test_wandb_without_the_package_is_one_line_naming_the_pip_command(tmp_path):
-    line = one_plain_error(run_train(tiny(tmp_path, "logger=wandb"), cwd=tmp_path, env_extra=ONE_THREAD))
+    line = one_plain_error(run_train_forked(tiny(tmp_path, "logger=wandb"), cwd=tmp_path, env_extra=ONE_THREAD))
     assert line == "Error: logger=wandb needs the wandb package, which is not installed: pip install wandb"
     assert not (tmp_path / "checkpoints").exists()
 
@@ -111,7 +112,7 @@ def without_max_epochs(args):
 
 def test_debug_default_runs_one_epoch_in_outputs_debug(tmp_path):
     args = without_max_epochs([*TINY, "~callbacks.progress_bar", "debug=default"])  # no hydra.run.dir: the preset's
-    result = run_train(args, cwd=tmp_path, env_extra=ONE_THREAD)
+    result = run_train_forked(args, cwd=tmp_path, env_extra=ONE_THREAD)
     assert result.returncode == 0, result.stderr[-3000:]
     run_dirs = list(tmp_path.glob("outputs/debug/*/*"))
     assert len(run_dirs) == 1 and not list(tmp_path.glob("outputs/20*")), list(tmp_path.rglob("result.json"))
@@ -180,7 +181,7 @@ def test_debug_profiler_writes_its_report_in_the_run_dir(tmp_path):
 @pytest.mark.parametrize("seed", ["abc", "1.5", "-1"])
 def test_a_bad_seed_is_named(tmp_path, seed):
     if seed == "abc":  # as a user sees it
-        line = one_plain_error(run_train(tiny(tmp_path, f"seed={seed}"), cwd=tmp_path, env_extra=ONE_THREAD))
+        line = one_plain_error(run_train_forked(tiny(tmp_path, f"seed={seed}"), cwd=tmp_path, env_extra=ONE_THREAD))
         assert line.startswith("Error: seed must be an integer from 0 to 4294967295") and "got 'abc'" in line
         return
     from train import run
@@ -193,8 +194,8 @@ def test_resuming_another_networks_checkpoint_names_both(tmp_path):
     first = tmp_path / "small"
     run_here(first, "~logger")  # the checkpoint to resume from, made in-process
     ckpt = first / "checkpoints" / "last.ckpt"
-    line = one_plain_error(run_train(tiny(tmp_path / "big", "model=resnet18", f"ckpt_path={ckpt}"), cwd=tmp_path,
-                                     env_extra=ONE_THREAD))
+    line = one_plain_error(run_train_forked(tiny(tmp_path / "big", "model=resnet18", f"ckpt_path={ckpt}"),
+                                            cwd=tmp_path, env_extra=ONE_THREAD))
     assert f"ckpt_path: {ckpt} holds a 'small' network, the config builds 'resnet18'" in line, line
     assert "model=small" in line
 
@@ -228,5 +229,5 @@ def test_an_unusable_run_dir_is_one_line_naming_it(tmp_path, where):
         if os.access(tmp_path / "ro", os.W_OK):
             pytest.skip("running as root: permissions do not stop writes")
         run_dir = tmp_path / "ro" / "run"
-    line = one_plain_error(run_train([*TINY, f"hydra.run.dir={run_dir}"], cwd=tmp_path, env_extra=ONE_THREAD))
+    line = one_plain_error(run_train_forked([*TINY, f"hydra.run.dir={run_dir}"], cwd=tmp_path, env_extra=ONE_THREAD))
     assert line.startswith(f"Error: hydra.run.dir={run_dir} cannot be used as the run directory: "), line

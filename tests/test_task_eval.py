@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from callbacks.run.config_checks import START_UP_ERRORS
 from callbacks.run.result_file import read_result
-from conftest import CPU_OVERRIDES, compose_config, run_in_process, run_train
+from conftest import CPU_OVERRIDES, compose_config, run_in_process, run_train_forked
 from datamodules.image_cache import decode_image
 from image_files import COLORS, class_image, write_image
 from lightning_modules.predict import load_predictor
@@ -41,13 +41,13 @@ def data_overrides(root):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A training run (in-process: only what it leaves is read) and a task=eval of its last.ckpt with the same
-    config (train.py, as a user runs it: its console lines are checked)."""
+    config (train.py's command line, in a forked process, conftest.run_train_forked: its console lines are checked)."""
     root = tmp_path_factory.mktemp("eval")
     data = write_split_folders(root / "data", {"train": 8, "val": 4, "test": 4}, seed=0)
     run_in_process([*data_overrides(data), "scheduler.max_lr=0.1", "trainer.max_epochs=2"], root / "train")
     ckpt = root / "train" / "checkpoints" / "last.ckpt"
-    evaluated = run_train(["task=eval", f"ckpt_path={ckpt}", *data_overrides(data), f"hydra.run.dir={root / 'eval'}"],
-                          cwd=root)
+    evaluated = run_train_forked(["task=eval", f"ckpt_path={ckpt}", *data_overrides(data),
+                                  f"hydra.run.dir={root / 'eval'}"], cwd=root)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     return SimpleNamespace(root=root, data=data, ckpt=ckpt, training=read_result(root / "train"),
                            eval_dir=root / "eval", eval=read_result(root / "eval"), stderr=evaluated.stderr)
@@ -133,8 +133,8 @@ def test_eval_refuses_other_classes_and_a_missing_ckpt_path(trained, tmp_path):
 
 
 def test_a_checkpoint_of_another_network_exits_with_2_naming_the_key(trained, tmp_path):
-    result = run_train(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(trained.data), "model=resnet9",
-                        f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    result = run_train_forked(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(trained.data),
+                               "model=resnet9", f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "ckpt_path" in errors[0] and "'small' network" in errors[0], result.stderr[-2000:]

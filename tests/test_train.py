@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from callbacks.range_test.finder import RangeTestResult
 from callbacks.run.result_file import read_result
-from conftest import ROOT, TEST_THREADS, compose_config, run_train, smoke_overrides
+from conftest import ROOT, TEST_THREADS, compose_config, run_train, run_train_forked, smoke_overrides
 from train import run
 
 
@@ -130,7 +130,8 @@ def test_corrupt_batch_file_fails_before_training(tmp_path):
 
 
 def test_unknown_option_from_the_command_line(tmp_path):
-    result = run_train(["experiment=smoke", "trainer=tpu9000", f"hydra.run.dir={tmp_path}"], cwd=tmp_path, timeout=120)
+    result = run_train_forked(["experiment=smoke", "trainer=tpu9000", f"hydra.run.dir={tmp_path}"], cwd=tmp_path,
+                              timeout=120)
     assert result.returncode != 0
     assert "trainer/tpu9000" in result.stderr and "Available options" in result.stderr
 
@@ -183,10 +184,11 @@ def one_cycle_lrs_from_torch(max_lr, total, shape):
 
 @pytest.fixture(scope="module")
 def auto_run(tmp_path_factory):
-    """An auto run as a user runs it (subprocess): the range test, then one-cycle at the LR it found."""
+    """An auto run as a user runs it (train.py's command line, forked: conftest.run_train_forked): the range test,
+    then one-cycle at the LR it found."""
     out = tmp_path_factory.mktemp("auto")
-    result = run_train(smoke_overrides("scheduler.max_lr=auto", "range_test.num_steps=30", f"hydra.run.dir={out}",
-                                       "print_config=true"), cwd=out)
+    result = run_train_forked(smoke_overrides("scheduler.max_lr=auto", "range_test.num_steps=30",
+                                              f"hydra.run.dir={out}", "print_config=true"), cwd=out)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result, RangeTestResult.from_json(out / "lr_range_test.json").lr
 
@@ -335,8 +337,8 @@ def test_sigint_mid_epoch_saves_a_checkpoint_and_resume_continues_in_the_same_ru
     interrupted = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     total = 4 * 16
     assert 0 < interrupted["global_step"] < total
-    resumed = run_train([*args, f"hydra.run.dir={tmp_path / 'elsewhere'}",
-                         f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"], cwd=tmp_path)
+    resumed = run_train_forked([*args, f"hydra.run.dir={tmp_path / 'elsewhere'}",
+                                f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a = torch.load(ref_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     b = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
@@ -359,9 +361,10 @@ def test_offline_download_fails_with_a_short_message_and_no_traceback(tmp_path):
         "    raise OSError('network is unreachable (test)')\n"
         "socket.create_connection = _refuse\n"
         "socket.getaddrinfo = _refuse\n")
-    result = run_train(["trainer=cpu", f"data.root={tmp_path / 'data'}", "data.download=true",
-                        f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path,
-                       env_extra={"PYTHONPATH": f"{sitecustomize.parent}:{ROOT}"})
+    # forked (conftest.run_train_forked): the child runs the sitecustomize found on its PYTHONPATH, as start-up would
+    result = run_train_forked(["trainer=cpu", f"data.root={tmp_path / 'data'}", "data.download=true",
+                               f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path,
+                              env_extra={"PYTHONPATH": f"{sitecustomize.parent}:{ROOT}"})
     out = result.stdout + result.stderr
     assert result.returncode == 2, out[-3000:]
     assert "downloading CIFAR-10 from www.cs.toronto.edu failed" in out
@@ -370,12 +373,13 @@ def test_offline_download_fails_with_a_short_message_and_no_traceback(tmp_path):
 
 
 def test_a_start_up_error_is_one_plain_message(tmp_path):
+    # a plain `python train.py` subprocess: the command line's exit path itself, start-up included
     result = run_train(smoke_overrides("data.batch_size=-8", f"hydra.run.dir={tmp_path}"), cwd=tmp_path)
     assert result.returncode == 2
     assert "data.batch_size must be a positive integer, got -8" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 3
-    full = run_train(smoke_overrides("data.batch_size=-8", f"hydra.run.dir={tmp_path}"), cwd=tmp_path,
-                     env_extra={"HYDRA_FULL_ERROR": "1"})
+    full = run_train_forked(smoke_overrides("data.batch_size=-8", f"hydra.run.dir={tmp_path}"), cwd=tmp_path,
+                            env_extra={"HYDRA_FULL_ERROR": "1"})
     assert "Traceback" in full.stderr  # asked for: the whole stack
 
 
