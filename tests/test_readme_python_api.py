@@ -9,7 +9,7 @@ import math
 import re
 from pathlib import Path
 
-from conftest import ROOT, run_train
+from conftest import ROOT, run_train_forked
 
 README = (ROOT / "README.md").read_text()
 HEADING = "\n## Python API\n"
@@ -65,8 +65,8 @@ def test_the_sweep_summary_example(tmp_path, monkeypatch, capsys):
     sweep_dir = re.search(r'summarize\("([^"]+)"\)', api_blocks()[2]).group(1)  # the folder the block reads
     tiny = ["experiment=smoke", "trainer.enable_progress_bar=false", "~callbacks.progress_bar", "~logger",
             "data.num_train=128", "data.num_val=64", "data.batch_size=32", "trainer.max_epochs=1"]
-    sweep = run_train(["-m", *tiny, "scheduler.max_lr=0.05,0.2", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path,
-                      env_extra={"OMP_NUM_THREADS": "1"})
+    sweep = run_train_forked(["-m", *tiny, "scheduler.max_lr=0.05,0.2", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path,
+                             env_extra={"OMP_NUM_THREADS": "1"})  # the sweep's command line, forked (conftest)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     capsys.readouterr()
 

@@ -1,5 +1,7 @@
-"""Sweeps end to end: train.py -m on the smoke experiment in a subprocess, as a user runs it, with each launcher and
-the Optuna preset; the summary is compared with what every job logged itself."""
+"""Sweeps end to end: train.py -m on the smoke experiment in a process of its own, as a user runs it, with each launcher
+and the Optuna preset; the summary is compared with what every job logged itself. The command lines run as train.py's
+``__main__`` in processes forked from one that has done train.py's imports (conftest.run_train_forked); the
+interrupted sweep is a plain ``python train.py`` subprocess (it is sent SIGINT)."""
 import csv
 import glob
 import os
@@ -13,7 +15,7 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from callbacks.run.result_file import read_result
-from conftest import CONF, CPU_OVERRIDES, ROOT, SHORT_TRIALS, TEST_THREADS, run_train
+from conftest import CONF, CPU_OVERRIDES, ROOT, SHORT_TRIALS, TEST_THREADS, run_train_forked
 
 # Small: 4 steps an epoch, one epoch. Fixed keys stay out of the job folder names (255-byte limit), as a user would
 # do with an experiment config.
@@ -24,7 +26,7 @@ NAMES = f"hydra.job.config.override_dirname.exclude_keys=[{EXCLUDE}]"
 
 
 def sweep(sweep_dir, *args, timeout=240):
-    result = run_train(["-m", *FIXED, NAMES, f"hydra.sweep.dir={sweep_dir}", *args], cwd=sweep_dir.parent,
+    result = run_train_forked(["-m", *FIXED, NAMES, f"hydra.sweep.dir={sweep_dir}", *args], cwd=sweep_dir.parent,
                        timeout=timeout)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result
@@ -222,7 +224,7 @@ def test_optuna_preset_runs_its_trials_and_the_best_is_in_the_summary(tmp_path):
 
 def test_a_misspelt_swept_key_stops_the_sweep_before_any_job(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    result = run_train(["-m", *FIXED, NAMES, f"hydra.sweep.dir={sweep_dir}", "scheduler.max_lrr=0.1,0.2"],
+    result = run_train_forked(["-m", *FIXED, NAMES, f"hydra.sweep.dir={sweep_dir}", "scheduler.max_lrr=0.1,0.2"],
                        cwd=tmp_path, timeout=120)
     assert result.returncode != 0
     assert "Could not override 'scheduler.max_lrr'" in result.stderr
