@@ -276,7 +276,8 @@ def plot(csv_path: Path, png: Path) -> Path:
     from matplotlib.patches import Patch
 
     handles, _ = ax.get_legend_handles_labels()
-    ax.legend(handles=handles + [Patch(color="#dd8452", label="held out (not used to choose the method)")])
+    ax.legend(handles=handles + [Patch(color="#dd8452", label="held out (not used to choose the method)")],
+              loc="center right", fontsize=8)
     return rt.save_figure(fig, rows, png)
 
 
