@@ -90,6 +90,11 @@ AUTO_JOB = "auto_v3"
 # is out of reach of any method where the control misses it too.
 CONTROL_JOB = "control"
 CONTROL_NUDGE = 1.001
+# The drawn sets (not CIFAR: shapes of mixed sizes, formats and colour modes): training images per class, classes,
+# generator seed. Their test splits have 400 images per class (2,000-3,200): at 80 per class one accuracy had a
+# binomial standard error of about 2 points, as large as the 2-point worst-seed target; the training images (drawn
+# first from the same generator) are the same as with the smaller split.
+DRAWN = {"shapes": (400, 6, 0), "shapes8": (300, 8, 1), "shapes5": (300, 5, 2)}
 QUICK = dict(data="quick", overrides=["model=small", "trainer.max_epochs=2"], grid=[0.05, 0.2])
 
 
@@ -97,20 +102,10 @@ def data_overrides(kind: str, runs: Path) -> list[str]:
     """The data of a setting, laid out once under the runs folder (skips the benchmark without the CIFAR copy)."""
     if kind == "quick":
         return rt.QUICK_DATA + rt.QUICK_RANGE_TEST
-    # Drawn test splits of 400 images per class (2,400 and 3,200): at 80 per class one accuracy had a binomial
-    # standard error of about 2 points, as large as the 2-point worst-seed target. The training images (drawn
-    # first from the same generator) are the same as with the smaller test split.
-    if kind == "shapes":  # drawn, not CIFAR: 6 shapes, mixed sizes (24-72 px), formats and colour modes
-        root = drawn_shapes.write_set(runs.parent / "drawn_shapes_400_test400", per_class=400, classes=6, seed=0,
-                                      test_per_class=400)
-        return ["data=image_folder", f"data.root={root}", "data.val_fraction=0.2"]
-    if kind == "shapes8":  # the same kind of drawing, 8 shapes, other images
-        root = drawn_shapes.write_set(runs.parent / "drawn_shapes8_300_test400", per_class=300, classes=8, seed=1,
-                                      test_per_class=400)
-        return ["data=image_folder", f"data.root={root}", "data.val_fraction=0.2"]
-    if kind == "shapes5":  # 5 shapes, another generator seed
-        root = drawn_shapes.write_set(runs.parent / "drawn_shapes5_300_test400", per_class=300, classes=5, seed=2,
-                                      test_per_class=400)
+    if kind in DRAWN:
+        per_class, classes, seed = DRAWN[kind]
+        root = drawn_shapes.write_set(runs.parent / f"drawn_{kind}_{per_class}_test400", per_class=per_class,
+                                      classes=classes, seed=seed, test_per_class=400)
         return ["data=image_folder", f"data.root={root}", "data.val_fraction=0.2"]
     per_class = int("".join(ch for ch in kind if ch.isdigit()))
     if kind.startswith("attributes"):
@@ -227,7 +222,8 @@ def per_setting(rows: list[dict]) -> list[dict]:
                       "control_gap": statistics.mean(control) if control else math.nan,
                       "control_worst": max(control) if control else math.nan,
                       "auto_vs_control": statistics.mean(paired) if paired else math.nan,
-                      "se_vs_control": rt.standard_error(paired) if paired else math.nan, "auto_lr": statistics.geometric_mean(g["auto_lr"] for g in mine),
+                      "se_vs_control": rt.standard_error(paired) if paired else math.nan,
+                      "auto_lr": statistics.geometric_mean(g["auto_lr"] for g in mine),
                       "best_lrs": " ".join(f"{g['best_lr']:g}" + ("(edge)" if g["best_at_edge"] else "") for g in mine),
                       "cost_time": statistics.mean(g["cost_time"] for g in mine),
                       "cost_steps": statistics.mean(g["cost_steps"] for g in mine),
