@@ -59,9 +59,14 @@ def compose_cfg(tmp_path):
     return _compose
 
 
+def train_env(env_extra: dict | None = None) -> dict:
+    """The environment train.py runs with in the tests: this one, the repo on PYTHONPATH, the tests' threads."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(TEST_THREADS), **(env_extra or {})}
+
+
 def run_train(args, cwd: Path, timeout: int = 240, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     """Run train.py in a subprocess (as a user would) with Hydra overrides ``args``."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(TEST_THREADS), **(env_extra or {})}
+    env = train_env(env_extra)
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -79,9 +84,8 @@ class _ForkServer:
 
         if self.proc is None or self.proc.poll() is not None:
             self.tmp = tempfile.mkdtemp(prefix="train_fork_server_")
-            base = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(TEST_THREADS)}
             self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "train_fork_server.py")], cwd=ROOT,
-                                         env=base, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                         env=train_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             import atexit
 
             atexit.register(self.close)
@@ -125,8 +129,7 @@ def run_train_forked(args, cwd: Path, timeout: int = 240, env_extra: dict | None
     argv, working directory and environment as run_train gives them. ``merge_stderr``: stderr into stdout (one
     pipe); ``stderr`` is then None. For tests of what a command line says, writes and exits with; run_train is the
     plain ``python train.py`` subprocess."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(TEST_THREADS), **(env_extra or {})}
-    return _FORK_SERVER.run(args, cwd, timeout, env, merge_stderr)
+    return _FORK_SERVER.run(args, cwd, timeout, train_env(env_extra), merge_stderr)
 
 
 class _Lines(logging.Handler):

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from callbacks.run.result_file import read_result
-from conftest import CONF, CPU_OVERRIDES, ROOT, SHORT_TRIALS, TEST_THREADS, run_train_forked
+from conftest import CONF, CPU_OVERRIDES, ROOT, SHORT_TRIALS, run_train_forked, train_env
 
 # Small: 4 steps an epoch, one epoch. Fixed keys stay out of the job folder names (255-byte limit), as a user would
 # do with an experiment config.
@@ -27,7 +27,7 @@ NAMES = f"hydra.job.config.override_dirname.exclude_keys=[{EXCLUDE}]"
 
 def sweep(sweep_dir, *args, timeout=240):
     result = run_train_forked(["-m", *FIXED, NAMES, f"hydra.sweep.dir={sweep_dir}", *args], cwd=sweep_dir.parent,
-                       timeout=timeout)
+                              timeout=timeout)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result
 
@@ -126,7 +126,7 @@ def interrupted(tmp_path_factory):
     import time
 
     sweep_dir = tmp_path_factory.mktemp("interrupted") / "sweep"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(TEST_THREADS)}
+    env = train_env()
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "-m", *FIXED, *INTERRUPTED,
                              f"hydra.sweep.dir={sweep_dir}"], cwd=sweep_dir.parent, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -225,7 +225,7 @@ def test_optuna_preset_runs_its_trials_and_the_best_is_in_the_summary(tmp_path):
 def test_a_misspelt_swept_key_stops_the_sweep_before_any_job(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = run_train_forked(["-m", *FIXED, NAMES, f"hydra.sweep.dir={sweep_dir}", "scheduler.max_lrr=0.1,0.2"],
-                       cwd=tmp_path, timeout=120)
+                              cwd=tmp_path, timeout=120)
     assert result.returncode != 0
     assert "Could not override 'scheduler.max_lrr'" in result.stderr
     assert "Did you mean scheduler.max_lr?" in result.stderr

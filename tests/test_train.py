@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 
 from callbacks.range_test.finder import RangeTestResult
 from callbacks.run.result_file import read_result
-from conftest import ROOT, TEST_THREADS, compose_config, run_train, run_train_forked, smoke_overrides
+from conftest import (ROOT, TEST_THREADS, compose_config, run_train, run_train_forked, smoke_overrides,
+                      train_env)
 from train import run
 
 
@@ -324,7 +325,7 @@ def test_sigint_mid_epoch_saves_a_checkpoint_and_resume_continues_in_the_same_ru
                            "+callbacks.steps.every_n_train_steps=3", "+callbacks.steps.dirpath=${output_dir}/steps")
     ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
     run_from_overrides(args, ref_dir)  # the uninterrupted reference: only its weights are compared, in-process
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(TEST_THREADS)}
+    env = train_env()
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
