@@ -21,6 +21,36 @@ def test_trial_length_is_a_fraction_of_the_run_within_bounds(run_steps, expected
     assert trials.trial_length(run_steps, 0.05, 20, 200) == expected
 
 
+@pytest.mark.parametrize("per_step, expected", [(64, 50), (32, 100), (16, 200), (8, 200), (None, 50), (256, 50)])
+def test_trial_length_sees_at_least_min_images_up_to_the_max(per_step, expected):
+    """3,200 images: 50 steps at batch 64 (the step floor), 100 at batch 32, capped at 200 below batch 16."""
+    assert trials.trial_length(400, 0.05, 50, 200, 3200, per_step) == expected
+    assert trials.trial_length(400, 0.05, 50, 200, 0, per_step) == 50  # 0: no floor in images
+
+
+def test_images_per_step_counts_batch_accumulation_and_ranks():
+    from types import SimpleNamespace
+
+    from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
+
+    data = list(range(100))
+    plain = SimpleNamespace(train_dataloader=DataLoader(data, batch_size=24), accumulate_grad_batches=2, world_size=3)
+    assert trials.images_per_step(plain) == 24 * 2 * 3
+    sampler = BatchSampler(SequentialSampler(data), batch_size=10, drop_last=False)
+    own = SimpleNamespace(train_dataloader=[DataLoader(data, batch_sampler=sampler)], accumulate_grad_batches=1,
+                          world_size=1)
+    assert trials.images_per_step(own) == 10  # a batch sampler's size, inside a list of loaders
+    unknown = SimpleNamespace(train_dataloader=DataLoader(data, batch_sampler=[[0, 1], [2]]),
+                              accumulate_grad_batches=1, world_size=1)
+    assert trials.images_per_step(unknown) is None
+
+
+def test_bad_trial_min_images_is_refused_naming_the_key():
+    for bad in (-1, 2.5, True, "3200"):
+        with pytest.raises(ValueError, match="range_test.trial_min_images"):
+            trials.check_trial_settings([1.0], 0.05, 50, 200, 0.05, True, bad)
+
+
 def test_score_is_the_mean_of_the_last_quarter_and_inf_after_divergence():
     assert trials.trial_score([5, 4, 3, 2, 1, 1, 1, 3]) == pytest.approx(2.0)  # last 2 of 8
     assert trials.trial_score([3.0, 2.0, 1.0]) == pytest.approx(1.5)          # at least 2 steps
@@ -94,6 +124,30 @@ def test_trials_on_least_squares_pick_the_stable_fast_lr_and_leave_the_model_as_
     assert scores.get(3.0, math.inf) > 1e6 * scores[0.02]  # above 2/L: blew up (or dropped at the sweep's stop)
     assert result.search_steps == len(result.lrs) + sum(t["steps"] for t in result.trials)
     assert_tensors_equal(model.state_dict(), init)
+
+
+@pytest.mark.parametrize("accumulate, steps", [(1, 16), (2, 8)])
+def test_trials_at_a_small_batch_run_long_enough_to_see_min_images(accumulate, steps):
+    """Batch 16 and trial_min_images=256: 16 steps (8 with two batches accumulated per step), above the 4-step
+    floor, and the trials record what they planned and how many images a step held."""
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from callbacks.range_test.finder import find_lr
+    from callbacks.range_test.loss import LRRangeTest
+    from range_fixtures import Regression
+
+    x, y, lipschitz = _least_squares()
+    pl.seed_everything(0, verbose=False)
+    test = LRRangeTest(min_lr=1e-4, max_lr=1.0, num_steps=20, trial_factors=[0.3, 1.0], trial_min_steps=4,
+                       trial_max_steps=64, trial_min_images=256, trial_refine=False, trial_schedule=_constant)
+    result = find_lr(Regression(), train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=16),
+                     range_test=test, accelerator="cpu", max_epochs=1, limit_val_batches=0,
+                     accumulate_grad_batches=accumulate)
+    assert [t["planned_steps"] for t in result.trials] == [steps] * len(result.trials)
+    assert all(t["images_per_step"] == 16 * accumulate for t in result.trials)
+    assert all(t["steps"] == steps for t in result.trials if math.isfinite(t["score"]))
+    assert result.settings["trial_min_images"] == 256
 
 
 def test_a_sweep_that_never_blew_up_caps_the_trials_at_its_last_lr():

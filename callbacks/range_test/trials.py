@@ -4,7 +4,7 @@ Why: on the settings of issue 20 the loss minimum of the range test sat 3-10x be
 no single multiple of it held everywhere (a one-cycle run warms up, so it tolerates peaks that make the loss rise
 in a fast ramp; but on some data 3x is already too far). So the curve only proposes: ``factors`` x the rule's LR
 (default 0.3x, 1x, 3x, 10x the loss minimum). Each candidate then trains a short run of the run's own schedule
-shape (compressed to ``steps`` optimizer steps) from the same initial weights, on the same batches (same seed), and
+shape (compressed to ``steps`` optimizer steps, enough to see at least 3,200 images by default) from the same initial weights, on the same batches (same seed), and
 the candidate with the lowest training loss over the last quarter of its trial wins, unless a larger candidate is
 not clearly worse (by two standard errors of the paired per-batch differences, or by less than ``tolerance``, 5%,
 of the best score): then the larger one wins. A short trial favours small peaks (a larger peak needs more steps to
@@ -29,14 +29,15 @@ from callbacks.range_test.progress import progress_task
 from callbacks.schedules.lr_schedule import momentum_key, set_momentum
 from callbacks.schedules.shapes import one_cycle
 
-__all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length", "trial_score", "tail", "beats", "choose", "run_trials", "default_schedule", "describe"]
+__all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length",
+           "images_per_step", "trial_score", "tail", "beats", "choose", "run_trials", "default_schedule", "describe"]
 
 #: schedule_factory(max_lr=peak) -> schedule(step, total_steps, [steps_per_epoch]) -> (lr, momentum or None)
 ScheduleFactory = Callable[[float], Callable[..., Any]]
 
 
 def check_trial_settings(factors: Optional[Sequence[float]], fraction: float, min_steps: int,
-                         max_steps: int, tolerance: float = 0.0, refine: bool = False) -> List[float]:
+                         max_steps: int, tolerance: float = 0.0, refine: bool = False, min_images: int = 0) -> List[float]:
     """The trial factors as floats (``[]`` for none); a clear error naming the ``range_test.trial_*`` key."""
     factors = list(factors or [])
     if not all(isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in factors):
@@ -46,6 +47,8 @@ def check_trial_settings(factors: Optional[Sequence[float]], fraction: float, mi
     if not (isinstance(min_steps, int) and isinstance(max_steps, int) and 4 <= min_steps <= max_steps):
         raise ValueError("range_test.trial_min_steps and trial_max_steps must be integers with 4 <= min <= max, "
                          f"got {min_steps!r} and {max_steps!r}")
+    if isinstance(min_images, bool) or not (isinstance(min_images, int) and min_images >= 0):
+        raise ValueError(f"range_test.trial_min_images must be an integer >= 0 (0: no floor in images), got {min_images!r}")
     if isinstance(tolerance, bool) or not (isinstance(tolerance, (int, float)) and 0 <= tolerance < 1):
         raise ValueError(f"range_test.trial_tolerance must be a fraction in [0, 1), got {tolerance!r}")
     if not isinstance(refine, bool):
@@ -74,12 +77,28 @@ def refinement(trials: Sequence[Dict[str, Any]], chosen: float) -> Optional[floa
     return math.sqrt(chosen * min(above)) if above else None
 
 
-def trial_length(run_steps: Optional[float], fraction: float, min_steps: int, max_steps: int) -> int:
-    """Optimizer steps of each trial: ``fraction`` of the training run's steps, within [min_steps, max_steps]
-    (``max_steps`` when the run's length is unknown)."""
+def trial_length(run_steps: Optional[float], fraction: float, min_steps: int, max_steps: int, min_images: int = 0,
+                 images_per_step: Optional[int] = None) -> int:
+    """Optimizer steps of each trial: ``fraction`` of the training run's steps, at least ``min_steps`` and at least
+    enough steps to see ``min_images`` training images (when ``images_per_step`` is known), at most ``max_steps``
+    (``max_steps`` when the run's length is unknown). A trial learns per image more than per step: at batch 32, 50
+    steps ended at chance level where 100 did not (issue 20)."""
     if run_steps is None or not math.isfinite(run_steps):
         return int(max_steps)
-    return int(min(max(round(fraction * run_steps), min_steps), max_steps))
+    floor = max(min_steps, math.ceil(min_images / images_per_step) if min_images and images_per_step else 0)
+    return int(min(max(round(fraction * run_steps), floor), max_steps))
+
+
+def images_per_step(trainer: Any) -> Optional[int]:
+    """Training images behind one optimizer step, over all ranks: the train loader's batch size x
+    ``accumulate_grad_batches`` x world size; ``None`` when the loader does not say its batch size."""
+    from callbacks.range_test.engine import first_loader
+
+    loader = first_loader(trainer.train_dataloader)
+    batch = getattr(loader, "batch_size", None) or getattr(getattr(loader, "batch_sampler", None), "batch_size", None)
+    if not isinstance(batch, int) or batch < 1:
+        return None
+    return batch * max(int(trainer.accumulate_grad_batches), 1) * max(int(getattr(trainer, "world_size", 1)), 1)
 
 
 def tail(losses: Sequence[float], fraction: float = 0.25) -> List[float]:
@@ -194,11 +213,13 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
                        factors: Sequence[float], length: tuple, schedule: ScheduleFactory,
                        seed: Optional[int], tolerance: float = 0.0, refine: bool = False) -> List[Dict[str, Any]]:
     """The trials as the loss range test runs them after its sweep: ``factors`` x ``base`` (capped at ``cap``),
-    each ``trial_length(run steps, *length)`` steps long, where the run's steps are the trainer's
-    ``estimated_stepping_batches``; an epoch-based schedule is compressed by the same ratio. With ``refine``, one
-    more trial at the :func:`refinement` of the first round's choice (by :func:`choose` with ``tolerance``)."""
+    each ``trial_length(run steps, *length, images_per_step(trainer))`` steps long (``length``: fraction, min and max
+    steps, min images), where the run's steps are the trainer's ``estimated_stepping_batches``; an epoch-based
+    schedule is compressed by the same ratio. With ``refine``, one more trial at the :func:`refinement` of the first
+    round's choice (by :func:`choose` with ``tolerance``)."""
     run_steps = float(trainer.estimated_stepping_batches)
-    steps = trial_length(run_steps, *length)
+    per_step = images_per_step(trainer)
+    steps = trial_length(run_steps, *length, images_per_step=per_step)
     batches = trainer.num_training_batches
     per_epoch = math.ceil(batches / max(int(trainer.accumulate_grad_batches), 1)) if math.isfinite(batches) else None
     scaled_epoch = per_epoch * steps / run_steps if per_epoch and math.isfinite(run_steps) else None
@@ -208,4 +229,5 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
         middle = refinement(trials, choose(trials, tolerance=tolerance)["lr"])
         if middle is not None:
             trials += run_trials(trainer, pl_module, snapshot, [middle], steps, schedule, seed, scaled_epoch)
-    return [{**t, "factor": t["lr"] / base, "planned_steps": steps, "learned": learned(t["losses"])} for t in trials]
+    return [{**t, "factor": t["lr"] / base, "planned_steps": steps, "images_per_step": per_step,
+             "learned": learned(t["losses"])} for t in trials]
