@@ -30,7 +30,7 @@ def tensorboard_tags(run_dir) -> dict:
 def test_task_prints_header_progress_and_lr_found_in_order_and_logs_the_curve_to_tensorboard(tmp_path):
     """As a user runs it, the progress bar on, stdout and stderr into one pipe (not a terminal)."""
     args = smoke_overrides("task=lr_range_test", "range_test.num_steps=20", "trainer.enable_progress_bar=true",
-                           f"hydra.run.dir={tmp_path}")
+                           "range_test.trial_min_images=160", f"hydra.run.dir={tmp_path}")
     # train.py's command line in a forked process (conftest.run_train_forked), stdout and stderr into one file
     proc = run_train_forked(args, cwd=tmp_path, timeout=240, env_extra={"PYTHONUNBUFFERED": "1"}, merge_stderr=True)
     out = proc.stdout
@@ -39,6 +39,9 @@ def test_task_prints_header_progress_and_lr_found_in_order_and_logs_the_curve_to
     sweep = re.search(r"LR range test +\S* +(\d+)/(\d+) +eta ", out)
     trials = re.search(r"max_lr trials +\S* +(\d+)/(\d+) +eta ", out)
     assert sweep and int(sweep.group(1)) == len(result.losses), out  # every sweep step counted
+    # 160 images at batch 32 (the project's loader, whose sampler yields whole batches): 5 steps, within [4, 6]
+    assert [(t["planned_steps"], t["images_per_step"]) for t in result.trials] == [(5, 32)] * len(result.trials)
+    assert "trials of 5 steps (160 images)" in result.source
     planned = len(result.trials) * result.trials[0]["planned_steps"]  # a diverged trial's line ends full too
     assert trials and int(trials.group(1)) == int(trials.group(2)) == planned, out
     header = out.index("schedule    ")

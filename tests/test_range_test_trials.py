@@ -40,6 +40,12 @@ def test_images_per_step_counts_batch_accumulation_and_ranks():
     own = SimpleNamespace(train_dataloader=[DataLoader(data, batch_sampler=sampler)], accumulate_grad_batches=1,
                           world_size=1)
     assert trials.images_per_step(own) == 10  # a batch sampler's size, inside a list of loaders
+    from datamodules.batches import make_train_loader
+
+    ours = make_train_loader(data, 12, 0, True, {"num_replicas": 2, "rank": 0}, lambda: 0)  # yields whole batches
+    assert ours.batch_size is None
+    project = SimpleNamespace(train_dataloader=ours, accumulate_grad_batches=1, world_size=2)
+    assert trials.images_per_step(project) == 24  # 12 per rank, 2 ranks
     unknown = SimpleNamespace(train_dataloader=DataLoader(data, batch_sampler=[[0, 1], [2]]),
                               accumulate_grad_batches=1, world_size=1)
     assert trials.images_per_step(unknown) is None

@@ -90,13 +90,16 @@ def trial_length(run_steps: Optional[float], fraction: float, min_steps: int, ma
 
 
 def images_per_step(trainer: Any) -> Optional[int]:
-    """Training images behind one optimizer step, over all ranks: the train loader's batch size x
-    ``accumulate_grad_batches`` x world size; ``None`` when the loader does not say its batch size."""
+    """Training images behind one optimizer step, over all ranks: the train loader's batch size (its own, its batch
+    sampler's, or that of a sampler that yields whole batches, as ``datamodules.batches`` does) x
+    ``accumulate_grad_batches`` x world size; ``None`` when none of them says."""
     from callbacks.range_test.engine import first_loader
 
     loader = first_loader(trainer.train_dataloader)
-    batch = getattr(loader, "batch_size", None) or getattr(getattr(loader, "batch_sampler", None), "batch_size", None)
-    if not isinstance(batch, int) or batch < 1:
+    sizes = [getattr(getattr(loader, part, None) if part else loader, "batch_size", None)
+             for part in (None, "batch_sampler", "sampler")]
+    batch = next((b for b in sizes if isinstance(b, int) and not isinstance(b, bool) and b >= 1), None)
+    if batch is None:
         return None
     return batch * max(int(trainer.accumulate_grad_batches), 1) * max(int(getattr(trainer, "world_size", 1)), 1)
 
