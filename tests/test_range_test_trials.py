@@ -267,3 +267,57 @@ def test_the_refinement_trial_runs_between_the_winner_and_the_next_candidate_and
     assert result.lr == pytest.approx(math.sqrt(1.95) * window)  # ... the midpoint beats it
     assert scores[round(math.sqrt(1.95), 3)] < scores[1.0]
     assert_tensors_equal(model.state_dict(), init)
+
+
+# ------------------------------------------------------------------ each trial's validation loss and accuracy
+def test_validation_scores_match_a_hand_computation_in_eval_mode_without_augmentation(tmp_path):
+    """Oracle: the first 2 validation batches through the module in eval mode, cross-entropy averaged over batches
+    and correct predictions counted by hand; the datamodule sees them as un-augmented batches, and the module is
+    back in training mode afterwards."""
+    import pytorch_lightning as pl
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+
+    from callbacks.range_test.engine import validation_scores
+    from range_fixtures import TinyDM, dataset, fit
+
+    class Check(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            plain = trainer.datamodule.plain_batches
+            self.got = validation_scores(trainer, pl_module, trainer.datamodule.val_dataloader(), 2)
+            self.plain = trainer.datamodule.plain_batches - plain
+            self.training_after = pl_module.training
+            pl_module.eval()
+            with torch.no_grad():
+                batches = list(DataLoader(dataset(32, 1), batch_size=8))[:2]
+                self.loss = sum(float(F.cross_entropy(pl_module.net(x), y)) for x, y in batches) / 2
+                self.acc = sum(int((pl_module.net(x).argmax(1) == y).sum()) for x, y in batches) / 16
+            pl_module.train()
+
+    check = Check()
+    fit(tmp_path, callbacks=[check], dm=TinyDM(), max_epochs=1, limit_train_batches=1)
+    loss, acc, images = check.got
+    assert loss == pytest.approx(check.loss, rel=1e-6) and acc == pytest.approx(check.acc) and images == 16
+    assert check.plain == 2 and check.training_after
+
+
+def test_trials_record_validation_scores_when_asked_and_leave_the_model_as_it_was(tmp_path):
+    from callbacks.range_test.loss import LRRangeTest
+    from range_fixtures import Snap, TinyDM, assert_same_state, fit
+
+    assert LRRangeTest(trial_val_batches=2).needs_validation
+    assert not LRRangeTest(trial_val_batches=2, trial_factors=None).needs_validation
+    assert not LRRangeTest().needs_validation  # the default needs no validation split
+    with pytest.raises(ValueError, match="range_test.trial_val_batches"):
+        LRRangeTest(trial_val_batches=-1)
+    before, after, dm = Snap(), Snap(), TinyDM()
+    test = LRRangeTest(min_lr=1e-3, max_lr=1.0, num_steps=20, diverge_factor=None, trial_factors=[0.3, 1.0],
+                       trial_min_steps=4, trial_max_steps=4, trial_refine=False, trial_val_batches=3)
+    fit(tmp_path, callbacks=[before, test, after], dm=dm, max_epochs=1, limit_train_batches=2)
+    done = [t for t in test.result.trials if math.isfinite(t["score"])]
+    assert done and all(0.0 <= t["val_acc"] <= 1.0 and round(t["val_acc"] * 24, 6).is_integer() for t in done)
+    assert all(math.isfinite(t["val_loss"]) and t["val_loss"] > 0 for t in done)
+    assert dm.plain_batches == 3 * len(done)  # 3 un-augmented validation batches after each trial, nothing else
+    assert test.result.settings["trial_val_batches"] == 3
+    assert_same_state(before.state, after.state)

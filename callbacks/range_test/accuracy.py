@@ -22,24 +22,16 @@ from callbacks.range_test.state import evaluating
 from callbacks.range_test.suggestions import accuracy_test_bounds, binomial_stderr
 from callbacks.range_test.engine import (
     BatchStream,
+    correct_counts,
     first_loader,
     optimizer_step_at,
     safe_len,
     seed_rngs,
     sweep_lrs,
+    val_loader,
 )
 
 __all__ = ["AccuracyRangeTest"]
-
-
-def _counts(pl_module: "pl.LightningModule", batch: Any) -> Tuple[Any, Any]:
-    counts = getattr(pl_module, "accuracy_counts", None)
-    if callable(counts):
-        return counts(batch)
-    x, y = batch[0], batch[1]
-    if not isinstance(y, torch.Tensor):
-        raise ValueError("the accuracy range test needs pl_module.accuracy_counts(batch) for non-(x, y) batches")
-    return (pl_module(x).argmax(dim=-1) == y).sum(), y.numel()
 
 
 class AccuracyRangeTest(RangeTestCallback):
@@ -87,15 +79,6 @@ class AccuracyRangeTest(RangeTestCallback):
                              "or set range_test.num_steps")
         return total
 
-    @staticmethod
-    def _val_loader(trainer: "pl.Trainer") -> Any:
-        loader = first_loader(trainer.val_dataloaders)
-        if loader is None and trainer.datamodule is not None:
-            loader = first_loader(trainer.datamodule.val_dataloader())
-        if loader is None:
-            raise ValueError("the accuracy range test needs a validation dataloader")
-        return loader
-
     @torch.no_grad()
     def _accuracy(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loader: Any) -> Tuple[float, int]:
         """(accuracy, images evaluated over all ranks) on the first ``eval_batches`` validation batches."""
@@ -109,7 +92,7 @@ class AccuracyRangeTest(RangeTestCallback):
                 for _ in range(self.eval_batches if n is None else min(self.eval_batches, n)):
                     batch = stream.next()
                     with trainer.precision_plugin.val_step_context():
-                        c, t = _counts(pl_module, batch)
+                        c, t = correct_counts(pl_module, batch)
                     correct += torch.as_tensor(c, dtype=torch.float64, device=correct.device)
                     total += float(t)
             finally:
@@ -125,14 +108,14 @@ class AccuracyRangeTest(RangeTestCallback):
         if self.seed is not None:
             seed_rngs(self.seed)
         accum = max(int(trainer.accumulate_grad_batches), 1)
-        val_loader = self._val_loader(trainer)
+        validation = val_loader(trainer)
         stream = BatchStream(trainer, pl_module, first_loader(trainer.train_dataloader), "train")
         losses: List[float] = []
         evals: List[Dict[str, Any]] = []
         stop: Optional[int] = None
 
         def measure(step: int, lr: float) -> None:
-            acc, images = self._accuracy(trainer, pl_module, val_loader)
+            acc, images = self._accuracy(trainer, pl_module, validation)
             evals.append({"step": step, "lr": lr, "acc": acc, "images": images})
 
         with closing(stream):

@@ -34,7 +34,7 @@ from pytorch_lightning.utilities.enums import GradClipAlgorithmType
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
 from callbacks.range_test.interface import provides
-from callbacks.range_test.state import cuda_in_use, flatten_loaders
+from callbacks.range_test.state import cuda_in_use, evaluating, flatten_loaders
 
 __all__ = [
     "sweep_lrs",
@@ -43,6 +43,9 @@ __all__ = [
     "optimizer_step_at",
     "first_loader",
     "safe_len",
+    "val_loader",
+    "correct_counts",
+    "validation_scores",
 ]
 
 
@@ -190,6 +193,53 @@ def _module_loss(pl_module: "pl.LightningModule", batch: Any, batch_idx: int) ->
     if not isinstance(out, torch.Tensor):
         raise RuntimeError("LR range test: the training step returned no loss tensor")
     return out
+
+
+def val_loader(trainer: "pl.Trainer") -> Any:
+    """The first validation DataLoader (the trainer's, else the datamodule's); a ValueError without one."""
+    loader = first_loader(trainer.val_dataloaders)
+    if loader is None and trainer.datamodule is not None:
+        loader = first_loader(trainer.datamodule.val_dataloader())
+    if loader is None:
+        raise ValueError("this range test needs a validation dataloader")
+    return loader
+
+
+def correct_counts(pl_module: "pl.LightningModule", batch: Any) -> Tuple[Any, Any]:
+    """(correct predictions, predictions) in ``batch``: ``pl_module.accuracy_counts(batch)`` if the module has it,
+    else ``argmax(pl_module(x)) == y`` for an ``(x, y)`` batch."""
+    counts = getattr(pl_module, "accuracy_counts", None)
+    if callable(counts):
+        return counts(batch)
+    x, y = batch[0], batch[1]
+    if not isinstance(y, torch.Tensor):
+        raise ValueError("measuring accuracy needs pl_module.accuracy_counts(batch) for non-(x, y) batches")
+    return (pl_module(x).argmax(dim=-1) == y).sum(), y.numel()
+
+
+@torch.no_grad()
+def validation_scores(trainer: "pl.Trainer", pl_module: "pl.LightningModule", loader: Any,
+                      batches: int) -> Tuple[float, float, int]:
+    """(mean loss, accuracy, predictions counted) over the first ``batches`` batches of ``loader`` (all of them if
+    it has fewer), in eval mode and the validating stage (datamodule hooks apply no training augmentation), summed
+    over DDP ranks. The loss is the module's training loss (:func:`_module_loss`) on those batches."""
+    stream = BatchStream(trainer, pl_module, loader, "validation")
+    n = safe_len(loader)
+    sums = torch.zeros(4, dtype=torch.float64, device=pl_module.device)  # loss sum, batches, correct, predictions
+    with evaluating(trainer, pl_module):
+        try:
+            for k in range(batches if n is None else min(batches, n)):
+                batch = stream.next()
+                with trainer.precision_plugin.val_step_context():
+                    loss = _module_loss(pl_module, batch, k)
+                    correct, total = correct_counts(pl_module, batch)
+                sums += torch.stack([loss.detach().double(), torch.ones((), dtype=torch.float64, device=sums.device),
+                                     torch.as_tensor(correct, dtype=torch.float64, device=sums.device),
+                                     torch.as_tensor(float(total), dtype=torch.float64, device=sums.device)])
+        finally:
+            stream.close()
+    loss_sum, count, correct, total = trainer.strategy.reduce(sums, reduce_op="sum").tolist()
+    return (loss_sum / count if count else math.nan, correct / total if total else math.nan, int(round(total)))
 
 
 def _sync_gradients(trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:

@@ -95,6 +95,9 @@ class LRRangeTest(RangeTestCallback):
             of the training run's (``trainer.estimated_stepping_batches``), within [min, max].
         trial_min_images: each trial also runs enough steps to see this many training images (over all ranks and
             accumulated batches), up to ``trial_max_steps``; 0: no such floor.
+        trial_val_batches: after each trial, record its validation loss and accuracy on this many validation
+            batches (``val_loss``, ``val_acc`` in each trial; a diagnostic: the choice still reads the training
+            loss); 0: none. Needs a validation split.
         trial_tolerance: a larger candidate whose score is within this fraction of the best one's is kept.
         trial_refine: one more trial between the winner and the next larger candidate, chosen by the same rule.
         trial_schedule: ``trial_schedule(max_lr=peak)`` -> the run's schedule function at that peak (train.py
@@ -108,7 +111,7 @@ class LRRangeTest(RangeTestCallback):
                  repeats: int = 1, seed: Optional[int] = 0, bandwidth: Optional[float] = None,
                  trial_factors: Optional[Sequence[float]] = (0.3, 1.0, 3.0, 10.0), trial_fraction: float = 0.05,
                  trial_min_steps: int = 50, trial_max_steps: int = 200, trial_tolerance: float = 0.05,
-                 trial_refine: bool = True, trial_min_images: int = 3200,
+                 trial_refine: bool = True, trial_min_images: int = 3200, trial_val_batches: int = 0,
                  trial_schedule: Optional[ScheduleFactory] = None) -> None:
         if num_steps is None:
             raise ValueError("range_test.num_steps must be an integer >= 10, got None")
@@ -121,9 +124,11 @@ class LRRangeTest(RangeTestCallback):
             raise ValueError(f"range_test.bandwidth must be > 0 (or null), got {bandwidth!r}")
         self.suggestion, self.repeats, self.bandwidth = suggestion, repeats, bandwidth
         self.trial_factors = check_trial_settings(trial_factors, trial_fraction, trial_min_steps, trial_max_steps,
-                                                  trial_tolerance, trial_refine, trial_min_images)
+                                                  trial_tolerance, trial_refine, trial_min_images,
+                                                  trial_val_batches)
         self.trial_fraction, self.trial_min_steps, self.trial_max_steps = trial_fraction, trial_min_steps, trial_max_steps
-        self.trial_min_images = trial_min_images
+        self.trial_min_images, self.trial_val_batches = trial_min_images, trial_val_batches
+        self.needs_validation = bool(self.trial_factors) and trial_val_batches > 0
         self.trial_tolerance, self.trial_refine = float(trial_tolerance), trial_refine
         self.trial_schedule = trial_schedule or default_schedule
 
@@ -154,7 +159,8 @@ class LRRangeTest(RangeTestCallback):
                 trainer, pl_module, snapshot, base, cap=runs[0]["lrs"][-1 if stop is None else stop],
                 factors=self.trial_factors,
                 length=(self.trial_fraction, self.trial_min_steps, self.trial_max_steps, self.trial_min_images),
-                schedule=self.trial_schedule, seed=self.seed, tolerance=self.trial_tolerance, refine=self.trial_refine)
+                schedule=self.trial_schedule, seed=self.seed, tolerance=self.trial_tolerance, refine=self.trial_refine,
+                val_batches=self.trial_val_batches)
         return raw
 
     def _one_sweep(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stream: BatchStream,
@@ -214,7 +220,7 @@ class LRRangeTest(RangeTestCallback):
                                                   "smooth_beta", "suggestion", "repeats", "seed", "bandwidth",
                                                   "trial_factors", "trial_fraction", "trial_min_steps",
                                                   "trial_max_steps", "trial_min_images", "trial_tolerance",
-                                                  "trial_refine")}
+                                                  "trial_refine", "trial_val_batches")}
         rule, lr = self.suggestion, float(suggestions[self.suggestion])
         if raw.get("trials"):
             rule, lr = "trials", choose(raw["trials"], tolerance=self.trial_tolerance)["lr"]

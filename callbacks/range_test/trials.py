@@ -37,7 +37,8 @@ ScheduleFactory = Callable[[float], Callable[..., Any]]
 
 
 def check_trial_settings(factors: Optional[Sequence[float]], fraction: float, min_steps: int,
-                         max_steps: int, tolerance: float = 0.0, refine: bool = False, min_images: int = 0) -> List[float]:
+                         max_steps: int, tolerance: float = 0.0, refine: bool = False, min_images: int = 0,
+                         val_batches: int = 0) -> List[float]:
     """The trial factors as floats (``[]`` for none); a clear error naming the ``range_test.trial_*`` key."""
     factors = list(factors or [])
     if not all(isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in factors):
@@ -51,6 +52,8 @@ def check_trial_settings(factors: Optional[Sequence[float]], fraction: float, mi
         raise ValueError(f"range_test.trial_min_images must be an integer >= 0 (0: no floor in images), got {min_images!r}")
     if isinstance(tolerance, bool) or not (isinstance(tolerance, (int, float)) and 0 <= tolerance < 1):
         raise ValueError(f"range_test.trial_tolerance must be a fraction in [0, 1), got {tolerance!r}")
+    if isinstance(val_batches, bool) or not (isinstance(val_batches, int) and val_batches >= 0):
+        raise ValueError(f"range_test.trial_val_batches must be an integer >= 0 (0: none), got {val_batches!r}")
     if not isinstance(refine, bool):
         raise ValueError(f"range_test.trial_refine must be true or false, got {refine!r}")
     return [float(f) for f in factors]
@@ -176,11 +179,14 @@ def _bound_schedule(schedule: Callable[..., Any], total: int, steps_per_epoch: O
 
 
 def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float], steps: int,
-               schedule: ScheduleFactory, seed: Optional[int], steps_per_epoch: Optional[float]) -> List[Dict[str, Any]]:
+               schedule: ScheduleFactory, seed: Optional[int], steps_per_epoch: Optional[float],
+               val_batches: int = 0) -> List[Dict[str, Any]]:
     """Train ``steps`` optimizer steps of ``schedule(peak)`` for each peak in ``lrs``, each from the state the
-    snapshot holds and with the same RNG seed; returns ``[{lr, score, losses, steps}]``. The state is restored
-    after every trial."""
-    from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs
+    snapshot holds and with the same RNG seed; returns ``[{lr, score, losses, steps}]``, plus ``val_loss`` and
+    ``val_acc`` on the first ``val_batches`` validation batches after each trial that did not diverge (when > 0;
+    recorded, not used by the choice). The state is restored after every trial."""
+    from callbacks.range_test.engine import (BatchStream, first_loader, optimizer_step_at, seed_rngs,
+                                             val_loader, validation_scores)
 
     trials = []
     with progress_task(trainer, "max_lr trials", len(lrs) * steps) as task:
@@ -206,20 +212,25 @@ def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float]
                     if not math.isfinite(mean):
                         break
             task.skip(steps - len(losses))  # a diverged trial: the line still ends full
-            trials.append({"lr": float(peak), "score": trial_score(losses) if len(losses) == steps else math.inf,
-                           "losses": losses, "steps": len(losses)})
+            trial = {"lr": float(peak), "score": trial_score(losses) if len(losses) == steps else math.inf,
+                     "losses": losses, "steps": len(losses)}
+            if val_batches and math.isfinite(trial["score"]):
+                trial["val_loss"], trial["val_acc"], _ = validation_scores(trainer, pl_module, val_loader(trainer),
+                                                                          val_batches)
+            trials.append(trial)
     snapshot.restore_training_state()
     return trials
 
 
 def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float, cap: Optional[float],
                        factors: Sequence[float], length: tuple, schedule: ScheduleFactory,
-                       seed: Optional[int], tolerance: float = 0.0, refine: bool = False) -> List[Dict[str, Any]]:
+                       seed: Optional[int], tolerance: float = 0.0, refine: bool = False,
+                       val_batches: int = 0) -> List[Dict[str, Any]]:
     """The trials as the loss range test runs them after its sweep: ``factors`` x ``base`` (capped at ``cap``),
     each ``trial_length(run steps, *length, images_per_step(trainer))`` steps long (``length``: fraction, min and max
     steps, min images), where the run's steps are the trainer's ``estimated_stepping_batches``; an epoch-based
     schedule is compressed by the same ratio. With ``refine``, one more trial at the :func:`refinement` of the first
-    round's choice (by :func:`choose` with ``tolerance``)."""
+    round's choice (by :func:`choose` with ``tolerance``). ``val_batches``: see :func:`run_trials`."""
     run_steps = float(trainer.estimated_stepping_batches)
     per_step = images_per_step(trainer)
     steps = trial_length(run_steps, *length, images_per_step=per_step)
@@ -227,10 +238,11 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
     per_epoch = math.ceil(batches / max(int(trainer.accumulate_grad_batches), 1)) if math.isfinite(batches) else None
     scaled_epoch = per_epoch * steps / run_steps if per_epoch and math.isfinite(run_steps) else None
     trials = run_trials(trainer, pl_module, snapshot, candidates(base, factors, cap), steps, schedule, seed,
-                        scaled_epoch)
+                        scaled_epoch, val_batches)
     if refine and any(math.isfinite(t["score"]) for t in trials):
         middle = refinement(trials, choose(trials, tolerance=tolerance)["lr"])
         if middle is not None:
-            trials += run_trials(trainer, pl_module, snapshot, [middle], steps, schedule, seed, scaled_epoch)
+            trials += run_trials(trainer, pl_module, snapshot, [middle], steps, schedule, seed, scaled_epoch,
+                                 val_batches)
     return [{**t, "factor": t["lr"] / base, "planned_steps": steps, "images_per_step": per_step,
              "learned": learned(t["losses"])} for t in trials]
