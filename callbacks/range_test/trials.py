@@ -4,16 +4,17 @@ Why: on the settings of issue 20 the loss minimum of the range test sat 3-10x be
 no single multiple of it held everywhere (a one-cycle run warms up, so it tolerates peaks that make the loss rise
 in a fast ramp; but on some data 3x is already too far). So the curve only proposes: ``factors`` x the rule's LR
 (default 0.3x, 1x, 3x, 10x the loss minimum). Each candidate then trains a short run of the run's own schedule
-shape (compressed to ``steps`` optimizer steps, enough to see at least 3,200 images by default) from the same initial weights, on the same batches (same seed), and
-the candidate with the lowest training loss over the last quarter of its trial wins, unless a larger candidate is
-not clearly worse (by two standard errors of the paired per-batch differences, or by less than ``tolerance``, 5%,
-of the best score): then the larger one wins. A short trial favours small peaks (a larger peak needs more steps to
-settle than the trial gives it; the short-horizon bias), hence the tolerance. Then one refinement trial at the
-geometric midpoint between the winner and the next larger candidate that trained without diverging (the candidates
-are 3x apart; on drawn shapes the best peak sat between 3x and 10x) joins the choice by the same rule. The
-training loss of batches it has not trained on yet (a trial is shorter than an epoch on all but tiny sets) needs
-no validation split, so nothing is chosen on a test split when a data set validates on it. Between trials and at
-the end everything is restored exactly as after the range test (:mod:`callbacks.range_test.state`).
+shape (compressed to ``steps`` optimizer steps, enough to see at least 3,200 images by default) from the same
+initial weights, on the same batches (same seed), and the candidate with the lowest training loss over the last
+quarter of its trial wins, unless a larger candidate is not clearly worse (by two standard errors of the paired
+per-batch differences, or by less than ``tolerance``, 5%, of the best score): then the larger one wins. A short
+trial favours small peaks (a larger peak needs more steps to settle than the trial gives it; the short-horizon
+bias), hence the tolerance. Then one refinement trial at the geometric midpoint between the winner and the next
+larger candidate that trained without diverging (the candidates are 3x apart; on drawn shapes the best peak sat
+between 3x and 10x) joins the choice by the same rule. The training loss of batches it has not trained on yet (a
+trial is shorter than an epoch on all but tiny sets) needs no validation split, so nothing is chosen on a test
+split when a data set validates on it. Between trials and at the end everything is restored exactly as after the
+range test (:mod:`callbacks.range_test.state`).
 
 Everything but :func:`run_trials` is pure and tested on numbers alone.
 """
@@ -49,7 +50,8 @@ def check_trial_settings(factors: Optional[Sequence[float]], fraction: float, mi
         raise ValueError("range_test.trial_min_steps and trial_max_steps must be integers with 4 <= min <= max, "
                          f"got {min_steps!r} and {max_steps!r}")
     if isinstance(min_images, bool) or not (isinstance(min_images, int) and min_images >= 0):
-        raise ValueError(f"range_test.trial_min_images must be an integer >= 0 (0: no floor in images), got {min_images!r}")
+        raise ValueError("range_test.trial_min_images must be an integer >= 0 (0: no floor in images), "
+                         f"got {min_images!r}")
     if isinstance(tolerance, bool) or not (isinstance(tolerance, (int, float)) and 0 <= tolerance < 1):
         raise ValueError(f"range_test.trial_tolerance must be a fraction in [0, 1), got {tolerance!r}")
     if isinstance(val_batches, bool) or not (isinstance(val_batches, int) and val_batches >= 0):
