@@ -127,13 +127,15 @@ if __name__ == "__main__":
     pl.seed_everything(0, verbose=False)
     model = TinyNet()
     init = [t.clone() for t in model.state_dict().values()]
-    rt = Probe(num_steps=15, min_lr=1e-4, max_lr=10.0)
+    rt = Probe(num_steps=15, min_lr=1e-4, max_lr=10.0, trial_min_steps=4, trial_max_steps=8, trial_min_images=96,
+               trial_val_batches=2)
     res = find_lr(model, TinyDM(), rt, strategy="ddp", accelerator="cpu", devices=2, default_root_dir=out)
     restored = all(torch.equal(a, b) for a, b in zip(init, model.state_dict().values()))
     rank = torch.distributed.get_rank()
     with open(os.path.join(out, f"rank{{rank}}.json"), "w") as f:
         json.dump({{"lr": res.lr, "suggestions": res.suggestions, "losses": res.losses, "status": res.status,
-                   "local": rt.local, "restored": restored, "swept": rt.swept, "start": rt.start}}, f)
+                   "local": rt.local, "restored": restored, "swept": rt.swept, "start": rt.start,
+                   "trials": res.trials}}, f)
 """
 
 
@@ -156,6 +158,11 @@ def test_ddp_two_processes_agree(tmp_path):
     # gradients were averaged across ranks during the sweep: the swept weights agree (and moved)
     np.testing.assert_array_equal(r0["swept"], r1["swept"])
     assert r0["start"] == r1["start"] and r0["swept"] != r0["start"]
+    # the max_lr trials: the same on both ranks; 96 images at 8 per rank x 2 ranks = 6 steps; validation scores
+    # summed over both ranks' shards
+    assert r0["trials"] == r1["trials"] and r0["trials"]
+    assert {(t["planned_steps"], t["images_per_step"]) for t in r0["trials"]} == {(6, 16)}
+    assert all(0.0 <= t["val_acc"] <= 1.0 for t in r0["trials"] if t["score"] != float("inf"))
 
 
 def test_find_lr_failure_leaves_model_rngs_and_modes_as_they_were(tmp_path):
