@@ -149,6 +149,24 @@ class Classifier(ClassifierMetrics, pl.LightningModule):
         return self.loss_from_logits(self.logits(x), self._targets(y))
 
     @torch.no_grad()
+    def chance_loss(self) -> float:
+        """The training loss of a constant prediction, what a model that learned nothing from its inputs reaches:
+        per head, the smoothed, class-weighted frequencies of the training labels (``datamodule.class_counts``;
+        uniform without them) as the prediction, scored by this module's own loss on those labels. The max_lr
+        trials count a trial as learned only when it ends below it (:mod:`callbacks.range_test.trials`)."""
+        counts = getattr(self.attached_datamodule(), "class_counts", None) or {}
+        logits, targets = {}, {}
+        for name in self.head_names:
+            k = self.hparams.heads[name]
+            per_class = torch.as_tensor(counts.get(name) or [1] * k, dtype=torch.long)
+            weight = self.class_weights.get(name, torch.ones(k)).double().cpu()
+            freq = per_class.double() * weight
+            prediction = (1 - self.label_smoothing) * freq / freq.sum() + self.label_smoothing / k
+            targets[name] = torch.repeat_interleave(torch.arange(k), per_class)
+            logits[name] = prediction.clamp_min(1e-12).log().float().expand(len(targets[name]), k)
+        return float(self.loss_from_logits(logits, targets))
+
+    @torch.no_grad()
     def accuracy_counts(self, batch) -> tuple[torch.Tensor, int]:
         """Correct predictions summed over heads, and the number of predictions."""
         x, y = batch

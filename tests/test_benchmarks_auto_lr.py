@@ -84,22 +84,20 @@ def test_merge_runs_only_what_the_csv_lacks_and_keeps_its_rows():
     assert auto_lr.row_key("s", "0", "auto", None) in auto_lr.recorded_keys([current])
 
 
-def test_a_v3_auto_row_counts_as_current_only_where_v4_trains_the_same():
-    """v4 only raised the trials' floor to 3,200 images: a v3 auto run at batch >= 64 (50 steps hold 3,200 images)
-    is kept, one at batch 32 or 16 is rerun, and a v2 run is rerun everywhere."""
+def test_an_older_auto_row_counts_as_current_only_where_the_new_method_trains_the_same():
+    """v5 repeats v3 exactly on the two CIFAR-10 recipes (SAME_SINCE): those v3 rows are kept; elsewhere, and for
+    any other older method, auto is rerun."""
     def auto(setting, method):
         return {"setting": setting, "seed": "0", "kind": "auto", "lr": "0.02", "run_dir": f"runs/x_s0_{method}"}
 
-    assert auto_lr.batch_size("cifar10_fast") == 128 and auto_lr.batch_size("shapes5_adam") == 32
-    assert auto_lr.current_auto(auto("shapes_small", "auto_v3"))        # batch 64
-    assert auto_lr.current_auto(auto("cifar10_fast", "auto_v3"))        # batch 128
-    assert not auto_lr.current_auto(auto("shapes5_adam", "auto_v3"))    # batch 32: trials now 100 steps
-    assert not auto_lr.current_auto(auto("shapes7_sgd16", "auto_v3"))   # batch 16: 200 steps
-    assert not auto_lr.current_auto(auto("shapes_small", "auto_v2"))
-    assert not auto_lr.current_auto(auto("unknown", "auto_v3"))         # batch unknown: rerun
+    assert auto_lr.current_auto(auto("cifar10_fast", "auto_v3"))
+    assert auto_lr.current_auto(auto("cifar10_resnet9", "auto_v3"))
+    assert not auto_lr.current_auto(auto("shapes_small", "auto_v3"))
+    assert not auto_lr.current_auto(auto("cifar10_fast", "auto_v2"))
+    assert not auto_lr.current_auto(auto("shapes5_adam", "auto_v4"))
     assert auto_lr.current_auto(auto("shapes5_adam", auto_lr.AUTO_JOB))
-    kept = auto_lr.recorded_keys([auto("shapes_small", "auto_v3"), auto("shapes5_adam", "auto_v3")])
-    assert kept == {auto_lr.row_key("shapes_small", 0, "auto", None)}
+    kept = auto_lr.recorded_keys([auto("cifar10_fast", "auto_v3"), auto("shapes5_adam", "auto_v4")])
+    assert kept == {auto_lr.row_key("cifar10_fast", 0, "auto", None)}
 
 
 def test_the_control_runs_at_each_seeds_validation_best_sweep_lr_and_its_gap_is_reported():

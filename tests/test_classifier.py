@@ -378,3 +378,25 @@ def test_compile_fits_with_real_torch_compile_and_saves_plain_keys(tmp_path, mon
     trainer.save_checkpoint(ckpt)
     keys = torch.load(ckpt, weights_only=False)["state_dict"]
     assert keys and not any("_orig_mod" in k or "_compiled" in k for k in keys)
+
+
+def test_chance_loss_is_ln_c_for_balanced_heads_and_the_label_entropy_for_imbalanced_ones():
+    """Oracles: a constant prediction on balanced labels costs ln C per head (whatever the smoothing); on labels of
+    frequencies p, without smoothing or weights, it costs the entropy of p; heads add with their loss weights."""
+    import math
+    from types import SimpleNamespace
+
+    model = Classifier(SmallNet(width=4), {"a": 3, "b": 5}, loss_weights={"a": 1.0, "b": 0.5}, label_smoothing=0.1)
+    assert model.chance_loss() == pytest.approx(math.log(3) + 0.5 * math.log(5), rel=1e-6)  # no data: uniform
+    imbalanced = Classifier(SmallNet(width=4), {"label": 3})
+    imbalanced.attached_datamodule = lambda: SimpleNamespace(class_counts={"label": [60, 30, 10]})
+    p = [0.6, 0.3, 0.1]
+    assert imbalanced.chance_loss() == pytest.approx(-sum(q * math.log(q) for q in p), rel=1e-6)
+    # with class weights the constant prediction is what the weighted loss rewards: no constant beats it
+    weighted = Classifier(SmallNet(width=4), {"label": 3}, class_weights={"label": [1.0, 2.0, 4.0]})
+    weighted.class_weights = {"label": torch.tensor([1.0, 2.0, 4.0])}
+    weighted.attached_datamodule = imbalanced.attached_datamodule
+    y = torch.repeat_interleave(torch.arange(3), torch.tensor([60, 30, 10]))
+    best = min(float(F.cross_entropy(torch.tensor([a, b, 0.0]).expand(100, 3), y, weight=torch.tensor([1.0, 2.0, 4.0])))
+               for a in torch.linspace(-2, 2, 41) for b in torch.linspace(-2, 2, 41))
+    assert weighted.chance_loss() == pytest.approx(best, abs=2e-3)

@@ -160,7 +160,7 @@ class LRRangeTest(RangeTestCallback):
                 factors=self.trial_factors,
                 length=(self.trial_fraction, self.trial_min_steps, self.trial_max_steps, self.trial_min_images),
                 schedule=self.trial_schedule, seed=self.seed, tolerance=self.trial_tolerance, refine=self.trial_refine,
-                val_batches=self.trial_val_batches)
+                val_batches=self.trial_val_batches, floor=float(runs[0]["lrs"][0]))
         return raw
 
     def _one_sweep(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stream: BatchStream,
@@ -223,7 +223,8 @@ class LRRangeTest(RangeTestCallback):
                                                   "trial_refine", "trial_val_batches")}
         rule, lr = self.suggestion, float(suggestions[self.suggestion])
         if raw.get("trials"):
-            rule, lr = "trials", choose(raw["trials"], tolerance=self.trial_tolerance)["lr"]
+            chance = raw["trials"][0].get("chance_loss")
+            rule, lr = "trials", choose(raw["trials"], tolerance=self.trial_tolerance, chance=chance)["lr"]
             suggestions = {**suggestions, "trials": lr}
         trials = [{k: v for k, v in t.items() if k != "losses"} for t in raw.get("trials", [])]
         return RangeTestResult(

@@ -31,7 +31,11 @@ from callbacks.schedules.lr_schedule import momentum_key, set_momentum
 from callbacks.schedules.shapes import one_cycle
 
 __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length",
-           "images_per_step", "trial_score", "tail", "beats", "choose", "run_trials", "default_schedule", "describe"]
+           "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "run_trials", "default_schedule", "describe"]
+
+#: when no candidate ended below chance-level loss: the trials descend from the lowest one by this factor, at most
+#: this many times (3 decades); found where a range test's minimum sat on a chance plateau at LR 0.8-2 (issue 20)
+LADDER, LADDER_STEPS = math.sqrt(10.0), 6
 
 #: schedule_factory(max_lr=peak) -> schedule(step, total_steps, [steps_per_epoch]) -> (lr, momentum or None)
 ScheduleFactory = Callable[[float], Callable[..., Any]]
@@ -136,28 +140,40 @@ def beats(a: Sequence[float], b: Sequence[float], z: float = 2.0) -> bool:
     return mean > z * sd / math.sqrt(len(diffs))
 
 
-def learned(losses: Sequence[float], drop: float = 0.05) -> bool:
+def learned(losses: Sequence[float], drop: float = 0.05, chance: Optional[float] = None) -> bool:
     """Whether a trial's loss fell: the mean of its last quarter at least ``drop`` (5%) below the mean of its first
-    three steps. A trial too short to learn anything on this data says nothing about its LR."""
+    three steps and, when the module says its chance-level loss (:func:`chance_level`), below that. A trial too
+    short to learn anything on this data says nothing about its LR; one that ends at chance level (a randomly
+    initialised classifier starts above it, so falling to it is no sign of learning) neither."""
     end = tail(losses)
     if len(losses) < 3 or not all(math.isfinite(x) for x in end):
         return False
-    start = sum(losses[:3]) / 3
-    return sum(end) / len(end) < (1.0 - drop) * start
+    start, mean = sum(losses[:3]) / 3, sum(end) / len(end)
+    return mean < (1.0 - drop) * start and (chance is None or mean < chance)
 
 
-def choose(trials: Sequence[Dict[str, Any]], z: float = 2.0, tolerance: float = 0.0) -> Dict[str, Any]:
+def chance_level(pl_module: Any) -> Optional[float]:
+    """``pl_module.chance_loss()``, the loss of a constant prediction (the project's ``Classifier`` has it), or
+    ``None`` when the module does not say."""
+    chance = getattr(pl_module, "chance_loss", None)
+    value = chance() if callable(chance) else None
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+def choose(trials: Sequence[Dict[str, Any]], z: float = 2.0, tolerance: float = 0.0,
+           chance: Optional[float] = None) -> Dict[str, Any]:
     """Among the trials whose loss fell (:func:`learned`), the largest LR that the lowest-scoring one does not
     clearly beat (:func:`beats`, paired over the same batches) or whose score is within ``tolerance`` (a fraction)
     of the lowest: where trials cannot tell candidates apart, the larger peak, which regularises more over a whole
     run and which a short trial undervalues, is kept. When no trial learned anything (too short for
-    this data), the candidate nearest the rule's own LR (factor 1). Without per-step ``losses``: the lowest score."""
+    this data), the candidate nearest the rule's own LR (factor 1). Without per-step ``losses``: the lowest score.
+    ``chance``: see :func:`learned`."""
     finite = [t for t in trials if math.isfinite(t["score"])]
     if not finite:
         raise RuntimeError("every max_lr trial diverged: lower range_test.max_lr or range_test.trial_factors")
     if any("losses" not in t for t in finite):
         return min(finite, key=lambda t: (t["score"], -t["lr"]))
-    informative = [t for t in finite if learned(t["losses"])]
+    informative = [t for t in finite if learned(t["losses"], chance=chance)]
     if not informative:
         return min(trials, key=lambda t: abs(math.log(t.get("factor", 1.0))))
     best = min(informative, key=lambda t: (t["score"], -t["lr"]))
@@ -227,24 +243,34 @@ def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float]
 def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float, cap: Optional[float],
                        factors: Sequence[float], length: tuple, schedule: ScheduleFactory,
                        seed: Optional[int], tolerance: float = 0.0, refine: bool = False,
-                       val_batches: int = 0) -> List[Dict[str, Any]]:
+                       val_batches: int = 0, floor: float = 0.0) -> List[Dict[str, Any]]:
     """The trials as the loss range test runs them after its sweep: ``factors`` x ``base`` (capped at ``cap``),
     each ``trial_length(run steps, *length, images_per_step(trainer))`` steps long (``length``: fraction, min and max
     steps, min images), where the run's steps are the trainer's ``estimated_stepping_batches``; an epoch-based
     schedule is compressed by the same ratio. With ``refine``, one more trial at the :func:`refinement` of the first
-    round's choice (by :func:`choose` with ``tolerance``). ``val_batches``: see :func:`run_trials`."""
+    round's choice (by :func:`choose` with ``tolerance``). When the module says its chance-level loss and no trial
+    ended below it (the range test's minimum can sit on a chance-level plateau far above any LR that trains), the
+    trials first descend from the lowest candidate in steps of ``LADDER`` (at most ``LADDER_STEPS``, not below
+    ``floor``, the sweep's first LR) until one does. ``val_batches``: see :func:`run_trials`."""
     run_steps = float(trainer.estimated_stepping_batches)
     per_step = images_per_step(trainer)
     steps = trial_length(run_steps, *length, images_per_step=per_step)
     batches = trainer.num_training_batches
     per_epoch = math.ceil(batches / max(int(trainer.accumulate_grad_batches), 1)) if math.isfinite(batches) else None
     scaled_epoch = per_epoch * steps / run_steps if per_epoch and math.isfinite(run_steps) else None
+    chance = chance_level(pl_module)
     trials = run_trials(trainer, pl_module, snapshot, candidates(base, factors, cap), steps, schedule, seed,
                         scaled_epoch, val_batches)
+    low = min(t["lr"] for t in trials)
+    for _ in range(LADDER_STEPS):  # every candidate ended at chance level: the curve's minimum was no guide
+        if chance is None or any(learned(t["losses"], chance=chance) for t in trials) or low / LADDER < floor:
+            break
+        low /= LADDER
+        trials += run_trials(trainer, pl_module, snapshot, [low], steps, schedule, seed, scaled_epoch, val_batches)
     if refine and any(math.isfinite(t["score"]) for t in trials):
-        middle = refinement(trials, choose(trials, tolerance=tolerance)["lr"])
+        middle = refinement(trials, choose(trials, tolerance=tolerance, chance=chance)["lr"])
         if middle is not None:
             trials += run_trials(trainer, pl_module, snapshot, [middle], steps, schedule, seed, scaled_epoch,
                                  val_batches)
     return [{**t, "factor": t["lr"] / base, "planned_steps": steps, "images_per_step": per_step,
-             "learned": learned(t["losses"])} for t in trials]
+             "learned": learned(t["losses"], chance=chance), "chance_loss": chance} for t in trials]
