@@ -6,8 +6,9 @@ them from here when they refuse a module or data that lack a required method
 and by :meth:`RangeTestCallback.run <callbacks.range_test.base.RangeTestCallback.run>` before it sweeps).
 
 Module -- required (:class:`RangeTestModule`): ``configure_optimizers`` and ``training_step``, as for any
-Lightning fit. Optional: ``compute_loss`` (:class:`LossModule`; required with manual optimization) and
-``accuracy_counts`` (:class:`AccuracyModule`, the accuracy test). The batch hooks ``on_before_batch_transfer``,
+Lightning fit. Optional: ``compute_loss`` (:class:`LossModule`; required with manual optimization),
+``accuracy_counts`` (:class:`AccuracyModule`, the accuracy test) and ``chance_loss() -> float`` (the loss of a
+constant prediction: a max_lr trial counts only when it ends below it, :mod:`callbacks.range_test.trials`). The batch hooks ``on_before_batch_transfer``,
 ``transfer_batch_to_device`` and ``on_after_batch_transfer`` run as in Lightning's loops, of the module or of the
 datamodule (the datamodule's when both override one); the sweep's batches see ``trainer.training`` true, the
 accuracy test's measurements ``trainer.validating`` true (apply training augmentation only in the first case).
