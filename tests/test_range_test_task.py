@@ -38,12 +38,14 @@ def test_task_prints_header_progress_and_lr_found_in_order_and_logs_the_curve_to
     result = RangeTestResult.from_json(tmp_path / "lr_range_test.json")
     sweep = re.search(r"LR range test +\S* +(\d+)/(\d+) +eta ", out)
     trials = re.search(r"max_lr trials +\S* +(\d+)/(\d+) +eta ", out)
+    lines = re.findall(r"max_lr trials(?: #\d+)? +\S* +(\d+)/(\d+) +eta ", out)  # the first round, then more
     assert sweep and int(sweep.group(1)) == len(result.losses), out  # every sweep step counted
     # 160 images at batch 32 (the project's loader, whose sampler yields whole batches): 5 steps, within [4, 6]
     assert [(t["planned_steps"], t["images_per_step"]) for t in result.trials] == [(5, 32)] * len(result.trials)
     assert "trials of 5 steps (160 images)" in result.source
     planned = len(result.trials) * result.trials[0]["planned_steps"]  # a diverged trial's line ends full too
-    assert trials and int(trials.group(1)) == int(trials.group(2)) == planned, out
+    assert trials and all(done == total for done, total in lines), out
+    assert sum(int(total) for _, total in lines) == planned, out
     header = out.index("schedule    ")
     assert "not trained; the LR range test: 20 steps, then max_lr trials" in out[header:].splitlines()[0]
     assert out.index("run dir     ") < sweep.start() < trials.start() < out.index("lr found    ")

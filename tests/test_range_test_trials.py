@@ -373,3 +373,13 @@ def test_trials_descend_below_the_candidates_when_none_ends_below_chance(monkeyp
     trials.trials_after_sweep(trainer, SimpleNamespace(), None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
                               length=(0.05, 12, 12, 0), schedule=None, seed=0, refine=False, floor=1e-5)
     assert ran == pytest.approx([0.3, 1, 3, 10])  # a module that does not say its chance level: no descent
+
+    def flat(trainer, pl_module, snapshot, lrs, steps, schedule, seed, steps_per_epoch, val_batches=0):
+        ran.extend(lrs)
+        return [{"lr": lr, "losses": [2.0] * 12, "steps": 12, "score": 2.0} for lr in lrs]
+
+    monkeypatch.setattr(trials, "run_trials", flat)
+    ran.clear()
+    trials.trials_after_sweep(trainer, module, None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
+                              length=(0.05, 12, 12, 0), schedule=None, seed=0, refine=False, floor=1e-5)
+    assert ran == pytest.approx([0.3, 1, 3, 10])  # nothing fell at all (too short to learn): no descent either

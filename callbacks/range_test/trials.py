@@ -249,9 +249,9 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
     steps, min images), where the run's steps are the trainer's ``estimated_stepping_batches``; an epoch-based
     schedule is compressed by the same ratio. With ``refine``, one more trial at the :func:`refinement` of the first
     round's choice (by :func:`choose` with ``tolerance``). When the module says its chance-level loss and no trial
-    ended below it (the range test's minimum can sit on a chance-level plateau far above any LR that trains), the
-    trials first descend from the lowest candidate in steps of ``LADDER`` (at most ``LADDER_STEPS``, not below
-    ``floor``, the sweep's first LR) until one does. ``val_batches``: see :func:`run_trials`."""
+    ended below it while the lowest candidate's loss did fall (to the chance plateau: the range test's minimum can
+    sit on one far above any LR that trains), the trials first descend from the lowest candidate in steps of
+    ``LADDER`` (at most ``LADDER_STEPS``, not below ``floor``, the sweep's first LR) until one ends below it. ``val_batches``: see :func:`run_trials`."""
     run_steps = float(trainer.estimated_stepping_batches)
     per_step = images_per_step(trainer)
     steps = trial_length(run_steps, *length, images_per_step=per_step)
@@ -261,12 +261,13 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
     chance = chance_level(pl_module)
     trials = run_trials(trainer, pl_module, snapshot, candidates(base, factors, cap), steps, schedule, seed,
                         scaled_epoch, val_batches)
-    low = min(t["lr"] for t in trials)
-    for _ in range(LADDER_STEPS):  # every candidate ended at chance level: the curve's minimum was no guide
-        if chance is None or any(learned(t["losses"], chance=chance) for t in trials) or low / LADDER < floor:
-            break
-        low /= LADDER
-        trials += run_trials(trainer, pl_module, snapshot, [low], steps, schedule, seed, scaled_epoch, val_batches)
+    for _ in range(LADDER_STEPS):  # every candidate fell to chance level: the curve's minimum was no guide
+        lowest = min(trials, key=lambda t: t["lr"])
+        if (chance is None or any(learned(t["losses"], chance=chance) for t in trials)
+                or not learned(lowest["losses"]) or lowest["lr"] / LADDER < floor):
+            break  # one learned; or the lowest did not even fall (too short to learn anything: lower LRs won't)
+        trials += run_trials(trainer, pl_module, snapshot, [lowest["lr"] / LADDER], steps, schedule, seed,
+                             scaled_epoch, val_batches)
     if refine and any(math.isfinite(t["score"]) for t in trials):
         middle = refinement(trials, choose(trials, tolerance=tolerance, chance=chance)["lr"])
         if middle is not None:
