@@ -31,7 +31,8 @@ from callbacks.schedules.lr_schedule import momentum_key, set_momentum
 from callbacks.schedules.shapes import one_cycle
 
 __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length",
-           "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "run_trials", "default_schedule", "describe"]
+           "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "run_trials",
+           "default_schedule", "describe"]
 
 #: when no candidate ended below chance-level loss: the trials descend from the lowest one by this factor, at most
 #: this many times (3 decades); found where a range test's minimum sat on a chance plateau at LR 0.8-2 (issue 20)
@@ -251,7 +252,8 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
     round's choice (by :func:`choose` with ``tolerance``). When the module says its chance-level loss and no trial
     ended below it while the lowest candidate's loss did fall (to the chance plateau: the range test's minimum can
     sit on one far above any LR that trains), the trials first descend from the lowest candidate in steps of
-    ``LADDER`` (at most ``LADDER_STEPS``, not below ``floor``, the sweep's first LR) until one ends below it. ``val_batches``: see :func:`run_trials`."""
+    ``LADDER`` (at most ``LADDER_STEPS``, not below ``floor``, the sweep's first LR) until one ends below it.
+    ``val_batches``: see :func:`run_trials`."""
     run_steps = float(trainer.estimated_stepping_batches)
     per_step = images_per_step(trainer)
     steps = trial_length(run_steps, *length, images_per_step=per_step)
