@@ -87,10 +87,10 @@ SETTINGS = {
         "scheduler.cycle_momentum=false", "scheduler.three_phase=false"],
         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
 }
-# Settings the current method (v4) was not chosen on: shapes8_nesterov was added after v3's tolerance and refinement
+# Settings the current method (v5) was not chosen on: shapes8_nesterov was added after v3's tolerance and refinement
 # were chosen (its seed 2 then showed the range test's relapse failure, fixed before the runs in RESULTS.md),
-# cifar10_resnet9 ran only with v3, shapes7_sgd16 and cifar_adamw32 were added after v4 was chosen. shapes5_adam was
-# held out for v3; its failure chose v4's trial_min_images, so it is no longer held out.
+# cifar10_resnet9 ran only with v3, shapes7_sgd16 and cifar_adamw32 were added after v4 was chosen (v5 repeats every
+# v4 run there). shapes5_adam was held out for v3; its failures chose v4's trial_min_images and v5's chance rule.
 HELD_OUT = ("shapes8_nesterov", "cifar10_resnet9", "shapes7_sgd16", "cifar_adamw32")
 # The auto run's job name: a new name when the method changes, so that the sweep runs (which do not depend on it)
 # are reused and the auto runs are not. v1 (1x/3x/10x, 20-step trials) and v2 (0.3x/1x/3x/10x, 50-step trials, no

@@ -8,7 +8,7 @@ accuracy a rule's LR would train to is read off that seed's sweep (linear in log
 peaks; the end value outside them): an estimate, not a run. Gap = the sweep's validation-best run minus that, in
 points. Writes trial_scores.csv (one row per setting, seed and rule) to --out and prints the table.
 
-    python benchmarks/trial_scores.py --runs benchmarks/runs/auto_lr_probe/val --out /tmp/trial_scores
+    python benchmarks/trial_scores.py --runs benchmarks/runs/auto_lr_probe/val --out benchmarks/evidence/trial_scores
 """
 from __future__ import annotations
 

@@ -159,6 +159,7 @@ class Classifier(ClassifierMetrics, pl.LightningModule):
         for name in self.head_names:
             k = self.hparams.heads[name]
             per_class = torch.as_tensor(counts.get(name) or [1] * k, dtype=torch.long)
+            per_class = torch.ceil(per_class * min(1.0, 10_000 / max(int(per_class.sum()), 1))).long()  # bounded
             weight = self.class_weights.get(name, torch.ones(k)).double().cpu()
             freq = per_class.double() * weight
             prediction = (1 - self.label_smoothing) * freq / freq.sum() + self.label_smoothing / k

@@ -392,6 +392,9 @@ def test_chance_loss_is_ln_c_for_balanced_heads_and_the_label_entropy_for_imbala
     imbalanced.attached_datamodule = lambda: SimpleNamespace(class_counts={"label": [60, 30, 10]})
     p = [0.6, 0.3, 0.1]
     assert imbalanced.chance_loss() == pytest.approx(-sum(q * math.log(q) for q in p), rel=1e-6)
+    large = Classifier(SmallNet(width=4), {"label": 3})  # a million labels: scored on 10,000 with the same shares
+    large.attached_datamodule = lambda: SimpleNamespace(class_counts={"label": [600_000, 300_000, 100_000]})
+    assert large.chance_loss() == pytest.approx(-sum(q * math.log(q) for q in p), rel=1e-6)
     # with class weights the constant prediction is what the weighted loss rewards: no constant beats it
     weighted = Classifier(SmallNet(width=4), {"label": 3}, class_weights={"label": [1.0, 2.0, 4.0]})
     weighted.class_weights = {"label": torch.tensor([1.0, 2.0, 4.0])}

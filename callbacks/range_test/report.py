@@ -213,9 +213,7 @@ def print_result(result: Any, console: Optional[Any] = None) -> None:
         table.add_row(*row)
     con.print(table)
     if result.trials:
-        steps, per_step = result.trials[0]["planned_steps"], result.trials[0].get("images_per_step")
-        images = f", {steps * per_step:,} images" if per_step else ""
-        trials = Table(title=f"max_lr trials ({steps} optimizer steps each{images})",
+        trials = Table(title=f"max_lr trials ({result.trial_length} each)",
                        caption="score: mean training loss over each trial's last quarter (lowest wins)")
         for col in ("max_lr", "x rule", "steps", "score"):
             trials.add_column(col, justify="right")

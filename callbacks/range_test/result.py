@@ -47,11 +47,15 @@ class RangeTestResult:
         """How ``lr`` was chosen, in one line (what ``lr_source`` says in the header, config and result.json)."""
         if not self.trials:
             return f"range_test ({self.rule})"
-        steps, per_step = self.trials[0]["planned_steps"], self.trials[0].get("images_per_step")
-        length = f"{steps} steps" + (f" ({steps * per_step} images)" if per_step else "")
         scores = ", ".join(f"{t['lr']:.3g}: {t['score']:.4g}" for t in self.trials)
         return (f"range_test ({self.settings.get('suggestion')} {self.suggestions[self.settings.get('suggestion')]:.3g}"
-                f", then {len(self.trials)} trials of {length}, training loss {scores})")
+                f", then {len(self.trials)} trials of {self.trial_length}, training loss {scores})")
+
+    @property
+    def trial_length(self) -> str:
+        """Each max_lr trial's length: ``"100 steps (3200 images)"`` (the images when the loader said its batch)."""
+        steps, per_step = self.trials[0]["planned_steps"], self.trials[0].get("images_per_step")
+        return f"{steps} steps" + (f" ({steps * per_step} images)" if per_step else "")
 
     def plot(self):
         """A matplotlib Figure of the sweep and its suggestions (not registered with pyplot)."""
