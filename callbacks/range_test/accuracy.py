@@ -12,23 +12,21 @@ from contextlib import closing
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytorch_lightning as pl
-import torch
 
 from callbacks.range_test.base import RangeTestCallback
 from callbacks.range_test.progress import progress_task
 from callbacks.range_test.result import RangeTestResult
 from callbacks.range_test.smoothing import divergence_index, running_average
-from callbacks.range_test.state import evaluating
 from callbacks.range_test.suggestions import accuracy_test_bounds, binomial_stderr
 from callbacks.range_test.engine import (
     BatchStream,
-    correct_counts,
     first_loader,
     optimizer_step_at,
     safe_len,
     seed_rngs,
     sweep_lrs,
     val_loader,
+    validation_scores,
 )
 
 __all__ = ["AccuracyRangeTest"]
@@ -79,27 +77,10 @@ class AccuracyRangeTest(RangeTestCallback):
                              "or set range_test.num_steps")
         return total
 
-    @torch.no_grad()
     def _accuracy(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loader: Any) -> Tuple[float, int]:
         """(accuracy, images evaluated over all ranks) on the first ``eval_batches`` validation batches."""
-        stream = BatchStream(trainer, pl_module, loader, "validation")
-        correct = torch.zeros((), dtype=torch.float64, device=pl_module.device)
-        total = torch.zeros((), dtype=torch.float64, device=pl_module.device)
-        n = safe_len(loader)
-        # eval mode, and the validating stage so datamodule hooks apply no training augmentation
-        with evaluating(trainer, pl_module):
-            try:
-                for _ in range(self.eval_batches if n is None else min(self.eval_batches, n)):
-                    batch = stream.next()
-                    with trainer.precision_plugin.val_step_context():
-                        c, t = correct_counts(pl_module, batch)
-                    correct += torch.as_tensor(c, dtype=torch.float64, device=correct.device)
-                    total += float(t)
-            finally:
-                stream.close()
-        correct = trainer.strategy.reduce(correct, reduce_op="sum")
-        total = trainer.strategy.reduce(total, reduce_op="sum")
-        return (float(correct / total) if float(total) > 0 else float("nan")), int(round(float(total)))
+        _, acc, images = validation_scores(trainer, pl_module, loader, self.eval_batches, with_loss=False)
+        return acc, images
 
     def _sweep(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", snapshot: Any) -> Dict[str, Any]:
         total = self._total_steps(trainer)

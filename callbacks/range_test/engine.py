@@ -219,10 +219,11 @@ def correct_counts(pl_module: "pl.LightningModule", batch: Any) -> Tuple[Any, An
 
 @torch.no_grad()
 def validation_scores(trainer: "pl.Trainer", pl_module: "pl.LightningModule", loader: Any,
-                      batches: int) -> Tuple[float, float, int]:
+                      batches: int, with_loss: bool = True) -> Tuple[float, float, int]:
     """(mean loss, accuracy, predictions counted) over the first ``batches`` batches of ``loader`` (all of them if
     it has fewer), in eval mode and the validating stage (datamodule hooks apply no training augmentation), summed
-    over DDP ranks. The loss is the module's training loss (:func:`_module_loss`) on those batches."""
+    over DDP ranks. The loss is the module's training loss (:func:`_module_loss`) on those batches; without
+    ``with_loss`` it is not computed (nan), which saves a forward pass per batch."""
     stream = BatchStream(trainer, pl_module, loader, "validation")
     n = safe_len(loader)
     sums = torch.zeros(4, dtype=torch.float64, device=pl_module.device)  # loss sum, batches, correct, predictions
@@ -231,15 +232,17 @@ def validation_scores(trainer: "pl.Trainer", pl_module: "pl.LightningModule", lo
             for k in range(batches if n is None else min(batches, n)):
                 batch = stream.next()
                 with trainer.precision_plugin.val_step_context():
-                    loss = _module_loss(pl_module, batch, k)
+                    loss = _module_loss(pl_module, batch, k) if with_loss else torch.zeros(())
                     correct, total = correct_counts(pl_module, batch)
-                sums += torch.stack([loss.detach().double(), torch.ones((), dtype=torch.float64, device=sums.device),
+                sums += torch.stack([loss.detach().double().to(sums.device),
+                                     torch.ones((), dtype=torch.float64, device=sums.device),
                                      torch.as_tensor(correct, dtype=torch.float64, device=sums.device),
                                      torch.as_tensor(float(total), dtype=torch.float64, device=sums.device)])
         finally:
             stream.close()
     loss_sum, count, correct, total = trainer.strategy.reduce(sums, reduce_op="sum").tolist()
-    return (loss_sum / count if count else math.nan, correct / total if total else math.nan, int(round(total)))
+    return (loss_sum / count if count and with_loss else math.nan, correct / total if total else math.nan,
+            int(round(total)))
 
 
 def _sync_gradients(trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
