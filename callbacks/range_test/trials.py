@@ -35,8 +35,7 @@ __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates"
            "default_schedule", "describe"]
 
 #: when no candidate ended below chance-level loss: the trials descend from the lowest one by this factor, at most
-#: this many times (3 decades); found where a range test's minimum sat on a chance plateau at LR 0.8-2 (issue 20).
-#: When the largest candidate is chosen, they climb from it by the same factor, as many times at most
+#: this many times (3 decades); found where a range test's minimum sat on a chance plateau at LR 0.8-2 (issue 20)
 LADDER, LADDER_STEPS = math.sqrt(10.0), 6
 
 #: schedule_factory(max_lr=peak) -> schedule(step, total_steps, [steps_per_epoch]) -> (lr, momentum or None)
@@ -253,10 +252,7 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
     round's choice (by :func:`choose` with ``tolerance``). When the module says its chance-level loss and no trial
     ended below it while the lowest candidate's loss did fall (to the chance plateau: the range test's minimum can
     sit on one far above any LR that trains), the trials first descend from the lowest candidate in steps of
-    ``LADDER`` (at most ``LADDER_STEPS``, not below ``floor``, the sweep's first LR) until one ends below it. When
-    the choice is the largest LR tried (the trials did not bracket the best peak: at batch 16 the range test's minimum
-    sat 20x below the sweep's best), the trials climb from it by ``LADDER`` (at most ``LADDER_STEPS``, not above
-    ``cap``) until a larger one is no longer chosen.
+    ``LADDER`` (at most ``LADDER_STEPS``, not below ``floor``, the sweep's first LR) until one ends below it.
     ``val_batches``: see :func:`run_trials`."""
     run_steps = float(trainer.estimated_stepping_batches)
     per_step = images_per_step(trainer)
@@ -274,14 +270,6 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
             break  # one learned; or the lowest did not even fall (too short to learn anything: lower LRs won't)
         trials += run_trials(trainer, pl_module, snapshot, [lowest["lr"] / LADDER], steps, schedule, seed,
                              scaled_epoch, val_batches)
-    for _ in range(LADDER_STEPS):  # the choice is the largest LR tried: the trials have not bracketed the optimum
-        top = max(t["lr"] for t in trials)
-        if (not any(learned(t["losses"], chance=chance) for t in trials)
-                or choose(trials, tolerance=tolerance, chance=chance)["lr"] < top
-                or (cap is not None and top * LADDER > cap)):
-            break
-        trials += run_trials(trainer, pl_module, snapshot, [top * LADDER], steps, schedule, seed, scaled_epoch,
-                             val_batches)
     if refine and any(math.isfinite(t["score"]) for t in trials):
         middle = refinement(trials, choose(trials, tolerance=tolerance, chance=chance)["lr"])
         if middle is not None:
