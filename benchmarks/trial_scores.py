@@ -48,15 +48,28 @@ def interpolated(sweep: dict[float, float], lr: float) -> float:
     return (1 - w) * sweep[low] + w * sweep[high]
 
 
+def sweeps(rows: list[dict]) -> dict[tuple[str, int], list[dict]]:
+    """The sweep rows of ``auto_lr.csv`` that trained (a number in ``val``), per (setting, seed)."""
+    out: dict[tuple[str, int], list[dict]] = {}
+    for r in rows:
+        if r["kind"] == "sweep" and not math.isnan(float(r["val"])):
+            out.setdefault((r["setting"], int(float(r["seed"]))), []).append(r)
+    return dict(sorted(out.items()))
+
+
+def auto_result(runs: Path, setting: str, seed: int) -> dict | None:
+    """The recorded range test (``lr_range_test.json``) of the setting's auto run of that seed under ``runs`` (the
+    latest method's, by name), or ``None``."""
+    found = sorted(runs.glob(f"{setting}_s{seed}_auto*/lr_range_test.json"))
+    return json.loads(found[-1].read_text()) if found else None
+
+
 def replay(rows: list[dict], runs: Path) -> list[dict]:
     out = []
-    for setting, seed in sorted({(r["setting"], int(float(r["seed"]))) for r in rows if r["kind"] == "sweep"}):
-        sweep = [r for r in rows if (r["setting"], int(float(r["seed"])), r["kind"]) == (setting, seed, "sweep")
-                 and not math.isnan(float(r["val"]))]
-        found = sorted(runs.glob(f"{setting}_s{seed}_auto*/lr_range_test.json"))
-        if not sweep or not found:
+    for (setting, seed), sweep in sweeps(rows).items():
+        result = auto_result(runs, setting, seed)
+        if result is None:
             continue
-        result = json.loads(found[-1].read_text())
         best = max(sweep, key=lambda r: float(r["val"]))
         test = {float(r["lr"]): float(r["test"]) for r in sweep}
         for rule in RULES:
