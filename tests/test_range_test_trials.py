@@ -383,3 +383,13 @@ def test_trials_descend_below_the_candidates_when_none_ends_below_chance(monkeyp
     trials.trials_after_sweep(trainer, module, None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
                               length=(0.05, 12, 12, 0), schedule=None, seed=0, refine=False, floor=1e-5)
     assert ran == pytest.approx([0.3, 1, 3, 10])  # nothing fell at all (too short to learn): no descent either
+
+
+def test_below_chance_is_the_best_learned_trials_share_under_the_chance_level():
+    def trial(score, learned=True, chance=2.0):
+        return {"lr": 0.1, "score": score, "learned": learned, "chance_loss": chance}
+
+    assert trials.below_chance([trial(1.8), trial(1.6), trial(1.2, learned=False)]) == pytest.approx(0.2)
+    assert trials.below_chance([trial(1.9, learned=False)]) is None  # none learned
+    assert trials.below_chance([trial(1.5, chance=None)]) is None  # the module does not say its chance level
+    assert trials.below_chance([trial(math.inf), trial(1.9)]) == pytest.approx(0.05)  # a diverged one is skipped

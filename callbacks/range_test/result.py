@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from callbacks.range_test import report
+from callbacks.range_test.trials import WEAK_PROGRESS, below_chance
 
 __all__ = ["RangeTestResult"]
 
@@ -49,7 +50,17 @@ class RangeTestResult:
             return f"range_test ({self.rule})"
         scores = ", ".join(f"{t['lr']:.3g}: {t['score']:.4g}" for t in self.trials)
         return (f"range_test ({self.settings.get('suggestion')} {self.suggestions[self.settings.get('suggestion')]:.3g}"
-                f", then {len(self.trials)} trials of {self.trial_length}, training loss {scores})")
+                f", then {len(self.trials)} trials of {self.trial_length}, training loss {scores}{self.trial_signal})")
+
+    @property
+    def trial_signal(self) -> str:
+        """``"; best trial 7% below chance-level loss, a weak signal: sweep 0.3x-3x around it"`` (``""`` when the
+        trials do not say their chance level; no advice when the best trial ended well below it)."""
+        share = below_chance(self.trials)
+        if share is None:
+            return ""
+        weak = ", a weak signal: sweep 0.3x-3x around it" if share < WEAK_PROGRESS else ""
+        return f"; best trial {share:.0%} below chance-level loss{weak}"
 
     @property
     def trial_length(self) -> str:

@@ -32,11 +32,16 @@ from callbacks.schedules.shapes import one_cycle
 
 __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length",
            "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "run_trials",
-           "default_schedule", "describe"]
+           "default_schedule", "describe", "below_chance", "WEAK_PROGRESS"]
 
 #: when no candidate ended below chance-level loss: the trials descend from the lowest one by this factor, at most
 #: this many times (3 decades); found where a range test's minimum sat on a chance plateau at LR 0.8-2 (issue 20)
 LADDER, LADDER_STEPS = math.sqrt(10.0), 6
+
+#: a best trial that ended less than this share of the chance-level loss below it is a weak signal: on the issue-20
+#: benchmark (RESULTS.md 2026-12-01) the 36 auto runs whose trials ended 1-16% below chance missed the sweep's best
+#: by +1.95 +/- 0.56 points, worst +11.4; the 18 at 20-39% by +0.89 +/- 0.26, worst +2.3
+WEAK_PROGRESS = 0.18
 
 #: schedule_factory(max_lr=peak) -> schedule(step, total_steps, [steps_per_epoch]) -> (lr, momentum or None)
 ScheduleFactory = Callable[[float], Callable[..., Any]]
@@ -182,6 +187,17 @@ def choose(trials: Sequence[Dict[str, Any]], z: float = 2.0, tolerance: float = 
     ties = [t for t in informative
             if t is best or t["score"] <= close or not beats(best["losses"], t["losses"], z)]
     return max(ties, key=lambda t: t["lr"])
+
+
+def below_chance(trials: Sequence[Dict[str, Any]]) -> Optional[float]:
+    """How far below the chance-level loss the best trial that learned ended, as a share of it: ``(chance - score)
+    / chance``; ``None`` when the trials do not say their chance level (a module without ``chance_loss``) or none
+    learned. Below :data:`WEAK_PROGRESS` the trials barely learned and rank peaks poorly."""
+    scored = [t for t in trials if t.get("learned") and t.get("chance_loss") and math.isfinite(t["score"])]
+    if not scored:
+        return None
+    chance = scored[0]["chance_loss"]
+    return (chance - min(t["score"] for t in scored)) / chance
 
 
 def describe(trials: Sequence[Dict[str, Any]], chosen: float) -> str:
