@@ -84,14 +84,18 @@ def test_merge_runs_only_what_the_csv_lacks_and_keeps_its_rows():
     assert auto_lr.row_key("s", "0", "auto", None) in auto_lr.recorded_keys([current])
 
 
-def test_an_older_auto_row_counts_as_current_only_where_the_new_method_trains_the_same():
-    """v5 repeats v3 exactly on the two CIFAR-10 recipes (SAME_SINCE): those v3 rows are kept; elsewhere, and for
-    any other older method, auto is rerun."""
-    def auto(setting, method):
-        return {"setting": setting, "seed": "0", "kind": "auto", "lr": "0.02", "run_dir": f"runs/x_s0_{method}"}
+def test_an_older_auto_row_counts_as_current_only_where_the_new_method_trains_the_same(monkeypatch):
+    """SAME_SINCE names, per older method, the settings (or settings and seeds) where the current method trains
+    the same: those rows are kept; elsewhere, and for any other older method, auto is rerun."""
+    monkeypatch.setattr(auto_lr, "SAME_SINCE", {"auto_v3": ("cifar10_resnet9", "cifar10_fast_s0")})
 
-    assert auto_lr.current_auto(auto("cifar10_fast", "auto_v3"))
+    def auto(setting, method, seed="0"):
+        return {"setting": setting, "seed": seed, "kind": "auto", "lr": "0.02", "run_dir": f"runs/x_s{seed}_{method}"}
+
     assert auto_lr.current_auto(auto("cifar10_resnet9", "auto_v3"))
+    assert auto_lr.current_auto(auto("cifar10_resnet9", "auto_v3", seed="2.0"))  # the CSV writes seeds as floats
+    assert auto_lr.current_auto(auto("cifar10_fast", "auto_v3"))
+    assert not auto_lr.current_auto(auto("cifar10_fast", "auto_v3", seed="2"))  # this seed only
     assert not auto_lr.current_auto(auto("shapes_small", "auto_v3"))
     assert not auto_lr.current_auto(auto("cifar10_fast", "auto_v2"))
     assert not auto_lr.current_auto(auto("shapes5_adam", "auto_v4"))

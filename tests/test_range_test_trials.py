@@ -225,6 +225,24 @@ def test_a_larger_lr_within_the_tolerance_wins_even_when_clearly_worse():
     assert trials.choose([low, far], tolerance=0.05)["lr"] == 0.01
 
 
+def test_trials_that_learned_well_keep_a_larger_lr_only_within_the_strong_tolerance():
+    """The lowest trial ends at 1.66 (last quarter of 2.0 - 0.01 k). Against chance 2.3 that is 28% below it (>= 18%):
+    the tolerance is min(5%, 3%), so a candidate 4% worse (and beaten on the paired test) is not kept, one 2% worse
+    is. Against chance 1.8 (8% below: weak) the 5% tolerance keeps the 4% one, as without a chance level."""
+    batches = [2.0 - 0.01 * k for k in range(40)]
+    low = {"lr": 0.01, "losses": batches}
+    worse4 = {"lr": 0.03, "losses": [b * 1.04 for b in batches]}
+    worse2 = {"lr": 0.02, "losses": [b * 1.02 for b in batches]}
+    for t in (low, worse4, worse2):
+        t["score"] = trials.trial_score(t["losses"])
+    assert (2.3 - low["score"]) / 2.3 >= trials.WEAK_PROGRESS > (1.8 - low["score"]) / 1.8
+    assert trials.choose([low, worse4], tolerance=0.05, chance=2.3)["lr"] == 0.01
+    assert trials.choose([low, worse2, worse4], tolerance=0.05, chance=2.3)["lr"] == 0.02
+    assert trials.choose([low, worse4], tolerance=0.05, chance=1.8)["lr"] == 0.03
+    assert trials.choose([low, worse4], tolerance=0.05)["lr"] == 0.03
+    assert trials.choose([low, worse2], tolerance=0.01, chance=2.3)["lr"] == 0.01  # a smaller tolerance stays
+
+
 def test_refinement_is_the_midpoint_towards_the_next_larger_candidate_that_did_not_diverge():
     runs = [{"lr": 0.01, "score": 1.0}, {"lr": 0.04, "score": 1.2}, {"lr": 0.16, "score": math.inf}]
     assert trials.refinement(runs, 0.01) == pytest.approx(0.02)

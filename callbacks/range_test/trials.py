@@ -32,7 +32,7 @@ from callbacks.schedules.shapes import one_cycle
 
 __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length",
            "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "run_trials",
-           "default_schedule", "describe", "below_chance", "WEAK_PROGRESS"]
+           "default_schedule", "describe", "below_chance", "WEAK_PROGRESS", "STRONG_TOLERANCE"]
 
 #: when no candidate ended below chance-level loss: the trials descend from the lowest one by this factor, at most
 #: this many times (3 decades); found where a range test's minimum sat on a chance plateau at LR 0.8-2 (issue 20)
@@ -42,6 +42,10 @@ LADDER, LADDER_STEPS = math.sqrt(10.0), 6
 #: benchmark (RESULTS.md 2026-12-01) the 36 auto runs whose trials ended 1-16% below chance missed the sweep's best
 #: by +1.95 +/- 0.56 points, worst +11.4; the 18 at 20-39% by +0.89 +/- 0.26, worst +2.3
 WEAK_PROGRESS = 0.18
+#: when the best trial ended at least WEAK_PROGRESS below chance (the trials learned well), a larger candidate is kept
+#: only within this share of the best score (or ``tolerance``, if smaller): on CIFAR at batch 16-32 the 5% tolerance
+#: kept a candidate 3-10x too large (issue 20, RESULTS.md 2026-12-01)
+STRONG_TOLERANCE = 0.03
 
 #: schedule_factory(max_lr=peak) -> schedule(step, total_steps, [steps_per_epoch]) -> (lr, momentum or None)
 ScheduleFactory = Callable[[float], Callable[..., Any]]
@@ -170,7 +174,8 @@ def choose(trials: Sequence[Dict[str, Any]], z: float = 2.0, tolerance: float = 
            chance: Optional[float] = None) -> Dict[str, Any]:
     """Among the trials whose loss fell (:func:`learned`), the largest LR that the lowest-scoring one does not
     clearly beat (:func:`beats`, paired over the same batches) or whose score is within ``tolerance`` (a fraction)
-    of the lowest: where trials cannot tell candidates apart, the larger peak, which regularises more over a whole
+    of the lowest (at most :data:`STRONG_TOLERANCE` when the lowest ended :data:`WEAK_PROGRESS` or more below
+    ``chance``): where trials cannot tell candidates apart, the larger peak, which regularises more over a whole
     run and which a short trial undervalues, is kept. When no trial learned anything (too short for
     this data), the candidate nearest the rule's own LR (factor 1). Without per-step ``losses``: the lowest score.
     ``chance``: see :func:`learned`."""
@@ -183,6 +188,8 @@ def choose(trials: Sequence[Dict[str, Any]], z: float = 2.0, tolerance: float = 
     if not informative:
         return min(trials, key=lambda t: abs(math.log(t.get("factor", 1.0))))
     best = min(informative, key=lambda t: (t["score"], -t["lr"]))
+    if chance and chance > 0 and (chance - best["score"]) / chance >= WEAK_PROGRESS:
+        tolerance = min(tolerance, STRONG_TOLERANCE)  # trials that learned well rank peaks as the full run does
     close = best["score"] + tolerance * abs(best["score"])
     ties = [t for t in informative
             if t is best or t["score"] <= close or not beats(best["losses"], t["losses"], z)]
