@@ -17,7 +17,6 @@ curve_points.csv (one row per setting, seed and point) to --out and prints the t
 """
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import sys
@@ -94,19 +93,10 @@ def table(picked: list[dict]) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=Path, required=True, help="folder of the auto runs (their lr_range_test.json)")
-    parser.add_argument("--csv", type=Path, default=rt.EVIDENCE / "auto_lr" / "auto_lr.csv", help="the sweep rows")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    picked = replay(rt.read_csv(args.csv), args.runs)
-    if not picked:
-        sys.exit(f"no auto runs with a recorded range test under {args.runs} match a sweep in {args.csv}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    rt.write_csv(args.out / "curve_points.csv", picked,
-                 ["setting", "seed", "point", "lr", "best_lr", "log_ratio", "multiple", "gap_test"])
-    rows = table(picked)
-    print(rt.markdown_table(rows, list(rows[0]), {"gap": "+.2f", "worst_setting": "+.2f", "worst_seed": "+.2f"}))
+    ts.replay_main(__doc__, replay, "curve_points.csv",
+                   ["setting", "seed", "point", "lr", "best_lr", "log_ratio", "multiple", "gap_test"], table,
+                   "folder of the auto runs (their lr_range_test.json)",
+                   {"gap": "+.2f", "worst_setting": "+.2f", "worst_seed": "+.2f"})
 
 
 if __name__ == "__main__":

@@ -91,19 +91,27 @@ def table(picked: list[dict]) -> list[dict]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=Path, required=True, help="folder of the auto runs with trial_val_batches")
+def replay_main(doc: str, replay_rows, out_name: str, columns: list[str], summarise, runs_help: str,
+                specs: dict | None = None) -> None:
+    """The command line of a replay over the auto runs (this script's and curve_points.py's): ``--runs``, ``--csv``
+    (the sweep rows), ``--out``; writes ``replay_rows(rows, runs)`` to ``out_name`` and prints ``summarise``'s table."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--runs", type=Path, required=True, help=runs_help)
     parser.add_argument("--csv", type=Path, default=rt.EVIDENCE / "auto_lr" / "auto_lr.csv", help="the sweep rows")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    picked = replay(rt.read_csv(args.csv), args.runs)
+    picked = replay_rows(rt.read_csv(args.csv), args.runs)
     if not picked:
-        sys.exit(f"no auto runs with recorded trials under {args.runs} match a sweep in {args.csv}")
+        sys.exit(f"no auto runs under {args.runs} ({runs_help}) match a sweep in {args.csv}")
     args.out.mkdir(parents=True, exist_ok=True)
-    rt.write_csv(args.out / "trial_scores.csv", picked, ["setting", "seed", "rule", "lr", "best_lr", "gap_test"])
-    rows = table(picked)
-    print(rt.markdown_table(rows, list(rows[0]), {}))
+    rt.write_csv(args.out / out_name, picked, columns)
+    rows = summarise(picked)
+    print(rt.markdown_table(rows, list(rows[0]), specs or {}))
+
+
+def main() -> None:
+    replay_main(__doc__, replay, "trial_scores.csv", ["setting", "seed", "rule", "lr", "best_lr", "gap_test"], table,
+                "folder of the auto runs with trial_val_batches")
 
 
 if __name__ == "__main__":
