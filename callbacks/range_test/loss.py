@@ -98,7 +98,8 @@ class LRRangeTest(RangeTestCallback):
         trial_val_batches: after each trial, record its validation loss and accuracy on this many validation
             batches (``val_loss``, ``val_acc`` in each trial; a diagnostic: the choice still reads the training
             loss); 0: none. Needs a validation split.
-        trial_tolerance: a larger candidate whose score is within this fraction of the best one's is kept.
+        trial_tolerance: a larger candidate whose score is within this fraction of the best one's is kept (at most
+            ``trials.STRONG_TOLERANCE`` when the best trial ended ``trials.WEAK_PROGRESS`` or more below chance).
         trial_refine: one more trial between the winner and the next larger candidate, chosen by the same rule.
         trial_schedule: ``trial_schedule(max_lr=peak)`` -> the run's schedule function at that peak (train.py
             passes the configured scheduler); ``None``: one-cycle with ``OneCycleLR``'s defaults.
