@@ -9,9 +9,9 @@ initial weights, on the same batches (same seed), and the candidate with the low
 quarter of its trial wins, unless a larger candidate is not clearly worse (by two standard errors of the paired
 per-batch differences, or by less than ``tolerance``, 5%, of the best score; 3% when the best trial ended 18% or
 more below chance-level loss): then the larger one wins. A short trial favours small peaks (a larger peak needs more
-steps to settle than the trial gives it; the short-horizon bias), hence the tolerance. Then one refinement trial at the geometric midpoint between the winner and the next
-larger candidate that trained without diverging (the candidates are 3x apart; on drawn shapes the best peak sat
-between 3x and 10x) joins the choice by the same rule. The training loss of batches it has not trained on yet (a
+steps to settle than the trial gives it; the short-horizon bias), hence the tolerance. Then one refinement trial at
+the geometric midpoint between the winner and the next larger candidate that trained without diverging (the
+candidates are 3x apart; on drawn shapes the best peak sat between 3x and 10x) joins the choice by the same rule. The training loss of batches it has not trained on yet (a
 trial is shorter than an epoch on all but tiny sets) needs no validation split, so nothing is chosen on a test
 split when a data set validates on it. Between trials and at the end everything is restored exactly as after the
 range test (:mod:`callbacks.range_test.state`).
