@@ -13,8 +13,8 @@ steps to settle than the trial gives it; the short-horizon bias), hence the tole
 the geometric midpoint between the winner and the next larger candidate that trained without diverging (the
 candidates are 3x apart; on drawn shapes the best peak sat between 3x and 10x) joins the choice by the same rule.
 The training loss of batches it has not trained on yet (a trial is shorter than an epoch on all but tiny sets) needs
-no validation split, so nothing is chosen on a test split when a data set validates on it. Between trials and at the end everything is restored exactly as after the
-range test (:mod:`callbacks.range_test.state`).
+no validation split, so nothing is chosen on a test split when a data set validates on it. Between trials and at
+the end everything is restored exactly as after the range test (:mod:`callbacks.range_test.state`).
 
 Everything but :func:`run_trials` is pure and tested on numbers alone.
 """
