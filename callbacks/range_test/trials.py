@@ -1,8 +1,9 @@
 """Short trials that choose ``max_lr`` among candidates read off the range-test curve.
 
 Why: on the 14 settings of issue 20 the best one-cycle peak sat anywhere from 0.3x to 11x the range test's loss
-minimum, and no single multiple of it (or of any other point of the curve) held everywhere (a one-cycle run warms up, so it tolerates peaks that make the loss rise
-in a fast ramp; but on some data 3x is already too far). So the curve only proposes: ``factors`` x the rule's LR
+minimum, and no single multiple of it (or of any other point of the curve) held everywhere (a one-cycle run warms
+up, so it tolerates peaks that make the loss rise in a fast ramp; but on some data 3x is already too far). So the
+curve only proposes: ``factors`` x the rule's LR
 (default 0.3x, 1x, 3x, 10x the loss minimum). Each candidate then trains a short run of the run's own schedule
 shape (compressed to ``steps`` optimizer steps, enough to see at least 3,200 images by default) from the same
 initial weights, on the same batches (same seed), and the candidate with the lowest training loss over the last
