@@ -33,7 +33,7 @@ from callbacks.schedules.shapes import one_cycle
 
 __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length",
            "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "run_trials",
-           "default_schedule", "describe", "below_chance", "WEAK_PROGRESS", "STRONG_TOLERANCE"]
+           "default_schedule", "describe", "share_below", "below_chance", "WEAK_PROGRESS", "STRONG_TOLERANCE"]
 
 #: when no candidate ended below chance-level loss: the trials descend from the lowest one by this factor, at most
 #: this many times (3 decades); found where a range test's minimum sat on a chance plateau at LR 0.8-2 (issue 20)
@@ -45,7 +45,7 @@ LADDER, LADDER_STEPS = math.sqrt(10.0), 6
 WEAK_PROGRESS = 0.18
 #: when the best trial ended at least WEAK_PROGRESS below chance (the trials learned well), a larger candidate is kept
 #: only within this share of the best score (or ``tolerance``, if smaller): on CIFAR at batch 16-32 the 5% tolerance
-#: kept a candidate 3-10x too large (issue 20, RESULTS.md 2026-12-01)
+#: kept candidates 1-11x the sweep's best (issue 20, RESULTS.md 2026-12-01, v6)
 STRONG_TOLERANCE = 0.03
 
 #: schedule_factory(max_lr=peak) -> schedule(step, total_steps, [steps_per_epoch]) -> (lr, momentum or None)
@@ -189,12 +189,17 @@ def choose(trials: Sequence[Dict[str, Any]], z: float = 2.0, tolerance: float = 
     if not informative:
         return min(trials, key=lambda t: abs(math.log(t.get("factor", 1.0))))
     best = min(informative, key=lambda t: (t["score"], -t["lr"]))
-    if chance and chance > 0 and (chance - best["score"]) / chance >= WEAK_PROGRESS:
+    if chance and share_below(best["score"], chance) >= WEAK_PROGRESS:
         tolerance = min(tolerance, STRONG_TOLERANCE)  # trials that learned well rank peaks as the full run does
     close = best["score"] + tolerance * abs(best["score"])
     ties = [t for t in informative
             if t is best or t["score"] <= close or not beats(best["losses"], t["losses"], z)]
     return max(ties, key=lambda t: t["lr"])
+
+
+def share_below(score: float, chance: float) -> float:
+    """How far ``score`` lies below the chance-level loss ``chance`` (> 0), as a share of it."""
+    return (chance - score) / chance
 
 
 def below_chance(trials: Sequence[Dict[str, Any]]) -> Optional[float]:
@@ -204,8 +209,7 @@ def below_chance(trials: Sequence[Dict[str, Any]]) -> Optional[float]:
     scored = [t for t in trials if t.get("learned") and t.get("chance_loss") and math.isfinite(t["score"])]
     if not scored:
         return None
-    chance = scored[0]["chance_loss"]
-    return (chance - min(t["score"] for t in scored)) / chance
+    return share_below(min(t["score"] for t in scored), scored[0]["chance_loss"])
 
 
 def describe(trials: Sequence[Dict[str, Any]], chosen: float) -> str:
