@@ -41,7 +41,7 @@ LADDER, LADDER_STEPS = math.sqrt(10.0), 6
 
 #: a best trial that ended less than this share of the chance-level loss below it is a weak signal: on the issue-20
 #: benchmark (RESULTS.md 2026-12-01, v6) the 36 auto runs whose trials ended 1-16% below chance missed the sweep's
-#: best by +1.95 +/- 0.56 points, worst +11.4; the 31 at 20-44% by +0.16 +/- 0.23, worst +2.7
+#: best by +1.95 +/- 0.56 points, worst +11.4; the 37 at 19-44% by +0.17 +/- 0.20, worst +2.7
 WEAK_PROGRESS = 0.18
 #: when the best trial ended at least WEAK_PROGRESS below chance (the trials learned well), a larger candidate is kept
 #: only within this share of the best score (or ``tolerance``, if smaller): on CIFAR at batch 16-32 the 5% tolerance
