@@ -40,7 +40,7 @@ def test_points_of_a_parabola_sit_where_the_loss_climbs_back():
 
 def test_each_setting_is_scored_with_a_multiple_fitted_on_the_others(tmp_path):
     """Three settings on the same curve: the sweep's best is 3x the loss minimum on a and b, 30x on c. c's multiple
-    comes from a and b alone (3x: it lands on 0.03, 9 points below c's best at 0.3); a's from b and c (10 **
+    comes from a and b alone (3x: it lands on 0.03, 10 points below c's best at 0.3); a's from b and c (10 **
     mean(log10 3, log10 30) = 9.5x)."""
     tests = {0.01: 0.40, 0.03: 0.50, 0.1: 0.55, 0.3: 0.60}
     best_of = {"a": 0.03, "b": 0.03, "c": 0.3}
