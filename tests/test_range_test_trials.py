@@ -411,3 +411,24 @@ def test_below_chance_is_the_best_learned_trials_share_under_the_chance_level():
     assert trials.below_chance([trial(1.9, learned=False)]) is None  # none learned
     assert trials.below_chance([trial(1.5, chance=None)]) is None  # the module does not say its chance level
     assert trials.below_chance([trial(math.inf), trial(1.9)]) == pytest.approx(0.05)  # a diverged one is skipped
+
+
+def test_chosen_lr_scales_the_choice_only_when_the_signal_is_weak():
+    """Same trials (the lowest at 1.66 over its last quarter, a 4%-worse larger one), as trials_after_sweep records
+    them. Chance 1.8: 8% below (weak), the 5% tolerance keeps 0.03 and the LR is 0.03 x WEAK_SCALE = 0.0375.
+    Chance 2.3: 28% below (strong), 0.01 is chosen and not scaled. No chance level, or no trial that learned: no
+    scale either (0.03; the factor-1 candidate 0.01)."""
+    batches = [2.0 - 0.01 * k for k in range(40)]
+
+    def recorded(chance, learned=True):
+        out = [{"lr": 0.01, "factor": 1.0, "losses": batches}, {"lr": 0.03, "factor": 3.0,
+                                                                "losses": [b * 1.04 for b in batches]}]
+        return [{**t, "score": trials.trial_score(t["losses"]), "learned": learned, "chance_loss": chance}
+                for t in out]
+
+    assert trials.weak_signal(recorded(1.8)) and not trials.weak_signal(recorded(2.3))
+    assert trials.chosen_lr(recorded(1.8), tolerance=0.05, chance=1.8) == pytest.approx(0.03 * trials.WEAK_SCALE)
+    assert trials.WEAK_SCALE == pytest.approx(1.25)
+    assert trials.chosen_lr(recorded(2.3), tolerance=0.05, chance=2.3) == pytest.approx(0.01)
+    assert trials.chosen_lr(recorded(None), tolerance=0.05) == pytest.approx(0.03)
+    assert not trials.weak_signal(recorded(1.8, learned=False))

@@ -22,7 +22,7 @@ from callbacks.range_test.result import RangeTestResult
 from callbacks.range_test.smoothing import default_bandwidth, divergence_index, running_average
 from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions
 from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
-from callbacks.range_test.trials import (ScheduleFactory, check_trial_settings, choose, default_schedule,
+from callbacks.range_test.trials import (ScheduleFactory, check_trial_settings, chosen_lr, default_schedule,
                                          trials_after_sweep)
 
 __all__ = ["LRRangeTest", "loss_rise", "sweep_status"]
@@ -225,7 +225,7 @@ class LRRangeTest(RangeTestCallback):
         rule, lr = self.suggestion, float(suggestions[self.suggestion])
         if raw.get("trials"):
             chance = raw["trials"][0].get("chance_loss")
-            rule, lr = "trials", choose(raw["trials"], tolerance=self.trial_tolerance, chance=chance)["lr"]
+            rule, lr = "trials", chosen_lr(raw["trials"], tolerance=self.trial_tolerance, chance=chance)
             suggestions = {**suggestions, "trials": lr}
         trials = [{k: v for k, v in t.items() if k != "losses"} for t in raw.get("trials", [])]
         return RangeTestResult(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from callbacks.range_test import report
-from callbacks.range_test.trials import WEAK_PROGRESS, below_chance
+from callbacks.range_test.trials import WEAK_SCALE, below_chance, weak_signal
 
 __all__ = ["RangeTestResult"]
 
@@ -54,12 +54,14 @@ class RangeTestResult:
 
     @property
     def trial_signal(self) -> str:
-        """``"; best trial 7% below chance-level loss, a weak signal: sweep 0.3x-3x around it"`` (``""`` when the
-        trials do not say their chance level; no advice when the best trial ended well below it)."""
+        """``"; best trial 7% below chance-level loss, a weak signal: 1.25x the chosen trial's LR; sweep 0.3x-3x
+        around it"`` (``""`` when the trials do not say their chance level; no more when the best trial ended well
+        below it)."""
         share = below_chance(self.trials)
         if share is None:
             return ""
-        weak = ", a weak signal: sweep 0.3x-3x around it" if share < WEAK_PROGRESS else ""
+        weak = (f", a weak signal: {WEAK_SCALE:g}x the chosen trial's LR; sweep 0.3x-3x around it"
+                if weak_signal(self.trials) else "")
         return f"; best trial {share:.0%} below chance-level loss{weak}"
 
     @property

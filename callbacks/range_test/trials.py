@@ -33,7 +33,8 @@ from callbacks.schedules.shapes import one_cycle
 
 __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length",
            "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "run_trials",
-           "default_schedule", "describe", "share_below", "below_chance", "WEAK_PROGRESS", "STRONG_TOLERANCE"]
+           "default_schedule", "describe", "share_below", "below_chance", "chosen_lr", "weak_signal", "WEAK_PROGRESS", "STRONG_TOLERANCE",
+           "WEAK_SCALE"]
 
 #: when no candidate ended below chance-level loss: the trials descend from the lowest one by this factor, at most
 #: this many times (3 decades); found where a range test's minimum sat on a chance plateau at LR 0.8-2 (issue 20)
@@ -47,6 +48,12 @@ WEAK_PROGRESS = 0.18
 #: only within this share of the best score (or ``tolerance``, if smaller): on CIFAR at batch 16-32 the 5% tolerance
 #: kept candidates 1-11x the sweep's best (issue 20, RESULTS.md 2026-12-01, v6)
 STRONG_TOLERANCE = 0.03
+
+#: when the trials barely learned (the best ended less than WEAK_PROGRESS below chance), the chosen LR is multiplied by
+#: this: short trials that barely learn favour small peaks even more than the tolerance allows for. Chosen by replaying
+#: the recorded v6 choices of the six drawn sets on their sweeps (mean gap +1.93 at 1x, +1.44 at 1.25x, +1.65 at
+#: 1.5x, +3.2 at 2x; issue 20, RESULTS.md 2026-12-01, v7) and checked on two drawn sets held out for it
+WEAK_SCALE = 1.25
 
 #: schedule_factory(max_lr=peak) -> schedule(step, total_steps, [steps_per_epoch]) -> (lr, momentum or None)
 ScheduleFactory = Callable[[float], Callable[..., Any]]
@@ -195,6 +202,20 @@ def choose(trials: Sequence[Dict[str, Any]], z: float = 2.0, tolerance: float = 
     ties = [t for t in informative
             if t is best or t["score"] <= close or not beats(best["losses"], t["losses"], z)]
     return max(ties, key=lambda t: t["lr"])
+
+
+def chosen_lr(trials: Sequence[Dict[str, Any]], tolerance: float = 0.0, chance: Optional[float] = None) -> float:
+    """The max_lr the trials choose: :func:`choose`'s LR, times :data:`WEAK_SCALE` when the best trial that learned
+    ended less than :data:`WEAK_PROGRESS` below chance-level loss (:func:`below_chance`; needs the ``learned`` and
+    ``chance_loss`` fields that :func:`trials_after_sweep` adds)."""
+    return choose(trials, tolerance=tolerance, chance=chance)["lr"] * (WEAK_SCALE if weak_signal(trials) else 1.0)
+
+
+def weak_signal(trials: Sequence[Dict[str, Any]]) -> bool:
+    """Whether the best trial that learned ended less than :data:`WEAK_PROGRESS` below chance-level loss (False when
+    the trials do not say their chance level or none learned)."""
+    share = below_chance(trials)
+    return share is not None and share < WEAK_PROGRESS
 
 
 def share_below(score: float, chance: float) -> float:
