@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import drawn_shapes  # noqa: E402
 import runs_table as rt  # noqa: E402
+from trial_scores import interpolated  # noqa: E402
 from callbacks.run.result_file import FINISHED, read_result  # noqa: E402
 
 COLUMNS = ["setting", "seed", "kind", "lr", "status", "val", "test", "train_wall_s", "search_s", "search_steps",
@@ -274,6 +275,25 @@ def gaps(rows: list[dict]) -> list[dict]:
     return out
 
 
+def curve_gaps(rows: list[dict], name: str) -> list[float]:
+    """Per auto run of setting ``name``: the gap on the seed-averaged sweep (points), free of one run's noise. The
+    sweep's mean validation accuracy over seeds chooses the best peak (among the peaks every seed swept); the gap is
+    that peak's mean test accuracy minus the mean test accuracy read at the auto run's LR (linear in log LR between
+    swept peaks, the end value outside them): what auto's choice of LR costs, not what one run's luck adds. ``[]``
+    without a sweep."""
+    sweep = [r for r in rows if r["setting"] == name and r["kind"] == "sweep" and not math.isnan(float(r["val"]))]
+    seeds = {int(float(r["seed"])) for r in sweep}
+    peaks = sorted({float(r["lr"]) for r in sweep})
+    peaks = [p for p in peaks if len({int(float(r["seed"])) for r in sweep if float(r["lr"]) == p}) == len(seeds)]
+    if not peaks:
+        return []
+    val, test = ({p: statistics.mean(float(r[key]) for r in sweep if float(r["lr"]) == p) for p in peaks}
+                 for key in ("val", "test"))
+    best = max(peaks, key=lambda p: val[p])
+    return [100 * (test[best] - interpolated(test, float(r["lr"])))
+            for r in rows if r["setting"] == name and r["kind"] == "auto"]
+
+
 def per_setting(rows: list[dict]) -> list[dict]:
     table = []
     every = gaps(rows)
@@ -283,6 +303,7 @@ def per_setting(rows: list[dict]) -> list[dict]:
         se = rt.standard_error(test)
         control = [g["gap_control"] for g in mine if not math.isnan(g["gap_control"])]
         paired = [g["gap_test"] - g["gap_control"] for g in mine if not math.isnan(g["gap_control"])]
+        curve = curve_gaps(rows, name)
         table.append({"setting": name, "seeds": len(mine), "auto_test": 100 * statistics.mean(g["auto_test"] for g in mine),
                       "best_test": 100 * statistics.mean(g["best_test"] for g in mine),
                       "mean_gap": statistics.mean(test), "se_gap": se, "worst_gap": max(test),
@@ -291,6 +312,8 @@ def per_setting(rows: list[dict]) -> list[dict]:
                       "control_worst": max(control) if control else math.nan,
                       "auto_vs_control": statistics.mean(paired) if paired else math.nan,
                       "se_vs_control": rt.standard_error(paired) if paired else math.nan,
+                      "curve_gap": statistics.mean(curve) if curve else math.nan,
+                      "se_curve": rt.standard_error(curve) if len(curve) > 1 else math.nan,
                       "auto_lr": statistics.geometric_mean(g["auto_lr"] for g in mine),
                       "best_lrs": " ".join(f"{g['best_lr']:g}" + ("(edge)" if g["best_at_edge"] else "") for g in mine),
                       "cost_time": statistics.mean(g["cost_time"] for g in mine),
@@ -304,14 +327,17 @@ def summary(csv_path: Path) -> str:
     table = per_setting(rt.read_csv(csv_path))
     specs = {"auto_test": ".2f", "best_test": ".2f", "mean_gap": "+.2f", "se_gap": ".2f", "worst_gap": "+.2f",
              "mean_gap_val": "+.2f", "control_gap": "+.2f", "control_worst": "+.2f", "auto_vs_control": "+.2f",
-             "se_vs_control": ".2f", "auto_lr": ".3g", "cost_time": ".0%", "cost_steps": ".0%"}
+             "se_vs_control": ".2f", "curve_gap": "+.2f", "se_curve": ".2f", "auto_lr": ".3g", "cost_time": ".0%", "cost_steps": ".0%"}
     columns = ["setting", "seeds", "auto_test", "best_test", "mean_gap", "se_gap", "worst_gap", "mean_gap_val",
-               "control_gap", "control_worst", "auto_vs_control", "se_vs_control", "auto_lr", "best_lrs",
+               "control_gap", "control_worst", "auto_vs_control", "se_vs_control", "curve_gap", "se_curve", "auto_lr",
+               "best_lrs",
                "cost_time", "cost_steps", "within", "held_out"]
     return ("Gap = test accuracy of the sweep's best run (chosen on validation) minus auto's, in points, per seed; "
             "se_gap: standard error over seeds; control_gap, control_worst: the same gap for a run at the sweep's "
             f"best LR x{CONTROL_NUDGE:g} (the noise floor; - where no control ran); auto_vs_control: the "
-            "control's test accuracy minus auto's, paired per seed, with its standard error; cost: auto's LR "
+            "control's test accuracy minus auto's, paired per seed, with its standard error; curve_gap, se_curve: "
+            "the gap on the sweep averaged over seeds (best peak by mean validation accuracy; auto's LR read off the "
+            "mean test accuracy curve): what auto's choice of LR costs, free of one run's noise; cost: auto's LR "
             "search over its training (wall time, optimizer steps).\n\n" + rt.markdown_table(table, columns, specs))
 
 

@@ -67,6 +67,22 @@ def test_gap_is_chosen_on_validation_and_reported_on_test():
     assert auto_lr.per_setting(held)[0]["held_out"] == "yes"
 
 
+def test_curve_gap_reads_auto_lr_off_the_seed_averaged_sweep():
+    """Mean validation over both seeds: 0.05 -> 0.585, 0.2 -> 0.595 (0.4 ran on seed 0 only: left out, though its
+    0.70 would win), so the best peak is 0.2 with mean test 0.60. Auto at 0.1, halfway in log LR between 0.05 (mean
+    test 0.555) and 0.2: 0.5775, a gap of 2.25 points; auto at 0.01, below the sweep: the end value 0.555, 4.5."""
+    rows = [
+        _row("a", 0, "auto", 0.1, 0.60, 0.58), _row("a", 1, "auto", 0.01, 0.50, 0.52),
+        _row("a", 0, "sweep", 0.05, 0.62, 0.55), _row("a", 0, "sweep", 0.2, 0.61, 0.63),
+        _row("a", 1, "sweep", 0.05, 0.55, 0.56), _row("a", 1, "sweep", 0.2, 0.58, 0.57),
+        _row("a", 0, "sweep", 0.4, 0.70, 0.70), _row("b", 0, "sweep", 0.1, 0.9, 0.9),
+    ]
+    assert auto_lr.curve_gaps(rows, "a") == pytest.approx([2.25, 4.5])
+    assert auto_lr.curve_gaps(rows, "c") == []
+    (table,) = [t for t in auto_lr.per_setting(rows) if t["setting"] == "a"]
+    assert table["curve_gap"] == pytest.approx(3.375) and table["se_curve"] == pytest.approx(1.125)
+
+
 def test_merge_runs_only_what_the_csv_lacks_and_keeps_its_rows():
     setting = {"grid": [0.0125, 0.025, 0.05]}
     recorded = frozenset({auto_lr.row_key("s", "0", "sweep", "0.025"), auto_lr.row_key("s", "0", "auto", "0.02")})
