@@ -9,10 +9,12 @@ shape (compressed to ``steps`` optimizer steps, enough to see at least 3,200 ima
 initial weights, on the same batches (same seed), and the candidate with the lowest training loss over the last
 quarter of its trial wins, unless a larger candidate is not clearly worse (by two standard errors of the paired
 per-batch differences, or by less than ``tolerance``, 5%, of the best score; by the paired test alone when the best
-trial ended 18% or more below chance-level loss): then the larger one wins. A short trial favours small peaks (a larger peak needs more
-steps to settle than the trial gives it; the short-horizon bias), hence the tolerance. Then one refinement trial at
-the geometric midpoint between the winner and the next larger candidate that trained without diverging (the
-candidates are 3x apart; on drawn shapes the best peak sat between 3x and 10x) joins the choice by the same rule.
+trial ended 18% or more below chance-level loss): then the larger one wins. A short trial favours small peaks (a
+larger peak needs more steps to settle than the trial gives it; the short-horizon bias), hence the tolerance. Then one
+refinement trial at the geometric midpoint between the winner and the next larger candidate that trained without
+diverging (the candidates are 3x apart; on drawn shapes the best peak sat between 3x and 10x) joins the choice by the
+same rule. When the best trial ended less than 18% below chance-level loss (a weak signal: the trials barely learned),
+the chosen trial's LR x1.25 is returned (:func:`chosen_lr`).
 The training loss of batches it has not trained on yet (a trial is shorter than an epoch on all but tiny sets) needs
 no validation split, so nothing is chosen on a test split when a data set validates on it. Between trials and at
 the end everything is restored exactly as after the range test (:mod:`callbacks.range_test.state`).
@@ -47,14 +49,15 @@ WEAK_PROGRESS = 0.18
 #: when the best trial ended at least WEAK_PROGRESS below chance (the trials learned well), a larger candidate is kept
 #: only within this share of the best score (or ``tolerance``, if smaller), or when the paired test cannot tell it
 #: from the best: on CIFAR at batch 16-32 the 5% tolerance kept candidates 1-11x the sweep's best (v6 took 3%); with
-#: none, the worst seed of six CIFAR settings fell from +1.4..+2.7 to +0.0..+2.8 points, five of six within 2 (issue 20,
-#: RESULTS.md 2026-12-01, v8)
+#: none, the worst seed of six CIFAR settings went from +0.3..+2.7 to +0.0..+2.8 points, five of six within 2, and
+#: two held-out settings gained +0.38 +/- 0.18 test points (issue 20, RESULTS.md 2026-12-01, v8)
 STRONG_TOLERANCE = 0.0
 
 #: when the trials barely learned (the best ended less than WEAK_PROGRESS below chance), the chosen LR is multiplied by
 #: this: short trials that barely learn favour small peaks even more than the tolerance allows for. Chosen by replaying
 #: the recorded v6 choices of the six drawn sets on their sweeps (mean gap +1.93 at 1x, +1.44 at 1.25x, +1.65 at
-#: 1.5x, +3.2 at 2x; issue 20, RESULTS.md 2026-12-01, v7) and checked on two drawn sets held out for it
+#: 1.5x, +3.6 at 2x); then +1.0 +/- 0.4 test points over v6 on 48 drawn-set runs, +0.7 +/- 0.7 on the 12 of two drawn
+#: sets held out for it (issue 20, RESULTS.md 2026-12-01, v7)
 WEAK_SCALE = 1.25
 
 #: schedule_factory(max_lr=peak) -> schedule(step, total_steps, [steps_per_epoch]) -> (lr, momentum or None)

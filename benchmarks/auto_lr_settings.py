@@ -1,0 +1,116 @@
+"""The settings of the issue-20 benchmark (``benchmarks/auto_lr.py``): data, network, optimizer, budget and the
+sweep's peaks per setting, which of them were held out from which method, and the drawn image sets."""
+from __future__ import annotations
+
+# Every setting: fp32 on the CPU (trainer=cpu, whatever the default trainer), a data/network/optimizer/budget, and
+# the sweep's peak LRs (6 values x2 apart, a 32x span; more below where the sweep's best sat at the lowest of the
+# first 6 on some seed: 8 values, 128x, for shapes_small and attributes_small, 7 for cifar10_resnet9). Small
+# data and short budgets so that every setting runs in minutes to an hour on 2 CPU cores; each far above chance.
+# Validation: 20% of the training images (the CSV recipe: its own 10%), the sweep's best is chosen on it. The two
+# CIFAR-10 recipes' piecewise schedules are written as one_cycle with the same shape (auto fills scheduler.max_lr):
+# airbench's 0.2x -> 1x at 23% -> 0.07x, linear, constant momentum; Page's ~0 -> peak at epoch 5 of 24 -> ~0.
+SETTINGS = {
+    "shapes_small": dict(data="shapes", overrides=["trainer=cpu", "model=small", "data.batch_size=64", "data.image_size=32",
+                                                   "trainer.max_epochs=6"],
+                         grid=[0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
+    "shapes_adamw": dict(data="shapes", overrides=["trainer=cpu", "model=small", "optimizer=adamw", "data.batch_size=64",
+                                                   "data.image_size=32", "trainer.max_epochs=6"],
+                         grid=[0.001, 0.002, 0.004, 0.008, 0.016, 0.032]),
+    # Held out (added after the v3 method was chosen on the five settings above and never used to choose it): other
+    # drawn images (8 shapes, another seed), 40 px stretched, Nesterov SGD, batch 96. 15 epochs (300 steps): at 5,
+    # accuracy was 18-27% against 12.5% chance, not the "far above chance" the benchmark asks for (RESULTS.md).
+    "shapes8_nesterov": dict(data="shapes8", overrides=[
+        "trainer=cpu", "model=small", "optimizer=nesterov", "data.batch_size=96", "data.image_size=40",
+        "data.resize_mode=resize", "trainer.max_epochs=15"], grid=[0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
+    # Held out (added after every result above was in): 5 other drawn shapes at 48 px cropped, Adam (coupled, no
+    # weight decay), batch 32, 12 epochs (450 steps); 7 values x2 apart, 64x.
+    "shapes5_adam": dict(data="shapes5", overrides=[
+        "trainer=cpu", "model=small", "optimizer=adam", "data.batch_size=32", "data.image_size=48",
+        "trainer.max_epochs=12"], grid=[0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064]),
+    # Held out for v4 (added after v4 was chosen; never used to choose it): 7 drawn shapes (another generator seed),
+    # plain SGD at batch 16, where v4's trials run 200 steps (3,200 images) against v3's 50; 10 epochs (870 steps).
+    "shapes7_sgd16": dict(data="shapes7", overrides=[
+        "trainer=cpu", "model=small", "data.batch_size=16", "data.image_size=32", "trainer.max_epochs=10"],
+        grid=[0.0015625, 0.003125, 0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2]),
+    # Held out for v4 too: real photographs at a small batch with AdamW (the optimizer family of v3's failure), 4 epochs
+    # (300 steps, 100-step trials); 9 values x2 apart, 256x (auto chose 0.037 on the first seed, above the first
+    # grid's top, 0.016: the grid was extended to 0.064 before the other seeds ran).
+    "cifar_adamw32": dict(data="cifar300", overrides=[
+        "trainer=cpu", "model=small", "optimizer=adamw", "data.batch_size=32", "trainer.max_epochs=4"],
+        grid=[0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064]),
+    # Held out for v5 (added after it, before any of their runs; never used to choose a method): 6 drawn shapes
+    # (another generator seed; the classes of shapes_small) at 40 px cropped with Adagrad (an optimizer no setting
+    # used; no momentum, so the one-cycle's momentum cycle is off), batch 24, 8 epochs (480 steps); and real
+    # photographs with SGD at batch 16, 3 epochs (450 steps). 8 values x2 apart, 128x each.
+    "shapes6_adagrad24": dict(data="shapes6", overrides=[
+        "trainer=cpu", "model=small", "optimizer=adagrad", "scheduler.cycle_momentum=false", "data.batch_size=24",
+        "data.image_size=40", "trainer.max_epochs=8"], grid=[0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32]),
+    "cifar_sgd16": dict(data="cifar300", overrides=[
+        "trainer=cpu", "model=small", "data.batch_size=16", "trainer.max_epochs=3"],
+        grid=[0.0015625, 0.003125, 0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2]),
+    # Held out for the tolerance on trials that learned well (added before any of their runs): CIFAR-10 copy with
+    # Nesterov SGD at batch 32, 200 images per class, 3 epochs (150 steps); and with Adam at batch 16, 300 per class,
+    # 2 epochs (300 steps). 8 values x2 apart, 128x each.
+    "cifar_nesterov32": dict(data="cifar200", overrides=[
+        "trainer=cpu", "model=small", "optimizer=nesterov", "data.batch_size=32", "trainer.max_epochs=3"],
+        grid=[0.003125, 0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4]),
+    "cifar_adam16": dict(data="cifar300", overrides=[
+        "trainer=cpu", "model=small", "optimizer=adam", "data.batch_size=16", "trainer.max_epochs=2"],
+        grid=[0.000125, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016]),
+    # Held out for v7 (added before any of their runs and before v7's runs; never used to choose a method): 4 drawn
+    # shapes (another generator seed) at 36 px stretched with AdamW at batch 48, 8 epochs (240 steps); and 8 drawn
+    # shapes (another seed) with plain SGD at batch 128, 20 epochs (300 steps). 8 values x2 apart, 128x each.
+    "shapes4_adamw48": dict(data="shapes4", overrides=[
+        "trainer=cpu", "model=small", "optimizer=adamw", "data.batch_size=48", "data.image_size=36",
+        "data.resize_mode=resize", "trainer.max_epochs=8"],
+        grid=[0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064]),
+    "shapes8_sgd128": dict(data="shapes8b", overrides=[
+        "trainer=cpu", "model=small", "data.batch_size=128", "data.image_size=32", "trainer.max_epochs=20"],
+        grid=[0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
+    # Held out for the tolerance where the trials learned well (added before any of their runs and before the probe
+    # of a 0% tolerance there had finished): CIFAR-10 copy with Adam at batch 32, 250 images per class, 3 epochs (188
+    # steps); with Nesterov SGD at batch 64, 400 per class, 4 epochs (200 steps). 8 values x2 apart, 128x each (Adam: 0.032
+    # added after seed 0's validation-best was 0.016, the top of the first grid).
+    "cifar_adam32": dict(data="cifar250", overrides=[
+        "trainer=cpu", "model=small", "optimizer=adam", "data.batch_size=32", "trainer.max_epochs=3"],
+        grid=[0.000125, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032]),
+    "cifar_nesterov64": dict(data="cifar400", overrides=[
+        "trainer=cpu", "model=small", "optimizer=nesterov", "data.batch_size=64", "trainer.max_epochs=4"],
+        grid=[0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
+    "cifar_small": dict(data="cifar300", overrides=["trainer=cpu", "model=small", "data.batch_size=64", "trainer.max_epochs=5"],
+                        grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
+    "attributes_small": dict(data="attributes200", overrides=[
+        "experiment=attributes", "trainer=cpu", "model=small", "data.batch_size=64", "trainer.max_epochs=5"],
+        grid=[0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
+    "cifar10_fast": dict(data="cifar200", overrides=[
+        "experiment=cifar10_fast", "trainer=cpu", "monitor=val/acc", "data.batch_size=128", "trainer.max_epochs=8",
+        "trainer.max_steps=-1", "scheduler=one_cycle", "~scheduler.unit", "~scheduler.knots", "~scheduler.values",
+        "scheduler.pct_start=0.23", "scheduler.div_factor=5",
+        "scheduler.final_div_factor=2.857", "scheduler.anneal_strategy=linear", "scheduler.cycle_momentum=false",
+        "scheduler.three_phase=false"], grid=[0.1, 0.2, 0.4, 0.8, 1.6, 3.2]),
+    "cifar10_resnet9": dict(data="cifar100", overrides=[
+        "experiment=cifar10_resnet9", "trainer=cpu", "monitor=val/acc", "data.batch_size=64", "trainer.max_epochs=4",
+        "scheduler=one_cycle", "~scheduler.unit", "~scheduler.knots", "~scheduler.values", "scheduler.pct_start=0.21",
+        "scheduler.div_factor=1000", "scheduler.final_div_factor=1000", "scheduler.anneal_strategy=linear",
+        "scheduler.cycle_momentum=false", "scheduler.three_phase=false"],
+        grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
+}
+# Settings a method was not chosen on (each held out from the method current when it was added, before any of its
+# runs): cifar_adam32 and cifar_nesterov64 for v8, shapes4_adamw48 and shapes8_sgd128 for v7 (RESULTS.md, the v7 and v8
+# entries); cifar_nesterov32 and cifar_adam16 were added after v6's 3% was
+# chosen (on the v5 trials of the other settings) and before any of their runs; shapes6_adagrad24 and cifar_sgd16 were
+# added after v5, before any of their runs (v6's 3% was chosen with cifar_sgd16's v5 trials in view);
+# shapes8_nesterov was added after v3's tolerance and refinement were chosen (its seed 2 then showed the range test's
+# relapse failure, fixed before the runs in RESULTS.md), cifar10_resnet9 ran only with v3, shapes7_sgd16 and
+# cifar_adamw32 were added after v4 was chosen (v5 repeats every v4 run there). shapes5_adam was held out for v3; its
+# failures chose v4's trial_min_images and v5's chance rule.
+HELD_OUT = ("shapes8_nesterov", "cifar10_resnet9", "shapes7_sgd16", "cifar_adamw32", "shapes6_adagrad24",
+            "cifar_sgd16", "cifar_nesterov32", "cifar_adam16", "shapes4_adamw48", "shapes8_sgd128",
+            "cifar_adam32", "cifar_nesterov64")
+# The drawn sets (not CIFAR: shapes of mixed sizes, formats and colour modes): training images per class, classes,
+# generator seed. Their test splits have 400 images per class (2,000-3,200): at 80 per class one accuracy had a
+# binomial standard error of about 2 points, as large as the 2-point worst-seed target; the training images (drawn
+# first from the same generator) are the same as with the smaller split.
+DRAWN = {"shapes": (400, 6, 0), "shapes8": (300, 8, 1), "shapes5": (300, 5, 2), "shapes7": (250, 7, 3),
+         "shapes6": (300, 6, 4), "shapes4": (450, 4, 5), "shapes8b": (300, 8, 6)}
+QUICK = dict(data="quick", overrides=["model=small", "trainer.max_epochs=2"], grid=[0.05, 0.2])
