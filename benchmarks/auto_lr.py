@@ -252,7 +252,7 @@ def plot(csv_path: Path, png: Path) -> Path:
     plt = rt.pyplot()
     rows = rt.read_csv(csv_path)
     table = per_setting(rows)
-    fig, ax = plt.subplots(figsize=(10, 4.2))
+    fig, ax = plt.subplots(figsize=(max(10.0, 0.6 * len(table) + 5), 4.8))  # room for every setting's label
     names = [t["setting"] for t in table]
     colours = ["#dd8452" if t["held_out"] == "yes" else "#4c72b0" for t in table]
     ax.bar(range(len(table)), [t["mean_gap"] for t in table], yerr=[0 if math.isnan(t["se_gap"]) else t["se_gap"]
@@ -267,7 +267,7 @@ def plot(csv_path: Path, png: Path) -> Path:
         ax.plot([i + 0.28] * len(control), control, "x", color="0.45", ms=5, label=label)
     ax.axhline(1.0, color="red", lw=0.8, ls="--", label="1 point")
     ax.axhline(0.0, color="black", lw=0.6)
-    ax.set_xticks(range(len(table)), names, rotation=20, ha="right")
+    ax.set_xticks(range(len(table)), names, rotation=40, ha="right", fontsize=8)
     ax.set_ylabel("sweep best - auto, test accuracy (points)")
     ax.set_title("max_lr=auto against a max_lr sweep (bars: mean, error: s.e.; dots: seeds)")
     from matplotlib.patches import Patch
@@ -275,7 +275,7 @@ def plot(csv_path: Path, png: Path) -> Path:
     handles, _ = ax.get_legend_handles_labels()
     ax.legend(handles=handles + [Patch(color="#dd8452", label="held out (not used to choose the method)")],
               loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    fig.subplots_adjust(right=0.69)
+    fig.subplots_adjust(right=0.75, bottom=0.3)
     return rt.save_figure(fig, rows, png)
 
 
