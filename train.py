@@ -251,7 +251,8 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     range_test, lr_source = resolve_auto_lrs(cfg, asked, model, datamodule)
     log_lr_found({key: cfg.scheduler[key] for key in asked}, lr_source, range_test)
     os.makedirs(cfg.output_dir, exist_ok=True)
-    OmegaConf.save(cfg, os.path.join(cfg.output_dir, "config.yaml"), resolve=True)  # what ran; .hydra/: what was asked
+    with open(os.path.join(cfg.output_dir, "config.yaml"), "w") as f:  # what ran (.hydra/: what was asked), and how
+        f.write(f"# lr_source: {lr_source}\n" + OmegaConf.to_yaml(cfg, resolve=True))  # its LR was found
     if cfg.print_config:
         print_config(cfg)
     write_result(cfg.output_dir, status="running", reason="", overrides=job_overrides(), monitor=cfg.monitor,

@@ -210,6 +210,8 @@ def test_auto_run_trains_at_the_found_lr_and_every_record_says_so(auto_run):
     assert hparams["scheduler/max_lr"] == pytest.approx(found, rel=1e-6)
     assert hparams["scheduler/max_lr_source"].startswith("range_test")
     assert OmegaConf.load(out / "config.yaml").scheduler.max_lr == found
+    first_line = (out / "config.yaml").read_text().splitlines()[0]  # a comment: the file still loads as the config
+    assert first_line == f"# lr_source: {read_result(out)['lr']['source']}" and "trials" in first_line
     assert OmegaConf.load(out / ".hydra" / "config.yaml").scheduler.max_lr == "auto"  # what was asked
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["run_config"]["scheduler"]["max_lr"] == found
