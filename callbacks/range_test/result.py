@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from callbacks.range_test import report
-from callbacks.range_test.trials import WEAK_SCALE, below_chance, weak_signal
+from callbacks.range_test.trials import WEAK_PROGRESS, WEAK_SCALE, below_chance
 
 __all__ = ["RangeTestResult"]
 
@@ -61,7 +61,7 @@ class RangeTestResult:
         if share is None:
             return ""
         weak = (f", a weak signal: {WEAK_SCALE:g}x the chosen trial's LR; sweep 0.3x-3x around it"
-                if weak_signal(self.trials) else "")
+                if share < WEAK_PROGRESS else "")  # weak_signal(self.trials), without reading the trials again
         return f"; best trial {share:.0%} below chance-level loss{weak}"
 
     @property
