@@ -77,7 +77,7 @@ SETTINGS = {
     "cifar_nesterov64": dict(data="cifar400", overrides=[
         "trainer=cpu", "model=small", "optimizer=nesterov", "data.batch_size=64", "trainer.max_epochs=4"],
         grid=[0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
-    # Held out for v8 (added 2026-12-01 17:10 UTC, before any of their runs; v8 unchanged): drawn sets ten times the
+    # Held out for v8 (added 2026-12-01 16:43 UTC, before any of their runs; v8 unchanged): drawn sets ten times the
     # size of the others, where a run sees each image 3 times, not 6-20: the first example (a set nobody tuned
     # on: 9,000 training images, model=small, batch 128, 3 epochs; here 8 shapes, another generator seed, 20% of them
     # for validation) and 6 shapes (another seed) at 40 px cropped with AdamW at batch 64, 3 epochs. 8 values x2 apart.
