@@ -1,5 +1,5 @@
-"""The max_lr trials' chance-level rules (callbacks/range_test/trials.py): a trial counts only when it ends below the
-chance-level loss, the descent below the candidates when none does, the share below chance and the weak-signal scale,
+"""The max_lr trials' chance-level rules (callbacks/range_test/trials.py): a trial counts only when it ends at least 1%
+below the chance-level loss, the descent below the candidates when none does, the share below chance and the weak-signal scale,
 on numbers with known answers."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import math
 import pytest
 
 from callbacks.range_test import trials
+
 
 def test_a_trial_that_ends_at_chance_level_has_not_learned():
     falling_to_chance = [2.2, 2.1, 2.0] + [1.9] * 5 + [1.62] * 4   # fell 26%, but ends above ln 5 = 1.609
@@ -19,6 +20,27 @@ def test_a_trial_that_ends_at_chance_level_has_not_learned():
     small = {"lr": 0.01, "losses": learning, "score": trials.trial_score(learning)}
     assert trials.choose([small, big], tolerance=0.2)["lr"] == 1.0  # within 20% and "learned": the larger
     assert trials.choose([small, big], tolerance=0.2, chance=chance)["lr"] == 0.01
+
+
+def test_a_trial_a_hair_under_chance_has_not_learned_and_is_never_chosen():
+    """Held-out drawn set, seed 0 (issue 20): every candidate ended at or above ln 6 but the largest, 0.005% under
+    it (a model predicting the class prior); counted as learned it was the only one, and auto trained at its LR x1.25,
+    at chance. With the 1% margin none has learned, so the choice falls back to the rule's own LR (factor 1)."""
+    chance = math.log(6)                                   # 1.7918
+    start = [2.3, 2.2, 2.1]
+    hair = start + [1.9] * 9 + [chance * (1 - 0.00005)] * 4      # 0.005% under chance
+    just = start + [1.9] * 9 + [chance * (1 - 0.015)] * 4        # 1.5% under: learned
+    assert trials.learned(hair) and trials.trial_score(hair) < chance  # fell, and ended under chance ...
+    assert not trials.learned(hair, chance=chance)                      # ... but not 1% under it
+    assert not trials.learned(start + [1.9] * 9 + [chance * (1 - 0.0099)] * 4, chance=chance)
+    assert trials.learned(just, chance=chance)
+    flat = start + [1.9] * 9 + [chance * 1.03] * 4
+    recorded = [{"lr": lr, "factor": f, "losses": losses, "score": trials.trial_score(losses)}
+                for lr, f, losses in ((0.0037, 0.3, flat), (0.0123, 1.0, flat), (0.037, 3.0, flat), (0.123, 10.0, hair))]
+    assert trials.choose(recorded, tolerance=0.05, chance=chance)["lr"] == 0.0123
+    recorded[0]["losses"] = just
+    recorded[0]["score"] = trials.trial_score(just)
+    assert trials.choose(recorded, tolerance=0.05, chance=chance)["lr"] == 0.0037  # the one that learned
 
 
 def test_trials_descend_below_the_candidates_when_none_ends_below_chance(monkeypatch):
