@@ -87,9 +87,10 @@ def test_trials_descend_below_the_candidates_when_none_ends_below_chance(monkeyp
 
     monkeypatch.setattr(trials, "run_trials", flat)
     ran.clear()
-    trials.trials_after_sweep(trainer, module, None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
-                              length=(0.05, 12, 12, 0), schedule=None, seed=0, refine=False, floor=1e-5)
-    assert ran == pytest.approx([0.3, 1, 3, 10])  # nothing fell at all (too short to learn): no descent either
+    out = trials.trials_after_sweep(trainer, module, None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
+                                    length=(0.05, 12, 12, 0), schedule=None, seed=0, refine=True, floor=1e-5)
+    assert ran == pytest.approx([0.3, 1, 3, 10])  # nothing fell at all (too short to learn): no descent either,
+    assert trials.choose(out, tolerance=0.05, chance=chance)["lr"] == 1  # nor a refinement: the rule's own LR
 
 
 def test_below_chance_is_the_best_learned_trials_share_under_the_chance_level():

@@ -312,7 +312,7 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
     each ``trial_length(run steps, *length, images_per_step(trainer))`` steps long (``length``: fraction, min and max
     steps, min images), where the run's steps are the trainer's ``estimated_stepping_batches``; an epoch-based
     schedule is compressed by the same ratio. With ``refine``, one more trial at the :func:`refinement` of the first
-    round's choice (by :func:`choose` with ``tolerance``). When the module says its chance-level loss and no trial
+    round's choice (by :func:`choose` with ``tolerance``) when a trial learned (:func:`learned`). When the module says its chance-level loss and no trial
     ended below it while the lowest candidate's loss did fall (to the chance plateau: the range test's minimum can
     sit on one far above any LR that trains), the trials first descend from the lowest candidate in steps of
     ``LADDER`` (at most ``LADDER_STEPS``, not below ``floor``, the sweep's first LR) until one ends below it.
@@ -333,7 +333,7 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
             break  # one learned; or the lowest did not even fall (too short to learn anything: lower LRs won't)
         trials += run_trials(trainer, pl_module, snapshot, [lowest["lr"] / LADDER], steps, schedule, seed,
                              scaled_epoch, val_batches)
-    if refine and any(math.isfinite(t["score"]) for t in trials):
+    if refine and any(learned(t["losses"], chance=chance) for t in trials):  # a winner to refine around
         middle = refinement(trials, choose(trials, tolerance=tolerance, chance=chance)["lr"])
         if middle is not None:
             trials += run_trials(trainer, pl_module, snapshot, [middle], steps, schedule, seed, scaled_epoch,
