@@ -45,8 +45,8 @@ COLUMNS = ["setting", "seed", "kind", "lr", "status", "val", "test", "train_wall
 # less than 18% below chance-level loss, a weak signal, the chosen LR x1.25) and v8 (v7 with no tolerance where the
 # trials learned well: a larger candidate is kept there only when the paired test cannot tell it from the best) are in
 # RESULTS.md. A climb above the largest candidate when it was chosen repeated every v5 choice (RESULTS.md): not
-# adopted. v9, the current method, is v8 where a trial counts as
-# learned only when it ended at least 1% of the chance-level loss below it (trials.CHANCE_MARGIN), not any amount.
+# adopted. v9, the current method, is v8 where a trial counts as learned only when it ended at least 1% of the
+# chance-level loss below it (trials.CHANCE_MARGIN), not any amount, and no refinement runs when none learned.
 AUTO_JOB = "auto_v9"
 # Older auto runs that v9 would repeat exactly, per setting (or setting and seed). v9 changes a run only through a
 # trial that v8 counted as learned and that ended less than 1% below chance; every run below had none (read off its

@@ -87,9 +87,9 @@ SETTINGS = {
     "shapes6_large_adamw": dict(data="shapes6L", overrides=[
         "trainer=cpu", "model=small", "optimizer=adamw", "data.batch_size=64", "data.image_size=40",
         "trainer.max_epochs=3"], grid=[0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064]),
-    # Held out for longer trials where they barely learned (added 2026-12-01 17:20 UTC, before any of its runs and
-    # before that probe's first result): 7 drawn shapes (another seed), 900 per class, 36 px stretched, Nesterov SGD at
-    # batch 96, 4 epochs (210 steps). 8 values x2 apart.
+    # Held out for v9 and for longer trials where they barely learned (added 2026-12-01 17:19 UTC, after v9, before any
+    # of its runs and before that probe's first result): 7 drawn shapes (another seed), 900 per class, 36 px
+    # stretched, Nesterov SGD at batch 96, 4 epochs (210 steps). 8 values x2 apart.
     "shapes7_large_nesterov": dict(data="shapes7L", overrides=[
         "trainer=cpu", "model=small", "optimizer=nesterov", "data.batch_size=96", "data.image_size=36",
         "data.resize_mode=resize", "trainer.max_epochs=4"], grid=[0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
@@ -112,9 +112,10 @@ SETTINGS = {
         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
 }
 # Settings a method was not chosen on (each held out from the method current when it was added, before any of its
-# runs): cifar_adam32, cifar_nesterov64, shapes8_large and shapes6_large_adamw for v8, shapes4_adamw48 and shapes8_sgd128 for v7 (RESULTS.md, the v7 and v8
-# entries); cifar_nesterov32 and cifar_adam16 were added after v6's 3% was
-# chosen (on the v5 trials of the other settings) and before any of their runs; shapes6_adagrad24 and cifar_sgd16 were
+# runs): shapes7_large_nesterov for v9; cifar_adam32, cifar_nesterov64, shapes8_large and shapes6_large_adamw for
+# v8, shapes4_adamw48 and shapes8_sgd128 for v7 (RESULTS.md, the v7, v8 and 17:36 entries); cifar_nesterov32 and
+# cifar_adam16 were added after v6's 3% was chosen (on the v5 trials of the other settings) and before any of their
+# runs; shapes6_adagrad24 and cifar_sgd16 were
 # added after v5, before any of their runs (v6's 3% was chosen with cifar_sgd16's v5 trials in view);
 # shapes8_nesterov was added after v3's tolerance and refinement were chosen (its seed 2 then showed the range test's
 # relapse failure, fixed before the runs in RESULTS.md), cifar10_resnet9 ran only with v3, shapes7_sgd16 and

@@ -1,6 +1,6 @@
-"""The max_lr trials' chance-level rules (callbacks/range_test/trials.py): a trial counts only when it ends at least 1%
-below the chance-level loss, the descent below the candidates when none does, the share below chance and the weak-signal scale,
-on numbers with known answers."""
+"""The max_lr trials' chance-level rules (callbacks/range_test/trials.py): a trial counts only when it ends at least
+1% below the chance-level loss, the descent below the candidates when none does, the share below chance and the
+weak-signal scale, on numbers with known answers."""
 from __future__ import annotations
 
 import math
@@ -36,7 +36,8 @@ def test_a_trial_a_hair_under_chance_has_not_learned_and_is_never_chosen():
     assert trials.learned(just, chance=chance)
     flat = start + [1.9] * 9 + [chance * 1.03] * 4
     recorded = [{"lr": lr, "factor": f, "losses": losses, "score": trials.trial_score(losses)}
-                for lr, f, losses in ((0.0037, 0.3, flat), (0.0123, 1.0, flat), (0.037, 3.0, flat), (0.123, 10.0, hair))]
+                for lr, f, losses in ((0.0037, 0.3, flat), (0.0123, 1.0, flat), (0.037, 3.0, flat),
+                                      (0.123, 10.0, hair))]
     assert trials.choose(recorded, tolerance=0.05, chance=chance)["lr"] == 0.0123
     recorded[0]["losses"] = just
     recorded[0]["score"] = trials.trial_score(just)

@@ -45,9 +45,9 @@ __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates"
 LADDER, LADDER_STEPS = math.sqrt(10.0), 6
 
 #: a trial counts as learned only when it ends at least this share of the chance-level loss below it: a model that
-#: predicts the class prior scores a hair under chance, and on two held-out drawn sets (issue 20, RESULTS.md
-#: 2026-12-01, v9) trials 0.00%-0.75% below chance counted as learned, were chosen and trained at chance or 3-10x
-#: the sweep's best (worst seeds +43 and +10 points); the long-trial probe's collapse stopped on one 0.55% below
+#: predicts the class prior scores a hair under chance. On two held-out drawn sets (issue 20, RESULTS.md 2026-12-01
+#: 17:36) trials 0.005% and 0.42% below chance counted as learned and were chosen: auto trained at chance (+43
+#: points) and at 9x the sweep's best (+10); the long-trial probe's collapse (16:16) stopped on one 0.55% below
 CHANCE_MARGIN = 0.01
 
 #: a best trial that ended less than this share of the chance-level loss below it is a weak signal: on the issue-20
@@ -312,10 +312,11 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
     each ``trial_length(run steps, *length, images_per_step(trainer))`` steps long (``length``: fraction, min and max
     steps, min images), where the run's steps are the trainer's ``estimated_stepping_batches``; an epoch-based
     schedule is compressed by the same ratio. With ``refine``, one more trial at the :func:`refinement` of the first
-    round's choice (by :func:`choose` with ``tolerance``) when a trial learned (:func:`learned`). When the module says its chance-level loss and no trial
-    ended below it while the lowest candidate's loss did fall (to the chance plateau: the range test's minimum can
-    sit on one far above any LR that trains), the trials first descend from the lowest candidate in steps of
-    ``LADDER`` (at most ``LADDER_STEPS``, not below ``floor``, the sweep's first LR) until one ends below it.
+    round's choice (by :func:`choose` with ``tolerance``) when a trial learned (:func:`learned`). When the module says
+    its chance-level loss and no trial learned (ended :data:`CHANCE_MARGIN` below it) while the lowest candidate's
+    loss did fall (to the chance plateau: the range test's minimum can sit on one far above any LR that trains), the
+    trials first descend from the lowest candidate in steps of ``LADDER`` (at most ``LADDER_STEPS``, not below
+    ``floor``, the sweep's first LR) until one learns.
     ``val_batches``: see :func:`run_trials`."""
     run_steps = float(trainer.estimated_stepping_batches)
     per_step = images_per_step(trainer)
