@@ -98,7 +98,7 @@ SETTINGS = {
     "shapes5_large_sgd32": dict(data="shapes5L", overrides=[
         "trainer=cpu", "model=small", "data.batch_size=32", "data.image_size=32", "trainer.max_epochs=2"],
         grid=[0.003125, 0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4]),
-    # Held out for a fallback when no trial learned (added 2026-12-01 18:14 UTC, before any of their runs, after the
+    # Held out for a fallback when no trial learned (added 2026-12-01 18:12 UTC, before any of their runs, after the
     # fallback was named from shapes5_large_sgd32's replay): 6 and 8 drawn shapes (other seeds), 1,000 and 750 per
     # class, 32 px, plain SGD at batch 32, 2 epochs (300 steps), as shapes5_large_sgd32. 8 values x2 apart.
     "shapes6_large_sgd32": dict(data="shapes6S", overrides=[
