@@ -9,6 +9,9 @@ from __future__ import annotations
 # Validation: 20% of the training images (the CSV recipe: its own 10%), the sweep's best is chosen on it. The two
 # CIFAR-10 recipes' piecewise schedules are written as one_cycle with the same shape (auto fills scheduler.max_lr):
 # airbench's 0.2x -> 1x at 23% -> 0.07x, linear, constant momentum; Page's ~0 -> peak at epoch 5 of 24 -> ~0.
+# The three drawn SGD sets at batch 32 share network, budget and sweep: small net, 32 px, 2 epochs, 8 peaks x2 apart.
+SGD32_2_EPOCHS = dict(overrides=["trainer=cpu", "model=small", "data.batch_size=32", "data.image_size=32",
+                                 "trainer.max_epochs=2"], grid=[0.003125, 0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4])
 SETTINGS = {
     "shapes_small": dict(data="shapes", overrides=["trainer=cpu", "model=small", "data.batch_size=64", "data.image_size=32",
                                                    "trainer.max_epochs=6"],
@@ -95,18 +98,12 @@ SETTINGS = {
         "data.resize_mode=resize", "trainer.max_epochs=4"], grid=[0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
     # Held out for v9 (added 2026-12-01 18:01 UTC, after v9, before any of its runs): 5 drawn shapes (another seed),
     # 1,200 per class, 32 px, plain SGD at batch 32, 2 epochs (300 steps; 100-step trials, a third of the run).
-    "shapes5_large_sgd32": dict(data="shapes5L", overrides=[
-        "trainer=cpu", "model=small", "data.batch_size=32", "data.image_size=32", "trainer.max_epochs=2"],
-        grid=[0.003125, 0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4]),
+    "shapes5_large_sgd32": dict(data="shapes5L", **SGD32_2_EPOCHS),
     # Held out for a fallback when no trial learned (added 2026-12-01 18:12 UTC, before any of their runs, after the
     # fallback was named from shapes5_large_sgd32's replay): 6 and 8 drawn shapes (other seeds), 1,000 and 750 per
     # class, 32 px, plain SGD at batch 32, 2 epochs (300 steps), as shapes5_large_sgd32. 8 values x2 apart.
-    "shapes6_large_sgd32": dict(data="shapes6S", overrides=[
-        "trainer=cpu", "model=small", "data.batch_size=32", "data.image_size=32", "trainer.max_epochs=2"],
-        grid=[0.003125, 0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4]),
-    "shapes8_large_sgd32": dict(data="shapes8S", overrides=[
-        "trainer=cpu", "model=small", "data.batch_size=32", "data.image_size=32", "trainer.max_epochs=2"],
-        grid=[0.003125, 0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4]),
+    "shapes6_large_sgd32": dict(data="shapes6S", **SGD32_2_EPOCHS),
+    "shapes8_large_sgd32": dict(data="shapes8S", **SGD32_2_EPOCHS),
     "cifar_small": dict(data="cifar300", overrides=["trainer=cpu", "model=small", "data.batch_size=64", "trainer.max_epochs=5"],
                         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
     "attributes_small": dict(data="attributes200", overrides=[
