@@ -104,7 +104,7 @@ SETTINGS = {
     # class, 32 px, plain SGD at batch 32, 2 epochs (300 steps), as shapes5_large_sgd32. 8 values x2 apart.
     "shapes6_large_sgd32": dict(data="shapes6S", **SGD32_2_EPOCHS),
     "shapes8_large_sgd32": dict(data="shapes8S", **SGD32_2_EPOCHS),
-    # Held out for v10, the rise point when no trial learned (added 2026-12-01 19:10 UTC, with v10's decision rule,
+    # Held out for v10, the rise point when no trial learned (added 2026-12-01 18:47 UTC, with v10's decision rule,
     # before any of their runs): 7 and 4 drawn shapes (other seeds), 860 and 1,500 per class, plain SGD; 6 shapes with
     # Nesterov SGD; all at batch 32, 2 epochs, 32 px, as shapes5_large_sgd32.
     "shapes7_large_sgd32": dict(data="shapes7S", **SGD32_2_EPOCHS),
