@@ -20,10 +20,10 @@ from callbacks.range_test.base import RangeTestCallback
 from callbacks.range_test.progress import progress_task
 from callbacks.range_test.result import RangeTestResult
 from callbacks.range_test.smoothing import default_bandwidth, divergence_index, running_average
-from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions
+from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions, rise_point
 from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
-from callbacks.range_test.trials import (ScheduleFactory, check_trial_settings, chosen_lr, default_schedule,
-                                         trials_after_sweep)
+from callbacks.range_test.trials import (RISE_SHARE, ScheduleFactory, adam_family, check_trial_settings, chosen_lr,
+                                         default_schedule, trials_after_sweep, untrained_fallback)
 
 __all__ = ["LRRangeTest", "loss_rise", "sweep_status"]
 
@@ -162,6 +162,7 @@ class LRRangeTest(RangeTestCallback):
                 length=(self.trial_fraction, self.trial_min_steps, self.trial_max_steps, self.trial_min_images),
                 schedule=self.trial_schedule, seed=self.seed, tolerance=self.trial_tolerance, refine=self.trial_refine,
                 val_batches=self.trial_val_batches, floor=float(runs[0]["lrs"][0]))
+            raw["adaptive"] = adam_family(trainer.optimizers)  # where no trial learned: the rise point, or not
         return raw
 
     def _one_sweep(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stream: BatchStream,
@@ -226,7 +227,12 @@ class LRRangeTest(RangeTestCallback):
         if raw.get("trials"):
             chance = raw["trials"][0].get("chance_loss")
             rule, lr = "trials", chosen_lr(raw["trials"], tolerance=self.trial_tolerance, chance=chance)
-            suggestions = {**suggestions, "trials": lr}
+            rises = [rise_point(run["lrs"], run["smoothed"], RISE_SHARE) for run in runs]
+            rise = float(np.exp(np.mean(np.log(rises)))) if None not in rises else None
+            suggestions = {**suggestions, "trials": lr, **({"rise": rise} if rise is not None else {})}
+            fallback = untrained_fallback(raw["trials"], rise, raw["adaptive"])
+            if fallback is not None:  # no trial learned, SGD family: the curve's rise point (v10)
+                rule, lr = "rise", fallback
         trials = [{k: v for k, v in t.items() if k != "losses"} for t in raw.get("trials", [])]
         return RangeTestResult(
             kind="loss", lrs=first["lrs"], losses=first["losses"], smoothed=first["smoothed"],

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 _STYLES = {"min_div10": ("k", "--"), "steepest": ("tab:red", ":"), "valley": ("tab:green", "-."),
-           "loss_min": ("tab:purple", (0, (1, 3)))}
+           "loss_min": ("tab:purple", (0, (1, 3))), "rise": ("tab:orange", "-")}
 
 
 # ---------------------------------------------------------------------------------------------- figures

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from callbacks.range_test import report
-from callbacks.range_test.trials import CHANCE_MARGIN, WEAK_PROGRESS, WEAK_SCALE, below_chance
+from callbacks.range_test.trials import CHANCE_MARGIN, RISE_SHARE, WEAK_PROGRESS, WEAK_SCALE, below_chance
 
 __all__ = ["RangeTestResult"]
 
@@ -56,11 +56,14 @@ class RangeTestResult:
     def trial_signal(self) -> str:
         """``"; best trial 7% below chance-level loss, a weak signal: 1.25x the chosen trial's LR; sweep 0.3x-3x
         around it"`` (``""`` when the trials do not say their chance level; no more when the best trial ended well
-        below it; a warning when none ended 1% below it, and the rule's own LR was used)."""
+        below it; a warning when none ended 1% below it, and what was used then: the range test's rise point, or the
+        rule's own LR)."""
         share = below_chance(self.trials)
-        if share is None:  # no chance level (a module without one), or no trial learned: then the rule's own LR
+        if share is None:  # no chance level (a module without one), or no trial learned
+            used = (f"the range test's rise point {self.lr:.3g} (its smoothed loss {RISE_SHARE:.0%} above its lowest)"
+                    if self.rule == "rise" else "the rule's LR")
             return (f"; no trial ended {CHANCE_MARGIN:.0%} below chance-level loss (too short to learn on this data): "
-                    "the rule's LR; sweep 0.3x-3x around it" if any(t.get("chance_loss") for t in self.trials) else "")
+                    f"{used}; sweep 0.3x-3x around it" if any(t.get("chance_loss") for t in self.trials) else "")
         weak = (f", a weak signal: {WEAK_SCALE:g}x the chosen trial's LR; sweep 0.3x-3x around it"
                 if share < WEAK_PROGRESS else "")  # weak_signal(self.trials), without reading the trials again
         return f"; best trial {share:.0%} below chance-level loss{weak}"

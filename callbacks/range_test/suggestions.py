@@ -45,6 +45,7 @@ __all__ = [
     "suggest_valley",
     "valley_stretch",
     "relapse_index",
+    "rise_point",
     "compute_suggestions",
     "binomial_stderr",
     "accuracy_test_bounds",
@@ -180,6 +181,21 @@ def relapse_index(smoothed: Sequence[float], drop: float = 0.1) -> Optional[int]
         fallen = fallen or v < (1.0 - drop) * y[0]
         if fallen and not v < y[0]:  # a non-finite value counts as a rise
             return i
+    return None
+
+
+def rise_point(lrs: Sequence[float], smoothed: Sequence[float], share: float) -> Optional[float]:
+    """The first LR at which the smoothed loss stands more than ``share`` (e.g. 0.1) above its lowest value so far: where
+    the curve's first rise starts (a non-finite value after a finite one counts as a rise); ``None`` when it never
+    rises that far. Not a rule of its own: it lies beyond the loss minimum, and it is where an SGD-family run trains
+    when no max_lr trial learned (:func:`callbacks.range_test.trials.untrained_fallback`)."""
+    lr, y = check_pair(lrs, smoothed)
+    lowest = math.inf
+    for x, v in zip(lr, y):
+        if math.isfinite(lowest) and not v <= (1.0 + share) * lowest:
+            return float(x)
+        if math.isfinite(v):
+            lowest = min(lowest, v)
     return None
 
 

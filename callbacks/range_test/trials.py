@@ -14,9 +14,10 @@ larger peak needs more steps to settle than the trial gives it; the short-horizo
 refinement trial at the geometric midpoint between the winner and the next larger candidate that trained without
 diverging (the candidates are 3x apart; on drawn shapes the best peak sat between 3x and 10x) joins the choice by the
 same rule. A trial counts only when it ends at least 1% below the model's chance-level loss (:data:`CHANCE_MARGIN`);
-when none does, the trials first descend below the lowest candidate. When the best trial ended less than 18% below
-chance-level loss (a weak signal: the trials barely learned), the chosen trial's LR x1.25 is returned
-(:func:`chosen_lr`).
+when none does, the trials first descend below the lowest candidate; when still none does, an SGD-family optimizer
+trains at the range test's rise point, where its loss first stands 10% above its lowest (:func:`untrained_fallback`),
+and the Adam family at the rule's LR. When the best trial ended less than 18% below chance-level loss (a weak signal:
+the trials barely learned), the chosen trial's LR x1.25 is returned (:func:`chosen_lr`).
 The training loss of batches it has not trained on yet (a trial is shorter than an epoch on all but tiny sets) needs
 no validation split, so nothing is chosen on a test split when a data set validates on it. Between trials and at
 the end everything is restored exactly as after the range test (:mod:`callbacks.range_test.state`).
@@ -37,8 +38,9 @@ from callbacks.schedules.shapes import one_cycle
 
 __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length",
            "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "run_trials",
-           "default_schedule", "describe", "share_below", "below_chance", "chosen_lr", "weak_signal", "CHANCE_MARGIN",
-           "WEAK_PROGRESS", "STRONG_TOLERANCE", "WEAK_SCALE"]
+           "default_schedule", "describe", "share_below", "below_chance", "chosen_lr", "weak_signal", "adam_family",
+           "untrained_fallback", "CHANCE_MARGIN",
+           "RISE_SHARE", "WEAK_PROGRESS", "STRONG_TOLERANCE", "WEAK_SCALE"]
 
 #: when no candidate ended below chance-level loss: the trials descend from the lowest one by this factor, at most
 #: this many times (3 decades); found where a range test's minimum sat on a chance plateau at LR 0.8-2 (issue 20)
@@ -67,6 +69,13 @@ STRONG_TOLERANCE = 0.0
 #: 1.5x, +3.6 at 2x); then +1.0 +/- 0.4 test points over v6 on 48 drawn-set runs, +0.7 +/- 0.7 on the 12 of two drawn
 #: sets held out for it (issue 20, RESULTS.md 2026-12-01, v7)
 WEAK_SCALE = 1.25
+
+#: when no trial learned with an SGD-family optimizer, auto trains at the range test's rise point, where the smoothed
+#: loss first stands this share above its lowest so far (v10): on the 10 such runs of issue 20's benchmark it read
+#: +2.6 +/- 1.0 points off the sweep's best (5%: +4.4, 20%: +5.0), the rule's LR +8.0 +/- 0.8; over 91 SGD-family runs
+#: the best peak sat at 0.85x it (log10 sd 0.29); the Adam family's at 1/7 of it, near the loss minimum (RESULTS.md
+#: 2026-12-01 18:47, v10)
+RISE_SHARE = 0.1
 
 #: schedule_factory(max_lr=peak) -> schedule(step, total_steps, [steps_per_epoch]) -> (lr, momentum or None)
 ScheduleFactory = Callable[[float], Callable[..., Any]]
@@ -223,6 +232,22 @@ def chosen_lr(trials: Sequence[Dict[str, Any]], tolerance: float = 0.0, chance: 
     ended less than :data:`WEAK_PROGRESS` below chance-level loss (:func:`below_chance`; needs the ``learned`` and
     ``chance_loss`` fields that :func:`trials_after_sweep` adds)."""
     return choose(trials, tolerance=tolerance, chance=chance)["lr"] * (WEAK_SCALE if weak_signal(trials) else 1.0)
+
+
+def adam_family(optimizers: Sequence[Any]) -> bool:
+    """Whether any of the optimizers keeps Adam-style moment estimates: a parameter group with ``betas`` (Adam,
+    AdamW, Adamax, NAdam, RAdam, ...); SGD, Nesterov, Adagrad and RMSprop do not."""
+    return any("betas" in group for opt in optimizers for group in getattr(opt, "param_groups", []))
+
+
+def untrained_fallback(trials: Sequence[Dict[str, Any]], rise: Optional[float], adaptive: bool) -> Optional[float]:
+    """The max_lr when no trial learned (none ``learned``, as :func:`trials_after_sweep` records it) and the
+    optimizer is not of the Adam family (``adaptive`` False): the range test's rise point ``rise``
+    (:func:`callbacks.range_test.suggestions.rise_point`); ``None`` otherwise (then :func:`chosen_lr` stands: the
+    rule's LR when nothing learned). :data:`RISE_SHARE` says why."""
+    if rise is None or adaptive or not trials or any(t.get("learned") for t in trials):
+        return None
+    return float(rise)
 
 
 def weak_signal(trials: Sequence[Dict[str, Any]]) -> bool:
