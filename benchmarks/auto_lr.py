@@ -300,8 +300,8 @@ def plot(csv_path: Path, png: Path) -> Path:
     from matplotlib.patches import Patch
 
     handles, _ = ax.get_legend_handles_labels()
-    ax.legend(handles=handles + [Patch(color="#dd8452", label="held out from the method of its time (README: which later rounds it chose)")],
-              loc="upper left", fontsize=8)  # inside: the CIFAR settings on the left stay near 0
+    held = Patch(color="#dd8452", label="held out from the method of its time (README: which later rounds it chose)")
+    ax.legend(handles=handles + [held], loc="upper left", fontsize=8)  # inside: the CIFAR settings on the left stay near 0
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.36)
     return rt.save_figure(fig, rows, png)
 
