@@ -25,8 +25,9 @@ class RangeTestResult:
     lrs: List[float]
     losses: List[float]
     smoothed: List[float]
-    suggestions: Dict[str, float]  # every rule's LR (accuracy test: base_lr, max_lr, peak_lr)
-    rule: str  # the rule that chose `lr`
+    suggestions: Dict[str, float]  # every rule's LR (accuracy test: base_lr, max_lr, peak_lr; with trials also
+    # "trials", their choice, and "rise", the curve's rise point)
+    rule: str  # the rule that chose `lr`: a suggestion's name, "trials", or "rise" (no trial learned, SGD family)
     lr: float  # the chosen max LR
     base_lr: Optional[float] = None  # accuracy test's base_lr; None for the loss test
     status: str = ""  # how the sweep ended and how far the loss rose over its minimum
