@@ -102,17 +102,20 @@ def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.Li
 
 
 def resolve_auto_lrs(cfg: DictConfig, keys: list[str], model: pl.LightningModule,
-                     datamodule: pl.LightningDataModule) -> tuple[RangeTestResult | None, str]:
+                     datamodule: pl.LightningDataModule) -> tuple[RangeTestResult | None, dict, str]:
     """Write the LRs the schedule will use into the config in place of AUTO (``keys``): from the checkpoint when
     resuming (the range test does not run again), else from a range test. Returns the range test's result (if one
-    ran) and where the LRs came from."""
+    ran), how the LRs were found (``{source, search_s, search_steps}``: a resumed run's are the first run's, read from
+    the checkpoint) and this run's ``lr_source`` (a resumed run's: ``checkpoint: <the first run's>``)."""
     if not keys:
-        return None, "config"
+        return None, {"source": "config", "search_s": 0.0, "search_steps": 0}, "config"
     if cfg.ckpt_path:
-        saved = saved_run_config(cfg.ckpt_path)["scheduler"]
+        saved, found = saved_run_config(cfg.ckpt_path)
         for key in keys:
-            cfg.scheduler[key] = saved[key]
-        return None, "checkpoint"
+            cfg.scheduler[key] = saved["scheduler"][key]
+        if found is None:  # a checkpoint written before the search was saved in it
+            return None, {"source": "checkpoint", "search_s": 0.0, "search_steps": 0}, "checkpoint"
+        return None, found, f"checkpoint: {found['source']}"
     result = run_range_test(cfg, model, datamodule)
     found = {"max_lr": result.lr, "base_lr": result.base_lr}
     for key in keys:
@@ -120,11 +123,13 @@ def resolve_auto_lrs(cfg: DictConfig, keys: list[str], model: pl.LightningModule
             raise ValueError(f"scheduler.{key}={AUTO} needs range_test=accuracy (Smith's accuracy test reports "
                              f"base_lr); range_test={result.kind} reports only max_lr")
         cfg.scheduler[key] = float(found[key])
-    return result, result.source
+    found = {"source": result.source, "search_s": round(result.elapsed_s, 2), "search_steps": result.search_steps}
+    return result, found, result.source
 
 
-def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
-    callbacks: list[pl.Callback] = [RunConfig(OmegaConf.to_container(cfg, resolve=True))]
+def build_callbacks(cfg: DictConfig, lr_found: dict | None = None) -> list[pl.Callback]:
+    """``lr_found``: how the LRs were found (resolve_auto_lrs), saved in checkpoints for a resumed run to say."""
+    callbacks: list[pl.Callback] = [RunConfig(OmegaConf.to_container(cfg, resolve=True), lr_found)]
     if scheduler_config(cfg).get("_target_"):
         callbacks.append(LRSchedule(instantiate(cfg.scheduler), plot=cfg.plot_schedule))
     callbacks += [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
@@ -248,7 +253,7 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     log_header(cfg, model, datamodule, lr_plan(cfg, asked, runs_trials(cfg)), threads_why, speed_why)
     if cfg.task.name == "lr_range_test":
         return range_test_task(cfg, model, datamodule)
-    range_test, lr_source = resolve_auto_lrs(cfg, asked, model, datamodule)
+    range_test, lr_found, lr_source = resolve_auto_lrs(cfg, asked, model, datamodule)
     log_lr_found({key: cfg.scheduler[key] for key in asked}, lr_source, range_test)
     os.makedirs(cfg.output_dir, exist_ok=True)
     with open(os.path.join(cfg.output_dir, "config.yaml"), "w") as f:  # what ran (.hydra/: what was asked), and how
@@ -257,11 +262,10 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
         print_config(cfg)
     write_result(cfg.output_dir, status="running", reason="", overrides=job_overrides(), monitor=cfg.monitor,
                  monitor_mode=cfg.monitor_mode, run_dir=cfg.output_dir,
-                 lr={"max_lr": scheduler_config(cfg).get("max_lr", cfg.optimizer.get("lr")), "source": lr_source,
-                     "search_s": round(range_test.elapsed_s, 2) if range_test else 0.0,
-                     "search_steps": range_test.search_steps if range_test else 0})
+                 lr={"max_lr": scheduler_config(cfg).get("max_lr", cfg.optimizer.get("lr")), **lr_found,
+                     "source": lr_source})
 
-    callbacks = build_callbacks(cfg)
+    callbacks = build_callbacks(cfg, lr_found if asked else None)
     loggers = build_loggers(cfg)
     if range_test is not None:
         range_test.log_to(loggers)

@@ -9,17 +9,22 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 CHECKPOINT_KEY = "run_config"
+#: how the run's LRs were found (``source``, ``search_s``, ``search_steps``), so that a resumed auto run still says it
+LR_KEY = "run_lr"
 
 
 class RunConfig(Callback):
-    """Writes ``config`` (a plain, resolved dict) to ``checkpoint["run_config"]`` at every save."""
+    """Writes ``config`` (a plain, resolved dict) to ``checkpoint["run_config"]`` and ``lr`` (how its LRs were found:
+    ``{source, search_s, search_steps}``) to ``checkpoint["run_lr"]`` at every save."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], lr: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.config = config
+        self.config, self.lr = config, lr
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         checkpoint[CHECKPOINT_KEY] = self.config
+        if self.lr is not None:
+            checkpoint[LR_KEY] = self.lr
 
 
 def read_checkpoint(ckpt_path: str) -> dict[str, Any]:
@@ -38,13 +43,14 @@ def read_checkpoint(ckpt_path: str) -> dict[str, Any]:
     return checkpoint
 
 
-def saved_run_config(ckpt_path: str) -> dict[str, Any]:
-    """The config a checkpoint was written with (for ``auto`` LRs on resume)."""
+def saved_run_config(ckpt_path: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The config a checkpoint was written with (for ``auto`` LRs on resume), and how its LRs were found (``None``
+    from a checkpoint written before that was saved)."""
     checkpoint = read_checkpoint(ckpt_path)
     if CHECKPOINT_KEY not in checkpoint:
         raise ValueError(f"ckpt_path: {ckpt_path} holds no run config (it was not written by train.py); give the "
                          f"learning rates as numbers instead of 'auto' to resume from it")
-    return checkpoint[CHECKPOINT_KEY]
+    return checkpoint[CHECKPOINT_KEY], checkpoint.get(LR_KEY)
 
 
 def check_same_network(ckpt_path: str, checkpoint: dict[str, Any], network: str) -> None:

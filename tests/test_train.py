@@ -251,6 +251,11 @@ def test_mid_epoch_resume_of_an_auto_run_is_bitwise_and_runs_no_second_range_tes
                                                "test=false")
     assert (tmp_path / "a" / "lr_range_test.json").exists() and not (tmp_path / "b" / "lr_range_test.json").exists()
     assert resumed.scheduler.max_lr == full.scheduler.max_lr != "auto"
+    # the resumed run still says how its LR was found, and what that search cost (the first run's, from the checkpoint)
+    first, again = read_result(tmp_path / "a")["lr"], read_result(tmp_path / "b")["lr"]
+    assert first["source"].startswith("range_test (") and first["search_steps"] > 20
+    assert again == {**first, "source": f"checkpoint: {first['source']}"}
+    assert (tmp_path / "b" / "config.yaml").read_text().splitlines()[0] == f"# lr_source: checkpoint: {first['source']}"
 
 def test_auto_base_lr_needs_the_accuracy_test(tmp_path):
     cfg = compose_config(smoke_overrides("scheduler=cyclic", "scheduler.base_lr=auto", "scheduler.max_lr=0.4",
