@@ -46,11 +46,14 @@ COLUMNS = ["setting", "seed", "kind", "lr", "status", "val", "test", "train_wall
 # trials learned well: a larger candidate is kept there only when the paired test cannot tell it from the best) are in
 # RESULTS.md. A climb above the largest candidate when it was chosen repeated every v5 choice (RESULTS.md): not
 # adopted. v9 is v8 where a trial counts as learned only when it ended at least 1% of the chance-level loss below it
-# (trials.CHANCE_MARGIN), not any amount, and no refinement runs when none learned. v10, the current method, is v9
-# where, when no trial learned and the optimizer is not of the Adam family, auto trains at the range test's rise point
-# (trials.untrained_fallback).
-AUTO_JOB = "auto_v10"
-# Older auto runs that v10 would repeat exactly, per setting (or setting and seed). v10 repeats every v9 run but those
+# (trials.CHANCE_MARGIN), not any amount, and no refinement runs when none learned. v10 is v9 where, when no trial
+# learned and the optimizer is not of the Adam family, auto trains at the range test's rise point
+# (trials.untrained_fallback). v11, the current method, is v10 without the descent below the candidates for those
+# optimizers (trials_after_sweep's descend): the rise point follows at once.
+AUTO_JOB = "auto_v11"
+# Older auto runs that v11 would repeat exactly, per setting (or setting and seed). v11 repeats every v10 run but those
+# whose SGD-family trials descended below the candidates (none of those descents learned: read off each run's trials,
+# all 17 were reruns of v10), so every run listed for v10 and before. v10 repeats every v9 run but those
 # where no trial learned with an SGD-family optimizer (its trials are v9's; only the LR trained at differs), and every
 # older run that v9 repeats (none of them had no trial learned). v9 changes a run only through a
 # trial that v8 counted as learned and that ended less than 1% below chance; every run below had none (read off its
@@ -82,7 +85,9 @@ SAME_SINCE = {"auto_v3": ("cifar10_resnet9_s1", "cifar10_resnet9_s2", "cifar10_f
                           "shapes6_large_adamw_s0", "shapes6_large_adamw_s1", "shapes6_large_adamw_s2",
                           "shapes6_large_adamw_s5", "shapes5_large_sgd32_s0", "shapes5_large_sgd32_s3",
                           "shapes8_large_sgd32_s3", "shapes7_large_sgd32_s3", "shapes7_large_sgd32_s4",
-                          "shapes7_large_sgd32_s5")}
+                          "shapes7_large_sgd32_s5"),
+              # v11 changes only a run whose SGD-family trials descended below the candidates; these v10 runs did not
+              "auto_v10": ("shapes5_large_sgd32_s2", "shapes4_large_sgd32_s2")}
 # The control: per seed, one more run at the sweep's validation-best LR x CONTROL_NUDGE, i.e. what an auto that always
 # found the sweep's best would train. Its gap to the sweep's best is the noise floor of the gap: on these short
 # runs a 0.1% change of the peak already changes a run's accuracy by a few points, so a worst seed within 2 points

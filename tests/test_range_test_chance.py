@@ -78,6 +78,11 @@ def test_trials_descend_below_the_candidates_when_none_ends_below_chance(monkeyp
                               length=(0.05, 12, 12, 0), schedule=None, seed=0, refine=False, floor=0.05)
     assert ran == pytest.approx([0.3, 1, 3, 10, 0.3 / 10 ** 0.5])  # not below the sweep's first LR
     ran.clear()
+    trials.trials_after_sweep(trainer, module, None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
+                              length=(0.05, 12, 12, 0), schedule=None, seed=0, refine=False, floor=1e-5,
+                              descend=False)
+    assert ran == pytest.approx([0.3, 1, 3, 10])  # the caller has a fallback (the rise point): no descent
+    ran.clear()
     trials.trials_after_sweep(trainer, SimpleNamespace(), None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
                               length=(0.05, 12, 12, 0), schedule=None, seed=0, refine=False, floor=1e-5)
     assert ran == pytest.approx([0.3, 1, 3, 10])  # a module that does not say its chance level: no descent

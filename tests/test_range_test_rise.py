@@ -49,9 +49,10 @@ def test_the_rise_point_is_used_only_when_no_trial_learned_with_an_sgd_family_op
 
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
 def test_nothing_learns_on_random_labels_so_sgd_trains_at_the_rise_point_and_adam_at_the_rule(opt):
-    """2,048 points with random labels among 3 classes (chance-level loss ln 3): no trial can end 1% below it. With
-    SGD the found LR is the rise point of the recorded curve, read here with numpy alone; with Adam, the rule's LR
-    (loss_min). Both say so in ``lr_source``."""
+    """2,048 points with random labels among 3 classes (chance-level loss ln 3): no trial can end 1% below it, but
+    from logits 20x too large the loss falls towards it. With SGD the found LR is the rise point of the recorded
+    curve, read here with numpy alone, and the trials do not descend below the candidates; with Adam they do (the
+    lowest candidate's loss fell), and the LR is the rule's (loss_min). Both say so in ``lr_source``."""
     import pytorch_lightning as pl
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -60,6 +61,11 @@ def test_nothing_learns_on_random_labels_so_sgd_trains_at_the_rise_point_and_ada
     from range_fixtures import TinyNet
 
     class Chance(TinyNet):
+        def __init__(self, opt):
+            super().__init__(opt=opt)
+            with torch.no_grad():  # logits 20x too large: the loss starts far above chance and falls towards it
+                self.net[4].weight.mul_(20)
+
         def chance_loss(self):
             return math.log(3)
 
@@ -74,9 +80,11 @@ def test_nothing_learns_on_random_labels_so_sgd_trains_at_the_rise_point_and_ada
     smoothed = np.asarray(result.smoothed)
     rises = np.flatnonzero(smoothed > 1.1 * np.minimum.accumulate(smoothed))
     assert rises.size and result.suggestions["rise"] == pytest.approx(result.lrs[rises[0]])
-    if opt == "sgd":
+    if opt == "sgd":  # and no descent below the candidates (0.3x-10x the rule's LR): the rise point is the fallback
         assert result.rule == "rise" and result.lr == pytest.approx(result.lrs[rises[0]])
+        assert min(t["factor"] for t in result.trials) == pytest.approx(0.3)
         assert f"the range test's rise point {result.lr:.3g}" in result.source
     else:
         assert result.rule == "trials" and result.lr == pytest.approx(result.suggestions["loss_min"])
+        assert min(t["factor"] for t in result.trials) < 0.3
         assert "the rule's LR" in result.source and "rise point" not in result.source

@@ -152,18 +152,26 @@ class LRRangeTest(RangeTestCallback):
                 stream.close()
         raw = {"runs": runs}
         if self.trial_factors:
-            base = float(np.exp(np.mean([np.log(compute_suggestions(
-                r["lrs"], r["losses"], self.bandwidth or default_bandwidth(np.log10(r["lrs"])))[0][self.suggestion])
-                for r in runs])))  # the rule's LR, as _analyse will report it (geometric mean over repeats)
+            base, rise = self._curve_points(runs)
+            adaptive = adam_family(trainer.optimizers)  # where no trial learned: the rise point (SGD family), or not
             stop = runs[0]["stop_index"]  # no blow-up: nothing above the sweep's last LR was ever tried
             raw["trials"] = trials_after_sweep(
                 trainer, pl_module, snapshot, base, cap=runs[0]["lrs"][-1 if stop is None else stop],
                 factors=self.trial_factors,
                 length=(self.trial_fraction, self.trial_min_steps, self.trial_max_steps, self.trial_min_images),
                 schedule=self.trial_schedule, seed=self.seed, tolerance=self.trial_tolerance, refine=self.trial_refine,
-                val_batches=self.trial_val_batches, floor=float(runs[0]["lrs"][0]))
-            raw["adaptive"] = adam_family(trainer.optimizers)  # where no trial learned: the rise point, or not
+                val_batches=self.trial_val_batches, floor=float(runs[0]["lrs"][0]), descend=adaptive or rise is None)
+            raw["adaptive"], raw["rise"] = adaptive, rise
         return raw
+
+    def _curve_points(self, runs: List[Dict[str, Any]]) -> tuple:
+        """The rule's LR and the rise point (:func:`rise_point`; ``None`` when a repeat's loss never rose that far),
+        each the geometric mean over repeats, read off the smoothed curves as :meth:`_analyse` will."""
+        curves = [compute_suggestions(r["lrs"], r["losses"], self.bandwidth or default_bandwidth(np.log10(r["lrs"])))
+                  for r in runs]
+        base = float(np.exp(np.mean([np.log(points[self.suggestion]) for points, _ in curves])))
+        rises = [rise_point(r["lrs"], smoothed, RISE_SHARE) for r, (_, smoothed) in zip(runs, curves)]
+        return base, (float(np.exp(np.mean(np.log(rises)))) if None not in rises else None)
 
     def _one_sweep(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stream: BatchStream,
                    lrs: np.ndarray) -> Dict[str, Any]:
@@ -227,8 +235,7 @@ class LRRangeTest(RangeTestCallback):
         if raw.get("trials"):
             chance = raw["trials"][0].get("chance_loss")
             rule, lr = "trials", chosen_lr(raw["trials"], tolerance=self.trial_tolerance, chance=chance)
-            rises = [rise_point(run["lrs"], run["smoothed"], RISE_SHARE) for run in runs]
-            rise = float(np.exp(np.mean(np.log(rises)))) if None not in rises else None
+            rise = raw["rise"]
             suggestions = {**suggestions, "trials": lr, **({"rise": rise} if rise is not None else {})}
             fallback = untrained_fallback(raw["trials"], rise, raw["adaptive"])
             if fallback is not None:  # no trial learned, SGD family: the curve's rise point (v10)

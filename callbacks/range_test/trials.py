@@ -332,7 +332,7 @@ def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float]
 def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float, cap: Optional[float],
                        factors: Sequence[float], length: tuple, schedule: ScheduleFactory,
                        seed: Optional[int], tolerance: float = 0.0, refine: bool = False,
-                       val_batches: int = 0, floor: float = 0.0) -> List[Dict[str, Any]]:
+                       val_batches: int = 0, floor: float = 0.0, descend: bool = True) -> List[Dict[str, Any]]:
     """The trials as the loss range test runs them after its sweep: ``factors`` x ``base`` (capped at ``cap``),
     each ``trial_length(run steps, *length, images_per_step(trainer))`` steps long (``length``: fraction, min and max
     steps, min images), where the run's steps are the trainer's ``estimated_stepping_batches``; an epoch-based
@@ -341,8 +341,9 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
     its chance-level loss and no trial learned (ended :data:`CHANCE_MARGIN` below it) while the lowest candidate's
     loss did fall (to the chance plateau: the range test's minimum can sit on one far above any LR that trains), the
     trials first descend from the lowest candidate in steps of ``LADDER`` (at most ``LADDER_STEPS``, not below
-    ``floor``, the sweep's first LR) until one learns.
-    ``val_batches``: see :func:`run_trials`."""
+    ``floor``, the sweep's first LR) until one learns; not with ``descend=False`` (the caller has a better fallback:
+    the rise point, for an SGD-family optimizer, :func:`untrained_fallback`; none of the 17 SGD-family descents of
+    issue 20's benchmark ever learned, RESULTS.md 2026-12-01 v11). ``val_batches``: see :func:`run_trials`."""
     run_steps = float(trainer.estimated_stepping_batches)
     per_step = images_per_step(trainer)
     steps = trial_length(run_steps, *length, images_per_step=per_step)
@@ -352,7 +353,7 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
     chance = chance_level(pl_module)
     trials = run_trials(trainer, pl_module, snapshot, candidates(base, factors, cap), steps, schedule, seed,
                         scaled_epoch, val_batches)
-    for _ in range(LADDER_STEPS):  # every candidate fell to chance level: the curve's minimum was no guide
+    for _ in range(LADDER_STEPS if descend else 0):  # every candidate fell to chance: the minimum was no guide
         lowest = min(trials, key=lambda t: t["lr"])
         if (chance is None or any(learned(t["losses"], chance=chance) for t in trials)
                 or not learned(lowest["losses"]) or lowest["lr"] / LADDER < floor):
