@@ -51,9 +51,9 @@ COLUMNS = ["setting", "seed", "kind", "lr", "status", "val", "test", "train_wall
 # (trials.untrained_fallback). v11, the current method, is v10 without the descent below the candidates for those
 # optimizers (trials_after_sweep's descend): the rise point follows at once.
 AUTO_JOB = "auto_v11"
-# Older auto runs that v11 would repeat exactly, per setting (or setting and seed). v11 repeats every v10 run but those
-# whose SGD-family trials descended below the candidates (none of those descents learned: read off each run's trials,
-# all 17 were reruns of v10), so every run listed for v10 and before. v10 repeats every v9 run but those
+# Older auto runs that v11 would repeat exactly, per setting (or setting and seed). v11 repeats every run but those
+# whose SGD-family trials descended below the candidates (17 v10 runs, read off each run's recorded trials; none of
+# those descents learned), so every run listed below still holds. v10 repeats every v9 run but those
 # where no trial learned with an SGD-family optimizer (its trials are v9's; only the LR trained at differs), and every
 # older run that v9 repeats (none of them had no trial learned). v9 changes a run only through a
 # trial that v8 counted as learned and that ended less than 1% below chance; every run below had none (read off its

@@ -14,9 +14,9 @@ larger peak needs more steps to settle than the trial gives it; the short-horizo
 refinement trial at the geometric midpoint between the winner and the next larger candidate that trained without
 diverging (the candidates are 3x apart; on drawn shapes the best peak sat between 3x and 10x) joins the choice by the
 same rule. A trial counts only when it ends at least 1% below the model's chance-level loss (:data:`CHANCE_MARGIN`);
-when none does, the trials first descend below the lowest candidate; when still none does, an SGD-family optimizer
-trains at the range test's rise point, where its loss first stands 10% above its lowest (:func:`untrained_fallback`),
-and the Adam family at the rule's LR. When the best trial ended less than 18% below chance-level loss (a weak signal:
+when none does, an SGD-family optimizer trains at the range test's rise point, where its loss first stands 10% above
+its lowest (:func:`untrained_fallback`), and with the Adam family the trials descend below the lowest candidate until
+one does, else use the rule's LR. When the best trial ended less than 18% below chance-level loss (a weak signal:
 the trials barely learned), the chosen trial's LR x1.25 is returned (:func:`chosen_lr`).
 The training loss of batches it has not trained on yet (a trial is shorter than an epoch on all but tiny sets) needs
 no validation split, so nothing is chosen on a test split when a data set validates on it. Between trials and at
