@@ -110,12 +110,12 @@ def resolve_auto_lrs(cfg: DictConfig, keys: list[str], model: pl.LightningModule
     if not keys:
         return None, {"source": "config", "search_s": 0.0, "search_steps": 0}, "config"
     if cfg.ckpt_path:
-        saved, found = saved_run_config(cfg.ckpt_path)
+        saved, search = saved_run_config(cfg.ckpt_path)
         for key in keys:
             cfg.scheduler[key] = saved["scheduler"][key]
-        if found is None:  # a checkpoint written before the search was saved in it
+        if search is None:  # a checkpoint written before the search was saved in it
             return None, {"source": "checkpoint", "search_s": 0.0, "search_steps": 0}, "checkpoint"
-        return None, found, f"checkpoint: {found['source']}"
+        return None, search, f"checkpoint: {search['source']}"
     result = run_range_test(cfg, model, datamodule)
     found = {"max_lr": result.lr, "base_lr": result.base_lr}
     for key in keys:
@@ -123,8 +123,8 @@ def resolve_auto_lrs(cfg: DictConfig, keys: list[str], model: pl.LightningModule
             raise ValueError(f"scheduler.{key}={AUTO} needs range_test=accuracy (Smith's accuracy test reports "
                              f"base_lr); range_test={result.kind} reports only max_lr")
         cfg.scheduler[key] = float(found[key])
-    found = {"source": result.source, "search_s": round(result.elapsed_s, 2), "search_steps": result.search_steps}
-    return result, found, result.source
+    search = {"source": result.source, "search_s": round(result.elapsed_s, 2), "search_steps": result.search_steps}
+    return result, search, result.source
 
 
 def build_callbacks(cfg: DictConfig, lr_found: dict | None = None) -> list[pl.Callback]:

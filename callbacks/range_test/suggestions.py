@@ -185,10 +185,10 @@ def relapse_index(smoothed: Sequence[float], drop: float = 0.1) -> Optional[int]
 
 
 def rise_point(lrs: Sequence[float], smoothed: Sequence[float], share: float) -> Optional[float]:
-    """The first LR at which the smoothed loss stands more than ``share`` (e.g. 0.1) above its lowest value so far: where
-    the curve's first rise starts (a non-finite value after a finite one counts as a rise); ``None`` when it never
-    rises that far. Not a rule of its own: it lies beyond the loss minimum, and it is where an SGD-family run trains
-    when no max_lr trial learned (:func:`callbacks.range_test.trials.untrained_fallback`)."""
+    """The first LR at which the smoothed loss stands more than ``share`` (e.g. 0.1) above its lowest value so far:
+    where the curve's first rise starts (a non-finite value after a finite one counts as a rise); ``None`` when it
+    never rises that far. Not a rule of its own: it lies beyond the loss minimum, and it is where an SGD-family run
+    trains when no max_lr trial learned (:func:`callbacks.range_test.trials.untrained_fallback`)."""
     lr, y = check_pair(lrs, smoothed)
     lowest = math.inf
     for x, v in zip(lr, y):

@@ -39,8 +39,7 @@ from callbacks.schedules.shapes import one_cycle
 __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length",
            "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "run_trials",
            "default_schedule", "describe", "share_below", "below_chance", "chosen_lr", "weak_signal", "adam_family",
-           "untrained_fallback", "CHANCE_MARGIN",
-           "RISE_SHARE", "WEAK_PROGRESS", "STRONG_TOLERANCE", "WEAK_SCALE"]
+           "untrained_fallback", "CHANCE_MARGIN", "RISE_SHARE", "WEAK_PROGRESS", "STRONG_TOLERANCE", "WEAK_SCALE"]
 
 #: when no candidate ended below chance-level loss: the trials descend from the lowest one by this factor, at most
 #: this many times (3 decades); found where a range test's minimum sat on a chance plateau at LR 0.8-2 (issue 20)
@@ -343,7 +342,7 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
     trials first descend from the lowest candidate in steps of ``LADDER`` (at most ``LADDER_STEPS``, not below
     ``floor``, the sweep's first LR) until one learns; not with ``descend=False`` (the caller has a better fallback:
     the rise point, for an SGD-family optimizer, :func:`untrained_fallback`; none of the 17 SGD-family descents of
-    issue 20's benchmark ever learned, RESULTS.md 2026-12-01 v11). ``val_batches``: see :func:`run_trials`."""
+    issue 20's benchmark ever learned, RESULTS.md 2026-12-01 19:20). ``val_batches``: see :func:`run_trials`."""
     run_steps = float(trainer.estimated_stepping_batches)
     per_step = images_per_step(trainer)
     steps = trial_length(run_steps, *length, images_per_step=per_step)
