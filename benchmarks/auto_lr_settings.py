@@ -111,6 +111,16 @@ SETTINGS = {
     "shapes4_large_sgd32": dict(data="shapes4S", **SGD32_2_EPOCHS),
     "shapes6_large_nesterov32": dict(data="shapes6N", overrides=SGD32_2_EPOCHS["overrides"] + ["optimizer=nesterov"],
                                      grid=SGD32_2_EPOCHS["grid"]),
+    # Held out for v11 (added 2026-12-01 19:38 UTC, after v11, before any of their runs; no method is chosen on them):
+    # another network, Page's ResNet-9 (residual blocks, max-pooling, logits x0.125) at width 8 (about 100 k
+    # parameters), on 6 and 5 drawn shapes (other seeds), 800 and 900 per class, 32 px, batch 64, 4 epochs; Nesterov
+    # SGD and AdamW. 8 values x2 apart.
+    "shapes6_resnet9_nesterov": dict(data="shapes6R", overrides=[
+        "trainer=cpu", "model=resnet9", "+model.backbone.width=8", "optimizer=nesterov", "data.batch_size=64",
+        "data.image_size=32", "trainer.max_epochs=4"], grid=[0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
+    "shapes5_resnet9_adamw": dict(data="shapes5R", overrides=[
+        "trainer=cpu", "model=resnet9", "+model.backbone.width=8", "optimizer=adamw", "data.batch_size=64",
+        "data.image_size=32", "trainer.max_epochs=4"], grid=[0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064]),
     "cifar_small": dict(data="cifar300", overrides=["trainer=cpu", "model=small", "data.batch_size=64", "trainer.max_epochs=5"],
                         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
     "attributes_small": dict(data="attributes200", overrides=[
@@ -130,7 +140,8 @@ SETTINGS = {
         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
 }
 # Settings a method was not chosen on (each held out from the method current when it was added, before any of its runs):
-# shapes7_large_sgd32, shapes4_large_sgd32 and shapes6_large_nesterov32 for v10; shapes6_large_sgd32 and shapes8_large_sgd32 for a no-trial-learned fallback; shapes7_large_nesterov and
+# shapes6_resnet9_nesterov and shapes5_resnet9_adamw for v11; shapes7_large_sgd32, shapes4_large_sgd32 and
+# shapes6_large_nesterov32 for v10; shapes6_large_sgd32 and shapes8_large_sgd32 for a no-trial-learned fallback; shapes7_large_nesterov and
 # shapes5_large_sgd32 for v9; cifar_adam32, cifar_nesterov64, shapes8_large and shapes6_large_adamw for v8,
 # shapes4_adamw48 and shapes8_sgd128 for v7 (RESULTS.md, the v7, v8 and 17:36 entries); cifar_nesterov32 and
 # cifar_adam16 were added after v6's 3% was chosen (on the v5 trials of the other settings) and before any of their
@@ -143,7 +154,7 @@ HELD_OUT = ("shapes8_nesterov", "cifar10_resnet9", "shapes7_sgd16", "cifar_adamw
             "cifar_sgd16", "cifar_nesterov32", "cifar_adam16", "shapes4_adamw48", "shapes8_sgd128",
             "cifar_adam32", "cifar_nesterov64", "shapes8_large", "shapes6_large_adamw", "shapes7_large_nesterov",
             "shapes5_large_sgd32", "shapes6_large_sgd32", "shapes8_large_sgd32", "shapes7_large_sgd32",
-            "shapes4_large_sgd32", "shapes6_large_nesterov32")
+            "shapes4_large_sgd32", "shapes6_large_nesterov32", "shapes6_resnet9_nesterov", "shapes5_resnet9_adamw")
 # The drawn sets (not CIFAR: shapes of mixed sizes, formats and colour modes): training images per class, classes,
 # generator seed. Their test splits have 400 images per class (2,000-3,200): at 80 per class one accuracy had a
 # binomial standard error of about 2 points, as large as the 2-point worst-seed target; the training images (drawn
@@ -152,5 +163,5 @@ DRAWN = {"shapes": (400, 6, 0), "shapes8": (300, 8, 1), "shapes5": (300, 5, 2), 
          "shapes6": (300, 6, 4), "shapes4": (450, 4, 5), "shapes8b": (300, 8, 6), "shapes8L": (1125, 8, 7),
          "shapes6L": (1000, 6, 8), "shapes7L": (900, 7, 9), "shapes5L": (1200, 5, 10),
          "shapes6S": (1000, 6, 11), "shapes8S": (750, 8, 12), "shapes7S": (860, 7, 13), "shapes4S": (1500, 4, 14),
-         "shapes6N": (1000, 6, 15)}
+         "shapes6N": (1000, 6, 15), "shapes6R": (800, 6, 16), "shapes5R": (900, 5, 17)}
 QUICK = dict(data="quick", overrides=["model=small", "trainer.max_epochs=2"], grid=[0.05, 0.2])
