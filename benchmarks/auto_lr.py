@@ -48,9 +48,11 @@ COLUMNS = ["setting", "seed", "kind", "lr", "status", "val", "test", "train_wall
 # adopted. v9 is v8 where a trial counts as learned only when it ended at least 1% of the chance-level loss below it
 # (trials.CHANCE_MARGIN), not any amount, and no refinement runs when none learned. v10 is v9 where, when no trial
 # learned and the optimizer is not of the Adam family, auto trains at the range test's rise point
-# (trials.untrained_fallback). v11, the current method, is v10 without the descent below the candidates for those
-# optimizers (trials_after_sweep's descend): the rise point follows at once.
-AUTO_JOB = "auto_v11"
+# (trials.untrained_fallback). v11 is v10 without the descent below the candidates for those optimizers
+# (trials_after_sweep's descend): the rise point follows at once. v12, the current method, is v11 that refuses to train
+# (train.py: an error naming what to set; result.json: failed) where the search found no evidence
+# (RangeTestResult.no_evidence): no trial learned, no rise point, the loss minimum at the sweep's last LR.
+AUTO_JOB = "auto_v12"
 # Older auto runs that v11 would repeat exactly, per setting (or setting and seed). v11 repeats every run but those
 # whose SGD-family trials descended below the candidates (17 v10 runs, read off each run's recorded trials; none of
 # those descents learned), so every run listed below still holds. v10 repeats every v9 run but those
@@ -87,7 +89,14 @@ SAME_SINCE = {"auto_v3": ("cifar10_resnet9_s1", "cifar10_resnet9_s2", "cifar10_f
                           "shapes8_large_sgd32_s3", "shapes7_large_sgd32_s3", "shapes7_large_sgd32_s4",
                           "shapes7_large_sgd32_s5"),
               # v11 changes only a run whose SGD-family trials descended below the candidates; these v10 runs did not
-              "auto_v10": ("shapes5_large_sgd32_s2", "shapes4_large_sgd32_s2")}
+              "auto_v10": ("shapes5_large_sgd32_s2", "shapes4_large_sgd32_s2"),
+              # v12 changes only a run whose search found no evidence: of the 248 auto runs on record (every
+              # version), shapes6_resnet9_nesterov seed 4 alone
+              "auto_v11": ("shapes4_large_sgd32", "shapes5_large_sgd32", "shapes7_large_sgd32", "shapes8_large",
+                           "shapes8_large_sgd32", "shapes5_resnet9_adamw_s0", "shapes5_resnet9_adamw_s1",
+                           "shapes5_resnet9_adamw_s3", "shapes5_resnet9_adamw_s4", "shapes6_resnet9_nesterov_s0",
+                           "shapes6_resnet9_nesterov_s1", "shapes6_resnet9_nesterov_s2", "shapes6_resnet9_nesterov_s3",
+                           "shapes6_resnet9_nesterov_s5")}
 # The control: per seed, one more run at the sweep's validation-best LR x CONTROL_NUDGE, i.e. what an auto that always
 # found the sweep's best would train. Its gap to the sweep's best is the noise floor of the gap: on these short
 # runs a 0.1% change of the peak already changes a run's accuracy by a few points, so a worst seed within 2 points
@@ -146,11 +155,12 @@ def job_kind(job_name: str) -> str:
 
 
 def finished(jobs: list[rt.Job], runs: Path) -> dict[str, dict]:
-    """The results of those ``jobs`` that have finished under ``runs`` (--collect)."""
+    """The results of those ``jobs`` that have finished under ``runs`` (--collect); an auto run that failed counts
+    (auto refuses to train where its search found no evidence: a result of the method, kept as a row)."""
     done = {}
     for job in jobs:
         result = read_result(runs / job.name, strict=False)
-        if result and result.get("status") in FINISHED:
+        if result and (result.get("status") in FINISHED or (job_kind(job.name) == "auto" and result.get("status") == "failed")):
             done[job.name] = {**result, "run_dir": str(runs / job.name)}
     return done
 
@@ -200,7 +210,7 @@ def gaps(rows: list[dict]) -> list[dict]:
         auto = next((r for r in mine if r["kind"] == "auto"), None)
         control = next((r for r in mine if r["kind"] == "control"), None)
         sweep = [r for r in mine if r["kind"] == "sweep" and not math.isnan(float(r["val"]))]
-        if auto is None or not sweep:
+        if auto is None or not sweep or math.isnan(float(auto["test"])):  # no auto run, or it refused (failed)
             continue
         best = max(sweep, key=lambda r: float(r["val"]))
         lrs = sorted(float(r["lr"]) for r in sweep)
@@ -230,7 +240,7 @@ def curve_gaps(rows: list[dict], name: str) -> list[float]:
                  for key in ("val", "test"))
     best = max(peaks, key=lambda p: val[p])
     return [100 * (test[best] - interpolated(test, float(r["lr"])))
-            for r in rows if r["setting"] == name and r["kind"] == "auto"]
+            for r in rows if r["setting"] == name and r["kind"] == "auto" and not math.isnan(float(r["test"]))]
 
 
 def per_setting(rows: list[dict]) -> list[dict]:
@@ -243,7 +253,8 @@ def per_setting(rows: list[dict]) -> list[dict]:
         control = [g["gap_control"] for g in mine if not math.isnan(g["gap_control"])]
         paired = [g["gap_test"] - g["gap_control"] for g in mine if not math.isnan(g["gap_control"])]
         curve = curve_gaps(rows, name)
-        table.append({"setting": name, "seeds": len(mine), "auto_test": 100 * statistics.mean(g["auto_test"] for g in mine),
+        failed = sum(r["setting"] == name and r["kind"] == "auto" and math.isnan(float(r["test"])) for r in rows)
+        table.append({"setting": name, "seeds": len(mine), "auto_failed": failed, "auto_test": 100 * statistics.mean(g["auto_test"] for g in mine),
                       "best_test": 100 * statistics.mean(g["best_test"] for g in mine),
                       "mean_gap": statistics.mean(test), "se_gap": se, "worst_gap": max(test),
                       "mean_gap_val": statistics.mean(val),
@@ -257,7 +268,7 @@ def per_setting(rows: list[dict]) -> list[dict]:
                       "best_lrs": " ".join(f"{g['best_lr']:g}" + ("(edge)" if g["best_at_edge"] else "") for g in mine),
                       "cost_time": statistics.mean(g["cost_time"] for g in mine),
                       "cost_steps": statistics.mean(g["cost_steps"] for g in mine),
-                      "within": "yes" if statistics.mean(test) <= 1 and max(test) <= 2 else "no",
+                      "within": "yes" if statistics.mean(test) <= 1 and max(test) <= 2 and not failed else "no",
                       "held_out": "yes" if name in HELD_OUT else "no"})
     return table
 
@@ -267,7 +278,7 @@ def summary(csv_path: Path) -> str:
     specs = {"auto_test": ".2f", "best_test": ".2f", "mean_gap": "+.2f", "se_gap": ".2f", "worst_gap": "+.2f",
              "mean_gap_val": "+.2f", "control_gap": "+.2f", "control_worst": "+.2f", "auto_vs_control": "+.2f",
              "se_vs_control": ".2f", "curve_gap": "+.2f", "se_curve": ".2f", "auto_lr": ".3g", "cost_time": ".0%", "cost_steps": ".0%"}
-    columns = ["setting", "seeds", "auto_test", "best_test", "mean_gap", "se_gap", "worst_gap", "mean_gap_val",
+    columns = ["setting", "seeds", "auto_failed", "auto_test", "best_test", "mean_gap", "se_gap", "worst_gap", "mean_gap_val",
                "control_gap", "control_worst", "auto_vs_control", "se_vs_control", "curve_gap", "se_curve", "auto_lr",
                "best_lrs",
                "cost_time", "cost_steps", "within", "held_out"]
@@ -277,7 +288,8 @@ def summary(csv_path: Path) -> str:
             "control's test accuracy minus auto's, paired per seed, with its standard error; curve_gap, se_curve: "
             "the gap on the sweep averaged over seeds (best peak by mean validation accuracy; auto's LR read off the "
             "mean test accuracy curve): what auto's choice of LR costs, free of one run's noise; cost: auto's LR "
-            "search over its training (wall time, optimizer steps).\n\n" + rt.markdown_table(table, columns, specs))
+            "search over its training (wall time, optimizer steps); auto_failed: auto runs that stopped without "
+            "training (the search found no evidence), not in the gaps.\n\n" + rt.markdown_table(table, columns, specs))
 
 
 def plot(csv_path: Path, png: Path) -> Path:
