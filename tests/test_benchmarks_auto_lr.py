@@ -138,3 +138,20 @@ def test_the_control_runs_at_each_seeds_validation_best_sweep_lr_and_its_gap_is_
     assert table["control_gap"] == pytest.approx(3.0) and table["control_worst"] == pytest.approx(3.0)
     assert table["auto_vs_control"] == pytest.approx(-6.0)  # control 0.52 against auto 0.58: paired, seed 0 only
     assert math.isnan(auto_lr.per_setting(rows)[0]["control_gap"])
+
+
+def test_an_auto_run_that_refused_is_counted_and_left_out_of_the_gaps():
+    """Seed 1's auto run stopped without training (no evidence: no LR, no accuracy); the gaps are seed 0's alone,
+    the table counts one failed auto run and the setting is not within the target."""
+    rows = [
+        _row("a", 0, "auto", 0.1, 0.60, 0.58), _row("a", 0, "sweep", 0.05, 0.62, 0.55),
+        _row("a", 0, "sweep", 0.2, 0.61, 0.63),
+        _row("a", 1, "auto", None, math.nan, math.nan), _row("a", 1, "sweep", 0.05, 0.55, 0.56),
+        _row("a", 1, "sweep", 0.2, 0.58, 0.57),
+    ]
+    assert [g["seed"] for g in auto_lr.gaps(rows)] == [0]
+    (table,) = auto_lr.per_setting(rows)
+    assert (table["seeds"], table["auto_failed"]) == (1, 1) and table["mean_gap"] == pytest.approx(-3.0)
+    # the curve gap of seed 0's auto alone: best mean peak 0.2 (mean test 0.60), auto's 0.1 read halfway to 0.05's
+    # mean test 0.555 (as in test_curve_gap_reads_auto_lr_off_the_seed_averaged_sweep): 2.25 points
+    assert table["within"] == "no" and auto_lr.curve_gaps(rows, "a") == pytest.approx([2.25])

@@ -88,3 +88,22 @@ def test_nothing_learns_on_random_labels_so_sgd_trains_at_the_rise_point_and_ada
         assert result.rule == "trials" and result.lr == pytest.approx(result.suggestions["loss_min"])
         assert min(t["factor"] for t in result.trials) < 0.3
         assert "the rule's LR" in result.source and "rise point" not in result.source
+
+
+def test_no_evidence_when_nothing_learned_nothing_rose_and_the_minimum_sat_at_the_sweeps_end():
+    """A ResNet-9 on drawn shapes (issue 20, shapes6_resnet9_nesterov seed 4): the loss barely moved, its minimum
+    sat at the sweep's last LR (10), no trial learned: auto trained at 3.0, at chance. That search says nothing."""
+    from callbacks.range_test.result import RangeTestResult
+
+    lrs = [1e-3, 1e-2, 1e-1, 1.0, 10.0]
+
+    def result(loss_min, learned=False, rule="trials"):
+        return RangeTestResult(kind="loss", lrs=lrs, losses=[1.8] * 5, smoothed=[1.8] * 5,
+                               suggestions={"loss_min": loss_min, "trials": 3.0}, rule=rule, lr=3.0,
+                               settings={"suggestion": "loss_min"},
+                               trials=[{"lr": 3.0, "score": 1.79, "learned": learned, "chance_loss": 1.79}])
+
+    assert "minimum sat at the sweep's last LR, 10" in result(10.000000000000002).no_evidence
+    assert result(0.1).no_evidence == ""                   # a minimum inside the sweep: the rule's LR means something
+    assert result(10.0, learned=True).no_evidence == ""    # a trial learned: the trials chose
+    assert result(10.0, rule="rise").no_evidence == ""     # the loss rose: the rise point was used

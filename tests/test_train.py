@@ -264,6 +264,27 @@ def test_auto_base_lr_needs_the_accuracy_test(tmp_path):
         run(cfg)
 
 
+def test_auto_refuses_to_train_where_the_search_found_no_evidence(tmp_path, monkeypatch):
+    """A search whose minimum sat at the sweep's last LR with no trial learned (issue 20: a ResNet-9 trained there,
+    at chance): a plain error naming what to set, result.json says failed with the search's cost, nothing trains."""
+    import train
+    from callbacks.range_test.result import RangeTestResult
+
+    searched = RangeTestResult(kind="loss", lrs=[0.01, 0.1, 1.0, 10.0], losses=[1.1] * 4, smoothed=[1.1] * 4,
+                               suggestions={"loss_min": 10.0, "trials": 3.0}, rule="trials", lr=3.0,
+                               settings={"suggestion": "loss_min"}, search_steps=150, elapsed_s=2.0,
+                               trials=[{"lr": 3.0, "score": 1.1, "learned": False, "chance_loss": 1.0986,
+                                       "steps": 50, "planned_steps": 50}])
+    monkeypatch.setattr(train, "run_range_test", lambda cfg, model, datamodule: searched)
+    cfg = compose_config(smoke_overrides("scheduler.max_lr=auto"), output_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"no evidence for any max_lr .*Give scheduler.max_lr a number"):
+        run(cfg)
+    record = read_result(tmp_path)
+    assert record["status"] == "failed" and "range_test.num_steps" in record["reason"]
+    assert record["lr"]["max_lr"] is None and record["lr"]["search_steps"] == 150
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_bad_schedule_shape_fails_before_the_range_test(tmp_path):
     cfg = compose_config(smoke_overrides("scheduler.max_lr=auto", "scheduler.pct_start=0.9"), output_dir=tmp_path)
     with pytest.raises(ValueError, match="scheduler.pct_start"):

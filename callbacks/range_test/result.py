@@ -70,6 +70,19 @@ class RangeTestResult:
         return f"; best trial {share:.0%} below chance-level loss{weak}"
 
     @property
+    def no_evidence(self) -> str:
+        """Why the search says nothing about max_lr, or ``""`` when it does: the trials chose (no rise point was
+        used), none of them learned, and the rule's LR sat at the sweep's last LR, where the loss was still falling.
+        The rule's LR is then only where the sweep stopped (issue 20: a ResNet-9 whose loss barely moved in the range
+        test trained there, at 3.0, at chance)."""
+        rule_lr = self.suggestions.get(self.settings.get("suggestion"))
+        if (self.rule != "trials" or rule_lr is None or any(t.get("learned") for t in self.trials)
+                or rule_lr < self.lrs[-1] * (1 - 1e-9)):
+            return ""
+        return (f"no trial learned, the loss never rose {RISE_SHARE:.0%} above its lowest, and its minimum sat at "
+                f"the sweep's last LR, {self.lrs[-1]:.3g}")
+
+    @property
     def trial_length(self) -> str:
         """Each max_lr trial's length: ``"100 steps (3200 images)"`` (the images when the loader said its batch)."""
         steps, per_step = self.trials[0]["planned_steps"], self.trials[0].get("images_per_step")
