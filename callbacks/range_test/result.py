@@ -51,7 +51,8 @@ class RangeTestResult:
             return f"range_test ({self.rule})"
         scores = ", ".join(f"{t['lr']:.3g}: {t['score']:.4g}" for t in self.trials)
         return (f"range_test ({self.settings.get('suggestion')} {self.suggestions[self.settings.get('suggestion')]:.3g}"
-                f", then {len(self.trials)} trials of {self.trial_length}, training loss {scores}{self.trial_signal})")
+                f", then {len(self.trials)} trial{'s' if len(self.trials) != 1 else ''} of {self.trial_length}, training "
+                f"loss {scores}{self.trial_signal})")
 
     @property
     def trial_signal(self) -> str:
