@@ -160,7 +160,8 @@ def finished(jobs: list[rt.Job], runs: Path) -> dict[str, dict]:
     done = {}
     for job in jobs:
         result = read_result(runs / job.name, strict=False)
-        if result and (result.get("status") in FINISHED or (job_kind(job.name) == "auto" and result.get("status") == "failed")):
+        refused = job_kind(job.name) == "auto" and (result or {}).get("status") == "failed"
+        if result and (result.get("status") in FINISHED or refused):
             done[job.name] = {**result, "run_dir": str(runs / job.name)}
     return done
 

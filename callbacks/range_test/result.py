@@ -80,8 +80,8 @@ class RangeTestResult:
         if (self.rule != "trials" or rule_lr is None or any(t.get("learned") for t in self.trials)
                 or rule_lr < self.lrs[-1] * (1 - 1e-9)):
             return ""
-        return (f"no trial learned, the loss never rose {RISE_SHARE:.0%} above its lowest, and its minimum sat at "
-                f"the sweep's last LR, {self.lrs[-1]:.3g}")
+        return (f"no trial learned, no rise point was used (none, or an Adam-family optimizer), and the loss "
+                f"minimum sat at the sweep's last LR, {self.lrs[-1]:.3g}")
 
     @property
     def trial_length(self) -> str:
