@@ -111,6 +111,11 @@ SETTINGS = {
     "shapes4_large_sgd32": dict(data="shapes4S", **SGD32_2_EPOCHS),
     "shapes6_large_nesterov32": dict(data="shapes6N", overrides=SGD32_2_EPOCHS["overrides"] + ["optimizer=nesterov"],
                                      grid=SGD32_2_EPOCHS["grid"]),
+    # Held out for v13, the rise point x0.75 (added 2026-12-01 20:29 UTC, with v13's decision rule, before any of
+    # their runs): 5, 7 and 4 drawn shapes (other seeds), 1,200, 860 and 1,500 per class, as shapes5_large_sgd32.
+    "shapes5_sgd32_b": dict(data="shapes5T", **SGD32_2_EPOCHS),
+    "shapes7_sgd32_b": dict(data="shapes7T", **SGD32_2_EPOCHS),
+    "shapes4_sgd32_b": dict(data="shapes4T", **SGD32_2_EPOCHS),
     # Held out for v11 (added 2026-12-01 19:38 UTC, after v11, before any of their runs; no method is chosen on them):
     # another network, Page's ResNet-9 (residual blocks, max-pooling, logits x0.125) at width 8 (about 100 k
     # parameters), on 6 and 5 drawn shapes (other seeds), 800 and 900 per class, 32 px, batch 64, 4 epochs; Nesterov
@@ -140,7 +145,8 @@ SETTINGS = {
         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
 }
 # Settings a method was not chosen on (each held out from the method current when it was added, before any of its runs):
-# shapes6_resnet9_nesterov and shapes5_resnet9_adamw for v11; shapes7_large_sgd32, shapes4_large_sgd32 and
+# shapes5_sgd32_b, shapes7_sgd32_b and shapes4_sgd32_b for v13; shapes6_resnet9_nesterov and shapes5_resnet9_adamw
+# for v11; shapes7_large_sgd32, shapes4_large_sgd32 and
 # shapes6_large_nesterov32 for v10; shapes6_large_sgd32 and shapes8_large_sgd32 for a no-trial-learned fallback; shapes7_large_nesterov and
 # shapes5_large_sgd32 for v9; cifar_adam32, cifar_nesterov64, shapes8_large and shapes6_large_adamw for v8,
 # shapes4_adamw48 and shapes8_sgd128 for v7 (RESULTS.md, the v7, v8 and 17:36 entries); cifar_nesterov32 and
@@ -154,7 +160,8 @@ HELD_OUT = ("shapes8_nesterov", "cifar10_resnet9", "shapes7_sgd16", "cifar_adamw
             "cifar_sgd16", "cifar_nesterov32", "cifar_adam16", "shapes4_adamw48", "shapes8_sgd128",
             "cifar_adam32", "cifar_nesterov64", "shapes8_large", "shapes6_large_adamw", "shapes7_large_nesterov",
             "shapes5_large_sgd32", "shapes6_large_sgd32", "shapes8_large_sgd32", "shapes7_large_sgd32",
-            "shapes4_large_sgd32", "shapes6_large_nesterov32", "shapes6_resnet9_nesterov", "shapes5_resnet9_adamw")
+            "shapes4_large_sgd32", "shapes6_large_nesterov32", "shapes6_resnet9_nesterov", "shapes5_resnet9_adamw",
+            "shapes5_sgd32_b", "shapes7_sgd32_b", "shapes4_sgd32_b")
 # The drawn sets (not CIFAR: shapes of mixed sizes, formats and colour modes): training images per class, classes,
 # generator seed. Their test splits have 400 images per class (2,000-3,200): at 80 per class one accuracy had a
 # binomial standard error of about 2 points, as large as the 2-point worst-seed target; the training images (drawn
@@ -163,5 +170,6 @@ DRAWN = {"shapes": (400, 6, 0), "shapes8": (300, 8, 1), "shapes5": (300, 5, 2), 
          "shapes6": (300, 6, 4), "shapes4": (450, 4, 5), "shapes8b": (300, 8, 6), "shapes8L": (1125, 8, 7),
          "shapes6L": (1000, 6, 8), "shapes7L": (900, 7, 9), "shapes5L": (1200, 5, 10),
          "shapes6S": (1000, 6, 11), "shapes8S": (750, 8, 12), "shapes7S": (860, 7, 13), "shapes4S": (1500, 4, 14),
-         "shapes6N": (1000, 6, 15), "shapes6R": (800, 6, 16), "shapes5R": (900, 5, 17)}
+         "shapes6N": (1000, 6, 15), "shapes6R": (800, 6, 16), "shapes5R": (900, 5, 17),
+         "shapes5T": (1200, 5, 18), "shapes7T": (860, 7, 19), "shapes4T": (1500, 4, 20)}
 QUICK = dict(data="quick", overrides=["model=small", "trainer.max_epochs=2"], grid=[0.05, 0.2])
