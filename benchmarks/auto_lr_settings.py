@@ -111,7 +111,7 @@ SETTINGS = {
     "shapes4_large_sgd32": dict(data="shapes4S", **SGD32_2_EPOCHS),
     "shapes6_large_nesterov32": dict(data="shapes6N", overrides=SGD32_2_EPOCHS["overrides"] + ["optimizer=nesterov"],
                                      grid=SGD32_2_EPOCHS["grid"]),
-    # Held out for v13, the rise point x0.75 (added 2026-12-01 20:29 UTC, with v13's decision rule, before any of
+    # Held out for v13, the rise point x0.75 (added 2026-12-01 20:28 UTC, with v13's decision rule, before any of
     # their runs): 5, 7 and 4 drawn shapes (other seeds), 1,200, 860 and 1,500 per class, as shapes5_large_sgd32.
     "shapes5_sgd32_b": dict(data="shapes5T", **SGD32_2_EPOCHS),
     "shapes7_sgd32_b": dict(data="shapes7T", **SGD32_2_EPOCHS),
