@@ -51,9 +51,8 @@ COLUMNS = ["setting", "seed", "kind", "lr", "status", "val", "test", "train_wall
 # (trials.untrained_fallback). v11 is v10 without the descent below the candidates for those optimizers
 # (trials_after_sweep's descend): the rise point follows at once. v12, the current method, is v11 that refuses to train
 # (train.py: an error naming what to set; result.json: failed) where the search found no evidence
-# (RangeTestResult.no_evidence): no trial learned, no rise point, the loss minimum at the sweep's last LR. v13 (a probe
-# until its decision, RESULTS.md 20:28) trains at 0.75x the rise point where v12 trains at it (trials.RISE_SCALE).
-AUTO_JOB = "auto_v13"
+# (RangeTestResult.no_evidence): no trial learned, no rise point, the loss minimum at the sweep's last LR.
+AUTO_JOB = "auto_v12"
 # Older auto runs that v11 would repeat exactly, per setting (or setting and seed). v11 repeats every run but those
 # whose SGD-family trials descended below the candidates (17 v10 runs, read off each run's recorded trials; none of
 # those descents learned), so every run listed below still holds. v10 repeats every v9 run but those
@@ -90,15 +89,14 @@ SAME_SINCE = {"auto_v3": ("cifar10_resnet9_s1", "cifar10_resnet9_s2", "cifar10_f
                           "shapes8_large_sgd32_s3", "shapes7_large_sgd32_s3", "shapes7_large_sgd32_s4",
                           "shapes7_large_sgd32_s5"),
               # v11 changes only a run whose SGD-family trials descended below the candidates; these v10 runs did not
+              "auto_v10": ("shapes5_large_sgd32_s2", "shapes4_large_sgd32_s2"),
               # v12 changes only a run whose search found no evidence: of the 248 auto runs on record (every
-              # version), shapes6_resnet9_nesterov seed 4 alone; v13 only a run that trained at the rise point (its
-              # lr_range_test.json says rule "rise": the v10/v11 runs of the SGD batch-32 sets are rerun)
-              "auto_v11": ("shapes5_resnet9_adamw_s0", "shapes5_resnet9_adamw_s1", "shapes5_resnet9_adamw_s3",
-                           "shapes5_resnet9_adamw_s4", "shapes6_resnet9_nesterov_s0", "shapes6_resnet9_nesterov_s1",
-                           "shapes6_resnet9_nesterov_s2", "shapes6_resnet9_nesterov_s3", "shapes6_resnet9_nesterov_s5"),
-              "auto_v12": ("shapes6_resnet9_nesterov_s4", "shapes5_resnet9_adamw_s2", "shapes5_resnet9_adamw_s5",
-                           "shapes5_sgd32_b_s1", "shapes5_sgd32_b_s3", "shapes7_sgd32_b_s0", "shapes7_sgd32_b_s3",
-                           "shapes7_sgd32_b_s4", "shapes7_sgd32_b_s5")}
+              # version), shapes6_resnet9_nesterov seed 4 alone
+              "auto_v11": ("shapes4_large_sgd32", "shapes5_large_sgd32", "shapes7_large_sgd32", "shapes8_large",
+                           "shapes8_large_sgd32", "shapes5_resnet9_adamw_s0", "shapes5_resnet9_adamw_s1",
+                           "shapes5_resnet9_adamw_s3", "shapes5_resnet9_adamw_s4", "shapes6_resnet9_nesterov_s0",
+                           "shapes6_resnet9_nesterov_s1", "shapes6_resnet9_nesterov_s2", "shapes6_resnet9_nesterov_s3",
+                           "shapes6_resnet9_nesterov_s5")}
 # The control: per seed, one more run at the sweep's validation-best LR x CONTROL_NUDGE, i.e. what an auto that always
 # found the sweep's best would train. Its gap to the sweep's best is the noise floor of the gap: on these short
 # runs a 0.1% change of the peak already changes a run's accuracy by a few points, so a worst seed within 2 points

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from callbacks.range_test import report
-from callbacks.range_test.trials import (CHANCE_MARGIN, RISE_SCALE, RISE_SHARE, WEAK_PROGRESS, WEAK_SCALE,
-                                         below_chance)
+from callbacks.range_test.trials import CHANCE_MARGIN, RISE_SHARE, WEAK_PROGRESS, WEAK_SCALE, below_chance
 
 __all__ = ["RangeTestResult"]
 
@@ -63,8 +62,8 @@ class RangeTestResult:
         rule's own LR)."""
         share = below_chance(self.trials)
         if share is None:  # no chance level (a module without one), or no trial learned
-            used = (f"{RISE_SCALE:g}x the range test's rise point (its smoothed loss {RISE_SHARE:.0%} above its "
-                    f"lowest), {self.lr:.3g}" if self.rule == "rise" else "the rule's LR")
+            used = (f"the range test's rise point {self.lr:.3g} (its smoothed loss {RISE_SHARE:.0%} above its lowest)"
+                    if self.rule == "rise" else "the rule's LR")
             return (f"; no trial ended {CHANCE_MARGIN:.0%} below chance-level loss (too short to learn on this data): "
                     f"{used}; sweep 0.3x-3x around it" if any(t.get("chance_loss") for t in self.trials) else "")
         weak = (f", a weak signal: {WEAK_SCALE:g}x the chosen trial's LR; sweep 0.3x-3x around it"

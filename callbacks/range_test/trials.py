@@ -39,7 +39,7 @@ from callbacks.schedules.shapes import one_cycle
 __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length",
            "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "run_trials",
            "default_schedule", "describe", "share_below", "below_chance", "chosen_lr", "weak_signal", "adam_family",
-           "untrained_fallback", "CHANCE_MARGIN", "RISE_SHARE", "RISE_SCALE", "WEAK_PROGRESS", "STRONG_TOLERANCE", "WEAK_SCALE"]
+           "untrained_fallback", "CHANCE_MARGIN", "RISE_SHARE", "WEAK_PROGRESS", "STRONG_TOLERANCE", "WEAK_SCALE"]
 
 #: when no candidate ended below chance-level loss: the trials descend from the lowest one by this factor, at most
 #: this many times (3 decades); found where a range test's minimum sat on a chance plateau at LR 0.8-2 (issue 20)
@@ -75,9 +75,6 @@ WEAK_SCALE = 1.25
 #: the best peak sat at 0.85x it (log10 sd 0.29); the Adam family's at 1/7 of it, near the loss minimum (RESULTS.md
 #: 2026-12-01 18:47, v10)
 RISE_SHARE = 0.1
-#: ... and at this multiple of it (v13): the 19 v12 runs that trained at the rise point sat at 1.33x the sweep's best
-#: (geometric mean), the three that lost 1.1-3x above it, next to a cliff (RESULTS.md 2026-12-01 20:28)
-RISE_SCALE = 0.75
 
 #: schedule_factory(max_lr=peak) -> schedule(step, total_steps, [steps_per_epoch]) -> (lr, momentum or None)
 ScheduleFactory = Callable[[float], Callable[..., Any]]
@@ -244,12 +241,12 @@ def adam_family(optimizers: Sequence[Any]) -> bool:
 
 def untrained_fallback(trials: Sequence[Dict[str, Any]], rise: Optional[float], adaptive: bool) -> Optional[float]:
     """The max_lr when no trial learned (none ``learned``, as :func:`trials_after_sweep` records it) and the
-    optimizer is not of the Adam family (``adaptive`` False): :data:`RISE_SCALE` x the range test's rise point ``rise``
+    optimizer is not of the Adam family (``adaptive`` False): the range test's rise point ``rise``
     (:func:`callbacks.range_test.suggestions.rise_point`); ``None`` otherwise (then :func:`chosen_lr` stands: the
-    rule's LR when nothing learned). :data:`RISE_SHARE` and :data:`RISE_SCALE` say why."""
+    rule's LR when nothing learned). :data:`RISE_SHARE` says why."""
     if rise is None or adaptive or not trials or any(t.get("learned") for t in trials):
         return None
-    return RISE_SCALE * float(rise)
+    return float(rise)
 
 
 def weak_signal(trials: Sequence[Dict[str, Any]]) -> bool:
