@@ -53,7 +53,8 @@ COLUMNS = ["setting", "seed", "kind", "lr", "status", "val", "test", "train_wall
 # (train.py: an error naming what to set; result.json: failed) where the search found no evidence
 # (RangeTestResult.no_evidence): no trial learned, no rise point, the loss minimum at the sweep's last LR.
 AUTO_JOB = "auto_v12"
-# Older auto runs that v11 would repeat exactly, per setting (or setting and seed). v11 repeats every run but those
+# Older auto runs that v12 would repeat exactly, per setting (or setting and seed). v12 repeats every run but one
+# whose search found no evidence (one of 248, rerun). v11 repeats every run but those
 # whose SGD-family trials descended below the candidates (17 v10 runs, read off each run's recorded trials; none of
 # those descents learned), so every run listed below still holds. v10 repeats every v9 run but those
 # where no trial learned with an SGD-family optimizer (its trials are v9's; only the LR trained at differs), and every
