@@ -117,14 +117,14 @@ def resolve_auto_lrs(cfg: DictConfig, keys: list[str], model: pl.LightningModule
             return None, {"source": "checkpoint", "search_s": 0.0, "search_steps": 0}, "checkpoint"
         return None, search, f"checkpoint: {search['source']}"
     result = run_range_test(cfg, model, datamodule)
+    search = {"source": result.source, "search_s": round(result.elapsed_s, 2), "search_steps": result.search_steps}
     if result.no_evidence:  # training at the sweep's last LR would be a guess: stop, say what to do, record it
         reason = (f"scheduler.max_lr={AUTO}: the LR search found no evidence for any max_lr ({result.no_evidence}; "
                   f"curve: {cfg.output_dir}/lr_range_test.png). Give scheduler.max_lr a number (or sweep a few with "
                   f"-m), or let the search see more: range_test.num_steps, range_test.trial_min_images, "
                   f"range_test.max_lr")
         write_result(cfg.output_dir, status="failed", reason=reason, overrides=job_overrides(), run_dir=cfg.output_dir,
-                     lr={"max_lr": None, "source": result.source, "search_s": round(result.elapsed_s, 2),
-                         "search_steps": result.search_steps})
+                     lr={"max_lr": None, **search})
         raise ValueError(reason)
     found = {"max_lr": result.lr, "base_lr": result.base_lr}
     for key in keys:
@@ -132,7 +132,6 @@ def resolve_auto_lrs(cfg: DictConfig, keys: list[str], model: pl.LightningModule
             raise ValueError(f"scheduler.{key}={AUTO} needs range_test=accuracy (Smith's accuracy test reports "
                              f"base_lr); range_test={result.kind} reports only max_lr")
         cfg.scheduler[key] = float(found[key])
-    search = {"source": result.source, "search_s": round(result.elapsed_s, 2), "search_steps": result.search_steps}
     return result, search, result.source
 
 
