@@ -45,6 +45,8 @@ def test_the_rise_point_is_used_only_when_no_trial_learned_with_an_sgd_family_op
     assert trials.untrained_fallback(recorded(False, True), rise=0.05, adaptive=False) is None  # one learned
     assert trials.untrained_fallback(recorded(False, False), rise=None, adaptive=False) is None  # never rose
     assert trials.untrained_fallback([], rise=0.05, adaptive=False) is None  # no trials ran
+    assert trials.none_learned(recorded(False, False)) and not trials.none_learned(recorded(True, False))
+    assert not trials.none_learned([])  # no trials: nothing to say they did not learn
 
 
 @pytest.mark.parametrize("opt", ["sgd", "adam"])

@@ -166,12 +166,19 @@ class LRRangeTest(RangeTestCallback):
 
     def _curve_points(self, runs: List[Dict[str, Any]]) -> tuple:
         """The rule's LR and the rise point (:func:`rise_point`; ``None`` when a repeat's loss never rose that far),
-        each the geometric mean over repeats, read off the smoothed curves as :meth:`_analyse` will."""
-        curves = [compute_suggestions(r["lrs"], r["losses"], self.bandwidth or default_bandwidth(np.log10(r["lrs"])))
-                  for r in runs]
-        base = float(np.exp(np.mean([np.log(points[self.suggestion]) for points, _ in curves])))
-        rises = [rise_point(r["lrs"], smoothed, RISE_SHARE) for r, (_, smoothed) in zip(runs, curves)]
+        each the geometric mean over repeats, read off the smoothed curves that :meth:`_analyse` reports."""
+        runs = [self._smoothed(r) for r in runs]
+        base = float(np.exp(np.mean([np.log(r["suggestions"][self.suggestion]) for r in runs])))
+        rises = [rise_point(r["lrs"], r["smoothed"], RISE_SHARE) for r in runs]
         return base, (float(np.exp(np.mean(np.log(rises)))) if None not in rises else None)
+
+    def _smoothed(self, run: Dict[str, Any]) -> Dict[str, Any]:
+        """``run`` (one repeat of the sweep) with its bandwidth, smoothed curve and suggestions, computed once."""
+        if "smoothed" not in run:
+            run["bandwidth"] = self.bandwidth or default_bandwidth(np.log10(run["lrs"]))
+            sugg, smoothed = compute_suggestions(run["lrs"], run["losses"], run["bandwidth"])
+            run["suggestions"], run["smoothed"] = sugg, [float(x) for x in smoothed]
+        return run
 
     def _one_sweep(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stream: BatchStream,
                    lrs: np.ndarray) -> Dict[str, Any]:
@@ -206,10 +213,7 @@ class LRRangeTest(RangeTestCallback):
         runs = raw["runs"]
         for r, run in enumerate(runs):
             run["seed"] = None if self.seed is None else self.seed + r
-            run["bandwidth"] = self.bandwidth or default_bandwidth(np.log10(run["lrs"]))
-            sugg, smoothed = compute_suggestions(run["lrs"], run["losses"], run["bandwidth"])
-            run["suggestions"] = sugg
-            run["smoothed"] = [float(x) for x in smoothed]
+            self._smoothed(run)
             run["running_avg"] = [float(x) for x in running_average(run["losses"], self.smooth_beta)]
             run["loss_rise"] = loss_rise(run["smoothed"], run["running_avg"])
             run["status"] = sweep_status(run["lrs"], run["losses"], run["smoothed"], run["running_avg"],

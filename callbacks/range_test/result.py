@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from callbacks.range_test import report
-from callbacks.range_test.trials import CHANCE_MARGIN, RISE_SHARE, WEAK_PROGRESS, WEAK_SCALE, below_chance
+from callbacks.range_test.trials import (CHANCE_MARGIN, RISE_SHARE, WEAK_PROGRESS, WEAK_SCALE, below_chance,
+                                         none_learned)
 
 __all__ = ["RangeTestResult"]
 
@@ -77,7 +78,7 @@ class RangeTestResult:
         The rule's LR is then only where the sweep stopped (issue 20: a ResNet-9 whose loss barely moved in the range
         test trained there, at 3.0, at chance)."""
         rule_lr = self.suggestions.get(self.settings.get("suggestion"))
-        if (self.rule != "trials" or rule_lr is None or any(t.get("learned") for t in self.trials)
+        if (self.rule != "trials" or rule_lr is None or not none_learned(self.trials)
                 or rule_lr < self.lrs[-1] * (1 - 1e-9)):
             return ""
         return (f"no trial learned, no rise point was used (none, or an Adam-family optimizer), and the loss "

@@ -39,7 +39,7 @@ from callbacks.schedules.shapes import one_cycle
 __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length",
            "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "run_trials",
            "default_schedule", "describe", "share_below", "below_chance", "chosen_lr", "weak_signal", "adam_family",
-           "untrained_fallback", "CHANCE_MARGIN", "RISE_SHARE", "WEAK_PROGRESS", "STRONG_TOLERANCE", "WEAK_SCALE"]
+           "none_learned", "untrained_fallback", "CHANCE_MARGIN", "RISE_SHARE", "WEAK_PROGRESS", "STRONG_TOLERANCE", "WEAK_SCALE"]
 
 #: when no candidate ended below chance-level loss: the trials descend from the lowest one by this factor, at most
 #: this many times (3 decades); found where a range test's minimum sat on a chance plateau at LR 0.8-2 (issue 20)
@@ -244,9 +244,15 @@ def untrained_fallback(trials: Sequence[Dict[str, Any]], rise: Optional[float], 
     optimizer is not of the Adam family (``adaptive`` False): the range test's rise point ``rise``
     (:func:`callbacks.range_test.suggestions.rise_point`); ``None`` otherwise (then :func:`chosen_lr` stands: the
     rule's LR when nothing learned). :data:`RISE_SHARE` says why."""
-    if rise is None or adaptive or not trials or any(t.get("learned") for t in trials):
+    if rise is None or adaptive or not none_learned(trials):
         return None
     return float(rise)
+
+
+def none_learned(trials: Sequence[Dict[str, Any]]) -> bool:
+    """Whether there were trials and none of them learned (their ``learned`` field, as :func:`trials_after_sweep`
+    records it)."""
+    return bool(trials) and not any(t.get("learned") for t in trials)
 
 
 def weak_signal(trials: Sequence[Dict[str, Any]]) -> bool:
