@@ -143,7 +143,7 @@ SETTINGS = {
         "trainer=cpu", "model=airbench", "model.backbone.widths=[16,32,32]", "optimizer=adamw",
         "data.batch_size=64", "data.image_size=32", "trainer.max_epochs=4"],
         grid=[0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256]),
-    # Held out for v15, trials below the smallest candidate while it wins (added 2026-12-01 21:40 UTC, with v15's
+    # Held out for v15, trials below the smallest candidate while it wins (added 2026-12-01 21:37 UTC, with v15's
     # decision rule, before any of their runs): the airbench94 net at widths 16/32/32 with SGD on 6 drawn shapes (800
     # per class) and with Adam on 4 (1,000 per class), other generator seeds; with Nesterov SGD on the CIFAR-10 copy,
     # 300 per class. 32 px, batch 64, 4 epochs. 8 values x2 apart, higher than the others' (airbench's best sat at
