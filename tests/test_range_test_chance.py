@@ -109,22 +109,21 @@ def test_below_chance_is_the_best_learned_trials_share_under_the_chance_level():
     assert trials.below_chance([trial(math.inf), trial(1.9)]) == pytest.approx(0.05)  # a diverged one is skipped
 
 
-def test_chosen_lr_scales_the_choice_only_when_the_signal_is_weak():
+def test_the_choice_is_the_chosen_trials_lr_whether_the_signal_is_weak_or_strong():
     """Same trials (the lowest at 1.66 over its last quarter, a 4%-worse larger one), as trials_after_sweep records
-    them. Chance 1.8: 8% below (weak), the 5% tolerance keeps 0.03 and the LR is 0.03 x WEAK_SCALE = 0.0375.
-    Chance 2.3: 28% below (strong), 0.01 is chosen and not scaled. No chance level, or no trial that learned: no
-    scale either (0.03; the factor-1 candidate 0.01)."""
+    them. Chance 1.8: 8% below (weak), the 5% tolerance keeps 0.03, and max_lr is 0.03 itself (v7 multiplied it by
+    1.25; v14 does not). Chance 2.3: 28% below (strong), 0.01. The lr_source line says which."""
+    from callbacks.range_test.result import RangeTestResult
+
     batches = [2.0 - 0.01 * k for k in range(40)]
 
-    def recorded(chance, learned=True):
+    def recorded(chance):
         out = [{"lr": 0.01, "factor": 1.0, "losses": batches}, {"lr": 0.03, "factor": 3.0,
                                                                 "losses": [b * 1.04 for b in batches]}]
-        return [{**t, "score": trials.trial_score(t["losses"]), "learned": learned, "chance_loss": chance}
-                for t in out]
+        return [{**t, "score": trials.trial_score(t["losses"]), "learned": True, "chance_loss": chance} for t in out]
 
-    assert trials.weak_signal(recorded(1.8)) and not trials.weak_signal(recorded(2.3))
-    assert trials.chosen_lr(recorded(1.8), tolerance=0.05, chance=1.8) == pytest.approx(0.03 * trials.WEAK_SCALE)
-    assert trials.WEAK_SCALE == pytest.approx(1.25)
-    assert trials.chosen_lr(recorded(2.3), tolerance=0.05, chance=2.3) == pytest.approx(0.01)
-    assert trials.chosen_lr(recorded(None), tolerance=0.05) == pytest.approx(0.03)
-    assert not trials.weak_signal(recorded(1.8, learned=False))
+    assert trials.choose(recorded(1.8), tolerance=0.05, chance=1.8)["lr"] == 0.03
+    assert trials.choose(recorded(2.3), tolerance=0.05, chance=2.3)["lr"] == 0.01
+    weak = RangeTestResult(kind="loss", lrs=[0.001, 0.1], losses=[2.0, 1.0], smoothed=[2.0, 1.0], rule="trials",
+                           lr=0.03, suggestions={"loss_min": 0.01, "trials": 0.03}, trials=recorded(1.8))
+    assert weak.trial_signal == "; best trial 8% below chance-level loss, a weak signal: sweep 0.3x-3x around it"

@@ -22,7 +22,7 @@ from callbacks.range_test.result import RangeTestResult
 from callbacks.range_test.smoothing import default_bandwidth, divergence_index, running_average
 from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions, rise_point
 from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
-from callbacks.range_test.trials import (RISE_SHARE, ScheduleFactory, adam_family, check_trial_settings, chosen_lr,
+from callbacks.range_test.trials import (RISE_SHARE, ScheduleFactory, adam_family, check_trial_settings, choose,
                                          default_schedule, trials_after_sweep, untrained_fallback)
 
 __all__ = ["LRRangeTest", "loss_rise", "sweep_status"]
@@ -238,7 +238,7 @@ class LRRangeTest(RangeTestCallback):
         rule, lr = self.suggestion, float(suggestions[self.suggestion])
         if raw.get("trials"):
             chance = raw["trials"][0].get("chance_loss")
-            rule, lr = "trials", chosen_lr(raw["trials"], tolerance=self.trial_tolerance, chance=chance)
+            rule, lr = "trials", choose(raw["trials"], tolerance=self.trial_tolerance, chance=chance)["lr"]
             rise = raw["rise"]
             suggestions = {**suggestions, "trials": lr, **({"rise": rise} if rise is not None else {})}
             fallback = untrained_fallback(raw["trials"], rise, raw["adaptive"])

@@ -16,7 +16,6 @@ from typing import Any, Iterable, List, Optional
 import numpy as np
 
 from callbacks.figures import log_figure, save_figure, tensorboard_writers
-from callbacks.range_test.trials import WEAK_SCALE, weak_signal
 
 __all__ = [
     "result_figure",
@@ -218,9 +217,8 @@ def print_result(result: Any, console: Optional[Any] = None) -> None:
                        caption="score: mean training loss over each trial's last quarter (lowest wins)")
         for col in ("max_lr", "x rule", "steps", "score"):
             trials.add_column(col, justify="right")
-        scale = WEAK_SCALE if weak_signal(result.trials) else 1.0  # a weak signal: the chosen trial's LR x1.25
         for t in result.trials:
-            trials.add_row(f"{t['lr']:.4g}" + (" *" if math.isclose(t["lr"] * scale, result.lr) else ""),
+            trials.add_row(f"{t['lr']:.4g}" + (" *" if math.isclose(t["lr"], result.lr) else ""),
                            f"{t['factor']:.3g}",
                            str(t["steps"]), f"{t['score']:.4g}")
         con.print(trials)

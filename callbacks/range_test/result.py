@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from callbacks.range_test import report
-from callbacks.range_test.trials import (CHANCE_MARGIN, RISE_SHARE, WEAK_PROGRESS, WEAK_SCALE, below_chance,
+from callbacks.range_test.trials import (CHANCE_MARGIN, RISE_SHARE, WEAK_PROGRESS, below_chance,
                                          none_learned)
 
 __all__ = ["RangeTestResult"]
@@ -57,18 +57,16 @@ class RangeTestResult:
 
     @property
     def trial_signal(self) -> str:
-        """``"; best trial 7% below chance-level loss, a weak signal: 1.25x the chosen trial's LR; sweep 0.3x-3x
-        around it"`` (``""`` when the trials do not say their chance level; no more when the best trial ended well
-        below it; a warning when none ended 1% below it, and what was used then: the range test's rise point, or the
-        rule's own LR)."""
+        """``"; best trial 7% below chance-level loss, a weak signal: sweep 0.3x-3x around it"`` (``""`` when the
+        trials do not say their chance level; no more when the best trial ended well below it; a warning when none
+        ended 1% below it, and what was used then: the range test's rise point, or the rule's own LR)."""
         share = below_chance(self.trials)
         if share is None:  # no chance level (a module without one), or no trial learned
             used = (f"the range test's rise point {self.lr:.3g} (its smoothed loss {RISE_SHARE:.0%} above its lowest)"
                     if self.rule == "rise" else "the rule's LR")
             return (f"; no trial ended {CHANCE_MARGIN:.0%} below chance-level loss (too short to learn on this data): "
                     f"{used}; sweep 0.3x-3x around it" if any(t.get("chance_loss") for t in self.trials) else "")
-        weak = (f", a weak signal: {WEAK_SCALE:g}x the chosen trial's LR; sweep 0.3x-3x around it"
-                if share < WEAK_PROGRESS else "")  # weak_signal(self.trials), without reading the trials again
+        weak = ", a weak signal: sweep 0.3x-3x around it" if share < WEAK_PROGRESS else ""
         return f"; best trial {share:.0%} below chance-level loss{weak}"
 
     @property

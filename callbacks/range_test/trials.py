@@ -16,8 +16,9 @@ diverging (the candidates are 3x apart; on drawn shapes the best peak sat betwee
 same rule. A trial counts only when it ends at least 1% below the model's chance-level loss (:data:`CHANCE_MARGIN`);
 when none does, an SGD-family optimizer trains at the range test's rise point, where its loss first stands 10% above
 its lowest (:func:`untrained_fallback`), and with the Adam family the trials descend below the lowest candidate until
-one does, else use the rule's LR. When the best trial ended less than 18% below chance-level loss (a weak signal:
-the trials barely learned), the chosen trial's LR x1.25 is returned (:func:`chosen_lr`).
+one does, else use the rule's LR. The chosen trial's LR is returned as it is, also where the trials barely learned
+(v7 multiplied it by 1.25 there; on three held-out settings of two other networks that cost 3.3 +/- 1.4 test points,
+RESULTS.md 2026-12-01, v14).
 The training loss of batches it has not trained on yet (a trial is shorter than an epoch on all but tiny sets) needs
 no validation split, so nothing is chosen on a test split when a data set validates on it. Between trials and at
 the end everything is restored exactly as after the range test (:mod:`callbacks.range_test.state`).
@@ -38,8 +39,8 @@ from callbacks.schedules.shapes import one_cycle
 
 __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length",
            "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "run_trials",
-           "default_schedule", "describe", "share_below", "below_chance", "chosen_lr", "weak_signal", "adam_family",
-           "none_learned", "untrained_fallback", "CHANCE_MARGIN", "RISE_SHARE", "WEAK_PROGRESS", "STRONG_TOLERANCE", "WEAK_SCALE"]
+           "default_schedule", "describe", "share_below", "below_chance", "adam_family",
+           "none_learned", "untrained_fallback", "CHANCE_MARGIN", "RISE_SHARE", "WEAK_PROGRESS", "STRONG_TOLERANCE"]
 
 #: when no candidate ended below chance-level loss: the trials descend from the lowest one by this factor, at most
 #: this many times (3 decades); found where a range test's minimum sat on a chance plateau at LR 0.8-2 (issue 20)
@@ -61,13 +62,6 @@ WEAK_PROGRESS = 0.18
 #: none, the worst seed of six CIFAR settings went from +0.3..+2.7 to +0.0..+2.8 points, five of six within 2, and
 #: two held-out settings gained +0.38 +/- 0.18 test points (issue 20, RESULTS.md 2026-12-01, v8)
 STRONG_TOLERANCE = 0.0
-
-#: when the trials barely learned (the best ended less than WEAK_PROGRESS below chance), the chosen LR is multiplied by
-#: this: short trials that barely learn favour small peaks even more than the tolerance allows for. Chosen by replaying
-#: the recorded v6 choices of the six drawn sets on their sweeps (mean gap +1.93 at 1x, +1.44 at 1.25x, +1.65 at
-#: 1.5x, +3.6 at 2x); then +1.0 +/- 0.4 test points over v6 on 48 drawn-set runs, +0.7 +/- 0.7 on the 12 of two drawn
-#: sets held out for it (issue 20, RESULTS.md 2026-12-01, v7)
-WEAK_SCALE = 1.25
 
 #: when no trial learned with an SGD-family optimizer, auto trains at the range test's rise point, where the smoothed
 #: loss first stands this share above its lowest so far (v10): on the 10 such runs of issue 20's benchmark it read
@@ -226,13 +220,6 @@ def choose(trials: Sequence[Dict[str, Any]], z: float = 2.0, tolerance: float = 
     return max(ties, key=lambda t: t["lr"])
 
 
-def chosen_lr(trials: Sequence[Dict[str, Any]], tolerance: float = 0.0, chance: Optional[float] = None) -> float:
-    """The max_lr the trials choose: :func:`choose`'s LR, times :data:`WEAK_SCALE` when the best trial that learned
-    ended less than :data:`WEAK_PROGRESS` below chance-level loss (:func:`below_chance`; needs the ``learned`` and
-    ``chance_loss`` fields that :func:`trials_after_sweep` adds)."""
-    return choose(trials, tolerance=tolerance, chance=chance)["lr"] * (WEAK_SCALE if weak_signal(trials) else 1.0)
-
-
 def adam_family(optimizers: Sequence[Any]) -> bool:
     """Whether any of the optimizers keeps Adam-style moment estimates: a parameter group with ``betas`` (Adam,
     AdamW, Adamax, NAdam, RAdam, ...); SGD, Nesterov, Adagrad and RMSprop do not."""
@@ -242,7 +229,7 @@ def adam_family(optimizers: Sequence[Any]) -> bool:
 def untrained_fallback(trials: Sequence[Dict[str, Any]], rise: Optional[float], adaptive: bool) -> Optional[float]:
     """The max_lr when no trial learned (none ``learned``, as :func:`trials_after_sweep` records it) and the
     optimizer is not of the Adam family (``adaptive`` False): the range test's rise point ``rise``
-    (:func:`callbacks.range_test.suggestions.rise_point`); ``None`` otherwise (then :func:`chosen_lr` stands: the
+    (:func:`callbacks.range_test.suggestions.rise_point`); ``None`` otherwise (then :func:`choose` stands: the
     rule's LR when nothing learned). :data:`RISE_SHARE` says why."""
     if rise is None or adaptive or not none_learned(trials):
         return None
@@ -253,13 +240,6 @@ def none_learned(trials: Sequence[Dict[str, Any]]) -> bool:
     """Whether there were trials and none of them learned (their ``learned`` field, as :func:`trials_after_sweep`
     records it)."""
     return bool(trials) and not any(t.get("learned") for t in trials)
-
-
-def weak_signal(trials: Sequence[Dict[str, Any]]) -> bool:
-    """Whether the best trial that learned ended less than :data:`WEAK_PROGRESS` below chance-level loss (False when
-    the trials do not say their chance level or none learned)."""
-    share = below_chance(trials)
-    return share is not None and share < WEAK_PROGRESS
 
 
 def share_below(score: float, chance: float) -> float:
