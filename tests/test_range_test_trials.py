@@ -259,10 +259,9 @@ def test_refinement_is_the_midpoint_towards_the_next_larger_candidate_that_did_n
 
 def test_the_refinement_trial_runs_between_the_winner_and_the_next_candidate_and_joins_the_choice():
     """End to end on least squares with a constant LR: candidates 1/L and 1.95/L (both converge; at 1.95/L the top
-    direction barely decays, so it scores clearly worse). The winner is 1/L, the smallest LR tried, so a trial runs
-    below it (0.32/L), which is slower and loses; then one at the geometric midpoint of 1/L and 1.95/L (1.40/L),
-    which converges in every direction faster than 1/L does in the slow ones, and wins; the weights come back
-    bitwise."""
+    direction barely decays, so it scores clearly worse). The winner is 1/L; a third trial runs at the geometric
+    midpoint (1.40/L), which converges in every direction faster than 1/L does in the slow ones, and wins; the
+    weights come back bitwise."""
     import pytorch_lightning as pl
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -284,9 +283,7 @@ def test_the_refinement_trial_runs_between_the_winner_and_the_next_candidate_and
     result = find_lr(model, train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=256), range_test=test,
                      accelerator="cpu", max_epochs=1, limit_val_batches=0)
     scores = {round(t["lr"] / window, 3): t["score"] for t in result.trials}
-    below = round(1 / math.sqrt(10), 3)
-    assert list(scores) == [1.0, 1.95, below, round(math.sqrt(1.95), 3)]  # v15: one below the winning smallest
-    assert scores[below] > scores[1.0]                        # it lost
+    assert list(scores) == [1.0, 1.95, round(math.sqrt(1.95), 3)]
     assert scores[1.95] > 1.05 * scores[1.0]                  # the first round's winner is 1/L ...
     assert result.lr == pytest.approx(math.sqrt(1.95) * window)  # ... the midpoint beats it
     assert scores[round(math.sqrt(1.95), 3)] < scores[1.0]
@@ -345,63 +342,3 @@ def test_trials_record_validation_scores_when_asked_and_leave_the_model_as_it_wa
     assert dm.plain_batches == 3 * len(done)  # 3 un-augmented validation batches after each trial, nothing else
     assert test.result.settings["trial_val_batches"] == 3
     assert_same_state(before.state, after.state)
-
-
-# ------------------------------------------------------------------ below the smallest candidate while it wins (v15)
-def _falling(end: float, n: int = 40) -> list:
-    return [2.0 - (2.0 - end) * k / (n - 1) for k in range(n)]
-
-
-def test_a_trial_runs_below_the_smallest_candidate_only_while_it_wins():
-    """The choice at the smallest LR tried: the next trial is that LR / sqrt(10); not when a larger one wins, when
-    nothing learned (the descent and the rise point decide then), or below the sweep's first LR."""
-    low = {"lr": 0.1, "losses": _falling(1.0)}
-    high = {"lr": 0.3, "losses": _falling(1.5)}                   # clearly worse on every batch
-    flat = {"lr": 0.1, "losses": [2.0] * 40}
-    for t in (low, high, flat):
-        t["score"] = trials.trial_score(t["losses"])
-    assert trials.choose([low, high])["lr"] == 0.1
-    assert trials.lower_trial([low, high]) == pytest.approx(0.1 / math.sqrt(10))
-    assert trials.lower_trial([low, high], floor=0.05) is None       # below the sweep's first LR
-    assert trials.lower_trial([{**low, "lr": 0.3}, {**high, "lr": 0.1}]) is None  # the larger one wins
-    assert trials.lower_trial([flat, {**flat, "lr": 0.3}]) is None   # nothing learned
-    # within the weak-signal tolerance the larger one is kept: no trial below
-    near = {"lr": 0.3, "losses": [x * 1.02 for x in low["losses"]]}
-    near["score"] = trials.trial_score(near["losses"])
-    assert trials.lower_trial([low, near], tolerance=0.05) is None
-    assert trials.lower_trial([low, near], tolerance=0.0) == pytest.approx(0.1 / math.sqrt(10))
-
-
-def test_trials_go_below_a_winning_smallest_candidate_on_least_squares():
-    """End to end with a constant LR and one candidate, 1.95/L (it converges, but its top direction barely decays;
-    1/L beats it in the refinement test above): the choice sits at the smallest LR tried, so trials run below it in
-    steps of sqrt(10) while the smallest keeps winning, then the refinement between the winner and the next one
-    above. The choice ends inside the range tried, below 1.95/L, and the weights come back bitwise."""
-    import pytorch_lightning as pl
-    from torch.utils.data import DataLoader, TensorDataset
-
-    from callbacks.range_test.finder import find_lr
-    from callbacks.range_test.loss import LRRangeTest
-    from range_fixtures import Regression, assert_tensors_equal
-
-    x, y, lipschitz = _least_squares()
-    window = 1.0 / lipschitz
-    pl.seed_everything(0, verbose=False)
-    model = Regression()
-    init = {k: v.clone() for k, v in model.state_dict().items()}
-    test = LRRangeTest(min_lr=window / 1000, max_lr=10 * window, num_steps=40, trial_factors=[1.0],
-                       trial_min_steps=20, trial_max_steps=20, trial_schedule=_constant)
-    test.trial_factors = []
-    base = find_lr(model, train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=256), range_test=test,
-                   accelerator="cpu", max_epochs=1, limit_val_batches=0).suggestions["loss_min"]
-    test.trial_factors = [1.95 * window / base]
-    result = find_lr(model, train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=256), range_test=test,
-                     accelerator="cpu", max_epochs=1, limit_val_batches=0)
-    lrs = [t["lr"] / window for t in result.trials]
-    scores = [t["score"] for t in result.trials]
-    ladder = [1.95 / math.sqrt(10) ** k for k in range(len(lrs) - 1)]
-    assert len(lrs) >= 3 and lrs[:-1] == pytest.approx(ladder)   # 1.95/L, then down the ladder ...
-    assert scores[-2] > scores[-3] < scores[-4]                   # ... until the smallest stopped winning
-    assert lrs[-1] == pytest.approx(math.sqrt(ladder[-2] * ladder[-3]))  # the refinement, above the ladder's winner
-    assert ladder[-1] < result.lr / window < 1.95                 # bracketed: neither edge is chosen
-    assert_tensors_equal(model.state_dict(), init)

@@ -16,10 +16,9 @@ diverging (the candidates are 3x apart; on drawn shapes the best peak sat betwee
 same rule. A trial counts only when it ends at least 1% below the model's chance-level loss (:data:`CHANCE_MARGIN`);
 when none does, an SGD-family optimizer trains at the range test's rise point, where its loss first stands 10% above
 its lowest (:func:`untrained_fallback`), and with the Adam family the trials descend below the lowest candidate until
-one does, else use the rule's LR. When a candidate learned and the smallest LR tried wins, the trials go on below
-it until it stops winning (:func:`lower_trial`). The chosen trial's LR is returned as it is, also where the trials
-barely learned (v7 multiplied it by 1.25 there; on three held-out settings of two other networks that cost 3.3 +/-
-1.4 test points, RESULTS.md 2026-12-01, v14).
+one does, else use the rule's LR. The chosen trial's LR is returned as it is, also where the trials barely learned
+(v7 multiplied it by 1.25 there; on three held-out settings of two other networks that cost 3.3 +/- 1.4 test points,
+RESULTS.md 2026-12-01, v14).
 The training loss of batches it has not trained on yet (a trial is shorter than an epoch on all but tiny sets) needs
 no validation split, so nothing is chosen on a test split when a data set validates on it. Between trials and at
 the end everything is restored exactly as after the range test (:mod:`callbacks.range_test.state`).
@@ -39,7 +38,7 @@ from callbacks.schedules.lr_schedule import momentum_key, set_momentum
 from callbacks.schedules.shapes import one_cycle
 
 __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length",
-           "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "lower_trial", "run_trials",
+           "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "run_trials",
            "default_schedule", "describe", "share_below", "below_chance", "adam_family",
            "none_learned", "untrained_fallback", "CHANCE_MARGIN", "RISE_SHARE", "WEAK_PROGRESS", "STRONG_TOLERANCE"]
 
@@ -111,21 +110,6 @@ def candidates(base_lr: float, factors: Sequence[float], cap: Optional[float] = 
     values = sorted({float(base_lr) * float(f) for f in factors})
     kept = [v for v in values if cap is None or v <= cap]
     return kept or values[:1]
-
-
-def lower_trial(trials: Sequence[Dict[str, Any]], tolerance: float = 0.0, chance: Optional[float] = None,
-                floor: float = 0.0) -> Optional[float]:
-    """The next trial's LR below the smallest tried (``/ LADDER``), when the choice (:func:`choose`) sits at that
-    smallest LR, so the trials have not bracketed the best peak; ``None`` when it does not, when no trial learned
-    (:func:`learned`; then the descent or the rise point decide) or below ``floor`` (the sweep's first LR). On the
-    airbench net, whose weights are scale-invariant, the range test's minimum sat 10-25x above the best peak and
-    the lowest candidate won clearly (issue 20, RESULTS.md 2026-12-01 21:37)."""
-    if not any(learned(t["losses"], chance=chance) for t in trials):
-        return None
-    lowest = min(trials, key=lambda t: t["lr"])
-    below = lowest["lr"] / LADDER
-    chosen = choose(trials, tolerance=tolerance, chance=chance)
-    return below if chosen["lr"] == lowest["lr"] and below >= floor else None
 
 
 def refinement(trials: Sequence[Dict[str, Any]], chosen: float) -> Optional[float]:
@@ -344,9 +328,7 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
     trials first descend from the lowest candidate in steps of ``LADDER`` (at most ``LADDER_STEPS``, not below
     ``floor``, the sweep's first LR) until one learns; not with ``descend=False`` (the caller has a better fallback:
     the rise point, for an SGD-family optimizer, :func:`untrained_fallback`; none of the 17 SGD-family descents of
-    issue 20's benchmark ever learned, RESULTS.md 2026-12-01 19:20). When a trial learned and the choice is the
-    smallest LR tried, the trials go on below it in the same steps while it stays so (:func:`lower_trial`), before
-    the refinement. ``val_batches``: see :func:`run_trials`."""
+    issue 20's benchmark ever learned, RESULTS.md 2026-12-01 19:20). ``val_batches``: see :func:`run_trials`."""
     run_steps = float(trainer.estimated_stepping_batches)
     per_step = images_per_step(trainer)
     steps = trial_length(run_steps, *length, images_per_step=per_step)
@@ -356,7 +338,6 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
     chance = chance_level(pl_module)
     trials = run_trials(trainer, pl_module, snapshot, candidates(base, factors, cap), steps, schedule, seed,
                         scaled_epoch, val_batches)
-    candidate_learned = any(learned(t["losses"], chance=chance) for t in trials)
     for _ in range(LADDER_STEPS if descend else 0):  # every candidate fell to chance: the minimum was no guide
         lowest = min(trials, key=lambda t: t["lr"])
         if (chance is None or any(learned(t["losses"], chance=chance) for t in trials)
@@ -364,11 +345,6 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
             break  # one learned; or the lowest did not even fall (too short to learn anything: lower LRs won't)
         trials += run_trials(trainer, pl_module, snapshot, [lowest["lr"] / LADDER], steps, schedule, seed,
                              scaled_epoch, val_batches)
-    for _ in range(LADDER_STEPS if candidate_learned else 0):  # the smallest won: go below until it stops winning
-        below = lower_trial(trials, tolerance=tolerance, chance=chance, floor=floor)
-        if below is None:
-            break
-        trials += run_trials(trainer, pl_module, snapshot, [below], steps, schedule, seed, scaled_epoch, val_batches)
     if refine and any(learned(t["losses"], chance=chance) for t in trials):  # a winner to refine around
         middle = refinement(trials, choose(trials, tolerance=tolerance, chance=chance)["lr"])
         if middle is not None:
