@@ -101,6 +101,11 @@ def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.Li
     return result
 
 
+def no_search(source: str) -> dict:
+    """How the LRs were found when no search ran: ``source`` says where they came from, at no cost."""
+    return {"source": source, "search_s": 0.0, "search_steps": 0}
+
+
 def resolve_auto_lrs(cfg: DictConfig, keys: list[str], model: pl.LightningModule,
                      datamodule: pl.LightningDataModule) -> tuple[RangeTestResult | None, dict, str]:
     """Write the LRs the schedule will use into the config in place of AUTO (``keys``): from the checkpoint when
@@ -108,13 +113,13 @@ def resolve_auto_lrs(cfg: DictConfig, keys: list[str], model: pl.LightningModule
     ran), how the LRs were found (``{source, search_s, search_steps}``: a resumed run's are the first run's, read from
     the checkpoint) and this run's ``lr_source`` (a resumed run's: ``checkpoint: <the first run's>``)."""
     if not keys:
-        return None, {"source": "config", "search_s": 0.0, "search_steps": 0}, "config"
+        return None, no_search("config"), "config"
     if cfg.ckpt_path:
         saved, search = saved_run_config(cfg.ckpt_path)
         for key in keys:
             cfg.scheduler[key] = saved["scheduler"][key]
         if search is None:  # a checkpoint written before the search was saved in it
-            return None, {"source": "checkpoint", "search_s": 0.0, "search_steps": 0}, "checkpoint"
+            return None, no_search("checkpoint"), "checkpoint"
         return None, search, f"checkpoint: {search['source']}"
     result = run_range_test(cfg, model, datamodule)
     search = {"source": result.source, "search_s": round(result.elapsed_s, 2), "search_steps": result.search_steps}
