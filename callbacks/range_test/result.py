@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from callbacks.range_test import report
-from callbacks.range_test.trials import (CHANCE_MARGIN, RISE_SHARE, WEAK_PROGRESS, below_chance,
-                                         none_learned)
+from callbacks.range_test.trials import CHANCE_MARGIN, RISE_SHARE, WEAK_PROGRESS, below_chance, none_learned
 
 __all__ = ["RangeTestResult"]
 
