@@ -348,8 +348,9 @@ def main() -> None:
                     if phase == "control":
                         jobs = ([] if args.only in ("auto", "sweep") else
                                 control_job(name, seed, base, kept + rows, recorded))
-                    done = (finished(jobs, runs) if args.collect else
-                            rt.run_jobs(jobs, runs, args.parallel, args.timeout, args.in_process))
+                    if not args.collect:
+                        rt.run_jobs(jobs, runs, args.parallel, args.timeout, args.in_process)
+                    done = finished(jobs, runs)  # as --collect reads them: a crashed or interrupted run is no row
                     for job_name, result in done.items():
                         rows.append({**row(name, seed, job_kind(job_name), result),
                                      "network": next((o.split("=")[1] for o in base if o.startswith("model=")), ""),

@@ -155,3 +155,18 @@ def test_an_auto_run_that_refused_is_counted_and_left_out_of_the_gaps():
     # the curve gap of seed 0's auto alone: best mean peak 0.2 (mean test 0.60), auto's 0.1 read halfway to 0.05's
     # mean test 0.555 (as in test_curve_gap_reads_auto_lr_off_the_seed_averaged_sweep): 2.25 points
     assert table["within"] == "no" and auto_lr.curve_gaps(rows, "a") == pytest.approx([2.25])
+
+
+def test_only_finished_runs_and_auto_refusals_become_rows_so_a_resume_reruns_the_rest(tmp_path):
+    """The live run and --collect read results alike (auto_lr.finished): a completed run and an auto run that
+    refused (train.py wrote status failed) are rows; an auto run stopped by SIGTERM (interrupted) or a sweep run
+    that failed is not, so a resumed benchmark runs it again instead of counting it as a refusal."""
+    import json
+
+    statuses = {"a_s0_lr0.1": "completed", f"a_s0_{auto_lr.AUTO_JOB}": "failed",
+                f"b_s0_{auto_lr.AUTO_JOB}": "interrupted", "b_s0_lr0.1": "failed"}
+    for name, status in statuses.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text(json.dumps({"status": status}))
+    jobs = [rt.Job(name, []) for name in statuses]
+    assert sorted(auto_lr.finished(jobs, tmp_path)) == sorted(["a_s0_lr0.1", f"a_s0_{auto_lr.AUTO_JOB}"])
