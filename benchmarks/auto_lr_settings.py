@@ -157,6 +157,24 @@ SETTINGS = {
     "cifar_airbench_nesterov": dict(data="cifar300", overrides=[
         "trainer=cpu", "model=airbench", "model.backbone.widths=[16,32,32]", "optimizer=nesterov",
         "data.batch_size=64", "trainer.max_epochs=4"], grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2]),
+    # Held out for v15 retested (added 2026-12-02 00:13 UTC, with its decision rule, before any of their runs): the
+    # airbench94 net at widths 16/32/32 with AdamW on 6 drawn shapes and with SGD on 7 (800 per class, other generator
+    # seeds), with Adam on the CIFAR-10 copy (300 per class); 32 px, batch 64, 4 epochs; and the small net with AdamW
+    # on the CIFAR-10 copy, 250 per class, batch 24, 3 epochs (the small net's first round chose its smallest
+    # candidate on three cifar_adamw32 seeds). 8 values x2 apart.
+    "shapes6_airbench_adamw": dict(data="shapes6U", overrides=[
+        "trainer=cpu", "model=airbench", "model.backbone.widths=[16,32,32]", "optimizer=adamw",
+        "data.batch_size=64", "data.image_size=32", "trainer.max_epochs=4"],
+        grid=[0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256]),
+    "shapes7_airbench_sgd": dict(data="shapes7U", overrides=[
+        "trainer=cpu", "model=airbench", "model.backbone.widths=[16,32,32]", "data.batch_size=64",
+        "data.image_size=32", "trainer.max_epochs=4"], grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2]),
+    "cifar_airbench_adam": dict(data="cifar300", overrides=[
+        "trainer=cpu", "model=airbench", "model.backbone.widths=[16,32,32]", "optimizer=adam",
+        "data.batch_size=64", "trainer.max_epochs=4"], grid=[0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256]),
+    "cifar_adamw24": dict(data="cifar250", overrides=[
+        "trainer=cpu", "model=small", "optimizer=adamw", "data.batch_size=24", "trainer.max_epochs=3"],
+        grid=[0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032]),
     "cifar_small": dict(data="cifar300", overrides=["trainer=cpu", "model=small", "data.batch_size=64", "trainer.max_epochs=5"],
                         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
     "attributes_small": dict(data="attributes200", overrides=[
@@ -176,6 +194,7 @@ SETTINGS = {
         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
 }
 # Settings a method was not chosen on (each held out from the method current when it was added, before any of its runs):
+# shapes6_airbench_adamw, shapes7_airbench_sgd, cifar_airbench_adam and cifar_adamw24 for v15 retested (2026-12-02);
 # shapes6_airbench_sgd, shapes4_airbench_adam, cifar_airbench_nesterov and shapes6_resnet18_sgd for v15;
 # shapes6_resnet18_sgd, shapes7_airbench_nesterov and shapes5_airbench_adamw for v14; shapes5_sgd32_b, shapes7_sgd32_b and shapes4_sgd32_b for v13; shapes6_resnet9_nesterov and shapes5_resnet9_adamw
 # for v11; shapes7_large_sgd32, shapes4_large_sgd32 and
@@ -195,7 +214,8 @@ HELD_OUT = ("shapes8_nesterov", "cifar10_resnet9", "shapes7_sgd16", "cifar_adamw
             "shapes4_large_sgd32", "shapes6_large_nesterov32", "shapes6_resnet9_nesterov", "shapes5_resnet9_adamw",
             "shapes5_sgd32_b", "shapes7_sgd32_b", "shapes4_sgd32_b", "shapes6_resnet18_sgd",
             "shapes7_airbench_nesterov", "shapes5_airbench_adamw", "shapes6_airbench_sgd", "shapes4_airbench_adam",
-            "cifar_airbench_nesterov")
+            "cifar_airbench_nesterov", "shapes6_airbench_adamw", "shapes7_airbench_sgd", "cifar_airbench_adam",
+            "cifar_adamw24")
 # The drawn sets (not CIFAR: shapes of mixed sizes, formats and colour modes): training images per class, classes,
 # generator seed. Their test splits have 400 images per class (2,000-3,200): at 80 per class one accuracy had a
 # binomial standard error of about 2 points, as large as the 2-point worst-seed target; the training images (drawn
@@ -207,5 +227,5 @@ DRAWN = {"shapes": (400, 6, 0), "shapes8": (300, 8, 1), "shapes5": (300, 5, 2), 
          "shapes6N": (1000, 6, 15), "shapes6R": (800, 6, 16), "shapes5R": (900, 5, 17),
          "shapes5T": (1200, 5, 18), "shapes7T": (860, 7, 19), "shapes4T": (1500, 4, 20),
          "shapes6Q": (800, 6, 21), "shapes7Q": (800, 7, 22), "shapes5Q": (900, 5, 23),
-         "shapes6P": (800, 6, 24), "shapes4P": (1000, 4, 25)}
+         "shapes6P": (800, 6, 24), "shapes4P": (1000, 4, 25), "shapes6U": (800, 6, 26), "shapes7U": (800, 7, 27)}
 QUICK = dict(data="quick", overrides=["model=small", "trainer.max_epochs=2"], grid=[0.05, 0.2])
