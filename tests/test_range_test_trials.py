@@ -130,6 +130,14 @@ def test_trials_on_least_squares_pick_the_stable_fast_lr_and_leave_the_model_as_
     assert scores.get(3.0, math.inf) > 1e6 * scores[0.02]  # above 2/L: blew up (or dropped at the sweep's stop)
     assert result.search_steps == len(result.lrs) + sum(t["steps"] for t in result.trials)
     assert_tensors_equal(model.state_dict(), init)
+    # lr_range_test.json keeps every trial's per-step losses: the choice replays from the file alone
+    from callbacks.range_test.result import RangeTestResult
+    from callbacks.range_test.trials import choose, trial_score
+
+    saved = RangeTestResult.from_json(result.to_json(str(tmp_path / "lr_range_test.json"))).trials
+    assert [len(t["losses"]) for t in saved] == [t["steps"] for t in result.trials]
+    assert all(t["score"] == trial_score(t["losses"]) for t in saved if math.isfinite(t["score"]))
+    assert choose(saved, tolerance=test.trial_tolerance, chance=saved[0]["chance_loss"])["lr"] == result.lr
 
 
 @pytest.mark.parametrize("accumulate, steps", [(1, 16), (2, 8)])

@@ -244,7 +244,7 @@ class LRRangeTest(RangeTestCallback):
             fallback = untrained_fallback(raw["trials"], rise, raw["adaptive"])
             if fallback is not None:  # no trial learned, SGD family: the curve's rise point (v10)
                 rule, lr = "rise", fallback
-        trials = [{k: v for k, v in t.items() if k != "losses"} for t in raw.get("trials", [])]
+        trials = raw.get("trials", [])  # with each trial's per-step losses: the paired test can be replayed
         return RangeTestResult(
             kind="loss", lrs=first["lrs"], losses=first["losses"], smoothed=first["smoothed"],
             suggestions=suggestions, rule=rule, lr=lr, base_lr=None,
