@@ -226,11 +226,14 @@ def run_date(run_dir) -> str:
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str]) -> Path:
+    """Write ``rows`` to ``path`` in one step (a reader, e.g. a second benchmark process, never sees half of it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    partial = path.with_name(path.name + ".tmp")
+    with open(partial, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+    os.replace(partial, path)
     return path
 
 
