@@ -13,6 +13,15 @@ def test_candidates_rise_without_repeats_and_respect_the_cap():
     assert trials.candidates(0.01, [10, 1, 3, 1]) == pytest.approx([0.01, 0.03, 0.1])
     assert trials.candidates(0.01, [1, 3, 10], cap=0.05) == pytest.approx([0.01, 0.03])
     assert trials.candidates(0.01, [3, 10], cap=0.001) == pytest.approx([0.03])  # the smallest always stays
+    # a loss minimum at the sweep's last LR: its 1x sits at the cap and is not tried, however the minimum rounds
+    assert trials.candidates(10.000000000000002, [0.3, 1, 3, 10], cap=10.0) == pytest.approx([3.0])
+    assert trials.candidates(10.0, [0.3, 1, 3, 10], cap=10.0) == pytest.approx([3.0])
+    assert trials.candidates(9.99, [0.3, 1, 3, 10], cap=10.0) == pytest.approx([2.997, 9.99])
+
+
+def test_a_weak_signal_is_a_best_trial_under_18_percent_below_chance():
+    assert trials.weak(0.17) and not trials.weak(trials.WEAK_PROGRESS) and not trials.weak(0.4)
+    assert not trials.weak(None)  # no chance level, or no trial learned: nothing to call weak
 
 
 @pytest.mark.parametrize("run_steps, expected", [(1000, 50), (100, 20), (100_000, 200), (None, 200),

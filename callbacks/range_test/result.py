@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from callbacks.range_test import report
-from callbacks.range_test.trials import CHANCE_MARGIN, RISE_SHARE, WEAK_PROGRESS, below_chance, none_learned
+from callbacks.range_test.trials import CHANCE_MARGIN, RISE_SHARE, below_chance, none_learned, weak
 
 __all__ = ["RangeTestResult"]
 
@@ -65,8 +65,8 @@ class RangeTestResult:
                     if self.rule == "rise" else "the rule's LR")
             return (f"; no trial ended {CHANCE_MARGIN:.0%} below chance-level loss (too short to learn on this data): "
                     f"{used}; sweep 0.3x-3x around it" if any(t.get("chance_loss") for t in self.trials) else "")
-        weak = ", a weak signal: sweep 0.3x-3x around it" if share < WEAK_PROGRESS else ""
-        return f"; best trial {share:.0%} below chance-level loss{weak}"
+        warning = ", a weak signal: sweep 0.3x-3x around it" if weak(share) else ""
+        return f"; best trial {share:.0%} below chance-level loss{warning}"
 
     @property
     def no_evidence(self) -> str:

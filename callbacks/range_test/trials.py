@@ -39,7 +39,7 @@ from callbacks.schedules.shapes import one_cycle
 
 __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length",
            "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "run_trials",
-           "default_schedule", "describe", "share_below", "below_chance", "adam_family",
+           "default_schedule", "describe", "share_below", "weak", "below_chance", "adam_family",
            "none_learned", "untrained_fallback", "CHANCE_MARGIN", "RISE_SHARE", "WEAK_PROGRESS", "STRONG_TOLERANCE"]
 
 #: when no candidate ended below chance-level loss: the trials descend from the lowest one by this factor, at most
@@ -104,11 +104,14 @@ def default_schedule(max_lr: float) -> Callable[..., Any]:
 
 
 def candidates(base_lr: float, factors: Sequence[float], cap: Optional[float] = None) -> List[float]:
-    """``base_lr x factor`` for each factor, in rising order, without repeats; those above ``cap`` (the LR where
-    the range test saw the loss blow up, or its last LR if it never did) are dropped, but the smallest candidate
-    always stays."""
+    """``base_lr x factor`` for each factor, in rising order, without repeats; those at or above ``cap`` (the LR
+    where the range test saw the loss blow up, or its last LR if it never did) are dropped, but the smallest
+    candidate always stays. At the cap itself: where the loss minimum sat at the sweep's last LR (the loss still
+    falling there), its 1x is not tried: on the airbench net such trials could not tell peaks 1-10 apart (0.98:
+    1.791, 9.82: 1.816) and would keep the largest, where the best peak sat at 0.4-1.6 (issue 20, RESULTS.md
+    2026-12-01 22:47)."""
     values = sorted({float(base_lr) * float(f) for f in factors})
-    kept = [v for v in values if cap is None or v <= cap]
+    kept = [v for v in values if cap is None or v < cap * (1 - 1e-9)]  # 1e-9: the minimum's geometric mean rounds
     return kept or values[:1]
 
 
@@ -212,7 +215,7 @@ def choose(trials: Sequence[Dict[str, Any]], z: float = 2.0, tolerance: float = 
     if not informative:
         return min(trials, key=lambda t: abs(math.log(t.get("factor", 1.0))))
     best = min(informative, key=lambda t: (t["score"], -t["lr"]))
-    if chance and share_below(best["score"], chance) >= WEAK_PROGRESS:
+    if chance and not weak(share_below(best["score"], chance)):
         tolerance = min(tolerance, STRONG_TOLERANCE)  # trials that learned well rank peaks as the full run does
     close = best["score"] + tolerance * abs(best["score"])
     ties = [t for t in informative
@@ -245,6 +248,12 @@ def none_learned(trials: Sequence[Dict[str, Any]]) -> bool:
 def share_below(score: float, chance: float) -> float:
     """How far ``score`` lies below the chance-level loss ``chance`` (> 0), as a share of it."""
     return (chance - score) / chance
+
+
+def weak(share: Optional[float]) -> bool:
+    """Whether the best trial's distance below the chance-level loss (:func:`share_below`, :func:`below_chance`)
+    is a weak signal: under :data:`WEAK_PROGRESS` (``None``, no chance level or no trial that learned, is not)."""
+    return share is not None and share < WEAK_PROGRESS
 
 
 def below_chance(trials: Sequence[Dict[str, Any]]) -> Optional[float]:
