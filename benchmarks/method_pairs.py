@@ -3,8 +3,8 @@
 The issue-20 benchmark (``benchmarks/auto_lr.py``) names each auto run ``<setting>_s<seed>_<job>``, the job after the
 method (``auto_v14``, ``auto_v15``, ...). For every setting and seed that has a finished run of both ``--old`` and
 ``--new`` under ``--runs``, this reads each run's test accuracy (``result.json``) and the LRs its trials tried
-(``lr_range_test.json``). A run "changed" when the two searches tried different LRs: where they tried the same,
-a method that only adds trials trains exactly as the old one. Prints one row per run and, for the runs that changed
+(``lr_range_test.json``). A run "changed" when the two searches tried different LRs or chose different ones: where
+they tried and chose the same, the new method trains exactly as the old one. Prints one row per run and, for the runs that changed
 (``--all``: every pair), the mean gain (new minus old, test points) with its standard error, better / worse / same.
 
     python benchmarks/method_pairs.py --old auto_v14 --new auto_v15 --settings shapes6_airbench_adamw cifar_adamw24
@@ -43,7 +43,7 @@ def pairs(runs: Path, old: str, new: str, settings: list[str], seeds: range = ra
             a, b = (run_record(runs / f"{setting}_s{seed}_{job}") for job in (old, new))
             if a and b:
                 out.append({"setting": setting, "seed": seed, "old_lr": a["lr"], "new_lr": b["lr"],
-                            "changed": a["tried"] != b["tried"], "gain": 100 * (b["test"] - a["test"])})
+                            "changed": a["tried"] != b["tried"] or not math.isclose(a["lr"], b["lr"]), "gain": 100 * (b["test"] - a["test"])})
     return out
 
 

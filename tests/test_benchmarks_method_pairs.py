@@ -27,9 +27,12 @@ def test_gains_are_paired_per_seed_and_only_runs_whose_search_differed_count_as_
     _run(tmp_path, "a_s2_auto_v2", 0.41, [0.2])               # the same search: not changed (noise of a rerun)
     _run(tmp_path, "a_s3_auto_v1", 0.40, [0.2])
     _run(tmp_path, "a_s3_auto_v2", 0.10, [0.2], status="interrupted")  # not finished: no pair
+    _run(tmp_path, "a_s4_auto_v1", 0.40, [0.2, 0.6])
+    _run(tmp_path, "a_s4_auto_v2", 0.38, [0.6, 0.2])  # the same trials, another choice (the LR recorded first)
     rows = method_pairs.pairs(tmp_path, "auto_v1", "auto_v2", ["a"], seeds=range(5))
-    assert [(r["seed"], r["changed"]) for r in rows] == [(0, True), (1, True), (2, False)]
-    assert [r["gain"] for r in rows] == pytest.approx([3.0, 0.0, 1.0])
+    assert [(r["seed"], r["changed"]) for r in rows] == [(0, True), (1, True), (2, False), (4, True)]
+    assert [r["gain"] for r in rows] == pytest.approx([3.0, 0.0, 1.0, -2.0])
+    rows = [r for r in rows if r["seed"] != 4]
     changed = method_pairs.summary([r for r in rows if r["changed"]])
     assert changed["gain"] == pytest.approx(1.5) and changed["se"] == pytest.approx(1.5)  # sd 2.121 / sqrt(2)
     assert (changed["better"], changed["worse"], changed["same"]) == (1, 0, 1)
