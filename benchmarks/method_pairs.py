@@ -4,8 +4,9 @@ The issue-20 benchmark (``benchmarks/auto_lr.py``) names each auto run ``<settin
 method (``auto_v14``, ``auto_v15``, ...). For every setting and seed that has a finished run of both ``--old`` and
 ``--new`` under ``--runs``, this reads each run's test accuracy (``result.json``) and the LRs its trials tried
 (``lr_range_test.json``). A run "changed" when the two searches tried different LRs or chose different ones: where
-they tried and chose the same, the new method trains exactly as the old one. Prints one row per run and, for the runs that changed
-(``--all``: every pair), the mean gain (new minus old, test points) with its standard error, better / worse / same.
+they tried and chose the same, the new method trains exactly as the old one. Prints one row per run and, for the runs
+that changed (``--all``: every pair), the mean gain (new minus old, test points) with its standard error, better /
+worse / same.
 
     python benchmarks/method_pairs.py --old auto_v14 --new auto_v15 --settings shapes6_airbench_adamw cifar_adamw24
 """
@@ -42,8 +43,9 @@ def pairs(runs: Path, old: str, new: str, settings: list[str], seeds: range = ra
         for seed in seeds:
             a, b = (run_record(runs / f"{setting}_s{seed}_{job}") for job in (old, new))
             if a and b:
+                changed = a["tried"] != b["tried"] or not math.isclose(a["lr"], b["lr"])
                 out.append({"setting": setting, "seed": seed, "old_lr": a["lr"], "new_lr": b["lr"],
-                            "changed": a["tried"] != b["tried"] or not math.isclose(a["lr"], b["lr"]), "gain": 100 * (b["test"] - a["test"])})
+                            "changed": changed, "gain": 100 * (b["test"] - a["test"])})
     return out
 
 

@@ -68,6 +68,13 @@ def test_status_never_says_no_divergence_when_the_loss_doubled():
     assert "still falling" in sweep_status(lrs, falling, falling, falling, None, 4.0)
     nan = list(losses[:30]) + [float("nan")]
     assert "the loss became nan" in sweep_status(lrs[:31], nan, sm[:31], ra[:31], 30, 4.0)
+    # sweep_diverged (what lr_source's "no upper limit" reads) agrees with the status on every one of these curves
+    from callbacks.range_test.smoothing import sweep_diverged
+
+    flat_rise = loss_rise(flat, list(_ema_oracle(np.array(flat))))
+    assert sweep_diverged(None, rise) and sweep_diverged(30, None)
+    assert not sweep_diverged(None, flat_rise) and not sweep_diverged(None, loss_rise(falling, falling))
+    assert not sweep_diverged(None, 1.99) and sweep_diverged(None, 2.0)
 
 
 def test_repeats_geometric_mean_and_spread(tmp_path):

@@ -19,7 +19,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from callbacks.range_test.base import RangeTestCallback
 from callbacks.range_test.progress import progress_task
 from callbacks.range_test.result import RangeTestResult
-from callbacks.range_test.smoothing import default_bandwidth, divergence_index, running_average
+from callbacks.range_test.smoothing import default_bandwidth, divergence_index, running_average, sweep_diverged
 from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions, rise_point
 from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
 from callbacks.range_test.trials import (RISE_SHARE, ScheduleFactory, adam_family, check_trial_settings, choose,
@@ -61,7 +61,7 @@ def sweep_status(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequen
         return (f"stopped at step {stop} (lr {lrs[stop]:.3g}): running-average loss rose to {ratio:.1f}x its "
                 f"minimum (diverge_factor {diverge_factor:g})")
     n = len(losses)
-    if rise is not None and rise >= 2.0:
+    if sweep_diverged(stop, rise):
         return f"ran all {n} steps without a stop, but the loss rose to {rise_txt} its minimum"
     if int(np.nanargmin(np.asarray(smoothed, dtype=np.float64))) >= n - 2:
         return (f"no divergence in {n} steps: the loss was still falling at max_lr {lrs[-1]:.3g}; "

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from callbacks.range_test import report
+from callbacks.range_test.smoothing import sweep_diverged
 from callbacks.range_test.trials import CHANCE_MARGIN, RISE_SHARE, below_chance, none_learned, weak
 
 __all__ = ["RangeTestResult"]
@@ -48,11 +49,23 @@ class RangeTestResult:
     def source(self) -> str:
         """How ``lr`` was chosen, in one line (what ``lr_source`` says in the header, config and result.json)."""
         if not self.trials:
-            return f"range_test ({self.rule})"
+            return f"range_test ({self.rule}{self.no_limit})"
         scores = ", ".join(f"{t['lr']:.3g}: {t['score']:.4g}" for t in self.trials)
         return (f"range_test ({self.settings.get('suggestion')} {self.suggestions[self.settings.get('suggestion')]:.3g}"
                 f", then {len(self.trials)} trial{'s' if len(self.trials) != 1 else ''} of {self.trial_length}, training "
-                f"loss {scores}{self.trial_signal})")
+                f"loss {scores}{self.trial_signal}{self.no_limit})")
+
+    @property
+    def no_limit(self) -> str:
+        """``"; the range test's loss never blew up (up to 10): no upper limit seen, sweep 0.1x-2x around it"`` when
+        the loss test's sweep never diverged (:func:`~callbacks.range_test.smoothing.sweep_diverged`), else ``""``.
+        On issue 20's benchmark auto trailed a max_lr sweep's best by 3.3 +/- 0.6 points on such runs (75 runs, 20
+        settings; 1.4 +/- 0.3 on the 183 others) and the best peak sat at 0.07-1.9x auto's LR (10th-90th
+        percentile; RESULTS.md 2026-12-02 01:22)."""
+        if self.kind != "loss" or sweep_diverged(self.stop_index, self.loss_rise):
+            return ""
+        return (f"; the range test's loss never blew up (up to {self.lrs[-1]:.3g}): no upper limit seen, sweep 0.1x-2x "
+                "around it")
 
     @property
     def trial_signal(self) -> str:

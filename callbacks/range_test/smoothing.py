@@ -26,6 +26,8 @@ __all__ = [
     "check_pair",
     "running_average",
     "divergence_index",
+    "sweep_diverged",
+    "DIVERGED_RISE",
     "default_bandwidth",
     "smooth_log_lr",
     "log_lr_slope",
@@ -100,6 +102,17 @@ def divergence_index(
             return i
         best = min(best, s)
     return None
+
+
+#: a sweep that ran to its end without a stop counts as diverged when its loss rose to this multiple of its minimum
+DIVERGED_RISE = 2.0
+
+
+def sweep_diverged(stop: Optional[int], rise: Optional[float]) -> bool:
+    """Whether a finished sweep's loss blew up: its stop rule fired (``stop``, :func:`divergence_index`), or it ran
+    to its end and its loss rose to :data:`DIVERGED_RISE` x its minimum or more (``rise``; ``None``: no positive
+    minimum to compare with). Otherwise the sweep saw no upper limit for the LR."""
+    return stop is not None or (rise is not None and rise >= DIVERGED_RISE)
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,34 @@
+"""benchmarks/auto_lr_warnings.py: a recorded search's warnings and a group's numbers, worked out by hand."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import auto_lr_warnings as aw  # noqa: E402
+
+
+def _trial(score: float, learned: bool = True) -> dict:
+    return {"lr": 0.1, "score": score, "learned": learned, "chance_loss": 2.0}
+
+
+def test_each_warning_is_read_off_the_recorded_search():
+    blew_up = {"stop_index": 90, "loss_rise": 50.0}
+    assert aw.warnings({**blew_up, "trials": [_trial(1.2)]}) == []                    # 40% below chance, it blew up
+    assert aw.warnings({**blew_up, "trials": [_trial(1.8)]}) == ["weak signal"]      # 10% below chance
+    assert aw.warnings({**blew_up, "trials": [_trial(1.99, learned=False)]}) == ["no trial learned"]
+    assert aw.warnings({"stop_index": None, "loss_rise": 1.3, "trials": [_trial(1.2)]}) == ["no upper limit"]
+    assert aw.warnings({"stop_index": None, "loss_rise": 3.0}) == []                  # rose 3x: blew up; no trials
+
+
+def test_a_group_reports_the_mean_gap_the_paired_control_and_how_far_the_lr_was_off():
+    members = [{"setting": "a", "gap": 1.0, "gap_control": 0.0, "ratio": 0.25},
+               {"setting": "a", "gap": 3.0, "gap_control": 1.0, "ratio": 2.0},
+               {"setting": "b", "gap": 5.0, "gap_control": math.nan, "ratio": 1.0}]
+    row = aw.group("x", members)
+    assert (row["runs"], row["settings"]) == (3, 2)
+    assert row["gap"] == "+3.00 ± 1.15"                  # sd 2 / sqrt(3)
+    assert row["against control"] == "+1.50 ± 0.50"      # paired where a control ran: 1 and 2
+    assert row["LR >3x off"] == "33%"                    # 0.25 is 4x off; 2 is not
+    assert row["best / auto, 10-90%"] == "0.25-2"
