@@ -53,7 +53,7 @@ COLUMNS = ["setting", "seed", "kind", "lr", "status", "val", "test", "train_wall
 # naming what to set; result.json: failed) where the search found no evidence (RangeTestResult.no_evidence): no trial
 # learned, no rise point, the loss minimum at the sweep's last LR. v13 (0.75x the rise point) was not adopted. v14,
 # the current method, is v12 without v7's x1.25 where the trials' signal was weak.
-AUTO_JOB = "auto_v16"
+AUTO_JOB = "auto_v14"
 # Older auto runs that v14 would repeat exactly, per setting and seed, generated from the evidence CSV: every current
 # run whose trials did not give a weak signal (v14 drops v7's x1.25 there, and changes nothing else; 112 of the 204
 # runs on record had one and are rerun). Each older version repeated the runs listed under it before: v12 all but the

@@ -22,8 +22,7 @@ from callbacks.range_test.result import RangeTestResult
 from callbacks.range_test.smoothing import default_bandwidth, divergence_index, running_average, sweep_diverged
 from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions, rise_point
 from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
-from callbacks.range_test.trials import (WEAK_PROGRESS, below_chance,
-                                         RISE_SHARE, ScheduleFactory, adam_family, check_trial_settings, choose,
+from callbacks.range_test.trials import (RISE_SHARE, ScheduleFactory, adam_family, check_trial_settings, choose,
                                          default_schedule, trials_after_sweep, untrained_fallback)
 
 __all__ = ["LRRangeTest", "loss_rise", "sweep_status"]
@@ -245,11 +244,6 @@ class LRRangeTest(RangeTestCallback):
             fallback = untrained_fallback(raw["trials"], rise, raw["adaptive"])
             if fallback is not None:  # no trial learned, SGD family: the curve's rise point (v10)
                 rule, lr = "rise", fallback
-            else:  # v16 probe: a weak signal where the range test's loss blew up: x1.25 (v7's factor)
-                share = below_chance(raw["trials"])
-                if share is not None and share < WEAK_PROGRESS and first["stop_index"] is not None:
-                    lr *= 1.25
-                    suggestions["trials"] = lr
         trials = raw.get("trials", [])  # with each trial's per-step losses: the paired test can be replayed
         return RangeTestResult(
             kind="loss", lrs=first["lrs"], losses=first["losses"], smoothed=first["smoothed"],
