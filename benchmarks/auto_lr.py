@@ -52,7 +52,9 @@ COLUMNS = ["setting", "seed", "kind", "lr", "status", "val", "test", "train_wall
 # (trials_after_sweep's descend): the rise point follows at once. v12 is v11 that refuses to train (train.py: an error
 # naming what to set; result.json: failed) where the search found no evidence (RangeTestResult.no_evidence): no trial
 # learned, no rise point, the loss minimum at the sweep's last LR. v13 (0.75x the rise point) was not adopted. v14,
-# the current method, is v12 without v7's x1.25 where the trials' signal was weak.
+# the current method, is v12 without v7's x1.25 where the trials' signal was weak. v15 (trials below a winning
+# smallest candidate; tested twice, commit 58b7a0e) and v16 (the x1.25 back where the range test blew up, commit
+# 0a68771) were not adopted (RESULTS.md 2026-12-02 01:12 and 01:19).
 AUTO_JOB = "auto_v14"
 # Older auto runs that v14 would repeat exactly, per setting and seed, generated from the evidence CSV: every current
 # run whose trials did not give a weak signal (v14 drops v7's x1.25 there, and changes nothing else; 112 of the 204
