@@ -161,7 +161,8 @@ SETTINGS = {
     # airbench94 net at widths 16/32/32 with AdamW on 6 drawn shapes and with SGD on 7 (800 per class, other generator
     # seeds), with Adam on the CIFAR-10 copy (300 per class); 32 px, batch 64, 4 epochs; and the small net with AdamW
     # on the CIFAR-10 copy, 250 per class, batch 24, 3 epochs (the small net's first round chose its smallest
-    # candidate on three cifar_adamw32 seeds). 8 values x2 apart.
+    # candidate on three cifar_adamw32 seeds). 8 values x2 apart (cifar_adamw24: 0.064 added after seed 1's
+    # validation-best sat at the first grid's top, 0.032).
     "shapes6_airbench_adamw": dict(data="shapes6U", overrides=[
         "trainer=cpu", "model=airbench", "model.backbone.widths=[16,32,32]", "optimizer=adamw",
         "data.batch_size=64", "data.image_size=32", "trainer.max_epochs=4"],
@@ -174,7 +175,7 @@ SETTINGS = {
         "data.batch_size=64", "trainer.max_epochs=4"], grid=[0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256]),
     "cifar_adamw24": dict(data="cifar250", overrides=[
         "trainer=cpu", "model=small", "optimizer=adamw", "data.batch_size=24", "trainer.max_epochs=3"],
-        grid=[0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032]),
+        grid=[0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064]),
     # Held out for v16, x1.25 where the trials' signal is weak and the range test's loss blew up (added 2026-12-02
     # 00:17 UTC, with its decision rule, before any of their runs): the small net on drawn shapes (other generator
     # seeds), where weak signals and blown-up range tests were common: 6 shapes, 400 per class, SGD, batch 64, 6 epochs,
