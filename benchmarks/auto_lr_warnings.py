@@ -1,11 +1,11 @@
 """How far ``max_lr=auto`` missed a sweep, split by what its ``lr_source`` warns (issue 20).
 
 Reads the current auto runs of the issue-20 benchmark (the rows of ``auto_lr.csv`` that ``auto_lr.py`` counts) and
-each run's ``lr_range_test.json``, and sorts the runs by the warnings ``lr_source`` gives, recomputed from the
-recorded search with the same functions (a run made before a warning existed gets it too):
-- ``no upper limit``: the range test's loss never blew up (:func:`callbacks.range_test.smoothing.sweep_diverged`);
-- ``weak signal``: the best trial ended under 18% below chance-level loss (:func:`callbacks.range_test.trials.weak`);
-- ``no trial learned``: no trial ended 1% below it (:func:`callbacks.range_test.trials.none_learned`).
+each run's ``lr_range_test.json``, and sorts the runs by the warnings ``lr_source`` gives, read from the recorded
+search's ``RangeTestResult`` as ``lr_source`` reads them (a run made before a warning existed gets it too):
+- ``no upper limit``: the range test's loss never blew up (``RangeTestResult.no_limit``);
+- ``weak signal``: the best trial ended under 18% below chance-level loss (``RangeTestResult.trial_signal``);
+- ``no trial learned``: no trial ended 1% below it (the same).
 Per group: runs, settings, the gap to the sweep's validation-chosen best (test points, mean ± s.e.), auto against the
 control, the share of runs whose LR was more than 3x off the sweep's best, and the 10th-90th percentile of best / auto.
 
@@ -14,7 +14,6 @@ control, the share of runs whose LR was more than 3x off the sweep's best, and t
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -23,21 +22,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import auto_lr  # noqa: E402
 import runs_table as rt  # noqa: E402
-from callbacks.range_test.smoothing import sweep_diverged  # noqa: E402
-from callbacks.range_test.trials import below_chance, none_learned, weak  # noqa: E402
+from callbacks.range_test.result import RangeTestResult  # noqa: E402
 
 WARNINGS = ("no upper limit", "weak signal", "no trial learned")
 
 
-def warnings(search: dict) -> list[str]:
-    """The warnings ``lr_source`` gives for a recorded search (``lr_range_test.json`` as a dict)."""
-    trials = search.get("trials") or []
-    found = [] if sweep_diverged(search.get("stop_index"), search.get("loss_rise")) else ["no upper limit"]
-    if trials and none_learned(trials):
-        found.append("no trial learned")
-    elif weak(below_chance(trials)):
-        found.append("weak signal")
-    return found
+def warnings(search: RangeTestResult) -> list[str]:
+    """The warnings ``lr_source`` gives for a recorded search (``RangeTestResult.from_json`` of its file)."""
+    signal = search.trial_signal
+    return [w for w, given in (("no upper limit", search.no_limit), ("weak signal", "a weak signal" in signal),
+                               ("no trial learned", "no trial ended" in signal)) if given]
 
 
 def runs(rows: list[dict]) -> list[dict]:
@@ -53,7 +47,7 @@ def runs(rows: list[dict]) -> list[dict]:
         if math.isnan(g["gap_test"]):
             continue
         out.append({"setting": key[0], "seed": key[1], "gap": g["gap_test"], "gap_control": g["gap_control"],
-                    "ratio": g["best_lr"] / g["auto_lr"], "warnings": warnings(json.loads(search.read_text()))})
+                    "ratio": g["best_lr"] / g["auto_lr"], "warnings": warnings(RangeTestResult.from_json(search))})
     return out
 
 

@@ -9,17 +9,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import auto_lr_warnings as aw  # noqa: E402
 
 
-def _trial(score: float, learned: bool = True) -> dict:
-    return {"lr": 0.1, "score": score, "learned": learned, "chance_loss": 2.0}
+def _search(score: float | None, learned: bool = True, stop_index: int | None = 3, loss_rise: float = 50.0):
+    from callbacks.range_test.result import RangeTestResult
+
+    trials = [] if score is None else [{"lr": 0.1, "score": score, "learned": learned, "chance_loss": 2.0,
+                                        "planned_steps": 50, "factor": 1.0}]
+    return RangeTestResult(kind="loss", lrs=[0.01, 0.1, 1.0, 10.0], losses=[2.0] * 4, smoothed=[2.0] * 4,
+                           suggestions={"loss_min": 0.1, "trials": 0.1}, rule="trials" if trials else "loss_min",
+                           lr=0.1, settings={"suggestion": "loss_min"}, stop_index=stop_index, loss_rise=loss_rise,
+                           trials=trials)
 
 
-def test_each_warning_is_read_off_the_recorded_search():
-    blew_up = {"stop_index": 90, "loss_rise": 50.0}
-    assert aw.warnings({**blew_up, "trials": [_trial(1.2)]}) == []                    # 40% below chance, it blew up
-    assert aw.warnings({**blew_up, "trials": [_trial(1.8)]}) == ["weak signal"]      # 10% below chance
-    assert aw.warnings({**blew_up, "trials": [_trial(1.99, learned=False)]}) == ["no trial learned"]
-    assert aw.warnings({"stop_index": None, "loss_rise": 1.3, "trials": [_trial(1.2)]}) == ["no upper limit"]
-    assert aw.warnings({"stop_index": None, "loss_rise": 3.0}) == []                  # rose 3x: blew up; no trials
+def test_each_warning_is_the_one_lr_source_gives():
+    assert aw.warnings(_search(1.2)) == []                                  # 40% below chance, the loss blew up
+    assert aw.warnings(_search(1.8)) == ["weak signal"]                     # 10% below chance
+    assert "a weak signal" in _search(1.8).source                           # as lr_source says it
+    assert aw.warnings(_search(1.99, learned=False)) == ["no trial learned"]
+    assert aw.warnings(_search(1.2, stop_index=None, loss_rise=1.3)) == ["no upper limit"]
+    assert aw.warnings(_search(None, stop_index=None, loss_rise=3.0)) == []  # rose 3x: blew up; no trials
 
 
 def test_a_group_reports_the_mean_gap_the_paired_control_and_how_far_the_lr_was_off():
