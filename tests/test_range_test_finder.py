@@ -79,8 +79,8 @@ def test_find_lr_notebook_usage_default_test_and_forced_trainer_keys(tmp_path):
     logger = TensorBoardLogger(str(tmp_path), name="must_not_exist")
     result = find_lr(model, dm, default_root_dir=str(tmp_path), logger=logger, enable_progress_bar=True,
                      callbacks=[pl.Callback()], min_epochs=3)
-    assert isinstance(result, RangeTestResult) and result.kind == "loss" and result.rule == "trials"
-    assert result.settings["num_steps"] == 200 and result.lr == result.suggestions["trials"]
+    assert isinstance(result, RangeTestResult) and result.kind == "loss" and result.rule == "blend"
+    assert result.settings["num_steps"] == 200 and result.lr == result.suggestions["blend"]
     factors = sorted(t["factor"] for t in result.trials)  # the default trials: 0.3x, 1x, 3x, 10x loss_min (capped)
     assert factors[0] == pytest.approx(0.3) and all(f in (0.3, 1.0, 3.0, 10.0) for f in map(lambda v: round(v, 6), factors))
     assert isinstance(result.plot(), Figure)

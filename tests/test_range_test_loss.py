@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from callbacks.range_test.accuracy import AccuracyRangeTest
 from callbacks.range_test.loss import LRRangeTest, loss_rise, sweep_status
+from callbacks.range_test.update_size import update_point
 from conftest import compose_config
 from range_fixtures import (Regression, Snap, SweepThenTrain, TinyDM, TinyNet, assert_tensors_equal, dataset, fit,
                             trainer)
@@ -89,7 +90,10 @@ def test_repeats_geometric_mean_and_spread(tmp_path):
     assert res.suggestions["loss_min"] == pytest.approx(geomean)
     one = next(t for t in res.trials if t["factor"] == pytest.approx(1.0))
     assert one["lr"] == pytest.approx(geomean)  # the trials are multiples of the geometric mean
-    assert res.lr in [t["lr"] for t in res.trials]
+    assert res.suggestions["trials"] in [t["lr"] for t in res.trials]
+    points = [update_point(r["lrs"], r["updates"]) for r in res.repeats]  # the update point: over repeats too
+    assert res.suggestions["update"] == pytest.approx(math.exp(np.mean(np.log(points))))
+    assert res.rule == "blend" and res.lr == pytest.approx(math.sqrt(res.suggestions["trials"] * res.suggestions["update"]))
     assert res.spread["loss_min"]["std"] == pytest.approx(np.std(vals, ddof=1))
     assert res.losses == res.repeats[0]["losses"] and tr.global_step == 0
 

@@ -132,8 +132,9 @@ def test_trials_on_least_squares_pick_the_stable_fast_lr_and_leave_the_model_as_
     test.trial_factors = [window / base / 50, window / base, 3 * window / base]
     result = find_lr(model, train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=256), range_test=test,
                      accelerator="cpu", max_epochs=1, limit_val_batches=0)
-    assert result.rule == "trials" and len(result.trials) >= 2
-    assert result.lr == pytest.approx(window, rel=1e-6)
+    assert result.rule == "blend" and len(result.trials) >= 2  # a trial learned: blended with the update point
+    assert result.suggestions["trials"] == pytest.approx(window, rel=1e-6)
+    assert result.lr == pytest.approx(math.sqrt(window * result.suggestions["update"]))
     scores = {round(t["lr"] / window, 3): t["score"] for t in result.trials}
     assert scores[0.02] > scores[1.0]                      # far below: slow
     assert scores.get(3.0, math.inf) > 1e6 * scores[0.02]  # above 2/L: blew up (or dropped at the sweep's stop)
@@ -146,7 +147,7 @@ def test_trials_on_least_squares_pick_the_stable_fast_lr_and_leave_the_model_as_
     saved = RangeTestResult.from_json(result.to_json(str(tmp_path / "lr_range_test.json"))).trials
     assert [len(t["losses"]) for t in saved] == [t["steps"] for t in result.trials]
     assert all(t["score"] == trial_score(t["losses"]) for t in saved if math.isfinite(t["score"]))
-    assert choose(saved, tolerance=test.trial_tolerance, chance=saved[0]["chance_loss"])["lr"] == result.lr
+    assert choose(saved, tolerance=test.trial_tolerance, chance=saved[0]["chance_loss"])["lr"] == result.suggestions["trials"]
 
 
 @pytest.mark.parametrize("accumulate, steps", [(1, 16), (2, 8)])
@@ -302,7 +303,7 @@ def test_the_refinement_trial_runs_between_the_winner_and_the_next_candidate_and
     scores = {round(t["lr"] / window, 3): t["score"] for t in result.trials}
     assert list(scores) == [1.0, 1.95, round(math.sqrt(1.95), 3)]
     assert scores[1.95] > 1.05 * scores[1.0]                  # the first round's winner is 1/L ...
-    assert result.lr == pytest.approx(math.sqrt(1.95) * window)  # ... the midpoint beats it
+    assert result.suggestions["trials"] == pytest.approx(math.sqrt(1.95) * window)  # ... the midpoint beats it
     assert scores[round(math.sqrt(1.95), 3)] < scores[1.0]
     assert_tensors_equal(model.state_dict(), init)
 

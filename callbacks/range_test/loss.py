@@ -23,7 +23,8 @@ from callbacks.range_test.smoothing import default_bandwidth, divergence_index, 
 from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions, rise_point
 from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
 from callbacks.range_test.trials import (RISE_SHARE, ScheduleFactory, adam_family, check_trial_settings, choose,
-                                         default_schedule, trials_after_sweep, untrained_fallback)
+                                         default_schedule, none_learned, trials_after_sweep, untrained_fallback)
+from callbacks.range_test.update_size import UPDATE_SHARE, StepSize, blend, check_update_share, update_point
 
 __all__ = ["LRRangeTest", "loss_rise", "sweep_status"]
 
@@ -103,6 +104,9 @@ class LRRangeTest(RangeTestCallback):
         trial_refine: one more trial between the winner and the next larger candidate, chosen by the same rule.
         trial_schedule: ``trial_schedule(max_lr=peak)`` -> the run's schedule function at that peak (train.py
             passes the configured scheduler); ``None``: one-cycle with ``OneCycleLR``'s defaults.
+        update_share: where a trial learned, the found LR is the geometric mean of the trials' choice and the update
+            point, the first LR of the sweep whose step moved the weights by more than this share of their norm
+            (median over weight tensors; :mod:`callbacks.range_test.update_size`); ``None``: the trials' choice alone.
 
     After :meth:`run` (or ``on_train_start``) ``self.result`` is the :class:`~callbacks.range_test.finder.RangeTestResult`.
     """
@@ -113,7 +117,8 @@ class LRRangeTest(RangeTestCallback):
                  trial_factors: Optional[Sequence[float]] = (0.3, 1.0, 3.0, 10.0), trial_fraction: float = 0.05,
                  trial_min_steps: int = 50, trial_max_steps: int = 200, trial_tolerance: float = 0.05,
                  trial_refine: bool = True, trial_min_images: int = 3200, trial_val_batches: int = 0,
-                 trial_schedule: Optional[ScheduleFactory] = None) -> None:
+                 trial_schedule: Optional[ScheduleFactory] = None,
+                 update_share: Optional[float] = UPDATE_SHARE) -> None:
         if num_steps is None:
             raise ValueError("range_test.num_steps must be an integer >= 10, got None")
         super().__init__(min_lr, max_lr, num_steps, mode, diverge_factor, smooth_beta, seed)
@@ -132,6 +137,7 @@ class LRRangeTest(RangeTestCallback):
         self.needs_validation = bool(self.trial_factors) and trial_val_batches > 0
         self.trial_tolerance, self.trial_refine = float(trial_tolerance), trial_refine
         self.trial_schedule = trial_schedule or default_schedule
+        self.update_share = check_update_share(update_share)
 
     # -- sweep ----------------------------------------------------------------------------------------------
     def _sweep(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", snapshot: Any) -> Dict[str, Any]:
@@ -184,10 +190,14 @@ class LRRangeTest(RangeTestCallback):
                    lrs: np.ndarray) -> Dict[str, Any]:
         losses: List[float] = []
         local: List[float] = []
+        updates: List[float] = []  # how far each step moved the weights (:mod:`callbacks.range_test.update_size`)
+        step_size = StepSize(pl_module)
         stop: Optional[int] = None
         with progress_task(trainer, "LR range test", len(lrs), self.smooth_beta) as task:
             for k, lr in enumerate(lrs):
+                step_size.before()
                 mean, mine = optimizer_step_at(trainer, pl_module, stream, float(lr), k)
+                updates.append(step_size.after())
                 losses.append(mean)
                 local.append(mine)
                 task.step(float(lr), mean)
@@ -206,7 +216,7 @@ class LRRangeTest(RangeTestCallback):
                 f"LR range test: the loss exploded within the first {stop + 1} steps "
                 f"(lr={lrs[stop]:.3g}, losses={[round(x, 4) for x in losses]}); lower range_test.min_lr")
         return {"lrs": [float(x) for x in lrs[: len(losses)]], "losses": losses, "local_losses": local,
-                "stop_index": stop}
+                "updates": updates, "stop_index": stop}
 
     # -- analysis -------------------------------------------------------------------------------------------
     def _analyse(self, raw: Dict[str, Any], elapsed_s: float) -> RangeTestResult:
@@ -234,7 +244,7 @@ class LRRangeTest(RangeTestCallback):
                                                   "smooth_beta", "suggestion", "repeats", "seed", "bandwidth",
                                                   "trial_factors", "trial_fraction", "trial_min_steps",
                                                   "trial_max_steps", "trial_min_images", "trial_tolerance",
-                                                  "trial_refine", "trial_val_batches")}
+                                                  "trial_refine", "trial_val_batches", "update_share")}
         rule, lr = self.suggestion, float(suggestions[self.suggestion])
         if raw.get("trials"):
             chance = raw["trials"][0].get("chance_loss")
@@ -244,6 +254,10 @@ class LRRangeTest(RangeTestCallback):
             fallback = untrained_fallback(raw["trials"], rise, raw["adaptive"])
             if fallback is not None:  # no trial learned, SGD family: the curve's rise point (v10)
                 rule, lr = "rise", fallback
+            point = _update_point(runs, self.update_share)
+            if point is not None and not none_learned(raw["trials"]):  # a trial learned: blend (v17)
+                rule, lr = "blend", blend(lr, point)
+                suggestions = {**suggestions, "update": point, "blend": lr}
         trials = raw.get("trials", [])  # with each trial's per-step losses: the paired test can be replayed
         return RangeTestResult(
             kind="loss", lrs=first["lrs"], losses=first["losses"], smoothed=first["smoothed"],
@@ -251,3 +265,12 @@ class LRRangeTest(RangeTestCallback):
             status=first["status"], elapsed_s=elapsed_s, stop_index=first["stop_index"],
             loss_rise=first["loss_rise"], settings=settings, repeats=runs, spread=spread, trials=trials,
             search_steps=sum(len(r["losses"]) for r in runs) + sum(t["steps"] for t in trials))
+
+
+def _update_point(runs: List[Dict[str, Any]], share: Optional[float]) -> Optional[float]:
+    """The update point (:func:`~callbacks.range_test.update_size.update_point`), the geometric mean over repeats;
+    ``None`` when ``share`` is ``None`` or a repeat recorded none."""
+    if share is None:
+        return None
+    points = [update_point(r["lrs"], r.get("updates", []), share) for r in runs]
+    return None if None in points else float(np.exp(np.mean(np.log(points))))

@@ -102,7 +102,8 @@ def _num(value: Any) -> str:
 
 
 def write_csv(result: Any, path: str) -> str:
-    """One row per sweep step: loss test ``step, lr, loss, smoothed_loss, repeat`` (every repeat); accuracy test
+    """One row per sweep step: loss test ``step, lr, loss, smoothed_loss, repeat, step_size`` (every repeat;
+    ``step_size``: how far the step moved the weights, :mod:`callbacks.range_test.update_size`); accuracy test
     ``step, lr, loss, smoothed_loss, val_acc, images`` (the accuracy columns filled where it was measured; the
     measurement before the first step is the row with step -1)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -118,11 +119,12 @@ def write_csv(result: Any, path: str) -> str:
                 w.writerow([k, _num(lr), _num(loss), _num(sm), "" if e is None else _num(e["acc"]),
                             "" if e is None else e["images"]])
         else:
-            w.writerow(["step", "lr", "loss", "smoothed_loss", "repeat"])
+            w.writerow(["step", "lr", "loss", "smoothed_loss", "repeat", "step_size"])
             runs = result.repeats or [{"lrs": result.lrs, "losses": result.losses, "smoothed": result.smoothed}]
             for r, run in enumerate(runs):
-                for k, (lr, loss, sm) in enumerate(zip(run["lrs"], run["losses"], run["smoothed"])):
-                    w.writerow([k, _num(lr), _num(loss), _num(sm), r])
+                sizes = run.get("updates") or [math.nan] * len(run["lrs"])
+                for k, (lr, loss, sm, size) in enumerate(zip(run["lrs"], run["losses"], run["smoothed"], sizes)):
+                    w.writerow([k, _num(lr), _num(loss), _num(sm), r, _num(size)])
     return path
 
 
@@ -160,6 +162,9 @@ def _scalars(result: Any) -> Iterable[tuple]:
             if math.isfinite(sm):
                 yield f"{pre}/smoothed_loss", sm, k
             yield f"{pre}/lr", lr, k
+        for k, size in enumerate(run.get("updates", [])):
+            if math.isfinite(size):
+                yield f"{pre}/step_size", size, k
     for e in result.evals:
         yield f"{name}/val_acc", e["acc"], max(e["step"], 0)
 
@@ -218,7 +223,8 @@ def print_result(result: Any, console: Optional[Any] = None) -> None:
         for col in ("max_lr", "x rule", "steps", "score"):
             trials.add_column(col, justify="right")
         for t in result.trials:
-            trials.add_row(f"{t['lr']:.4g}" + (" *" if math.isclose(t["lr"], result.lr) else ""),
+            chosen = result.suggestions.get("trials", result.lr)  # the trials' own choice, before any blend
+            trials.add_row(f"{t['lr']:.4g}" + (" *" if math.isclose(t["lr"], chosen) else ""),
                            f"{t['factor']:.3g}",
                            str(t["steps"]), f"{t['score']:.4g}")
         con.print(trials)

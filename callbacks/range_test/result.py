@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 from callbacks.range_test import report
 from callbacks.range_test.smoothing import sweep_diverged
 from callbacks.range_test.trials import CHANCE_MARGIN, RISE_SHARE, below_chance, none_learned, weak
+from callbacks.range_test.update_size import UPDATE_SHARE
 
 __all__ = ["RangeTestResult"]
 
@@ -27,8 +28,10 @@ class RangeTestResult:
     losses: List[float]
     smoothed: List[float]
     suggestions: Dict[str, float]  # every rule's LR (accuracy test: base_lr, max_lr, peak_lr; with trials also
-    # "trials", their choice, and "rise", the curve's rise point)
-    rule: str  # the rule that chose `lr`: a suggestion's name, "trials", or "rise" (no trial learned, SGD family)
+    # "trials", their choice, "rise", the curve's rise point, and where a trial learned "update", the update point,
+    # and "blend", the geometric mean of the two: callbacks.range_test.update_size)
+    rule: str  # the rule that chose `lr`: a suggestion's name, "trials", "rise" (no trial learned, SGD family) or
+    # "blend" (the trials' choice and the update point)
     lr: float  # the chosen max LR
     base_lr: Optional[float] = None  # accuracy test's base_lr; None for the loss test
     status: str = ""  # how the sweep ended and how far the loss rose over its minimum
@@ -53,7 +56,17 @@ class RangeTestResult:
         scores = ", ".join(f"{t['lr']:.3g}: {t['score']:.4g}" for t in self.trials)
         return (f"range_test ({self.settings.get('suggestion')} {self.suggestions[self.settings.get('suggestion')]:.3g}"
                 f", then {len(self.trials)} trial{'s' if len(self.trials) != 1 else ''} of {self.trial_length}, training "
-                f"loss {scores}{self.trial_signal}{self.no_limit})")
+                f"loss {scores}{self.blended}{self.trial_signal}{self.no_limit})")
+
+    @property
+    def blended(self) -> str:
+        """``"; trials chose 0.1, update point 0.04 (a step moved the weights 3%): their geometric mean 0.063"``
+        where auto's LR blends the two (:mod:`callbacks.range_test.update_size`), else ``""``."""
+        if self.rule != "blend":
+            return ""
+        share = self.settings.get("update_share") or UPDATE_SHARE
+        return (f"; trials chose {self.suggestions['trials']:.3g}, update point {self.suggestions['update']:.3g} (a step "
+                f"moved the weights {share:.0%}): their geometric mean {self.lr:.3g}")
 
     @property
     def no_limit(self) -> str:
