@@ -52,31 +52,19 @@ COLUMNS = ["setting", "seed", "kind", "lr", "status", "val", "test", "train_wall
 # (trials_after_sweep's descend): the rise point follows at once. v12 is v11 that refuses to train (train.py: an error
 # naming what to set; result.json: failed) where the search found no evidence (RangeTestResult.no_evidence): no trial
 # learned, no rise point, the loss minimum at the sweep's last LR. v13 (0.75x the rise point) was not adopted. v14,
-# the current method, is v12 without v7's x1.25 where the trials' signal was weak. v15 (trials below a winning
+# is v12 without v7's x1.25 where the trials' signal was weak. v15 (trials below a winning
 # smallest candidate; tested twice, commit 58b7a0e) and v16 (the x1.25 back where the range test blew up, commit
-# 0a68771) were not adopted (RESULTS.md 2026-12-02 01:12 and 01:19).
-AUTO_JOB = "auto_v14"
-# Older auto runs that v14 would repeat exactly, per setting and seed, generated from the evidence CSV: every current
-# run whose trials did not give a weak signal (v14 drops v7's x1.25 there, and changes nothing else; 112 of the 204
-# runs on record had one and are rerun). Each older version repeated the runs listed under it before: v12 all but the
-# one whose search found no evidence; v11 all but the SGD-family descents below the candidates; v10 all but those
-# where no trial learned with an SGD-family optimizer; v9 all but a trial v8 counted as learned under 1% below chance;
-# v8 every drawn-set run and the CIFAR-10 recipes' but cifar10_resnet9 seed 0 (RESULTS.md, each version's entry).
-SAME_SINCE = {"auto_v3": ("cifar10_fast_s0", "cifar10_fast_s1", "cifar10_resnet9_s1", "cifar10_resnet9_s2"),
-              "auto_v6": ("cifar10_fast_s2",),
-              "auto_v8": ("attributes_small_s0", "attributes_small_s1", "attributes_small_s2", "attributes_small_s3",
-                          "attributes_small_s4", "attributes_small_s5", "cifar10_resnet9_s0", "cifar_adam16_s0",
-                          "cifar_adam16_s1", "cifar_adam16_s2", "cifar_adam16_s3", "cifar_adam16_s4", "cifar_adam16_s5",
-                          "cifar_adam32_s0", "cifar_adam32_s1", "cifar_adam32_s2", "cifar_adam32_s3", "cifar_adam32_s4",
-                          "cifar_adam32_s5", "cifar_adamw32_s0", "cifar_adamw32_s1", "cifar_adamw32_s2",
-                          "cifar_adamw32_s3", "cifar_adamw32_s4", "cifar_adamw32_s5", "cifar_nesterov32_s0",
-                          "cifar_nesterov32_s1", "cifar_nesterov32_s2", "cifar_nesterov32_s3", "cifar_nesterov32_s4",
-                          "cifar_nesterov32_s5", "cifar_nesterov64_s0", "cifar_nesterov64_s1", "cifar_nesterov64_s2",
-                          "cifar_nesterov64_s3", "cifar_nesterov64_s4", "cifar_nesterov64_s5", "cifar_sgd16_s0",
-                          "cifar_sgd16_s1", "cifar_sgd16_s2", "cifar_sgd16_s3", "cifar_sgd16_s4", "cifar_sgd16_s5",
-                          "cifar_small_s0", "cifar_small_s1", "cifar_small_s2", "cifar_small_s3", "cifar_small_s4",
-                          "cifar_small_s5"),
-              "auto_v9": ("shapes6_large_adamw_s1",),
+# 0a68771) were not adopted (RESULTS.md 2026-12-02 01:12 and 01:19). v17, the current method, is v14 where, when a trial
+# learned, auto's LR is the geometric mean of the trials' choice and the update point (callbacks.range_test.update_size;
+# RESULTS.md 2026-12-02 02:29 and 02:57).
+AUTO_JOB = "auto_v17"
+# Older auto runs that v17 would repeat exactly, per setting and seed, generated from the evidence CSV: every current
+# v14 run where no trial learned (v17 blends the trials' choice with the update point only where one did, and changes
+# nothing else; 230 of the 264 runs on record are rerun). Each older version repeated the runs listed under it before:
+# v14 every run whose trials did not give a weak signal; v12 all but the one whose search found no evidence; v11 all
+# but the SGD-family descents below the candidates; v10 all but those where no trial learned with an SGD-family
+# optimizer; v9 all but a trial v8 counted as learned under 1% below chance (RESULTS.md, each version's entry).
+SAME_SINCE = {"auto_v9": ("shapes6_large_adamw_s1",),
               "auto_v10": ("shapes4_large_sgd32_s2", "shapes5_large_sgd32_s2"),
               "auto_v11": ("shapes4_large_sgd32_s0", "shapes4_large_sgd32_s1", "shapes4_large_sgd32_s3",
                            "shapes4_large_sgd32_s4", "shapes4_large_sgd32_s5", "shapes5_large_sgd32_s1",
@@ -85,11 +73,10 @@ SAME_SINCE = {"auto_v3": ("cifar10_fast_s0", "cifar10_fast_s1", "cifar10_resnet9
                            "shapes8_large_sgd32_s0", "shapes8_large_sgd32_s1", "shapes8_large_sgd32_s2",
                            "shapes8_large_sgd32_s4", "shapes8_large_sgd32_s5"),
               "auto_v12": ("shapes4_sgd32_b_s0", "shapes4_sgd32_b_s1", "shapes4_sgd32_b_s2", "shapes4_sgd32_b_s3",
-                           "shapes4_sgd32_b_s4", "shapes4_sgd32_b_s5", "shapes5_airbench_adamw_s0",
-                           "shapes5_sgd32_b_s0", "shapes5_sgd32_b_s2", "shapes5_sgd32_b_s4", "shapes5_sgd32_b_s5",
-                           "shapes6_resnet9_nesterov_s4", "shapes7_airbench_nesterov_s1",
-                           "shapes7_airbench_nesterov_s2", "shapes7_airbench_nesterov_s3",
-                           "shapes7_airbench_nesterov_s5", "shapes7_sgd32_b_s1", "shapes7_sgd32_b_s2")}
+                           "shapes4_sgd32_b_s4", "shapes4_sgd32_b_s5", "shapes5_sgd32_b_s0", "shapes5_sgd32_b_s2",
+                           "shapes5_sgd32_b_s4", "shapes5_sgd32_b_s5", "shapes6_resnet9_nesterov_s4",
+                           "shapes7_sgd32_b_s1", "shapes7_sgd32_b_s2"),
+              "auto_v14": ("shapes4_airbench_adam_s4",)}
 # The control: per seed, one more run at the sweep's validation-best LR x CONTROL_NUDGE, i.e. what an auto that always
 # found the sweep's best would train. Its gap to the sweep's best is the noise floor of the gap: on these short
 # runs a 0.1% change of the peak already changes a run's accuracy by a few points, so a worst seed within 2 points

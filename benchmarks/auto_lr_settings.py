@@ -190,6 +190,26 @@ SETTINGS = {
     "shapes7_adam32": dict(data="shapes7V", overrides=[
         "trainer=cpu", "model=small", "optimizer=adam", "data.batch_size=32", "data.image_size=40",
         "trainer.max_epochs=8"], grid=[0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064]),
+    # Held out for v17, the update point blended with the trials' choice (added 2026-12-02 03:00 UTC, after its
+    # replay and before any of their runs): the airbench94 net at widths 16/32/32 with Adam on 5 drawn shapes and with
+    # Nesterov SGD on 6 (800 per class, other generator seeds), 32 px, batch 64, 4 epochs; the small net with Nesterov
+    # SGD on the CIFAR-10 copy (300 per class, batch 48, 3 epochs) and with AdamW on 7 drawn shapes (400 per class,
+    # 36 px stretched, batch 32, 6 epochs). 8 values x2 apart.
+    "shapes5_airbench_adam": dict(data="shapes5W", overrides=[
+        "trainer=cpu", "model=airbench", "model.backbone.widths=[16,32,32]", "optimizer=adam",
+        "data.batch_size=64", "data.image_size=32", "trainer.max_epochs=4"],
+        grid=[0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128]),
+    "shapes6_airbench_nesterov": dict(data="shapes6W", overrides=[
+        "trainer=cpu", "model=airbench", "model.backbone.widths=[16,32,32]", "optimizer=nesterov",
+        "data.batch_size=64", "data.image_size=32", "trainer.max_epochs=4"],
+        grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2]),
+    "cifar_nesterov48": dict(data="cifar300", overrides=[
+        "trainer=cpu", "model=small", "optimizer=nesterov", "data.batch_size=48", "trainer.max_epochs=3"],
+        grid=[0.003125, 0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4]),
+    "shapes7_adamw32": dict(data="shapes7W", overrides=[
+        "trainer=cpu", "model=small", "optimizer=adamw", "data.batch_size=32", "data.image_size=36",
+        "data.resize_mode=resize", "trainer.max_epochs=6"],
+        grid=[0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064]),
     "cifar_small": dict(data="cifar300", overrides=["trainer=cpu", "model=small", "data.batch_size=64", "trainer.max_epochs=5"],
                         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
     "attributes_small": dict(data="attributes200", overrides=[
@@ -209,6 +229,7 @@ SETTINGS = {
         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
 }
 # Settings a method was not chosen on (each held out from the method current when it was added, before any of its runs):
+# shapes5_airbench_adam, shapes6_airbench_nesterov, cifar_nesterov48 and shapes7_adamw32 for v17 (2026-12-02 03:00);
 # shapes6_sgd64, shapes5_nesterov48 and shapes7_adam32 for v16 (2026-12-02);
 # shapes6_airbench_adamw, shapes7_airbench_sgd, cifar_airbench_adam and cifar_adamw24 for v15 retested (2026-12-02);
 # shapes6_airbench_sgd, shapes4_airbench_adam, cifar_airbench_nesterov and shapes6_resnet18_sgd for v15;
@@ -231,7 +252,8 @@ HELD_OUT = ("shapes8_nesterov", "cifar10_resnet9", "shapes7_sgd16", "cifar_adamw
             "shapes5_sgd32_b", "shapes7_sgd32_b", "shapes4_sgd32_b", "shapes6_resnet18_sgd",
             "shapes7_airbench_nesterov", "shapes5_airbench_adamw", "shapes6_airbench_sgd", "shapes4_airbench_adam",
             "cifar_airbench_nesterov", "shapes6_airbench_adamw", "shapes7_airbench_sgd", "cifar_airbench_adam",
-            "cifar_adamw24", "shapes6_sgd64", "shapes5_nesterov48", "shapes7_adam32")
+            "cifar_adamw24", "shapes6_sgd64", "shapes5_nesterov48", "shapes7_adam32", "shapes5_airbench_adam",
+            "shapes6_airbench_nesterov", "cifar_nesterov48", "shapes7_adamw32")
 # The drawn sets (not CIFAR: shapes of mixed sizes, formats and colour modes): training images per class, classes,
 # generator seed. Their test splits have 400 images per class (2,000-3,200): at 80 per class one accuracy had a
 # binomial standard error of about 2 points, as large as the 2-point worst-seed target; the training images (drawn
@@ -244,5 +266,6 @@ DRAWN = {"shapes": (400, 6, 0), "shapes8": (300, 8, 1), "shapes5": (300, 5, 2), 
          "shapes5T": (1200, 5, 18), "shapes7T": (860, 7, 19), "shapes4T": (1500, 4, 20),
          "shapes6Q": (800, 6, 21), "shapes7Q": (800, 7, 22), "shapes5Q": (900, 5, 23),
          "shapes6P": (800, 6, 24), "shapes4P": (1000, 4, 25), "shapes6U": (800, 6, 26), "shapes7U": (800, 7, 27),
-         "shapes6V": (400, 6, 28), "shapes5V": (500, 5, 29), "shapes7V": (300, 7, 30)}
+         "shapes6V": (400, 6, 28), "shapes5V": (500, 5, 29), "shapes7V": (300, 7, 30),
+         "shapes5W": (800, 5, 31), "shapes6W": (800, 6, 32), "shapes7W": (400, 7, 33)}
 QUICK = dict(data="quick", overrides=["model=small", "trainer.max_epochs=2"], grid=[0.05, 0.2])
