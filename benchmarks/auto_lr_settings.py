@@ -190,7 +190,7 @@ SETTINGS = {
     "shapes7_adam32": dict(data="shapes7V", overrides=[
         "trainer=cpu", "model=small", "optimizer=adam", "data.batch_size=32", "data.image_size=40",
         "trainer.max_epochs=8"], grid=[0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064]),
-    # Held out for v17, the update point blended with the trials' choice (added 2026-12-02 03:00 UTC, after its
+    # Held out for v17, the update point blended with the trials' choice (added 2026-12-02 02:57 UTC, after its
     # replay and before any of their runs): the airbench94 net at widths 16/32/32 with Adam on 5 drawn shapes and with
     # Nesterov SGD on 6 (800 per class, other generator seeds), 32 px, batch 64, 4 epochs; the small net with Nesterov
     # SGD on the CIFAR-10 copy (300 per class, batch 48, 3 epochs) and with AdamW on 7 drawn shapes (400 per class,
@@ -229,7 +229,7 @@ SETTINGS = {
         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
 }
 # Settings a method was not chosen on (each held out from the method current when it was added, before any of its runs):
-# shapes5_airbench_adam, shapes6_airbench_nesterov, cifar_nesterov48 and shapes7_adamw32 for v17 (2026-12-02 03:00);
+# shapes5_airbench_adam, shapes6_airbench_nesterov, cifar_nesterov48 and shapes7_adamw32 for v17 (2026-12-02 02:57);
 # shapes6_sgd64, shapes5_nesterov48 and shapes7_adam32 for v16 (2026-12-02);
 # shapes6_airbench_adamw, shapes7_airbench_sgd, cifar_airbench_adam and cifar_adamw24 for v15 retested (2026-12-02);
 # shapes6_airbench_sgd, shapes4_airbench_adam, cifar_airbench_nesterov and shapes6_resnet18_sgd for v15;
