@@ -79,8 +79,10 @@ def test_the_header_says_how_an_auto_lr_will_be_found():
     assert plan() == "config"
     assert plan("scheduler.max_lr=auto", "range_test.num_steps=50") == (
         "max_lr found by the LR range test: 50 steps, then max_lr trials at 0.3x, 1x, 3x, 10x and one between the best "
-        "and the next")
-    assert plan("scheduler.max_lr=auto", "range_test.trial_refine=false").endswith("trials at 0.3x, 1x, 3x, 10x")
+        "and the next, blended with where a step moves the weights 3%")
+    assert plan("scheduler.max_lr=auto", "range_test.trial_refine=false", "range_test.update_share=null").endswith(
+        "trials at 0.3x, 1x, 3x, 10x")
+    assert plan("scheduler.max_lr=auto", "range_test.update_share=0.05").endswith("moves the weights 5%")
     assert plan("scheduler.max_lr=auto", "range_test.trial_factors=null") == \
         "max_lr found by the LR range test: 100 steps"
     assert plan("scheduler=cyclic", "scheduler.max_lr=auto", "scheduler.base_lr=auto", "range_test=accuracy") == \

@@ -99,3 +99,22 @@ def test_update_share_is_checked_and_null_keeps_the_trials_choice(tmp_path):
     result = find_lr(TinyNet(), TinyDM(), range_test=test, accelerator="cpu", default_root_dir=str(tmp_path))
     assert result.rule == "trials" and result.lr == result.suggestions["trials"] and "update" not in result.suggestions
     assert "update point" not in result.source and result.settings["update_share"] is None
+
+
+def test_the_range_test_figure_draws_the_step_sizes_on_a_log_axis_at_the_right():
+    from callbacks.range_test.result import RangeTestResult
+
+    lrs = list(np.logspace(-4, 0, 30))
+    sizes = [0.05 * lr for lr in lrs]
+    result = RangeTestResult(kind="loss", lrs=lrs, losses=[2.0 - 0.01 * k for k in range(30)],
+                             smoothed=[2.0 - 0.01 * k for k in range(30)], suggestions={"loss_min": 1.0},
+                             rule="loss_min", lr=1.0, settings={"update_share": 0.03},
+                             repeats=[{"lrs": lrs, "losses": [2.0] * 30, "smoothed": [2.0] * 30, "updates": sizes}])
+    fig = result.plot()
+    right = [ax for ax in fig.axes if ax.get_yscale() == "log"]
+    assert len(right) == 1 and right[0].lines[0].get_ydata().tolist() == pytest.approx(sizes)
+    assert right[0].lines[1].get_ydata()[0] == pytest.approx(0.03)  # the update share, dotted
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]  # below the axes: no line crosses it
+    assert any(t.startswith("step size (right axis") for t in legend) and "step size 3%" in legend
+    result.repeats[0].pop("updates")  # a sweep recorded before v17: no right axis
+    assert len(result.plot().axes) == 1  # the loss axis alone

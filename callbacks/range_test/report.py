@@ -28,14 +28,15 @@ __all__ = [
 ]
 
 _STYLES = {"min_div10": ("k", "--"), "steepest": ("tab:red", ":"), "valley": ("tab:green", "-."),
-           "loss_min": ("tab:purple", (0, (1, 3))), "rise": ("tab:orange", "-")}
+           "loss_min": ("tab:purple", (0, (1, 3))), "rise": ("tab:orange", "-"), "trials": ("tab:brown", "--"),
+           "update": ("tab:gray", "-."), "blend": ("tab:cyan", "-")}
 
 
 # ---------------------------------------------------------------------------------------------- figures
 def _loss_figure(result: Any) -> Any:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4.5), dpi=110)
+    fig = Figure(figsize=(7, 6), dpi=110, layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     runs = result.repeats or [{"lrs": result.lrs, "losses": result.losses, "smoothed": result.smoothed}]
     tops, bottoms = [], []
@@ -62,9 +63,28 @@ def _loss_figure(result: Any) -> Any:
     ax.set_title(f"LR range test ({s.get('mode', '?')}, {s.get('min_lr', 0):g} to {s.get('max_lr', 0):g}, "
                  f"{len(result.lrs)} steps)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
+    handles, labels = ax.get_legend_handles_labels()
+    sizes = _step_sizes(ax, runs[0], s.get("update_share"))
+    fig.legend(handles + sizes, labels + [h.get_label() for h in sizes], fontsize=8, loc="outside lower center",
+               ncols=2)  # below the axes: no line crosses it
     return fig
+
+
+def _step_sizes(ax: Any, run: dict, share: Any) -> list:
+    """How far each step moved the weights (first repeat; :mod:`callbacks.range_test.update_size`), on a log
+    axis at the right, with the update point's share; the lines drawn (none for a sweep recorded without them)."""
+    sizes = np.asarray(run.get("updates") or [], dtype=np.float64)
+    keep = np.isfinite(sizes) & (sizes > 0)
+    if not keep.any():
+        return []
+    right = ax.twinx()
+    lines = right.plot(np.asarray(run["lrs"], dtype=np.float64)[keep], sizes[keep], color="tab:gray", lw=1.0,
+                       alpha=0.8, label="step size (right axis: |dw| / |w|, median over weight tensors)")
+    if share:
+        lines += [right.axhline(share, color="tab:gray", ls=":", lw=1.0, label=f"step size {share:.0%}")]
+    right.set_yscale("log")
+    right.set_ylabel("step size |dw| / |w|")
+    return lines
 
 
 def _accuracy_figure(result: Any) -> Any:

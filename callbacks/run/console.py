@@ -102,6 +102,8 @@ def lr_plan(cfg: DictConfig, keys: list[str], trials: bool) -> str:
     if trials:
         search += f", then max_lr trials at {', '.join(f'{f:g}x' for f in test.trial_factors)}"
         search += " and one between the best and the next" if test.get("trial_refine") else ""
+        share = test.get("update_share")
+        search += f", blended with where a step moves the weights {share:.0%}" if share else ""
     if cfg.task.name == "lr_range_test":
         return f"not trained; {search}"
     return f"{' and '.join(keys)} found by {search}"
