@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from callbacks.run.result_file import FINISHED, read_result, result_path
+from callbacks.run.result_file import FINISHED, read_result, result_path, write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -227,14 +227,11 @@ def run_date(run_dir) -> str:
 
 def write_csv(path: Path, rows: list[dict], columns: list[str]) -> Path:
     """Write ``rows`` to ``path`` in one step (a reader, e.g. a second benchmark process, never sees half of it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".tmp")
-    with open(partial, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(partial, path)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_atomic(path, text.getvalue())
 
 
 def standard_error(values) -> float:

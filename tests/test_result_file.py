@@ -5,7 +5,8 @@ import pytest
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
-from callbacks.run.result_file import FINAL, FINISHED, RESULT_FILE, read_result, result_path, worst_value, write_result
+from callbacks.run.result_file import (FINAL, FINISHED, RESULT_FILE, read_result, result_path, worst_value, write_atomic,
+                                      write_result)
 from callbacks.sweeps.checks import record_failure
 from callbacks.sweeps.summary import summarize
 
@@ -18,6 +19,19 @@ def test_a_record_is_updated_in_place_and_never_half_written(tmp_path):
     assert record == read_result(run_dir)
     assert record["status"] == "completed" and record["lr"]["max_lr"] == 0.2  # the start's fields are kept
     assert sorted(p.name for p in run_dir.iterdir()) == [RESULT_FILE]  # no temporary file left beside it
+
+
+def test_an_atomic_write_that_fails_midway_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    path = write_atomic(tmp_path / "sub" / "table.csv", "a,b\n1,2\n")  # the folder is made
+    assert path.read_text() == "a,b\n1,2\n"
+
+    def killed(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("callbacks.run.result_file.os.replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(path, "a,b\n3,")
+    assert path.read_text() == "a,b\n1,2\n"  # a reader sees the old file, never half the new one
 
 
 def test_an_unreadable_record_is_named_or_skipped_and_then_replaced(tmp_path):

@@ -19,6 +19,18 @@ FINISHED = ("completed", "diverged")  # results: a rerun would only repeat them
 FINAL = (*FINISHED, "failed")         # the job has ended; "running" (or "interrupted") has not
 
 
+def write_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` in one step (through ``<name>.tmp`` and ``os.replace``): a reader, e.g. another
+    process polling the file, never sees half of it, and a kill mid-write leaves the old file whole. Used for
+    ``result.json``, the sweep summaries and the benchmarks' CSVs."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(text)
+    os.replace(partial, path)
+    return path
+
+
 def result_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / RESULT_FILE
 
@@ -50,11 +62,7 @@ def write_result(run_dir: str | Path, /, **fields: Any) -> dict[str, Any]:
     positional only: the record has a ``run_dir`` field of its own.)"""
     record = read_result(run_dir, strict=False) or {}
     record.update(fields)
-    path = result_path(run_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(RESULT_FILE + ".tmp")
-    partial.write_text(json.dumps(record, indent=2, default=str))
-    os.replace(partial, path)
+    write_atomic(result_path(run_dir), json.dumps(record, indent=2, default=str))
     return record
 
 

@@ -17,7 +17,6 @@ import argparse
 import csv
 import io
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from callbacks.run.result_file import FINAL, RESULT_FILE, read_result
+from callbacks.run.result_file import FINAL, RESULT_FILE, read_result, write_atomic
 from callbacks.sweeps.plot import HEATMAP_FILE, LINEPLOT_FILE, Point, heatmap, lineplot
 
 CSV_FILE, MD_FILE = "summary.csv", "summary.md"
@@ -294,12 +293,6 @@ def plot(summary: Summary):
     return None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def write(summary: Summary) -> dict[str, Path]:
     """summary.csv, the plot and summary.md in the sweep directory (each file appears whole or not at all)."""
     written = {}
@@ -309,12 +302,12 @@ def write(summary: Summary) -> dict[str, Path]:
         writer.writeheader()
         writer.writerows({c: "" if row.get(c) is None else row.get(c) for c in summary.columns}
                          for row in summary.rows)
-        _write_atomic(summary.sweep_dir / CSV_FILE, text.getvalue())
+        write_atomic(summary.sweep_dir / CSV_FILE, text.getvalue())
         written["csv"] = summary.sweep_dir / CSV_FILE
         info = plot(summary)
         if info is not None:
             written["plot"] = info.path
-        _write_atomic(summary.sweep_dir / MD_FILE, markdown(summary, info.path.name if info else None))
+        write_atomic(summary.sweep_dir / MD_FILE, markdown(summary, info.path.name if info else None))
         written["md"] = summary.sweep_dir / MD_FILE
     except OSError as e:
         raise OSError(f"cannot write the sweep summary in {summary.sweep_dir}: {e.strerror or e}") from None
