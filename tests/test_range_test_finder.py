@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import random
 import subprocess
@@ -133,8 +134,8 @@ if __name__ == "__main__":
     restored = all(torch.equal(a, b) for a, b in zip(init, model.state_dict().values()))
     rank = torch.distributed.get_rank()
     with open(os.path.join(out, f"rank{{rank}}.json"), "w") as f:
-        json.dump({{"lr": res.lr, "suggestions": res.suggestions, "losses": res.losses, "status": res.status,
-                   "local": rt.local, "restored": restored, "swept": rt.swept, "start": rt.start,
+        json.dump({{"lr": res.lr, "rule": res.rule, "suggestions": res.suggestions, "losses": res.losses,
+                   "status": res.status, "local": rt.local, "restored": restored, "swept": rt.swept, "start": rt.start,
                    "trials": res.trials}}, f)
 """
 
@@ -150,6 +151,9 @@ def test_ddp_two_processes_agree(tmp_path):
     r0 = json.loads((tmp_path / "rank0.json").read_text())
     r1 = json.loads((tmp_path / "rank1.json").read_text())
     assert r0["lr"] == r1["lr"] and r0["suggestions"] == r1["suggestions"] and r0["status"] == r1["status"]
+    # the step sizes were measured on the synchronised weights: both ranks blend with the same update point
+    assert r0["rule"] == r1["rule"] == "blend"
+    assert r0["lr"] == pytest.approx(math.sqrt(r0["suggestions"]["trials"] * r0["suggestions"]["update"]))
     assert r0["losses"] == r1["losses"] and len(r0["losses"]) >= 4
     # the recorded loss is the mean of the two ranks' own losses (which differ: different shards)
     assert r0["local"] != r1["local"]
