@@ -18,7 +18,8 @@ when none does, an SGD-family optimizer trains at the range test's rise point, w
 its lowest (:func:`untrained_fallback`), and with the Adam family the trials descend below the lowest candidate until
 one does, else use the rule's LR. The chosen trial's LR is returned as it is, also where the trials barely learned
 (v7 multiplied it by 1.25 there; on three held-out settings of two other networks that cost 3.3 +/- 1.4 test points,
-RESULTS.md 2026-12-01, v14).
+RESULTS.md 2026-12-01, v14). Where a trial learned, :class:`~callbacks.range_test.loss.LRRangeTest` then trains at the
+geometric mean of that choice and the range test's update point (:mod:`callbacks.range_test.update_size`, v17).
 The training loss of batches it has not trained on yet (a trial is shorter than an epoch on all but tiny sets) needs
 no validation split, so nothing is chosen on a test split when a data set validates on it. Between trials and at
 the end everything is restored exactly as after the range test (:mod:`callbacks.range_test.state`).
