@@ -17,6 +17,7 @@ Everything but :class:`StepSize` is pure and tested on numbers alone.
 from __future__ import annotations
 
 import math
+import statistics
 from typing import List, Optional, Sequence
 
 import torch
@@ -51,11 +52,7 @@ def relative_update(before: Sequence[torch.Tensor], after: Sequence[torch.Tensor
         norm = float(torch.linalg.vector_norm(b.detach().float()))
         if norm > 0:
             ratios.append(float(torch.linalg.vector_norm((a.detach() - b.detach()).float())) / norm)
-    if not ratios:
-        return math.nan
-    ratios.sort()
-    mid = len(ratios) // 2
-    return ratios[mid] if len(ratios) % 2 else 0.5 * (ratios[mid - 1] + ratios[mid])
+    return statistics.median(ratios) if ratios else math.nan
 
 
 class StepSize:
