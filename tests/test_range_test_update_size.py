@@ -76,6 +76,12 @@ def test_find_lr_blends_the_trials_choice_with_the_update_point_and_records_ever
     assert result.rule == "blend" and result.suggestions["update"] == pytest.approx(point)
     assert result.lr == pytest.approx(math.sqrt(point * result.suggestions["trials"]))
     assert f"update point {point:.3g}" in result.source and f"geometric mean {result.lr:.3g}" in result.source
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    result.print(console)  # the trials' table marks the trials' own choice, the line after it gives the blend
+    text = console.export_text()
+    assert f"{result.suggestions['trials']:.4g} *" in text and f"found max_lr = {result.lr:.4g}" in text
     paths = result.save(str(tmp_path))
     rows = list(csv.DictReader(open(next(p for p in paths if p.endswith(".csv")))))
     assert [float(r["step_size"]) for r in rows] == pytest.approx(sizes)

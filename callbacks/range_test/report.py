@@ -242,8 +242,8 @@ def print_result(result: Any, console: Optional[Any] = None) -> None:
                        caption="score: mean training loss over each trial's last quarter (lowest wins)")
         for col in ("max_lr", "x rule", "steps", "score"):
             trials.add_column(col, justify="right")
+        chosen = result.suggestions["trials"] if result.rule == "blend" else result.lr  # the trials' own choice
         for t in result.trials:
-            chosen = result.suggestions.get("trials", result.lr)  # the trials' own choice, before any blend
             trials.add_row(f"{t['lr']:.4g}" + (" *" if math.isclose(t["lr"], chosen) else ""),
                            f"{t['factor']:.3g}",
                            str(t["steps"]), f"{t['score']:.4g}")
