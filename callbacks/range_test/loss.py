@@ -174,9 +174,8 @@ class LRRangeTest(RangeTestCallback):
         """The rule's LR and the rise point (:func:`rise_point`; ``None`` when a repeat's loss never rose that far),
         each the geometric mean over repeats, read off the smoothed curves that :meth:`_analyse` reports."""
         runs = [self._smoothed(r) for r in runs]
-        base = float(np.exp(np.mean([np.log(r["suggestions"][self.suggestion]) for r in runs])))
-        rises = [rise_point(r["lrs"], r["smoothed"], RISE_SHARE) for r in runs]
-        return base, (float(np.exp(np.mean(np.log(rises)))) if None not in rises else None)
+        base = _over_repeats([r["suggestions"][self.suggestion] for r in runs])
+        return base, _over_repeats([rise_point(r["lrs"], r["smoothed"], RISE_SHARE) for r in runs])
 
     def _smoothed(self, run: Dict[str, Any]) -> Dict[str, Any]:
         """``run`` (one repeat of the sweep) with its bandwidth, smoothed curve and suggestions, computed once."""
@@ -272,5 +271,9 @@ def _update_point(runs: List[Dict[str, Any]], share: Optional[float]) -> Optiona
     ``None`` when ``share`` is ``None`` or a repeat recorded none."""
     if share is None:
         return None
-    points = [update_point(r["lrs"], r.get("updates", []), share) for r in runs]
-    return None if None in points else float(np.exp(np.mean(np.log(points))))
+    return _over_repeats([update_point(r["lrs"], r.get("updates", []), share) for r in runs])
+
+
+def _over_repeats(values: List[Optional[float]]) -> Optional[float]:
+    """The geometric mean of one LR per repeat of the sweep; ``None`` when a repeat has none."""
+    return None if None in values else float(np.exp(np.mean(np.log(values))))
