@@ -210,6 +210,25 @@ SETTINGS = {
         "trainer=cpu", "model=small", "optimizer=adamw", "data.batch_size=32", "data.image_size=36",
         "data.resize_mode=resize", "trainer.max_epochs=6"],
         grid=[0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064]),
+    # Held out for v17 a second time (added 2026-12-02 05:30 UTC, before any of their runs; nothing is chosen on
+    # them): RMSprop with momentum 0.9, an optimizer no setting used, with the small net on 6 drawn shapes (600 per
+    # class, another generator seed; 4 epochs at batch 32) and on the CIFAR-10 copy (300 per class; 5 epochs at batch
+    # 64), 9 values x2 apart, 256x; the airbench net with plain SGD at batch 128 on 8 drawn shapes (500 per class,
+    # 6 epochs), 8 values x2 apart from 0.05; Page's ResNet-9 at width 8 with Adam at batch 32 on the CIFAR-10 copy
+    # (250 per class, 3 epochs), 8 values x2 apart.
+    "shapes6_rmsprop32": dict(data="shapes6X", overrides=[
+        "trainer=cpu", "model=small", "optimizer=rmsprop", "data.batch_size=32", "data.image_size=32",
+        "trainer.max_epochs=4"],
+        grid=[0.000125, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032]),
+    "cifar_rmsprop64": dict(data="cifar300", overrides=[
+        "trainer=cpu", "model=small", "optimizer=rmsprop", "data.batch_size=64", "trainer.max_epochs=5"],
+        grid=[0.000125, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032]),
+    "shapes8_airbench_sgd128": dict(data="shapes8X", overrides=[
+        "trainer=cpu", "model=airbench", "model.backbone.widths=[16,32,32]", "data.batch_size=128",
+        "data.image_size=32", "trainer.max_epochs=6"], grid=[0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4]),
+    "cifar_resnet9_adam32": dict(data="cifar250", overrides=[
+        "trainer=cpu", "model=resnet9", "+model.backbone.width=8", "optimizer=adam", "data.batch_size=32",
+        "trainer.max_epochs=3"], grid=[0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032]),
     "cifar_small": dict(data="cifar300", overrides=["trainer=cpu", "model=small", "data.batch_size=64", "trainer.max_epochs=5"],
                         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8]),
     "attributes_small": dict(data="attributes200", overrides=[
@@ -229,6 +248,7 @@ SETTINGS = {
         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
 }
 # Settings a method was not chosen on (each held out from the method current when it was added, before any of its runs):
+# shapes6_rmsprop32, cifar_rmsprop64, shapes8_airbench_sgd128 and cifar_resnet9_adam32 for v17 again (2026-12-02 05:30);
 # shapes5_airbench_adam, shapes6_airbench_nesterov, cifar_nesterov48 and shapes7_adamw32 for v17 (2026-12-02 02:57);
 # shapes6_sgd64, shapes5_nesterov48 and shapes7_adam32 for v16 (2026-12-02);
 # shapes6_airbench_adamw, shapes7_airbench_sgd, cifar_airbench_adam and cifar_adamw24 for v15 retested (2026-12-02);
@@ -253,7 +273,8 @@ HELD_OUT = ("shapes8_nesterov", "cifar10_resnet9", "shapes7_sgd16", "cifar_adamw
             "shapes7_airbench_nesterov", "shapes5_airbench_adamw", "shapes6_airbench_sgd", "shapes4_airbench_adam",
             "cifar_airbench_nesterov", "shapes6_airbench_adamw", "shapes7_airbench_sgd", "cifar_airbench_adam",
             "cifar_adamw24", "shapes6_sgd64", "shapes5_nesterov48", "shapes7_adam32", "shapes5_airbench_adam",
-            "shapes6_airbench_nesterov", "cifar_nesterov48", "shapes7_adamw32")
+            "shapes6_airbench_nesterov", "cifar_nesterov48", "shapes7_adamw32", "shapes6_rmsprop32", "cifar_rmsprop64",
+            "shapes8_airbench_sgd128", "cifar_resnet9_adam32")
 # The drawn sets (not CIFAR: shapes of mixed sizes, formats and colour modes): training images per class, classes,
 # generator seed. Their test splits have 400 images per class (2,000-3,200): at 80 per class one accuracy had a
 # binomial standard error of about 2 points, as large as the 2-point worst-seed target; the training images (drawn
@@ -267,5 +288,6 @@ DRAWN = {"shapes": (400, 6, 0), "shapes8": (300, 8, 1), "shapes5": (300, 5, 2), 
          "shapes6Q": (800, 6, 21), "shapes7Q": (800, 7, 22), "shapes5Q": (900, 5, 23),
          "shapes6P": (800, 6, 24), "shapes4P": (1000, 4, 25), "shapes6U": (800, 6, 26), "shapes7U": (800, 7, 27),
          "shapes6V": (400, 6, 28), "shapes5V": (500, 5, 29), "shapes7V": (300, 7, 30),
-         "shapes5W": (800, 5, 31), "shapes6W": (800, 6, 32), "shapes7W": (400, 7, 33)}
+         "shapes5W": (800, 5, 31), "shapes6W": (800, 6, 32), "shapes7W": (400, 7, 33),
+         "shapes6X": (600, 6, 34), "shapes8X": (500, 8, 35)}
 QUICK = dict(data="quick", overrides=["model=small", "trainer.max_epochs=2"], grid=[0.05, 0.2])
