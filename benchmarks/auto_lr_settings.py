@@ -210,7 +210,7 @@ SETTINGS = {
         "trainer=cpu", "model=small", "optimizer=adamw", "data.batch_size=32", "data.image_size=36",
         "data.resize_mode=resize", "trainer.max_epochs=6"],
         grid=[0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064]),
-    # Held out for v17 a second time (added 2026-12-02 05:30 UTC, before any of their runs; nothing is chosen on
+    # Held out for v17 a second time (added 2026-12-02 05:28 UTC, before any of their runs; nothing is chosen on
     # them): RMSprop with momentum 0.9, an optimizer no setting used, with the small net on 6 drawn shapes (600 per
     # class, another generator seed; 4 epochs at batch 32) and on the CIFAR-10 copy (300 per class; 5 epochs at batch
     # 64), 9 values x2 apart, 256x; the airbench net with plain SGD at batch 128 on 8 drawn shapes (500 per class,
@@ -248,7 +248,7 @@ SETTINGS = {
         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
 }
 # Settings a method was not chosen on (each held out from the method current when it was added, before any of its runs):
-# shapes6_rmsprop32, cifar_rmsprop64, shapes8_airbench_sgd128 and cifar_resnet9_adam32 for v17 again (2026-12-02 05:30);
+# shapes6_rmsprop32, cifar_rmsprop64, shapes8_airbench_sgd128 and cifar_resnet9_adam32 for v17 again (2026-12-02 05:28);
 # shapes5_airbench_adam, shapes6_airbench_nesterov, cifar_nesterov48 and shapes7_adamw32 for v17 (2026-12-02 02:57);
 # shapes6_sgd64, shapes5_nesterov48 and shapes7_adam32 for v16 (2026-12-02);
 # shapes6_airbench_adamw, shapes7_airbench_sgd, cifar_airbench_adam and cifar_adamw24 for v15 retested (2026-12-02);
