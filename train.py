@@ -38,7 +38,7 @@ from callbacks.run.hparams import log_run_hparams
 from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overrides, null_group_overrides,
                                      resume_sweep_job, scheduler_config)
 from callbacks.run.machine import fall_back_without_gpu, speed_settings, usable_threads
-from callbacks.run.result_file import worst_value, write_result
+from callbacks.run.result_file import read_result, worst_value, write_result
 from callbacks.run_config import (RunConfig, check_same_network, check_weights_fit, read_checkpoint,
                                   saved_run_config)
 from callbacks.schedules.lr_schedule import LRSchedule
@@ -209,6 +209,16 @@ def fit(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: Ending)
                     checkpoint=os.path.join(cfg.output_dir, "checkpoints", "last.ckpt"))
 
 
+def metrics_already_recorded(cfg: DictConfig, trainer: pl.Trainer) -> dict:
+    """Resuming a run that had already finished trains no step and validates nothing: the metrics its own ending
+    recorded (result.json in the same run directory, at the same step) stand wherever this ending has none, so the
+    resume does not erase them, nor the objective a sweeper reads."""
+    earlier = read_result(cfg.output_dir, strict=False) if cfg.ckpt_path else None
+    if not earlier or earlier.get("steps") != trainer.global_step:
+        return {}
+    return dict(earlier.get("metrics") or {})
+
+
 def evaluate(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: Ending,
              checkpoint: str | None) -> float | None:
     """The final (and best) metrics, the test split's when ``test=true``; returns the monitored metric."""
@@ -218,6 +228,7 @@ def evaluate(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: En
         metrics[f"{cfg.monitor}_best"] = float(best)
     if cfg.test:
         metrics.update({k: float(v) for k, v in trainer.test(model, datamodule=datamodule, verbose=False)[0].items()})
+    metrics = {**metrics_already_recorded(cfg, trainer), **metrics}
     summary = {f"final/{k}": v for k, v in metrics.items() if k in (cfg.monitor, f"{cfg.monitor}_best", "test/acc")}
     hp_metric = metrics.get("test/acc", metrics.get(cfg.monitor, math.nan))
     ending.record(trainer, "completed", {**summary, "hp_metric": hp_metric}, metrics=metrics,

@@ -487,3 +487,19 @@ def test_a_bad_speed_threads_is_a_start_up_error(tmp_path):
     with pytest.raises(ValueError, match=r"speed\.threads .* got 0"):
         run(cfg)
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_resuming_a_finished_run_keeps_its_metrics_and_objective(tmp_path):
+    """A resume from the last checkpoint of a run that had finished trains no step and validates nothing; its
+    result.json must keep the validation metrics and the objective the first ending recorded (they were erased)."""
+    overrides = smoke_overrides("trainer.max_epochs=1")
+    first = run(compose_config(overrides, output_dir=tmp_path))
+    before = read_result(tmp_path)
+    assert before["status"] == "completed" and before["objective"] == first and "val/loss" in before["metrics"]
+    again = run(compose_config([*overrides, f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}"],
+                               output_dir=tmp_path))
+    after = read_result(tmp_path)
+    assert after["status"] == "completed" and after["steps"] == before["steps"]
+    assert again == first and after["objective"] == before["objective"]
+    for key, value in before["metrics"].items():
+        assert after["metrics"].get(key) == pytest.approx(value), key
