@@ -32,8 +32,8 @@ from callbacks.interrupt import Interrupted
 from callbacks.range_test.finder import RangeTestResult, find_lr
 from callbacks.run.config_checks import (START_UP_ERRORS, check_loggers, check_run_length, check_schedule,
                                          check_seed, instantiate_group, logger_configs, plain_message)
-from callbacks.run.console import (KeepWarnings, log, log_header, log_logger_paths, log_lr_found, log_summary,
-                                  lr_plan, print_config, quiet_console)
+from callbacks.run.console import (KeepWarnings, log, log_header, log_logger_paths, log_lr_found, log_search_cost,
+                                   log_summary, lr_plan, print_config, quiet_console)
 from callbacks.run.hparams import log_run_hparams
 from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overrides, null_group_overrides,
                                      resume_sweep_job, scheduler_config)
@@ -173,6 +173,7 @@ class Ending:
     """Records how the run ended, the same way for every outcome: TensorBoard hparams, result.json, the summary."""
     cfg: DictConfig
     lr_source: str
+    search: dict  # how the LRs were found (resolve_auto_lrs): its cost, for the closing summary
     started: float
     keep: KeepWarnings | None
 
@@ -184,6 +185,8 @@ class Ending:
         write_result(self.cfg.output_dir, status=status, epochs=trainer.current_epoch,
                      wall_s=round(time.time() - self.started, 2), **fields)
         log_summary(self.cfg, status, fields.get("metrics", {}), self.started, self.keep, trainer.loggers)
+        if status == "completed":
+            log_search_cost(self.search, fields.get("steps"))
 
 
 def fit(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: Ending) -> float | None:
@@ -294,7 +297,7 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     if range_test is not None:
         range_test.log_to(loggers)
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    return fit(cfg, trainer, model, datamodule, Ending(cfg, lr_source, started, keep))
+    return fit(cfg, trainer, model, datamodule, Ending(cfg, lr_source, lr_found, started, keep))
 
 
 def run_from_overrides(overrides: list[str], output_dir: str) -> float | None:

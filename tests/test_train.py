@@ -232,6 +232,13 @@ def test_auto_run_prints_its_header_before_the_range_test_and_then_the_lr_found(
     assert f"lr found    max_lr = {found:.4g} in " in lines[first("lr found    max_lr")]
     assert lines[first("lr found    max_lr")].endswith(read_result(out)["lr"]["source"])  # the lr_source of result.json
     assert not re.search(r"\d+/\d+ +eta ", result.stdout)  # trainer.enable_progress_bar=false: no range-test progress
+    # the closing summary weighs the search against the training it tuned, from what result.json records
+    record = read_result(out)
+    share = record["lr"]["search_steps"] / record["steps"]
+    cost = lines[first("lr search   ")]
+    assert first("completed in") < first("lr search   ")
+    assert f"{record['lr']['search_steps']} optimizer steps: {share:.2g}x the training's {record['steps']}" in cost
+    assert ("a sweep of a few fixed max_lr" in cost) == (share > 1), cost
 
 
 def test_auto_run_equals_a_run_given_the_found_lr(auto_run, tmp_path):
@@ -503,3 +510,18 @@ def test_resuming_a_finished_run_keeps_its_metrics_and_objective(tmp_path):
     assert again == first and after["objective"] == before["objective"]
     for key, value in before["metrics"].items():
         assert after["metrics"].get(key) == pytest.approx(value), key
+
+
+@pytest.mark.parametrize("search, train_steps, expected", [
+    ({"search_s": 3.0, "search_steps": 50, "source": "range_test"}, 400, "50 optimizer steps: 0.12x the training's 400"),
+    ({"search_s": 3.0, "search_steps": 900, "source": "range_test"}, 30, "900 optimizer steps: 30x the training's 30; "
+     "on runs this short a sweep of a few fixed max_lr"),
+    ({"search_s": 0.0, "search_steps": 0, "source": "config"}, 30, None),   # no search: no line
+])
+def test_the_search_cost_line(caplog, search, train_steps, expected):
+    from callbacks.run.console import log_search_cost
+
+    with caplog.at_level("INFO", logger="train"):
+        log_search_cost(search, train_steps)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("lr search")]
+    assert (lines == []) if expected is None else (len(lines) == 1 and expected in lines[0]), lines

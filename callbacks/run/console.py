@@ -146,6 +146,20 @@ def log_summary(cfg: DictConfig, status: str, metrics: dict, started: float, kee
         log.info(f"warning     {message}")
 
 
+def log_search_cost(search: dict, train_steps: int | None) -> None:
+    """One closing line on what the LR search cost against the training it tuned (``search``: how the LRs were
+    found, with ``search_s`` and ``search_steps``), in optimizer steps; nothing when no search ran. Where the search
+    took longer than the training, it says that a sweep of a few fixed max_lr costs less."""
+    steps = search.get("search_steps") or 0
+    if not steps or not train_steps:
+        return
+    share = steps / train_steps
+    advice = (f"; on runs this short a sweep of a few fixed max_lr (-m scheduler.max_lr=...) costs less"
+              if share > 1 else "")
+    log.info(f"lr search   {search.get('search_s', 0):.1f} s, {steps} optimizer steps: {share:.2g}x the training's "
+             f"{train_steps}{advice}")
+
+
 def print_config(cfg: DictConfig) -> None:
     tree = Tree("config", guide_style="dim")
     for key, node in cfg.items():
