@@ -28,7 +28,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from callbacks.divergence import Diverged
-from callbacks.interrupt import Interrupted
+from callbacks.interrupt import Interrupted, SearchInterrupted, stop_at_once
 from callbacks.range_test.finder import RangeTestResult, find_lr
 from callbacks.run.config_checks import (START_UP_ERRORS, check_loggers, check_run_length, check_schedule,
                                          check_seed, instantiate_group, logger_configs, plain_message)
@@ -95,7 +95,14 @@ def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.Li
                       if k not in ("_target_", "profiler")}
     # (max_lr=peak) -> the run's schedule
     trials = {"trial_schedule": partial(instantiate, cfg.scheduler)} if runs_trials(cfg) else {}
-    result = find_lr(model, datamodule, instantiate(cfg.range_test, **trials), **trainer_kwargs)
+    try:
+        with stop_at_once("LR search"):
+            result = find_lr(model, datamodule, instantiate(cfg.range_test, **trials), **trainer_kwargs)
+    except SearchInterrupted as err:
+        write_result(cfg.output_dir, status="interrupted", reason=str(err), overrides=job_overrides(),
+                     run_dir=cfg.output_dir)
+        log.warning(f"Interrupted: {err}")
+        raise
     result.save(cfg.output_dir)
     result.print()
     return result
@@ -321,7 +328,7 @@ def main(cfg: DictConfig) -> float | None:
     keep = quiet_console()
     try:
         return run(cfg, keep)
-    except Interrupted:
+    except (Interrupted, SearchInterrupted):
         raise SystemExit(130) from None  # 128 + SIGINT, as shells report an interrupted command
     except Exception as err:
         if is_multirun():  # one broken job is a row of the sweep summary, not the end of the sweep

@@ -3,13 +3,16 @@
 The first signal only sets a flag; at the end of the batch being trained, :class:`InterruptCheckpoint` writes a
 mid-epoch checkpoint (model, optimizer, schedule, data position: a resume continues bitwise) and raises
 :class:`Interrupted`, which ``train.py`` turns into a message saying how to resume. A second Ctrl-C stops at once.
+Before training, during the LR search, there is nothing to save: :func:`stop_at_once` turns either signal into
+:class:`SearchInterrupted` at once (Lightning would otherwise note a SIGTERM and go on, and end a Ctrl-C with exit 1).
 """
 from __future__ import annotations
 
 import signal
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
@@ -25,6 +28,33 @@ class Interrupted(Exception):
 
     def __str__(self) -> str:
         return f"{self.signal_name} at step {self.step}: saved {self.checkpoint}"
+
+
+class SearchInterrupted(Exception):
+    """A signal stopped a phase that trains nothing (the LR search): no checkpoint, the run starts again."""
+
+    def __init__(self, signal_name: str, phase: str) -> None:
+        super().__init__(f"{signal_name} during the {phase}: stopped before training, with no checkpoint to resume "
+                         f"from; run the same command again")
+
+
+@contextmanager
+def stop_at_once(phase: str) -> Iterator[None]:
+    """SIGINT or SIGTERM inside the block raises :class:`SearchInterrupted` (naming ``phase``) where the program is;
+    the previous handlers come back on leaving. Outside the main thread (no signal handlers there): nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        raise SearchInterrupted(signal.Signals(signum).name, phase)
+
+    previous = {sig: signal.signal(sig, handle) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class InterruptCheckpoint(Callback):

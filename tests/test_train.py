@@ -525,3 +525,50 @@ def test_the_search_cost_line(caplog, search, train_steps, expected):
         log_search_cost(search, train_steps)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("lr search")]
     assert (lines == []) if expected is None else (len(lines) == 1 and expected in lines[0]), lines
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_a_signal_during_the_lr_search_stops_the_run_at_once_with_nothing_to_resume(tmp_path, signum):
+    """SIGTERM during the range test used to be noted by Lightning and ignored (the run searched and trained to the
+    end); Ctrl-C ended with Lightning's exit 1. Both now stop the search: exit 130, result.json "interrupted", no
+    checkpoint, and the message says to run the command again."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "run"
+    args = smoke_overrides("scheduler.max_lr=auto", "range_test.num_steps=5000", "range_test.max_lr=1e-3")
+    # a new session: a background child of a non-interactive shell would ignore SIGINT
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
+                            env=train_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    seen = []
+    for line in proc.stdout:  # the header's last line comes just before the search starts
+        seen.append(line)
+        if line.startswith("run dir"):
+            break
+    time.sleep(2.0)
+    assert proc.poll() is None, "".join(seen)
+    proc.send_signal(getattr(signal, signum))
+    out = "".join(seen) + proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, out[-3000:]
+    assert f"{signum} during the LR search: stopped before training" in out and "Traceback" not in out, out[-3000:]
+    record = read_result(run_dir)
+    assert record["status"] == "interrupted" and "run the same command again" in record["reason"]
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "lr_range_test.json").exists()
+
+
+def test_stop_at_once_raises_inside_and_gives_the_handlers_back():
+    import os
+    import signal
+
+    from callbacks.interrupt import SearchInterrupted, stop_at_once
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SearchInterrupted, match="SIGTERM during the LR search"):
+        with stop_at_once("LR search"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10_000_000):  # the handler runs between two bytecodes of this loop
+                pass
+    assert signal.getsignal(signal.SIGTERM) is before
