@@ -215,7 +215,7 @@ class TensorImageDataModule(pl.LightningDataModule):
                                             flip_bits(len(train.images), self.seed) if alternating else None)
         self.val_set = TensorImageDataset(val.images, val.labels)
         self.test_set = TensorImageDataset(test.images, test.labels)
-        if len(self.train_set) < self.batch_size and self.drop_last:
+        if stage in (None, "fit") and len(self.train_set) < self.batch_size and self.drop_last:  # only to train
             raise ValueError(f"data.batch_size={self.batch_size} is larger than the {len(self.train_set)} "
                              "training images; lower it or set data.drop_last=false")
 

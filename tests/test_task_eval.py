@@ -123,6 +123,26 @@ def test_eval_on_other_data_with_the_same_classes_normalises_as_trained(trained,
         loss, abs=1e-4)
 
 
+def test_eval_takes_a_batch_larger_than_the_training_split(trained, tmp_path):
+    """Nothing trains: a batch size above the 24 training images (refused for training with drop_last) evaluates
+    with the same numbers."""
+    cfg = compose_config(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(trained.data),
+                          "data.batch_size=64"], output_dir=tmp_path)
+    run(cfg)
+    metrics = read_result(tmp_path)["metrics"]
+    for key in ("val/acc", "val/loss", "test/acc", "test/loss"):
+        assert metrics[key] == pytest.approx(trained.eval["metrics"][key], abs=1e-5), key
+    from datamodules.image_folder import ImageFolderDataModule
+
+    for stage, refused in (("validate", False), ("fit", True)):  # training with it is refused, naming the key
+        data = ImageFolderDataModule(root=str(trained.data), image_size=SIZE, decode_workers=0, batch_size=64)
+        if refused:
+            with pytest.raises(ValueError, match=r"data.batch_size=64 is larger than the 24 training images"):
+                data.setup(stage)
+        else:
+            data.setup(stage)
+
+
 def test_eval_refuses_other_classes_and_a_missing_ckpt_path(trained, tmp_path):
     two = write_split_folders(tmp_path / "two", {"train": {"red": 6, "blue": 6}}, seed=3)
     with pytest.raises(ValueError, match=r"other classes: head 'label' has \['blue', 'green', 'red'\]"):
