@@ -63,6 +63,12 @@ def test_optimizer_options(compose_cfg, name):
     assert type(opt).__name__.lower() == name.replace("nesterov", "sgd")
     if name == "nesterov":
         assert opt.param_groups[0]["nesterov"] is True
+    if name == "rmsprop":  # one-cycle cycles its momentum as SGD's; auto treats it as SGD-like
+        from callbacks.range_test.trials import adam_family
+        from callbacks.schedules.lr_schedule import get_momentum, set_momentum
+
+        set_momentum(opt.param_groups[0], 0.85)
+        assert get_momentum(opt.param_groups[0]) == 0.85 and not adam_family([opt])
 
 
 @pytest.mark.parametrize("name", options("scheduler"))
