@@ -93,6 +93,13 @@ class FileImageDataModule(TensorImageDataModule):
         self.image_size, self.resize_mode, self.test_fraction = image_size, resize_mode, test_fraction
         self.cache, self.cache_dir, self.decode_workers = cache, cache_dir, decode_workers
         self.skip_bad_images, self.albumentation_steps = skip_bad_images, albumentations
+        self._warned: set[str] = set()
+
+    def warn_once(self, message: str) -> None:
+        """A warning about the files, given once: prepare_data, setup and ``heads`` each read them again."""
+        if message not in self._warned:
+            self._warned.add(message)
+            warnings.warn(message, stacklevel=3)
 
     # -- subclass API ---------------------------------------------------------------------------------------------
     def read_records(self) -> Records:
@@ -183,7 +190,7 @@ class FileImageDataModule(TensorImageDataModule):
             if not self.skip_bad_images:
                 raise ValueError(f"{self.source_key}: {text} are missing or do not decode; fix or remove them, or set "
                                  "data.skip_bad_images=true to skip them")
-            warnings.warn(f"data.skip_bad_images=true: skipping {text}", stacklevel=2)
+            self.warn_once(f"data.skip_bad_images=true: skipping {text}")
         ok = decoded.ok_mask()
         row_of = np.empty(len(rec.paths), np.int64)
         row_of[decode_order] = np.arange(len(decode_order))

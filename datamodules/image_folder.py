@@ -4,7 +4,6 @@ images, stratified by class, holds out ``val_fraction`` and ``test_fraction`` of
 from __future__ import annotations
 
 import os
-import warnings
 
 import numpy as np
 
@@ -69,8 +68,8 @@ class ImageFolderDataModule(FileImageDataModule):
                 labels += [index[c]] * len(images)
                 split += [s if s != "train" else ""] * len(images)
         if ignored:
-            warnings.warn(f"data.root: ignoring {len(ignored)} file(s) that are not images "
-                          f"({', '.join(IMAGE_EXTENSIONS)}), e.g. {ignored[:3]}", stacklevel=2)
+            self.warn_once(f"data.root: ignoring {len(ignored)} file(s) that are not images "
+                           f"({', '.join(IMAGE_EXTENSIONS)}), e.g. {ignored[:3]}")
         return Records(paths=paths, labels={"label": np.asarray(labels, np.int64)},
                        vocabularies={"label": classes}, split=np.asarray(split, dtype=object),
                        cache_dir=os.path.join(self.root, ".image_cache"))

@@ -1,9 +1,11 @@
 """The image-folder DataModule: layouts, seeded stratified splits, bad input, and the batched augmentations."""
 import subprocess
 import sys
+import warnings
 from collections import Counter
 
 import numpy as np
+
 import pytest
 import torch
 
@@ -98,9 +100,15 @@ def test_bad_files_fail_with_names_or_are_skipped_with_a_count(tmp_path):
     with pytest.raises(ValueError) as e:
         dm.setup("fit")
     assert "1 file(s)" in str(e.value) and "broken.jpg" in str(e.value) and "data.skip_bad_images=true" in str(e.value)
+    (tmp_path / "train" / "red" / "notes.txt").write_text("not an image")
     dm = folder_dm(tmp_path, skip_bad_images=True)
-    with pytest.warns(UserWarning, match="skipping 1 file"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dm.prepare_data()  # as train.py calls it: the files are read twice, each warning is given once
         dm.setup("fit")
+    messages = [str(w.message) for w in caught]
+    assert sum("skipping 1 file" in m for m in messages) == 1, messages
+    assert sum("ignoring 1 file(s) that are not images" in m for m in messages) == 1, messages
     assert len(dm.train_set) + len(dm.val_set) == 18 and any(p.endswith("broken.jpg") for p in dm.bad_files)
 
 
