@@ -26,6 +26,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 
 from callbacks.divergence import Diverged
 from callbacks.interrupt import Interrupted, SearchInterrupted, stop_at_once
@@ -38,7 +39,7 @@ from callbacks.run.hparams import log_run_hparams
 from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overrides, null_group_overrides,
                                      resume_sweep_job, scheduler_config)
 from callbacks.run.machine import fall_back_without_gpu, speed_settings, usable_threads
-from callbacks.run.result_file import read_result, worst_value, write_result
+from callbacks.run.result_file import read_result, worst_value, write_atomic, write_result
 from callbacks.run_config import (RunConfig, check_same_network, check_weights_fit, read_checkpoint,
                                   saved_run_config)
 from callbacks.schedules.lr_schedule import LRSchedule
@@ -103,7 +104,8 @@ def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.Li
                      run_dir=cfg.output_dir)
         log.warning(f"Interrupted: {err}")
         raise
-    result.save(cfg.output_dir)
+    if rank_zero_only.rank == 0:  # DDP: every rank found the same; one writes the files
+        result.save(cfg.output_dir)
     result.print()
     return result
 
@@ -290,8 +292,9 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     range_test, lr_found, lr_source = resolve_auto_lrs(cfg, asked, model, datamodule)
     log_lr_found({key: cfg.scheduler[key] for key in asked}, lr_source, range_test)
     os.makedirs(cfg.output_dir, exist_ok=True)
-    with open(os.path.join(cfg.output_dir, "config.yaml"), "w") as f:  # what ran (.hydra/: what was asked), and how
-        f.write(f"# lr_source: {lr_source}\n" + OmegaConf.to_yaml(cfg, resolve=True))  # its LR was found
+    if rank_zero_only.rank == 0:  # what ran (.hydra/: what was asked), and how its LR was found; one writer
+        write_atomic(os.path.join(cfg.output_dir, "config.yaml"),
+                     f"# lr_source: {lr_source}\n" + OmegaConf.to_yaml(cfg, resolve=True))
     if cfg.print_config:
         print_config(cfg)
     write_result(cfg.output_dir, status="running", reason="", overrides=job_overrides(), monitor=cfg.monitor,

@@ -21,6 +21,15 @@ def test_a_record_is_updated_in_place_and_never_half_written(tmp_path):
     assert sorted(p.name for p in run_dir.iterdir()) == [RESULT_FILE]  # no temporary file left beside it
 
 
+def test_under_ddp_only_rank_zero_writes(tmp_path, monkeypatch):
+    from pytorch_lightning.utilities import rank_zero_only
+
+    write_result(tmp_path, status="running", run_dir=str(tmp_path))
+    monkeypatch.setattr(rank_zero_only, "rank", 1)  # another rank: it reaches the same record, rank 0 writes it
+    record = write_result(tmp_path, status="completed", objective=0.5)
+    assert record["status"] == "completed" and read_result(tmp_path)["status"] == "running"
+
+
 def test_an_atomic_write_that_fails_midway_leaves_the_old_file_whole(tmp_path, monkeypatch):
     path = write_atomic(tmp_path / "sub" / "table.csv", "a,b\n1,2\n")  # the folder is made
     assert path.read_text() == "a,b\n1,2\n"

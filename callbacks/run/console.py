@@ -11,6 +11,7 @@ import time
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 from rich import print as rprint
 from rich.syntax import Syntax
 from rich.tree import Tree
@@ -58,6 +59,8 @@ def quiet_console() -> KeepWarnings:
     root = logging.getLogger()
     for handler in root.handlers:
         handler.addFilter(DropNoise())
+        if rank_zero_only.rank > 0 and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.WARNING)  # DDP's other ranks: their lines go to their own log file, not twice
     keep = KeepWarnings()
     root.addHandler(keep)
     return keep

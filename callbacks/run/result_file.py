@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pytorch_lightning.utilities import rank_zero_only
+
 RESULT_FILE = "result.json"
 FINISHED = ("completed", "diverged")  # results: a rerun would only repeat them
 FINAL = (*FINISHED, "failed")         # the job has ended; "running" (or "interrupted") has not
@@ -58,11 +60,13 @@ def read_result(run_dir: str | Path, strict: bool = True) -> dict[str, Any] | No
 
 def write_result(run_dir: str | Path, /, **fields: Any) -> dict[str, Any]:
     """Update the run's ``result.json`` with ``fields`` (the other keys are kept; an unreadable file is replaced)
-    and return the whole record. The file is replaced in one step: a reader never sees half of it. (``run_dir`` is
+    and return the whole record. The file is replaced in one step: a reader never sees half of it. Under DDP only
+    rank 0 writes (every rank runs train.py in the same run directory and reaches the same record). (``run_dir`` is
     positional only: the record has a ``run_dir`` field of its own.)"""
     record = read_result(run_dir, strict=False) or {}
     record.update(fields)
-    write_atomic(result_path(run_dir), json.dumps(record, indent=2, default=str))
+    if rank_zero_only.rank == 0:
+        write_atomic(result_path(run_dir), json.dumps(record, indent=2, default=str))
     return record
 
 
