@@ -47,6 +47,7 @@ def test_accuracy_range_test(tmp_path):
                                                                  expected["peak_lr"])
     assert 0.0 <= res.base_lr <= res.lr <= 2.0 and res.peak_acc > res.start_acc
     assert res.kind == "accuracy" and res.rule == "accuracy_test" and "of 16 images each" in res.status
+    assert res.search_steps == len(res.losses) == 30  # its cost, as the loss test counts its own (it said 0)
     assert_same_state(before.state, after.state)
     assert tr.global_step == 0 and model.first_batch is None  # the phase stopped the fit
 

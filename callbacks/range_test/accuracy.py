@@ -150,4 +150,4 @@ class AccuracyRangeTest(RangeTestCallback):
             suggestions={k: bounds[k] for k in ("base_lr", "max_lr", "peak_lr")}, rule="accuracy_test",
             lr=bounds["max_lr"], base_lr=bounds["base_lr"], status=status, elapsed_s=elapsed_s, stop_index=stop,
             settings=settings, evals=evals, start_acc=bounds["start_acc"], peak_acc=bounds["peak_acc"],
-            eval_images=images)
+            eval_images=images, search_steps=n)
