@@ -56,9 +56,10 @@ def load_predictor(ckpt_path: str, tta: bool = False) -> tuple[Classifier, dict]
     return model.eval(), data
 
 
-def list_inputs(inputs: str, image_column: str | None = None,
-                allow_outside_paths: bool = False) -> tuple[list[str], list[str]]:
-    """(paths as written for the output, absolute paths) of a folder's images or of a CSV's image column."""
+def list_inputs(inputs: str, image_column: str | None = None, allow_outside_paths: bool = False,
+                image_root: str | None = None) -> tuple[list[str], list[str]]:
+    """(paths as written for the output, absolute paths) of a folder's images or of a CSV's image column, whose
+    paths are relative to ``image_root`` (default: the CSV's folder), as for training."""
     if os.path.isdir(inputs):
         images, _ = list_class_folder(inputs)
         shown = [os.path.relpath(p, inputs) for p in images]
@@ -71,8 +72,8 @@ def list_inputs(inputs: str, image_column: str | None = None,
         if column not in columns:
             raise ValueError(f"data.image_column: {column!r} is not a column of {inputs}; its columns are {columns}")
         shown = [(row.get(column) or "").strip() for row in rows]
-        return shown, resolve_paths(shown, os.path.dirname(os.path.abspath(inputs)), allow_outside_paths,
-                                    f"data.predict_csv ({inputs})")
+        return shown, resolve_paths(shown, os.path.abspath(image_root or os.path.dirname(os.path.abspath(inputs))),
+                                    allow_outside_paths, f"data.predict_csv ({inputs})")
     if os.path.isfile(inputs) and is_image_file(inputs):
         return [inputs], [os.path.abspath(inputs)]
     raise FileNotFoundError(f"data.predict_dir / data.predict_csv: {inputs} is neither a folder nor a CSV file")
@@ -85,11 +86,12 @@ def normalised(images: list[torch.Tensor], mean: torch.Tensor, std: torch.Tensor
 
 def predict_to_csv(ckpt_path: str, inputs: str, out_csv: str, batch_size: int = 256, image_column: str | None = None,
                    allow_outside_paths: bool = False, skip_bad_images: bool = False,
-                   decode_workers: int | None = None, tta: bool = False, trainer: pl.Trainer | None = None) -> str:
+                   decode_workers: int | None = None, tta: bool = False, trainer: pl.Trainer | None = None,
+                   image_root: str | None = None) -> str:
     """Write ``out_csv`` with the predicted class name and probability per attribute for every input image, on
     ``trainer`` (default: one device, the GPU when there is one; no logger) with ``tta`` when asked."""
     model, data = load_predictor(ckpt_path, tta)
-    shown, paths = list_inputs(inputs, image_column, allow_outside_paths)
+    shown, paths = list_inputs(inputs, image_column, allow_outside_paths, image_root)
     images, bad = decode_all(paths, data["image_size"], data["resize_mode"], decode_workers, description="predicting")
     if bad:
         text = describe_bad(shown, bad)
@@ -135,6 +137,7 @@ def predict_from_config(cfg: DictConfig) -> str:
                          allow_outside_paths=bool(data.get("allow_outside_paths", False)),
                          skip_bad_images=bool(data.get("skip_bad_images", False)),
                          decode_workers=data.get("decode_workers"), tta=cfg.get("tta", False),
+                         image_root=data.get("image_root"),
                          trainer=task_trainer(cfg, devices=1, num_nodes=1, strategy="auto"))
     print(f"predictions: {out}")
     return out

@@ -75,6 +75,11 @@ def test_predicts_from_a_csv_of_paths_and_reports_bad_files(checkpoint, tmp_path
     escape = write_csv(tmp_path / "sub" / "esc.csv", [{"image": "../a.png"}])
     with pytest.raises(ValueError, match="data.allow_outside_paths=true"):
         predict_to_csv(str(checkpoint), str(escape), str(tmp_path / "q.csv"), decode_workers=0)
+    # paths relative to another folder, as a training CSV with data.image_root has them
+    elsewhere = write_csv(tmp_path / "lists" / "rel.csv", [{"image": "a.png"}])
+    out = predict_to_csv(str(checkpoint), str(elsewhere), str(tmp_path / "r.csv"), decode_workers=0,
+                         image_root=str(tmp_path))
+    assert [(r["path"], r["label"]) for r in read_rows(out)] == [("a.png", "green")]
 
 
 def test_checkpoint_without_vocabularies_is_refused(tmp_path):
