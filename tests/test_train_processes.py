@@ -1,0 +1,73 @@
+"""train.py as separate processes: a signal during the LR search, and a two-process CPU DDP run (each test starts
+train.py itself, so they sit apart from test_train.py for the suite's two workers to share the load)."""
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from omegaconf import OmegaConf
+
+from callbacks.run.result_file import read_result
+from conftest import ROOT, smoke_overrides, train_env
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_a_signal_during_the_lr_search_stops_the_run_at_once_with_nothing_to_resume(tmp_path, signum):
+    """SIGTERM during the range test used to be noted by Lightning and ignored (the run searched and trained to the
+    end); Ctrl-C ended with Lightning's exit 1. Both now stop the search: exit 130, result.json "interrupted", no
+    checkpoint, and the message says to run the command again."""
+    run_dir = tmp_path / "run"
+    args = smoke_overrides("scheduler.max_lr=auto", "range_test.num_steps=5000", "range_test.max_lr=1e-3")
+    # a new session: a background child of a non-interactive shell would ignore SIGINT
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
+                            env=train_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    seen = []
+    for line in proc.stdout:  # the header's last line comes just before the search starts
+        seen.append(line)
+        if line.startswith("run dir"):
+            break
+    time.sleep(2.0)
+    assert proc.poll() is None, "".join(seen)
+    proc.send_signal(getattr(signal, signum))
+    out = "".join(seen) + proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, out[-3000:]
+    assert f"{signum} during the LR search: stopped before training" in out and "Traceback" not in out, out[-3000:]
+    record = read_result(run_dir)
+    assert record["status"] == "interrupted" and "run the same command again" in record["reason"]
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "lr_range_test.json").exists()
+
+
+def test_stop_at_once_raises_inside_and_gives_the_handlers_back():
+    import os
+
+    from callbacks.interrupt import SearchInterrupted, stop_at_once
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SearchInterrupted, match="SIGTERM during the LR search"):
+        with stop_at_once("LR search"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10_000_000):  # the handler runs between two bytecodes of this loop
+                pass
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_ddp_run_on_two_cpu_processes_with_auto_lr_prints_once_and_writes_once(tmp_path):
+    """train.py with trainer=ddp on the CPU (gloo), max_lr=auto: both ranks search and train, rank 0 alone prints to
+    the console and writes result.json, config.yaml and the range test's files; rank 1 logs to its own file."""
+    run_dir = tmp_path / "run"
+    args = smoke_overrides("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=1",
+                           "scheduler.max_lr=auto", "range_test.num_steps=20", "trainer.precision=32-true")
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
+                          env=train_env(), capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    for line in ("device      cpu x2", "lr found    max_lr = ", "completed in "):
+        assert sum(x.startswith(line) for x in out.splitlines()) == 1, (line, out[-3000:])
+    record = read_result(run_dir)
+    assert record["status"] == "completed" and record["lr"]["source"].startswith("range_test (")
+    assert OmegaConf.load(run_dir / "config.yaml").scheduler.max_lr == record["lr"]["max_lr"]
+    assert (run_dir / "lr_range_test.json").exists()
+    rank1 = (run_dir / "train_ddp_process_1.log").read_text()
+    assert f"max_lr = {record['lr']['max_lr']:.4g}" in rank1 and "completed in " in rank1  # the same LR on rank 1
