@@ -13,7 +13,7 @@ validation-best run minus that, in points, on each split. Writes blend_replay.cs
 --out and prints, per signal group, tolerance and weight, the mean gap on both splits, and the paired change in test
 gap against v17 (5%, 0.5).
 
-    python benchmarks/blend_replay.py --runs benchmarks/runs/auto_lr --seeds 0 1 2 --out /tmp/blend_fit
+    python benchmarks/blend_replay.py --runs benchmarks/runs/auto_lr --seeds 0 1 2 --out benchmarks/runs/blend_fit
 """
 from __future__ import annotations
 
