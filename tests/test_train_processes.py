@@ -28,7 +28,7 @@ def test_a_signal_during_the_lr_search_stops_the_run_at_once_with_nothing_to_res
         seen.append(line)
         if line.startswith("run dir"):
             break
-    time.sleep(2.0)
+    time.sleep(1.0)  # inside the search: it starts right after the header
     assert proc.poll() is None, "".join(seen)
     proc.send_signal(getattr(signal, signum))
     out = "".join(seen) + proc.communicate(timeout=60)[0]
