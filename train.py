@@ -95,7 +95,7 @@ def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.Li
     trainer_kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
                       if k not in ("_target_", "profiler")}
     # (max_lr=peak) -> the run's schedule
-    trials = {"trial_schedule": partial(instantiate, cfg.scheduler)} if runs_trials(cfg) else {}
+    trials = {"trial_schedule": partial(trial_schedule, cfg)} if runs_trials(cfg) else {}
     try:
         with stop_at_once("LR search"):
             result = find_lr(model, datamodule, instantiate(cfg.range_test, **trials), **trainer_kwargs)
@@ -146,7 +146,25 @@ def resolve_auto_lrs(cfg: DictConfig, keys: list[str], model: pl.LightningModule
             raise ValueError(f"scheduler.{key}={AUTO} needs range_test=accuracy (Smith's accuracy test reports "
                              f"base_lr); range_test={result.kind} reports only max_lr")
         cfg.scheduler[key] = float(found[key])
+    if "max_lr" in keys:
+        check_above_base_lr(cfg, cfg.scheduler.max_lr, "found")
     return result, search, result.source
+
+
+def check_above_base_lr(cfg: DictConfig, max_lr: float, what: str) -> None:
+    """A cyclic schedule with a fixed base_lr and max_lr=auto: a peak the search found (or a trial would try) at or
+    below base_lr cannot be trained; say which keys to change instead of the schedule's bare bound."""
+    base = scheduler_config(cfg).get("base_lr")
+    if isinstance(base, (int, float)) and max_lr <= base:
+        raise ValueError(f"scheduler.max_lr={AUTO} {what} {max_lr:.4g}, not above scheduler.base_lr={base}: lower "
+                         f"scheduler.base_lr (Smith: a third to a quarter of max_lr), or find both with "
+                         f"range_test=accuracy scheduler.base_lr={AUTO}")
+
+
+def trial_schedule(cfg: DictConfig, max_lr: float):
+    """The run's schedule at a max_lr trial's peak (what the trials train)."""
+    check_above_base_lr(cfg, max_lr, "tried a trial at")
+    return instantiate(cfg.scheduler, max_lr=max_lr)
 
 
 def build_callbacks(cfg: DictConfig, lr_found: dict | None = None) -> list[pl.Callback]:
