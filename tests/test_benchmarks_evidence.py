@@ -72,13 +72,22 @@ def test_range_test_validation_quick(tmp_path):
     assert "within_1_point" in proc.stdout
 
 
-def test_help_and_plot_only_without_results(tmp_path):
-    for script in ("superconvergence.py", "optimizers.py", "range_test_validation.py"):
-        assert "--plot-only" in bench(script, "--help").stdout
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "optimizers.py"), "--plot-only", "--out",
-                           str(tmp_path)], env=env, capture_output=True, text=True)
-    assert proc.returncode != 0 and "no results yet" in proc.stderr
+def test_help_and_plot_only_without_results(tmp_path, monkeypatch, capsys):
+    """Each script's command line, in this process (its main() with sys.argv set; a subprocess each cost ~7 s of
+    imports)."""
+    import superconvergence
+
+    def main_exits(module, *argv):
+        monkeypatch.setattr(sys, "argv", [module.__file__, *argv])
+        with pytest.raises(SystemExit) as stopped:
+            module.main()
+        return stopped.value.code, capsys.readouterr().out
+
+    for module in (superconvergence, optimizers, rtv):
+        code, out = main_exits(module, "--help")
+        assert code == 0 and "--plot-only" in out, module.__name__
+    code, _ = main_exits(optimizers, "--plot-only", "--out", str(tmp_path))
+    assert code not in (0, None) and "no results yet" in str(code)
 
 
 # ---- figures and summaries from fixed CSVs ---------------------------------------------------------------------
