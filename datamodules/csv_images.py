@@ -24,6 +24,13 @@ def vocabulary(values: list[str]) -> list[str]:
         return sorted(unique)
 
 
+def paths_root(csv_path: str, image_root: str | None = None) -> str:
+    """The folder a CSV's image paths are relative to: ``image_root`` when given, else the CSV's own folder
+    (absolute, ``~`` expanded); for training (``data.image_root``) and for prediction alike."""
+    return os.path.abspath(os.path.expanduser(str(image_root or os.path.dirname(
+        os.path.abspath(os.path.expanduser(str(csv_path)))))))
+
+
 def resolve_paths(raw: list[str], root: str, allow_outside: bool, key: str) -> list[str]:
     """Absolute, real paths of ``raw`` (relative to ``root``); refuses ones outside ``root`` unless allowed."""
     root_real = os.path.realpath(root)
@@ -77,7 +84,7 @@ class CSVImageDataModule(FileImageDataModule):
         self.csv_path = os.path.abspath(os.path.expanduser(str(csv_path)))
         self.image_column, self.split_column, self.stratify_on = image_column, split_column, stratify_on
         self.label_columns = list(label_columns) if label_columns is not None else None
-        self.image_root = os.path.abspath(os.path.expanduser(str(image_root))) if image_root else None
+        self.image_root = image_root
         self.allow_outside_paths = allow_outside_paths
 
     def stratify_head(self, rec: Records) -> str:
@@ -122,7 +129,7 @@ class CSVImageDataModule(FileImageDataModule):
                 raise ValueError(f"{where}: split column {split_col!r} has values {unknown[:MAX_LISTED]}; allowed: "
                                  f"{list(SPLITS)}")
             split[split == "train"] = ""
-        root = self.image_root or os.path.dirname(self.csv_path)
+        root = paths_root(self.csv_path, self.image_root)
         raw = [(row.get(image_col) or "").strip() for row in rows]
         empty = [i + 2 for i, p in enumerate(raw) if not p]
         if empty:

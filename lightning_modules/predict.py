@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from callbacks.run.task_trainer import task_trainer
-from datamodules.csv_images import read_csv, resolve_paths
+from datamodules.csv_images import paths_root, read_csv, resolve_paths
 from datamodules.image_cache import decode_all, describe_bad, is_image_file
 from datamodules.image_folder import list_class_folder
 from lightning_modules.classifier import Classifier, asked_tta_level
@@ -72,8 +72,8 @@ def list_inputs(inputs: str, image_column: str | None = None, allow_outside_path
         if column not in columns:
             raise ValueError(f"data.image_column: {column!r} is not a column of {inputs}; its columns are {columns}")
         shown = [(row.get(column) or "").strip() for row in rows]
-        return shown, resolve_paths(shown, os.path.abspath(image_root or os.path.dirname(os.path.abspath(inputs))),
-                                    allow_outside_paths, f"data.predict_csv ({inputs})")
+        return shown, resolve_paths(shown, paths_root(inputs, image_root), allow_outside_paths,
+                                    f"data.predict_csv ({inputs})")
     if os.path.isfile(inputs) and is_image_file(inputs):
         return [inputs], [os.path.abspath(inputs)]
     raise FileNotFoundError(f"data.predict_dir / data.predict_csv: {inputs} is neither a folder nor a CSV file")
