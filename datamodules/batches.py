@@ -1,4 +1,5 @@
-"""The training batches of an in-memory image set: what the DataLoader yields and how it resumes.
+"""The batches of an in-memory image set: what the training DataLoader yields and how it resumes, and the
+validation/test loader that sees each image once under DDP.
 
 Batches leave the training DataLoader as ``(images, labels, key)``: uint8 images (N, C, H, W), labels (N,) or
 {head: (N,)}, and ``key``, a Python int that seeds this batch's augmentation. The key is a pure function of
@@ -13,6 +14,7 @@ from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, SequentialSampler
 
 from datamodules.augment import alternating_flip
@@ -190,6 +192,22 @@ def make_train_loader(dataset, batch_size: int, seed: int, drop_last: bool, worl
         raise ValueError(f"data.batch_size={batch_size} is larger than the {sampler.per_rank} training images of "
                          f"each of the {sampler.num_replicas} processes; lower it or set data.drop_last=false")
     return ResumableDataLoader(dataset, sampler, batches_trained=batches_trained, **loader_kwargs)
+
+
+def make_eval_loader(dataset, batch_size: int, world: dict, **loader_kwargs) -> DataLoader:
+    """A validation/test loader in order (``world``: Lightning's ``distributed_sampler_kwargs``, or {}).
+
+    Under DDP each rank takes every ``num_replicas``-th image and no image is seen twice. Lightning's own sampler
+    (a ``DistributedSampler``) would pad the split with up to ``num_replicas - 1`` repeated images so that every
+    rank gets as many, which skews val/test accuracy and the sweeps that select on it. Ranks may then run one batch
+    fewer: safe here, as evaluation logs per epoch (torchmetrics and Lightning's mean sync sums and counts once) and
+    DDP syncs no buffers without gradients. A split smaller than the number of ranks keeps Lightning's sampler."""
+    replicas = world.get("num_replicas", 1)
+    sampler = None
+    if replicas > 1 and len(dataset) >= replicas:
+        sampler = UnrepeatedDistributedSampler(dataset, num_replicas=replicas, rank=world.get("rank", 0),
+                                               shuffle=False)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **loader_kwargs)
 
 
 def batches_trained(trainer) -> int:

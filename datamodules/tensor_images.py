@@ -24,12 +24,11 @@ from typing import Mapping
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 
 from datamodules.augment import batch_augment
 from datamodules.batches import (  # noqa: F401  (re-exported: the names this module has always offered)
     BatchRequest, EpochBatchSampler, ResumableDataLoader, TensorImageDataset, batch_key, batches_trained,
-    identity_collate, make_train_loader, take_labels)
+    identity_collate, make_eval_loader, make_train_loader, take_labels)
 
 AUGMENTS = ("batch", "albumentations", "none")
 FLIPS = ("random", "alternating", "none")  # also accepted: true (random), false (none)
@@ -229,17 +228,19 @@ class TensorImageDataModule(pl.LightningDataModule):
         return dict(num_workers=self.num_workers, collate_fn=identity_collate,
                     persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
 
+    def _world(self) -> dict:
+        return (self.trainer.distributed_sampler_kwargs if self.trainer is not None else None) or {}
+
     def train_dataloader(self):
-        world = (self.trainer.distributed_sampler_kwargs if self.trainer is not None else None) or {}
         overfit = getattr(self.trainer, "overfit_batches", 0) > 0  # debug=overfit: the same batches every epoch
-        return make_train_loader(self.train_set, self.batch_size, self.seed, self.drop_last, world,
+        return make_train_loader(self.train_set, self.batch_size, self.seed, self.drop_last, self._world(),
                                  lambda: batches_trained(self.trainer), repeat=overfit, **self._loader_kwargs())
 
     def val_dataloader(self):
-        return DataLoader(self.val_set, batch_size=self.eval_batch_size, **self._loader_kwargs())
+        return make_eval_loader(self.val_set, self.eval_batch_size, self._world(), **self._loader_kwargs())
 
     def test_dataloader(self):
-        return DataLoader(self.test_set, batch_size=self.eval_batch_size, **self._loader_kwargs())
+        return make_eval_loader(self.test_set, self.eval_batch_size, self._world(), **self._loader_kwargs())
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """``(images, labels, key)`` training batches -> normalised, augmented ``(images, labels)``;

@@ -6,9 +6,11 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+from torch.utils.data import DistributedSampler
 
 from datamodules.cifar10 import CIFAR10DataModule, read_batch_file
 from datamodules.synthetic import SyntheticDataModule
+from datamodules.batches import TensorImageDataset, identity_collate, make_eval_loader
 from datamodules.tensor_images import BatchRequest, EpochBatchSampler, batch_key
 
 
@@ -145,6 +147,24 @@ def test_ranks_get_disjoint_equal_shards_and_their_own_keys(n, drop_last):
     # one process sees the whole epoch's permutation, in the same order as the two ranks interleaved
     single = EpochBatchSampler(range(n), 8, seed=0, drop_last=drop_last)
     assert _flat(r0) == single.rank_indices(2)[0::2][:len(_flat(r0))]
+
+
+@pytest.mark.parametrize("n, replicas", [(101, 2), (7, 3), (2, 3)])
+def test_an_eval_loader_under_ddp_sees_every_image_once(n, replicas):
+    """Lightning's DistributedSampler would pad a split of 101 images on 2 ranks to 102 (one image counted twice in
+    val/test accuracy); the eval loaders shard it as it is. A split smaller than the ranks keeps Lightning's."""
+    data = TensorImageDataset(torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1), torch.arange(n))
+    seen = []
+    for rank in range(replicas):
+        loader = make_eval_loader(data, 4, {"num_replicas": replicas, "rank": rank}, collate_fn=identity_collate)
+        if n < replicas:
+            assert not isinstance(loader.sampler, DistributedSampler)  # Lightning replaces it (and pads)
+            return
+        assert isinstance(loader.sampler, DistributedSampler)  # so Lightning keeps it
+        seen += [int(i) for _, labels in loader for i in labels]
+    assert sorted(seen) == list(range(n))
+    one = make_eval_loader(data, 4, {}, collate_fn=identity_collate)
+    assert [int(i) for _, labels in one for i in labels] == list(range(n))  # one process: in order, no sampler
 
 
 def test_sampler_start_is_read_by_every_iterator_and_reset_by_a_new_epoch():

@@ -55,10 +55,12 @@ def test_stop_at_once_raises_inside_and_gives_the_handlers_back():
 
 def test_a_ddp_run_on_two_cpu_processes_with_auto_lr_prints_once_and_writes_once(tmp_path):
     """train.py with trainer=ddp on the CPU (gloo), max_lr=auto: both ranks search and train, rank 0 alone prints to
-    the console and writes result.json, config.yaml and the range test's files; rank 1 logs to its own file."""
+    the console and writes result.json, config.yaml and the range test's files; rank 1 logs to its own file; the
+    ranks validate and test on each image once."""
     run_dir = tmp_path / "run"
     args = smoke_overrides("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=1",
-                           "scheduler.max_lr=auto", "range_test.num_steps=20", "trainer.precision=32-true")
+                           "scheduler.max_lr=auto", "range_test.num_steps=20", "trainer.precision=32-true",
+                           "data.num_val=127")
     proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
                           env=train_env(), capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
@@ -67,6 +69,10 @@ def test_a_ddp_run_on_two_cpu_processes_with_auto_lr_prints_once_and_writes_once
         assert sum(x.startswith(line) for x in out.splitlines()) == 1, (line, out[-3000:])
     record = read_result(run_dir)
     assert record["status"] == "completed" and record["lr"]["source"].startswith("range_test (")
+    # 127 validation and 127 test images on 2 ranks: each seen once (Lightning's sampler would pad to 128, k / 128)
+    for key in ("val/acc", "test/acc"):
+        correct = record["metrics"][key] * 127
+        assert 0 < correct < 127 and abs(correct - round(correct)) < 1e-3, (key, record["metrics"][key])
     assert OmegaConf.load(run_dir / "config.yaml").scheduler.max_lr == record["lr"]["max_lr"]
     assert (run_dir / "lr_range_test.json").exists()
     rank1 = (run_dir / "train_ddp_process_1.log").read_text()
