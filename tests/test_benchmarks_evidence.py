@@ -43,7 +43,7 @@ def write(path: Path, columns: list[str], rows: list[list]) -> Path:
 # ---- the scripts' quick modes ---------------------------------------------------------------------------------
 
 def test_optimizers_quick(tmp_path):
-    proc = bench("optimizers.py", "--quick", "--parallel", "2", "--optimizers", "sgd", "adagrad", "--out",
+    proc = bench("optimizers.py", "--quick", "--in-process", "--optimizers", "sgd", "adagrad", "--out",
                  str(tmp_path))
     rows = csv_rows(tmp_path / "optimizers.csv")
     assert [r["optimizer"] for r in rows] == ["sgd", "adagrad"]
