@@ -39,7 +39,7 @@ from callbacks.run.hparams import log_run_hparams
 from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overrides, null_group_overrides,
                                      resume_sweep_job, scheduler_config)
 from callbacks.run.machine import fall_back_without_gpu, speed_settings, usable_threads
-from callbacks.run.result_file import read_result, worst_value, write_atomic, write_result
+from callbacks.run.result_file import put_back, read_result, run_records, worst_value, write_atomic, write_result
 from callbacks.run_config import (RunConfig, check_same_network, check_weights_fit, read_checkpoint,
                                   saved_run_config)
 from callbacks.schedules.lr_schedule import LRSchedule
@@ -203,6 +203,13 @@ class Ending:
     search: dict  # how the LRs were found (resolve_auto_lrs): its cost, for the closing summary
     started: float
     keep: KeepWarnings | None
+    resumed: tuple[int, dict] | None = None  # a resume: the checkpoint's step, the run's records before it
+
+    def refused(self, trainer: pl.Trainer) -> None:
+        """A resume that fails before its first step (Lightning or the schedule refused the checkpoint) leaves the
+        run's earlier result.json and config.yaml as they were: it never ran."""
+        if self.resumed is not None and trainer.global_step <= self.resumed[0]:
+            put_back(self.resumed[1])
 
     def record(self, trainer: pl.Trainer, status: str, hparams_metrics: dict | None, **fields) -> None:
         """``hparams_metrics``: the metrics beside the TensorBoard hparams (None: no hparams); ``fields``: the rest
@@ -231,6 +238,9 @@ def fit(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: Ending)
         ending.record(trainer, "interrupted", None, reason=str(err), steps=err.step, checkpoint=err.checkpoint)
         log.warning(f"Interrupted ({err}). Resume in the same run directory with the same overrides plus "
                     f"ckpt_path={err.checkpoint}")
+        raise
+    except Exception:
+        ending.refused(trainer)
         raise
     if trainer.fast_dev_run:  # debug=fdr: Lightning keeps no checkpoints (nor logs) of a one-batch check
         return evaluate(cfg, trainer, model, datamodule, ending, checkpoint=None)
@@ -287,10 +297,11 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
 
     check_run_length(cfg)
     check_loggers(cfg)  # logger=wandb without wandb installed: the pip command, not a traceback
-    checkpoint = None
+    checkpoint = resumed = None
     if cfg.ckpt_path:
         checkpoint = read_checkpoint(cfg.ckpt_path)  # a missing, truncated or foreign file fails now, with its name
         check_same_network(cfg.ckpt_path, checkpoint, cfg.model.backbone.name)
+        resumed = (int(checkpoint.get("global_step", 0)), run_records(cfg.output_dir))
     datamodule = instantiate_group(cfg, "data")
     datamodule.prepare_data()  # missing or corrupt data fails here, before anything is built
     datamodule.setup("fit")
@@ -325,7 +336,7 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     if range_test is not None:
         range_test.log_to(loggers)
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    return fit(cfg, trainer, model, datamodule, Ending(cfg, lr_source, lr_found, started, keep))
+    return fit(cfg, trainer, model, datamodule, Ending(cfg, lr_source, lr_found, started, keep, resumed))
 
 
 def run_from_overrides(overrides: list[str], output_dir: str) -> float | None:

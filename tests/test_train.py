@@ -1,5 +1,6 @@
 """train.py end to end: a smoke run as a user runs it, resume, and bad input caught before training."""
 import glob
+import json
 import os
 import re
 
@@ -488,13 +489,23 @@ def test_unreadable_checkpoints_are_named(tmp_path, content, smoke_run):
         run(cfg)
 
 
-def test_a_finished_checkpoint_resumed_with_another_schedule_is_refused(smoke_run, tmp_path):
+@pytest.mark.parametrize("change, message", [
+    ("scheduler=cyclic", "schedule: checkpoint 'one_cycle', config 'cyclic'"),
+    ("trainer.max_epochs=5", "total_steps: checkpoint 48, config 80"),  # more epochs: its one cycle would stretch
+])
+def test_a_finished_checkpoint_resumed_with_another_schedule_is_refused_and_its_records_stand(
+        smoke_run, tmp_path, change, message):
+    """The resume continues in the finished run's directory; refused before its first step, it leaves that run's
+    result.json and config.yaml as they were (they said "running" and the refused config)."""
     out, _ = smoke_run
-    cfg = compose_config(smoke_overrides("scheduler=cyclic", "trainer.max_epochs=3", "data.num_train=1024",
-                                         "data.batch_size=64", f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}"),
-                         output_dir=tmp_path)
-    with pytest.raises(ValueError, match="schedule: checkpoint 'one_cycle', config 'cyclic'"):
+    before = {name: (out / name).read_text() for name in ("result.json", "config.yaml")}
+    cfg = compose_config(smoke_overrides("trainer.max_epochs=3", "data.num_train=1024", "data.batch_size=64", change,
+                                         f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}"), output_dir=tmp_path)
+    with pytest.raises(ValueError, match=message):
         run(cfg)
+    assert cfg.output_dir == str(out)  # it did resume in the finished run's directory
+    assert {name: (out / name).read_text() for name in before} == before
+    assert json.loads(before["result.json"])["status"] == "completed"
 
 
 def test_a_run_uses_the_threads_it_reports(tmp_path, caplog):

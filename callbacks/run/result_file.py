@@ -70,6 +70,20 @@ def write_result(run_dir: str | Path, /, **fields: Any) -> dict[str, Any]:
     return record
 
 
+def run_records(run_dir: str | Path) -> dict[str, str]:
+    """``result.json`` and ``config.yaml`` of ``run_dir`` as they are (those that exist), before a resume rewrites
+    them: :func:`put_back` restores them if the resume is refused before it trains a step, so a finished run's record
+    outlives a resume that never ran (e.g. one asking for more epochs than its schedule was built for)."""
+    paths = [Path(run_dir) / name for name in (RESULT_FILE, "config.yaml")]
+    return {str(path): path.read_text() for path in paths if path.exists()}
+
+
+@rank_zero_only
+def put_back(records: dict[str, str]) -> None:
+    for path, text in records.items():
+        write_atomic(path, text)
+
+
 def worst_value(monitor_mode: str) -> float:
     """The objective of a diverged or failed run (and what it returns to a sweeper): the worst possible value of
     the monitored metric."""
