@@ -114,7 +114,9 @@ class CSVImageDataModule(FileImageDataModule):
             empty = [i + 2 for i, v in enumerate(values) if not v]  # line numbers (the header is line 1)
             if empty:
                 raise ValueError(f"{where}: label column {col!r} is empty on {len(empty)} line(s), e.g. lines "
-                                 f"{empty[:MAX_LISTED]}")
+                                 f"{empty[:MAX_LISTED]}; every image needs a value in every label column: fill "
+                                 "them in (an unknown value can be a class of its own), drop those lines, or leave "
+                                 "the column out of data.label_columns")
             vocab = vocabulary(values)
             if len(vocab) < 2:
                 raise ValueError(f"{where}: label column {col!r} has a single value {vocab}; a classification "
