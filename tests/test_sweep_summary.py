@@ -251,3 +251,26 @@ def test_an_optuna_sweep_short_of_its_trial_budget_is_incomplete(tmp_path):
     assert summary.swept == ["scheduler.max_lr"] and summary.expected == 3
     assert [r["job"] for r in summary.rows] == [1, 0, 2] and summary.rows[2]["status"] == "missing"
     assert summary.missing == ["job 2 (overrides unknown): not started"] and not summary.complete
+
+
+def test_job_folder_names_leave_out_the_data_paths():
+    """A path's '/' in a job's folder name would nest the job three folders deep (data.root=/data/x)."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from conftest import CONF
+
+    overrides = ["experiment=image_folder_resnet", "data.root=/data/my images", "data.cache_dir=/scratch/c",
+                 "optimizer.weight_decay=0.001", "seed=3"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        job = compose(config_name="train", overrides=overrides, return_hydra_config=True).hydra.job
+    GlobalHydra.instance().clear()
+    names = job.config.override_dirname
+    dirname = get_overrides_dirname(OverridesParser.create().parse_overrides(overrides), list(names.exclude_keys),
+                                    names.item_sep, names.kv_sep)
+    assert dirname == "experiment=image_folder_resnet,optimizer.weight_decay=0.001"
+    csv = ["experiment=attributes", "data.csv_path=/d/a.csv", "data.image_root=/home/me/imgs", "optimizer.weight_decay=0.1"]
+    assert "/" not in get_overrides_dirname(OverridesParser.create().parse_overrides(csv), list(names.exclude_keys),
+                                            names.item_sep, names.kv_sep)
