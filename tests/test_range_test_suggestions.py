@@ -12,6 +12,7 @@ from callbacks.range_test.suggestions import (
     accuracy_test_bounds,
     binomial_stderr,
     compute_suggestions,
+    floor_start,
     relapse_index,
     suggest_min_div10,
     suggest_steepest,
@@ -281,3 +282,29 @@ def test_a_relapse_needs_a_real_fall_first_and_a_return_above_the_start():
     assert relapse_index([3.0, 2.5, 2.0, 3.1, 1.0]) == 3
     assert relapse_index([3.0, 2.5, float("nan"), 1.0]) == 2         # non-finite: a rise
     assert relapse_index([0.0, -1.0, 1.0]) is None                   # a start <= 0: no scale to judge by
+
+
+def test_on_a_floor_near_zero_loss_min_is_where_the_floor_starts():
+    """A short test cycling 4 batches memorised them: the loss falls from 2.7 to ~0 by 0.1 and stays there up to
+    10, wobbling by 1e-4 (no gradient left to blow up with). Its minimum lands anywhere on the floor (4.3 on the
+    smoke data, where training failed); loss_min is where the loss first falls under 10% of its start."""
+    rng = np.random.default_rng(0)
+    y = 2.7 / (1 + np.exp((X + 1.7) * 4)) + 1e-4 * rng.random(X.size)
+    y[X > 0.6] -= 5e-5  # the deepest point far along the floor, at 4+
+    sugg, smoothed = compute_suggestions(LRS, y)
+    assert X[int(np.argmin(smoothed))] > 0.5                              # argmin: out on the floor
+    crossing = X[int(np.argmax(smoothed < 0.1 * smoothed[0]))]
+    assert math.log10(sugg["loss_min"]) == pytest.approx(crossing) and -1.8 < crossing < -1.0
+    assert sugg["min_div10"] == pytest.approx(sugg["loss_min"] / 10)
+    assert all(v <= sugg["loss_min"] for v in sugg.values())
+
+
+def test_a_low_loss_that_blows_up_later_is_no_floor():
+    """Easy data: the loss falls under 10% of its start and blows up past 1. Its minimum is a real one."""
+    y = 2.7 / (1 + np.exp((X + 2.5) * 4)) + 0.05 + 20.0 * np.clip(X, 0, None) ** 2
+    sugg, smoothed = compute_suggestions(LRS, y)
+    assert floor_start(smoothed) is None
+    assert sugg["loss_min"] == pytest.approx(LRS[int(np.argmin(smoothed))])
+    assert -1.0 < math.log10(sugg["loss_min"]) <= 0.0
+    assert floor_start([2.0, 0.5, 0.1, 0.05]) == 2 and floor_start([2.0, 0.5, 0.1, 0.5]) is None
+    assert floor_start([2.0, 1.0, 0.5]) is None and floor_start([0.0, 0.0]) is None

@@ -7,7 +7,8 @@ curve of :func:`callbacks.range_test.smoothing.smooth_log_lr`.
 
 Suggestions (see the functions for the exact definitions):
 
-* ``loss_min``: the LR at the minimum of the smoothed loss (the default).
+* ``loss_min``: the LR at the minimum of the smoothed loss (the default); where the loss sinks to a floor near
+  zero and stays (a short test that memorised the few batches it cycled), where the floor starts.
 * ``min_div10`` (Smith 2018, "A disciplined approach...", sec. 4.1 and the
   course rule): one decade below the LR at the minimum of the smoothed loss.
 * ``steepest``: the LR where d(smoothed loss)/d(log10 LR) is most negative,
@@ -40,6 +41,7 @@ from callbacks.range_test.smoothing import as_1d, check_pair, default_bandwidth,
 __all__ = [
     "SUGGESTIONS",
     "suggest_loss_min",
+    "floor_start",
     "suggest_min_div10",
     "suggest_steepest",
     "suggest_valley",
@@ -58,11 +60,32 @@ SUGGESTIONS: Tuple[str, ...] = ("min_div10", "steepest", "valley", "loss_min")
 # ---------------------------------------------------------------------------
 # suggestions (all take the zero-lag smoothed curve)
 # ---------------------------------------------------------------------------
+#: A smoothed loss below this share of its first value that stays there to the end of the test is a *floor*.
+FLOOR = 0.1
+
+
+def floor_start(smoothed: Sequence[float]) -> Optional[int]:
+    """The index where the smoothed loss falls below ``FLOOR`` times its first value, if it stays below from there
+    to the end (no blow-up); else ``None``. A test that cycles a few batches can memorise them: the loss then sits
+    near zero whatever the LR (no gradient left to blow up with), and where along that floor its minimum lies is
+    noise (a 256-image set cycled in 4 batches: minimum at 4.3, where training fails; the best max_lr was 0.05)."""
+    y = as_1d("smoothed", smoothed)
+    if y.size == 0 or not (np.isfinite(y[0]) and y[0] > 0):
+        return None
+    below = np.isfinite(y) & (y < FLOOR * y[0])
+    if not below.any():
+        return None
+    start = int(np.argmax(below))
+    return start if below[start:].all() else None
+
+
 def suggest_loss_min(lrs: Sequence[float], smoothed: Sequence[float]) -> float:
     """The LR at the minimum of the smoothed loss: the largest LR that still lowers the loss in a short sweep,
-    which is where Smith & Topin (2017) put a one-cycle peak (the cycle's warm-up keeps it stable)."""
+    which is where Smith & Topin (2017) put a one-cycle peak (the cycle's warm-up keeps it stable). On a
+    :func:`floor_start` floor, the LR where the floor starts."""
     lr, y = check_pair(lrs, smoothed)
-    return float(lr[int(np.nanargmin(y))])
+    start = floor_start(y)
+    return float(lr[start if start is not None else int(np.nanargmin(y))])
 
 
 def suggest_min_div10(lrs: Sequence[float], smoothed: Sequence[float]) -> float:
