@@ -55,3 +55,26 @@ def test_the_plain_message_unwraps_hydras_instantiation_error():
     wrapped = InstantiationException("Error in call to target 'X'")
     wrapped.__cause__ = inner
     assert plain_message(wrapped) == str(inner) and plain_message(inner) == str(inner)
+
+
+def test_scheduler_none_refuses_a_schedule_key_and_trains_at_the_constant_lr_its_header_names(tmp_path, caplog):
+    """experiment=smoke sets scheduler.max_lr=0.2; with scheduler=none it was silently ignored while the header
+    said "peak LR 0.2" and the run trained at optimizer.lr (0.4); with max_lr=auto it searched, then crashed."""
+    import logging
+
+    from callbacks.run.result_file import read_result
+    from train import run
+
+    for extra in ([], ["scheduler.max_lr=auto"]):
+        with pytest.raises(ValueError, match=r"scheduler.max_lr does not apply to scheduler=none \(it comes from "
+                                             r".*an override\): it trains at the constant "
+                                             r"optimizer.lr.*~scheduler.max_lr"):
+            check_schedule(compose_config(smoke_overrides("scheduler=none", *extra)), stand_ins={})
+    cfg = compose_config(smoke_overrides("scheduler=none", "~scheduler.max_lr", "optimizer.lr=0.05",
+                                         "trainer.max_epochs=1", "test=false", "trainer.log_every_n_steps=1"),
+                         output_dir=tmp_path)
+    with caplog.at_level(logging.INFO, logger="train"):
+        run(cfg)
+    assert any(r.getMessage().startswith("schedule    none, constant LR 0.05 (config)") for r in caplog.records)
+    lrs = {k: v for k, v in read_result(tmp_path)["metrics"].items() if k.startswith("lr-") and "momentum" not in k}
+    assert lrs and all(v == pytest.approx(0.05) for v in lrs.values())  # what the optimizer held (LR monitor)

@@ -38,6 +38,12 @@ def check_schedule(cfg: DictConfig, stand_ins: dict[str, Any]) -> None:
                              f"{key_origin()}; that schedule takes: "
                              f"{', '.join(k for k in takes if k != 'steps_per_epoch')}")
         LRSchedule(instantiate(cfg.scheduler, **stand_ins))
+    else:  # scheduler=none: the optimizer's own lr, constant; a schedule's key here would be silently ignored
+        foreign = [key for key in scheduler_config(cfg) if not key.startswith("_") and key != "enabled"]
+        if foreign:
+            raise ValueError(f"scheduler.{foreign[0]} does not apply to scheduler=none {key_origin()}: it trains at "
+                             f"the constant optimizer.lr; set that instead, drop the key (~scheduler.{foreign[0]}), "
+                             "or choose a schedule (scheduler=one_cycle)")
 
 
 SEED_MAX = 2**32 - 1  # numpy's seed range, which pl.seed_everything also enforces

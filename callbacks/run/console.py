@@ -73,6 +73,7 @@ def log_header(cfg: DictConfig, model: pl.LightningModule, datamodule, lr_source
     sizes = " / ".join(f"{len(ds):,} {name}" for name, ds in splits if ds is not None)
     scheduler = scheduler_config(cfg)
     peak = scheduler.get("max_lr", max(scheduler.get("values", [cfg.optimizer.get("lr")]) or [None]))
+    peak = f"peak LR {peak}" if scheduler.get("_target_") else f"constant LR {cfg.optimizer.get('lr')}"  # none
     heads = ", ".join(f"{k}={v}" for k, v in datamodule.heads.items())
     for line in (
         f"experiment  {choices.get('experiment') or '(defaults)'}   task {cfg.task.name}   seed {cfg.seed}",
@@ -80,7 +81,7 @@ def log_header(cfg: DictConfig, model: pl.LightningModule, datamodule, lr_source
         f"data        {short_name(cfg.data.get('_target_'))}: {sizes} images, batch {cfg.data.get('batch_size')}",
         f"optimizer   {short_name(cfg.optimizer.get('_target_'))}, weight decay {cfg.optimizer.get('weight_decay')}, "
         f"momentum {cfg.optimizer.get('momentum', cfg.optimizer.get('betas'))}",
-        f"schedule    {short_name(scheduler.get('_target_'))}, peak LR {peak} ({lr_source})",
+        f"schedule    {short_name(scheduler.get('_target_'))}, {peak} ({lr_source})",
         f"device      {cfg.trainer.accelerator} x{cfg.trainer.devices}, precision {cfg.trainer.precision}, "
         f"threads {torch.get_num_threads()} ({threads_why})",
         *([f"speed       {speed_why}"] if speed_why else []),  # trainer=auto: what it picked and why
