@@ -53,18 +53,25 @@ def test_stop_at_once_raises_inside_and_gives_the_handlers_back():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def test_a_ddp_run_on_two_cpu_processes_with_auto_lr_prints_once_and_writes_once(tmp_path):
+def test_a_ddp_run_on_two_cpu_processes_with_auto_lr_prints_once_writes_once_and_resumes_exactly(tmp_path):
     """train.py with trainer=ddp on the CPU (gloo), max_lr=auto: both ranks search and train, rank 0 alone prints to
     the console and writes result.json, config.yaml and the range test's files; rank 1 logs to its own file; the
-    ranks validate and test on each image once."""
+    ranks validate and test on each image once. Resumed under DDP from its first epoch's checkpoint, the run
+    searches no more and ends with the same weights and results."""
+    import torch
+
     run_dir = tmp_path / "run"
-    args = smoke_overrides("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=1",
+    args = smoke_overrides("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=2",
                            "scheduler.max_lr=auto", "range_test.num_steps=20", "trainer.precision=32-true",
-                           "data.num_val=127")
-    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
-                          env=train_env(), capture_output=True, text=True, timeout=300)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-3000:]
+                           "data.num_val=127", "callbacks.model_checkpoint.save_top_k=-1")
+
+    def train(*extra: str) -> str:
+        proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args, *extra, f"hydra.run.dir={run_dir}"],
+                              cwd=tmp_path, env=train_env(), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        return proc.stdout + proc.stderr
+
+    out = train()
     for line in ("device      cpu x2", "lr found    max_lr = ", "completed in "):
         assert sum(x.startswith(line) for x in out.splitlines()) == 1, (line, out[-3000:])
     record = read_result(run_dir)
@@ -77,3 +84,17 @@ def test_a_ddp_run_on_two_cpu_processes_with_auto_lr_prints_once_and_writes_once
     assert (run_dir / "lr_range_test.json").exists()
     rank1 = (run_dir / "train_ddp_process_1.log").read_text()
     assert f"max_lr = {record['lr']['max_lr']:.4g}" in rank1 and "completed in " in rank1  # the same LR on rank 1
+
+    def weights() -> dict:
+        return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+
+    full, first_epoch = weights(), run_dir / "checkpoints" / "best-epoch000.ckpt"
+    searched = (run_dir / "lr_range_test.json").stat().st_mtime_ns
+    resumed_out = train(f"ckpt_path={first_epoch}")
+    assert "lr found    max_lr = " in resumed_out and "checkpoint: range_test (" in resumed_out
+    assert (run_dir / "lr_range_test.json").stat().st_mtime_ns == searched  # no second search
+    resumed = weights()
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+    again = read_result(run_dir)
+    assert again["lr"]["max_lr"] == record["lr"]["max_lr"] and again["metrics"]["test/acc"] == record["metrics"][
+        "test/acc"] and again["steps"] == record["steps"]
