@@ -6,7 +6,7 @@
 
 Data: the offline CIFAR-10 copy (../shared/data or shared/data) laid out as cifar-10-batches-py once, under
 benchmarks/runs/; without the copy, the datamodule downloads CIFAR-10 there with torchvision (data.download=true).
-Runs train.py in a subprocess per seed, with the StepTimer callback (benchmarks/step_timer.py) added by override.
+Runs train.py in a subprocess per seed (--in-process: inside this one, for the suite's --quick check), with the StepTimer callback (benchmarks/step_timer.py) added by override.
 Prints per run: validation accuracy per epoch (test split, no TTA), final test accuracy with TTA, wall time of the
 whole command and of training alone (fit: from the first to the last training step, validation included, start-up
 and test excluded); then a summary table: test accuracy mean and spread (max - min) over seeds, training and total
@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import add_common_options, finish, machine, median_spread, subprocess_env, table  # noqa: E402
+from benchmarks.runs_table import run_python  # noqa: E402
 
 SHARED = next((p for p in (ROOT.parent / "shared" / "data", ROOT / "shared" / "data") if p.exists()),
               ROOT.parent / "shared" / "data")
@@ -64,10 +65,10 @@ def run_seed(args, seed: int, data: list[str], runs: Path) -> dict:
            "trainer.enable_progress_bar=false", "+callbacks.step_timer._target_=benchmarks.step_timer.StepTimer",
            f"+callbacks.step_timer.path={run_dir / 'step_times.json'}", *args.extra]
     start = time.perf_counter()
-    result = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True)
+    code, out, err = run_python(Path(cmd[1]), cmd[2:], args.in_process, env=subprocess_env())
     wall = time.perf_counter() - start
-    if result.returncode != 0:
-        print(result.stdout[-3000:], result.stderr[-5000:])
+    if code != 0:
+        print(out[-3000:], err[-5000:])
         sys.exit(f"run failed: {' '.join(cmd)}")
     per_epoch, final = read_metrics(run_dir)
     timer = json.loads((run_dir / "step_times.json").read_text())
@@ -90,6 +91,9 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--experiment", default="cifar10_fast")
     parser.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides")
+    parser.add_argument("--in-process", action="store_true",
+                        help="train inside this process, not a fresh one: only to check that it works (the suite's "
+                             "--quick run); its times are not comparable")
     parser.add_argument("--download", action="store_true",
                         help="without the offline copy, download CIFAR-10 (torchvision) instead of stopping")
     args = parser.parse_args(argv)

@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import SHARED_DATA, add_common_options, finish, subprocess_env, table  # noqa: E402
+from benchmarks.runs_table import run_python  # noqa: E402
 
 CIFAR_TOOL = SHARED_DATA / "cifar10_jpeg.py"
 
@@ -134,7 +135,7 @@ def cache_rows(tmp: Path, count: int, quick: bool, workers: int | None) -> list[
     return [["cache build", f"{len(paths)} {source} -> 32x32 cache file", label, len(paths) / seconds]]
 
 
-def epoch_rows(tmp: Path, quick: bool, threads: int | None) -> list[list[object]]:
+def epoch_rows(tmp: Path, quick: bool, threads: int | None, in_process: bool = False) -> list[list[object]]:
     out = tmp / "steps.json"
     if quick:
         data = ["data=synthetic", "data.batch_size=32", "data.num_train=256", "data.num_val=32", "model=small",
@@ -150,9 +151,9 @@ def epoch_rows(tmp: Path, quick: bool, threads: int | None) -> list[list[object]
     cmd = [sys.executable, str(ROOT / "train.py"), "experiment=cifar10_fast", "trainer=cpu", *data, "test=false",
            f"hydra.run.dir={tmp / 'run'}", "+callbacks.step_timer._target_=benchmarks.step_timer.StepTimer",
            f"+callbacks.step_timer.path={out}"]
-    result = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(threads), capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.stderr.write(result.stderr[-4000:])
+    code, _, err = run_python(Path(cmd[1]), cmd[2:], in_process, env=subprocess_env(threads))
+    if code != 0:
+        sys.stderr.write(err[-4000:])
         sys.exit(f"failed: {' '.join(cmd)}")
     times = json.loads(out.read_text())
     waits, steps = times["waits"], times["intervals"]
@@ -172,6 +173,9 @@ def parse_args(argv=None):
     p.add_argument("--cache-workers", type=int, default=None, help="decode processes (default: the module's)")
     p.add_argument("--skip-epoch", action="store_true", help="leave out the train.py epoch")
     p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the train.py epoch")
+    p.add_argument("--in-process", action="store_true",
+                   help="run the train.py epoch inside this process, not a fresh one: only to check that it works "
+                        "(the suite's --quick run); its times are not comparable")
     return p.parse_args(argv)
 
 
@@ -185,7 +189,7 @@ def main(argv=None) -> None:
         tmp = Path(tmp)
         rows += cache_rows(tmp, 64 if args.quick else args.cache_images, args.quick, args.cache_workers)
         if not args.skip_epoch:
-            rows += epoch_rows(tmp, args.quick, args.threads)
+            rows += epoch_rows(tmp, args.quick, args.threads, args.in_process)
     text = table(["path", "what", "setting", "images/s (or share)"],
                  [[r[0], r[1], r[2], f"{r[3]:.0f}" if isinstance(r[3], float) else r[3]] for r in rows])
     finish(args, f"Data throughput (batch {batch}, {os.cpu_count()} CPUs)", text)

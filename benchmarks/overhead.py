@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -36,31 +35,34 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.reference_loop import BASE_OVERRIDES, data_overrides  # noqa: E402
 from benchmarks.report import add_common_options, finish, median_spread, steady_median, subprocess_env, table  # noqa: E402
+from benchmarks.runs_table import run_python  # noqa: E402
 
 
-def run_reference(model: str, steps: int, batch: int | None, quick: bool, out: Path, threads, extra) -> list[float]:
+def run_reference(model: str, steps: int, batch: int | None, quick: bool, out: Path, threads, extra,
+                  in_process: bool = False) -> list[float]:
     cmd = [sys.executable, str(ROOT / "benchmarks" / "reference_loop.py"), "--model", model, "--steps", str(steps),
            "--warmup", "0", "--json", str(out)]
     cmd += (["--batch-size", str(batch)] if batch else []) + (["--quick"] if quick else [])
     cmd += (["--override", *extra] if extra else [])
-    _run(cmd, threads)
+    _run(cmd, threads, in_process)
     return json.loads(out.read_text())["intervals"]
 
 
 def run_train(model: str, steps: int, batch: int | None, quick: bool, out: Path, run_dir: Path, threads,
-              extra) -> list[float]:
+              extra, in_process: bool = False) -> list[float]:
     cmd = [sys.executable, str(ROOT / "train.py"), *BASE_OVERRIDES, f"model={model}",
            *data_overrides(batch, steps, quick), f"trainer.max_steps={steps}", "test=false",
            f"hydra.run.dir={run_dir}", "+callbacks.step_timer._target_=benchmarks.step_timer.StepTimer",
            f"+callbacks.step_timer.path={out}", *extra]
-    _run(cmd, threads)
+    _run(cmd, threads, in_process)
     return json.loads(out.read_text())["intervals"]
 
 
-def _run(cmd: list[str], threads) -> None:
-    result = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(threads), capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.stderr.write(result.stdout[-3000:] + result.stderr[-5000:])
+def _run(cmd: list[str], threads, in_process: bool) -> None:
+    """Run one side (``cmd``: ``[python, script, *args]``); ``in_process``: inside this process (no timings)."""
+    code, out, err = run_python(Path(cmd[1]), cmd[2:], in_process, env=subprocess_env(threads))
+    if code != 0:
+        sys.stderr.write(out[-3000:] + err[-5000:])
         sys.exit(f"failed: {' '.join(cmd)}")
 
 
@@ -74,6 +76,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's 1024 (32 with --quick)")
     p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of both sides (default: inherited)")
     p.add_argument("--override", nargs="*", default=[], help="Hydra overrides for both sides")
+    p.add_argument("--in-process", action="store_true",
+                   help="run both sides inside this process, not as fresh processes: only to check that it works "
+                        "(the suite's --quick run); its timings are not comparable")
     return p.parse_args(argv)
 
 
@@ -94,10 +99,10 @@ def main(argv=None) -> None:
             for model in models:
                 # both lists start at the second step (the first has no previous step end): drop warmup - 1 more
                 ref = steady_median(run_reference(model, steps, batch, args.quick, tmp / "ref.json", args.threads,
-                                                  args.override), max(0, warmup - 1))
+                                                  args.override, args.in_process), max(0, warmup - 1))
                 lit = steady_median(run_train(model, steps, batch, args.quick, tmp / "train.json",
-                                              tmp / f"run_{model}_{r}", args.threads, args.override),
-                                    max(0, warmup - 1))
+                                              tmp / f"run_{model}_{r}", args.threads, args.override,
+                                              args.in_process), max(0, warmup - 1))
                 ratios[model].append(lit / ref)
                 per_round.append([r + 1, model, ref, lit, lit / ref])
                 print(f"round {r + 1} {model}: reference {ref:.4g} s/step, train.py {lit:.4g} s/step, "

@@ -100,23 +100,29 @@ def run_as_main(script: Path, args: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def train_command(args: list[str], timeout: float | None = None, in_process: bool = False) -> tuple[int, str]:
-    """``python train.py *args`` from the repository root: (exit status, its stderr, or stdout when stderr is
-    empty). ``in_process``: run train.py's Hydra entry point inside this process (``run_as_main``, from the
-    repository root so Hydra finds conf/ beside it)."""
+def run_python(script: Path, args: list[str], in_process: bool = False, env: dict | None = None,
+               timeout: float | None = None) -> tuple[int, str, str]:
+    """``python script *args`` from the repository root: (exit status, stdout, stderr). ``env``: the subprocess's
+    environment (default: this one with the repository on PYTHONPATH). ``in_process`` (the --quick checks the suite
+    runs): ``run_as_main`` inside this process, from the repository root so Hydra finds conf/ beside train.py; no
+    interpreter start-up (~5 s of imports), and no timing taken this way means anything."""
     if not in_process:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=timeout)
-        return proc.returncode, (proc.stderr or proc.stdout)
+        proc = subprocess.run([sys.executable, str(script), *args], cwd=ROOT, capture_output=True, text=True,
+                              env=env or {**os.environ, "PYTHONPATH": str(ROOT)}, timeout=timeout)
+        return proc.returncode, proc.stdout, proc.stderr
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:
-        code, out, err = run_as_main(ROOT / "train.py", args)
+        return run_as_main(script, args)
     finally:
         os.chdir(cwd)
+
+
+def train_command(args: list[str], timeout: float | None = None, in_process: bool = False) -> tuple[int, str]:
+    """``python train.py *args`` (:func:`run_python`): (exit status, its stderr, or stdout when stderr is empty)."""
+    code, out, err = run_python(ROOT / "train.py", args, in_process, timeout=timeout)
     return code, (err or out)
 
 

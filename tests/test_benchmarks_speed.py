@@ -29,10 +29,10 @@ def run_script(name: str, *args: str, timeout: int = 120) -> subprocess.Complete
 # Every speed script's --quick command line, run once for the module in ONE Python process
 # (tests/quick_benchmarks.py: each script as __main__ with its own argv; torch imported once, not five times).
 QUICK = {
-    "overhead": ["overhead.py", "--quick"],
+    "overhead": ["overhead.py", "--quick", "--in-process"],
     "cpu_options": ["cpu_options.py", "--quick"],
-    "data_throughput": ["data_throughput.py", "--quick"],
-    "cifar10_fast": ["cifar10_fast.py", "--quick"],
+    "data_throughput": ["data_throughput.py", "--quick", "--in-process"],
+    "cifar10_fast": ["cifar10_fast.py", "--quick", "--in-process"],
     "reference_loop": ["reference_loop.py", "--quick", "--model", "small", "--record", "--results", "RESULTS"],
 }
 
@@ -148,8 +148,12 @@ def test_reference_loop_quick_and_record(quick):
 
 
 def test_every_speed_script_has_help():
+    sys.path.insert(0, str(BENCH))
+    from runs_table import run_as_main  # each script as __main__ in this process: no interpreter start-up each
+
     for name in ("reference_loop.py", "overhead.py", "cpu_options.py", "data_throughput.py", "cifar10_fast.py"):
-        out = run_script(name, "--help").stdout
+        code, out, err = run_as_main(BENCH / name, ["--help"])
+        assert code == 0, err[-2000:]
         assert "--quick" in out and "--record" in out and "--results" in out, name
     gpu = subprocess.run(["bash", str(BENCH / "gpu.sh"), "--help"], capture_output=True, text=True)
     assert gpu.returncode == 0 and "--compile" in gpu.stdout and "--quick" in gpu.stdout
