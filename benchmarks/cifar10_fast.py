@@ -6,7 +6,8 @@
 
 Data: the offline CIFAR-10 copy (../shared/data or shared/data) laid out as cifar-10-batches-py once, under
 benchmarks/runs/; without the copy, the datamodule downloads CIFAR-10 there with torchvision (data.download=true).
-Runs train.py in a subprocess per seed (--in-process: inside this one, for the suite's --quick check), with the StepTimer callback (benchmarks/step_timer.py) added by override.
+Runs train.py in a subprocess per seed (--in-process: inside this one, for the suite's --quick check), with the
+StepTimer callback (benchmarks/step_timer.py) added by override.
 Prints per run: validation accuracy per epoch (test split, no TTA), final test accuracy with TTA, wall time of the
 whole command and of training alone (fit: from the first to the last training step, validation included, start-up
 and test excluded); then a summary table: test accuracy mean and spread (max - min) over seeds, training and total
