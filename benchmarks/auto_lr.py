@@ -89,6 +89,8 @@ def data_overrides(kind: str, runs: Path) -> list[str]:
     """The data of a setting, laid out once under the runs folder (skips the benchmark without the CIFAR copy)."""
     if kind == "quick":
         return rt.QUICK_DATA + rt.QUICK_RANGE_TEST
+    if kind.startswith("synthetic"):  # experiment=smoke's images: N training, 500 validation and 500 test
+        return ["data=synthetic", f"data.num_train={int(kind[len('synthetic'):])}", "data.num_val=500"]
     if kind in DRAWN:
         per_class, classes, seed = DRAWN[kind]
         root = drawn_shapes.write_set(runs.parent / f"drawn_{kind}_{per_class}_test400", per_class=per_class,
