@@ -229,7 +229,7 @@ SETTINGS = {
     "cifar_resnet9_adam32": dict(data="cifar250", overrides=[
         "trainer=cpu", "model=resnet9", "+model.backbone.width=8", "optimizer=adam", "data.batch_size=32",
         "trainer.max_epochs=3"], grid=[0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032]),
-    # Held out for v17 with the range test's floor rule (added 2026-12-02 09:00 UTC, before any auto run on them;
+    # Held out for v17 with the range test's floor rule (added 2026-12-02 08:56 UTC, before any auto run on them;
     # nothing is chosen on them): tiny sets, where a 100-step range test cycles 4-10 batches and can memorise them.
     # The synthetic images of experiment=smoke (10 classes; 500 validation and 500 test images, drawn apart): 256
     # training images, Nesterov SGD at batch 64, 10 epochs (40 steps); 320, AdamW at batch 32, 6 epochs (60 steps).
@@ -260,7 +260,7 @@ SETTINGS = {
         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
 }
 # Settings a method was not chosen on (each held out from the method current when it was added, before any of its runs):
-# synthetic_tiny64 and synthetic_tiny_adamw32 for v17 with the floor rule (2026-12-02 09:00);
+# synthetic_tiny64 and synthetic_tiny_adamw32 for v17 with the floor rule (2026-12-02 08:56);
 # shapes6_rmsprop32, cifar_rmsprop64, shapes8_airbench_sgd128 and cifar_resnet9_adam32 for v17 again (2026-12-02 05:28);
 # shapes5_airbench_adam, shapes6_airbench_nesterov, cifar_nesterov48 and shapes7_adamw32 for v17 (2026-12-02 02:57);
 # shapes6_sgd64, shapes5_nesterov48 and shapes7_adam32 for v16 (2026-12-02);
