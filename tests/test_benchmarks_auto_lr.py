@@ -170,3 +170,19 @@ def test_only_finished_runs_and_auto_refusals_become_rows_so_a_resume_reruns_the
         (tmp_path / name / "result.json").write_text(json.dumps({"status": status}))
     jobs = [rt.Job(name, []) for name in statuses]
     assert sorted(auto_lr.finished(jobs, tmp_path)) == sorted(["a_s0_lr0.1", f"a_s0_{auto_lr.AUTO_JOB}"])
+
+
+def test_a_synthetic_setting_composes_to_its_training_size_with_its_own_validation_and_test_draws(tmp_path):
+    """``synthetic<N>``: experiment=smoke's images, N for training, 500 validation and 500 test (drawn apart)."""
+    from omegaconf import OmegaConf
+
+    from conftest import compose_config
+
+    from auto_lr_settings import SETTINGS
+
+    overrides = auto_lr.data_overrides(SETTINGS["synthetic_tiny64"]["data"], tmp_path / "runs")
+    cfg = compose_config([*overrides, *SETTINGS["synthetic_tiny64"]["overrides"]], output_dir=tmp_path)
+    data = OmegaConf.to_container(cfg.data)
+    assert data["num_train"] == 256 and data["num_val"] == 500 and data["val_fraction"] == 0.0
+    assert data["noise"] == 1.2 and data["batch_size"] == 64 and cfg.trainer.max_epochs == 10
+    assert not (tmp_path / "runs").exists()  # nothing laid out on disk for synthetic data
