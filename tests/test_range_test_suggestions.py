@@ -263,6 +263,19 @@ def test_accuracy_rise_within_noise_is_rejected():
         accuracy_test_bounds(lr, acc, num_images=64)
 
 
+def test_a_rise_that_falls_back_at_once_gives_no_bounds():
+    """The smoke data at 512 images, a 32-step ramp from 0: after one step at LR 0 (BatchNorm statistics moved)
+    accuracy read 0.098 against 0.074, then 0.070; the rule took that as a rise and its fall, and returned base_lr =
+    max_lr = 0, which train.py then refused as "not above base_lr=0". Now the test says it found no rise."""
+    lr = [0.0, 0.0, 0.032, 0.065, 0.097, 0.129, 0.161, 0.194, 0.226, 0.258]
+    acc = [0.074, 0.098, 0.070, 0.094, 0.113, 0.102, 0.113, 0.074, 0.074, 0.176]
+    with pytest.raises(ValueError, match=r"rose to 0.098 at LR 0 and fell back at once: no rise to read bounds"):
+        accuracy_test_bounds(lr, acc, num_images=256)
+    clean = [0.074, 0.074, 0.080, 0.100, 0.130, 0.160, 0.175, 0.176, 0.170, 0.150]
+    res = accuracy_test_bounds(lr, clean, num_images=256)
+    assert 0 < res["base_lr"] < res["max_lr"]
+
+
 def test_the_rules_ignore_the_curve_after_it_relapses_above_its_start():
     """Issue 20's failure, drawn: the loss falls from 3.0 to 2.10 at 1e-2, spikes to 3.8 (above its start) around
     7e-2, then settles at 2.08 (chance level) around 0.7 and blows up past 2. The global minimum is the chance

@@ -292,7 +292,8 @@ def accuracy_test_bounds(
       of the best: a tie with the peak) -- the rise has *stopped*, or (b) the raw accuracy drops
       below its running maximum ``r`` (since ``base_lr``) by more than ``max(ragged_frac * rise, se(r))``
       -- it *turned ragged or fell* (a dip within one standard error is noise, not a fall); then
-      ``max_lr`` is the LR of the point before the drop. Whichever comes first.
+      ``max_lr`` is the LR of the point before the drop. Whichever comes first. A ``max_lr`` not above
+      ``base_lr`` (the first rise fell back at once: noise) is a ``ValueError`` too.
 
     Returns ``{"base_lr", "max_lr", "peak_lr", "peak_acc", "start_acc", "peak_stderr"}``.
     """
@@ -308,8 +309,8 @@ def accuracy_test_bounds(
     if rise <= tol:
         raise ValueError(
             "validation accuracy never rose above its starting value (by more than one standard error) during "
-            "the accuracy test: widen the range (max_lr higher), run more epochs (num_epochs) or evaluate more "
-            "images per point (eval_batches)"
+            "the accuracy test: widen the range (range_test.max_lr higher), run more epochs (range_test.num_epochs) "
+            "or evaluate more images per point (range_test.eval_batches)"
         )
     b = int(np.argmax(a[: p + 1] >= a0 + rise_frac * rise))
     m = p
@@ -322,6 +323,13 @@ def accuracy_test_bounds(
         if a[i] >= a0 + plateau_frac * rise or a[i] >= a[p] - tol:
             m = i
             break
+    if not lr[m] > lr[b]:  # the "rise" fell back at once: noise (e.g. two points at the ramp's first LR, 0)
+        raise ValueError(
+            f"validation accuracy rose to {float(raw[b]):.3g} at LR {float(lr[b]):.3g} and fell back at once: no "
+            f"rise to read bounds from (its best, {float(a[p]):.3g} at {float(lr[p]):.3g}, is {rise:.3g} above the "
+            f"start, {a0:.3g}): run more epochs (range_test.num_epochs), evaluate more images per point "
+            "(range_test.eval_batches) or widen the range (range_test.max_lr higher)"
+        )
     return {"base_lr": float(lr[b]), "max_lr": float(lr[m]), "peak_lr": float(lr[p]), "peak_acc": float(a[p]),
             "start_acc": a0, "peak_stderr": tol}
 
