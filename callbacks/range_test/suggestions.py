@@ -292,8 +292,8 @@ def accuracy_test_bounds(
       of the best: a tie with the peak) -- the rise has *stopped*, or (b) the raw accuracy drops
       below its running maximum ``r`` (since ``base_lr``) by more than ``max(ragged_frac * rise, se(r))``
       -- it *turned ragged or fell* (a dip within one standard error is noise, not a fall); then
-      ``max_lr`` is the LR of the point before the drop. Whichever comes first. A ``max_lr`` not above
-      ``base_lr`` (the first rise fell back at once: noise) is a ``ValueError`` too.
+      ``max_lr`` is the LR of the point before the drop. Whichever comes first. A fall right after the first
+      rise, at no larger LR (noise: the rise fell back at once, short of the peak), is a ``ValueError`` too.
 
     Returns ``{"base_lr", "max_lr", "peak_lr", "peak_acc", "start_acc", "peak_stderr"}``.
     """
@@ -323,7 +323,7 @@ def accuracy_test_bounds(
         if a[i] >= a0 + plateau_frac * rise or a[i] >= a[p] - tol:
             m = i
             break
-    if not lr[m] > lr[b]:  # the "rise" fell back at once: noise (e.g. two points at the ramp's first LR, 0)
+    if m < p and not lr[m] > lr[b]:  # the "rise" fell back at once, short of the peak: noise (two points at LR 0)
         raise ValueError(
             f"validation accuracy rose to {float(raw[b]):.3g} at LR {float(lr[b]):.3g} and fell back at once: no "
             f"rise to read bounds from (its best, {float(a[p]):.3g} at {float(lr[p]):.3g}, is {rise:.3g} above the "
