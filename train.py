@@ -39,7 +39,8 @@ from callbacks.run.hparams import log_run_hparams
 from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overrides, null_group_overrides,
                                      resume_sweep_job, scheduler_config)
 from callbacks.run.machine import fall_back_without_gpu, speed_settings, usable_threads
-from callbacks.run.result_file import put_back, read_result, run_records, worst_value, write_atomic, write_result
+from callbacks.run.result_file import (put_back, read_result, run_records, worst_value, write_config,
+                                       write_result)
 from callbacks.run_config import (RunConfig, check_same_network, check_weights_fit, read_checkpoint,
                                   saved_run_config)
 from callbacks.schedules.lr_schedule import LRSchedule
@@ -321,9 +322,7 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     range_test, lr_found, lr_source = resolve_auto_lrs(cfg, asked, model, datamodule)
     log_lr_found({key: cfg.scheduler[key] for key in asked}, lr_source, range_test)
     os.makedirs(cfg.output_dir, exist_ok=True)
-    if rank_zero_only.rank == 0:  # what ran (.hydra/: what was asked), and how its LR was found; one writer
-        write_atomic(os.path.join(cfg.output_dir, "config.yaml"),
-                     f"# lr_source: {lr_source}\n" + OmegaConf.to_yaml(cfg, resolve=True))
+    write_config(cfg.output_dir, cfg, lr_source)  # what ran, and how its LR was found
     if cfg.print_config:
         print_config(cfg)
     write_result(cfg.output_dir, status="running", reason="", overrides=job_overrides(), monitor=cfg.monitor,

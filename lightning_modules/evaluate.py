@@ -20,12 +20,12 @@ import time
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from callbacks.run.config_checks import check_loggers, check_seed, instantiate_group, logger_configs
 from callbacks.run.console import KeepWarnings, log, log_summary, print_config
 from callbacks.run.hydra_job import job_overrides, short_name
-from callbacks.run.result_file import write_result
+from callbacks.run.result_file import write_config, write_result
 from callbacks.run.task_trainer import task_trainer
 from callbacks.run_config import check_same_classes, check_same_network, check_weights_fit, read_checkpoint
 from lightning_modules.classifier import asked_tta_level
@@ -56,7 +56,7 @@ def evaluate_from_config(cfg: DictConfig, keep: KeepWarnings | None = None) -> f
     model.load_state_dict(checkpoint["state_dict"])
 
     os.makedirs(cfg.output_dir, exist_ok=True)
-    OmegaConf.save(cfg, os.path.join(cfg.output_dir, "config.yaml"), resolve=True)
+    write_config(cfg.output_dir, cfg)
     if cfg.print_config:
         print_config(cfg)
     evaluated = {"task": "eval", "checkpoint": os.path.abspath(str(cfg.ckpt_path)), "tta": tta_level > 0,

@@ -5,6 +5,10 @@ train.py writes it when training starts (status "running") and rewrites it with 
 resume, the Hydra callback's record of a job that raised) and the benchmarks read it. One JSON object per run:
 status, reason, overrides, monitor, monitor_mode, lr (max_lr and its source), metrics, objective, epochs, steps,
 wall_s, checkpoint, run_dir.
+
+It also writes the run's ``config.yaml`` (:func:`write_config`: the resolved config that ran, for train.py and
+task=eval alike), and puts both files back when a resume is refused (:func:`run_records`, :func:`put_back`). Under
+DDP only rank 0 writes either.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from typing import Any
 from pytorch_lightning.utilities import rank_zero_only
 
 RESULT_FILE = "result.json"
+CONFIG_FILE = "config.yaml"
 FINISHED = ("completed", "diverged")  # results: a rerun would only repeat them
 FINAL = (*FINISHED, "failed")         # the job has ended; "running" (or "interrupted") has not
 
@@ -70,18 +75,28 @@ def write_result(run_dir: str | Path, /, **fields: Any) -> dict[str, Any]:
     return record
 
 
+def write_config(run_dir: str | Path, cfg: Any, lr_source: str | None = None) -> None:
+    """``config.yaml``: the resolved config that ran (``.hydra/`` keeps what was asked), its first line a comment
+    saying how its LR was found (``lr_source``, for training runs). Rank 0 alone writes, in one step."""
+    from omegaconf import OmegaConf
+
+    if rank_zero_only.rank == 0:
+        header = f"# lr_source: {lr_source}\n" if lr_source is not None else ""
+        write_atomic(Path(run_dir) / CONFIG_FILE, header + OmegaConf.to_yaml(cfg, resolve=True))
+
+
 def run_records(run_dir: str | Path) -> dict[str, str]:
     """``result.json`` and ``config.yaml`` of ``run_dir`` as they are (those that exist), before a resume rewrites
     them: :func:`put_back` restores them if the resume is refused before it trains a step, so a finished run's record
     outlives a resume that never ran (e.g. one asking for more epochs than its schedule was built for)."""
-    paths = [Path(run_dir) / name for name in (RESULT_FILE, "config.yaml")]
+    paths = [Path(run_dir) / name for name in (RESULT_FILE, CONFIG_FILE)]
     return {str(path): path.read_text() for path in paths if path.exists()}
 
 
-@rank_zero_only
 def put_back(records: dict[str, str]) -> None:
-    for path, text in records.items():
-        write_atomic(path, text)
+    if rank_zero_only.rank == 0:
+        for path, text in records.items():
+            write_atomic(path, text)
 
 
 def worst_value(monitor_mode: str) -> float:
