@@ -237,6 +237,11 @@ def test_auto_run_prints_its_header_before_the_range_test_and_then_the_lr_found(
     record = read_result(out)
     share = record["lr"]["search_steps"] / record["steps"]
     cost = lines[first("lr search   ")]
+    # ... and so does the forecast before the search starts: an upper bound of what it did, for the same training
+    plan = re.search(r"LR search: at most \d+ sweep steps .* = (\d+) optimizer steps .*the training's (\d+)",
+                     lines[first("LR search: at most")])
+    assert header < first("LR search: at most") < first("the sweep needs 30") and plan, lines[header + 1]
+    assert int(plan.group(1)) >= record["lr"]["search_steps"] and int(plan.group(2)) == record["steps"]
     assert first("completed in") < first("lr search   ")
     assert f"{record['lr']['search_steps']} optimizer steps: {share:.2g}x the training's {record['steps']}" in cost
     assert ("a sweep of a few fixed max_lr" in cost) == (share > 1), cost

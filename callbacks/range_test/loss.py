@@ -14,9 +14,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
-from pytorch_lightning.utilities.rank_zero import rank_zero_warn
+from pytorch_lightning.utilities.rank_zero import rank_zero_info, rank_zero_warn
 
 from callbacks.range_test.base import RangeTestCallback
+from callbacks.range_test.forecast import search_plan
 from callbacks.range_test.progress import progress_task
 from callbacks.range_test.result import RangeTestResult
 from callbacks.range_test.smoothing import default_bandwidth, divergence_index, running_average, sweep_diverged
@@ -143,6 +144,9 @@ class LRRangeTest(RangeTestCallback):
     def _sweep(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", snapshot: Any) -> Dict[str, Any]:
         lrs = sweep_lrs(self.min_lr, self.max_lr, self.num_steps, self.mode)
         accum = max(int(trainer.accumulate_grad_batches), 1)
+        length = (self.trial_fraction, self.trial_min_steps, self.trial_max_steps, self.trial_min_images)
+        rank_zero_info(search_plan(trainer, self.num_steps, self.repeats, self.trial_factors, length,
+                                   self.trial_refine).line())  # before it starts: a search too costly can be stopped
         runs = []
         for r in range(self.repeats):
             if r > 0:
@@ -163,9 +167,8 @@ class LRRangeTest(RangeTestCallback):
             stop = runs[0]["stop_index"]  # no blow-up: nothing above the sweep's last LR was ever tried
             raw["trials"] = trials_after_sweep(
                 trainer, pl_module, snapshot, base, cap=runs[0]["lrs"][-1 if stop is None else stop],
-                factors=self.trial_factors,
-                length=(self.trial_fraction, self.trial_min_steps, self.trial_max_steps, self.trial_min_images),
-                schedule=self.trial_schedule, seed=self.seed, tolerance=self.trial_tolerance, refine=self.trial_refine,
+                factors=self.trial_factors, length=length, schedule=self.trial_schedule, seed=self.seed,
+                tolerance=self.trial_tolerance, refine=self.trial_refine,
                 val_batches=self.trial_val_batches, floor=float(runs[0]["lrs"][0]), descend=adaptive or rise is None)
             raw["adaptive"], raw["rise"] = adaptive, rise
         return raw
