@@ -1,7 +1,9 @@
 """Decode image files once into a uint8 (N, 3, S, S) array, in several processes, and cache it on disk.
 
-JPEG, PNG, BMP and WebP of any size and mode are read with Pillow; grayscale, palette and alpha images become RGB
-(transparent pixels over white). ``resize_mode="crop"`` keeps the aspect ratio and centre-crops to S x S;
+JPEG, PNG, BMP, WebP, TIFF and GIF (its first frame) of any size and mode are read with Pillow; grayscale, palette and
+alpha images become RGB (transparent pixels over white); 16-bit images (PNG, TIFF: microscopy, medical scans) are
+scaled from their full 16-bit range to 8 bits (Pillow's own conversion would clip every value above 255 to white);
+32-bit float images are refused (their range is unknown: save them as 8 or 16 bits). ``resize_mode="crop"`` keeps the aspect ratio and centre-crops to S x S;
 ``"resize"`` stretches to S x S.
 
 The cache file ``<cache_dir>/<key>.npy`` (plus ``<key>.json`` listing the files that failed) is keyed by the
@@ -21,10 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # "I": how some Pillow versions open a 16-bit PNG
 RESIZE_MODES = ("crop", "resize")
 CACHE_MODES = ("memory", "mmap", "off")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: 16-bit images scaled to 8 bits (1 clipped them)
 MAX_LISTED = 10
 
 
@@ -38,6 +41,7 @@ def decode_image(path: str, size: int, resize_mode: str = "crop") -> np.ndarray:
         if im.format == "JPEG":
             im.draft("RGB", (size, size))  # DCT-domain downscaling: never below the requested size
         im = ImageOps.exif_transpose(im)
+        im = eight_bit(im)
         if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
             rgba = im.convert("RGBA")
             im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
@@ -47,6 +51,18 @@ def decode_image(path: str, size: int, resize_mode: str = "crop") -> np.ndarray:
         else:
             im = im.resize((size, size), Image.Resampling.BICUBIC)
         return np.ascontiguousarray(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
+
+
+def eight_bit(im: Image.Image) -> Image.Image:
+    """A 16-bit grayscale image as 8-bit grayscale, its full 0-65535 range onto 0-255 (others as they are); a
+    32-bit float image is refused with what to do."""
+    if im.mode == "F":
+        raise ValueError("32-bit float images are not supported (their value range is unknown): save them as 8- or "
+                         "16-bit images")
+    if im.mode not in SIXTEEN_BIT_MODES:
+        return im
+    values = np.asarray(im, dtype=np.float64)
+    return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), mode="L")
 
 
 def _decode_chunk(args) -> tuple[int, np.ndarray, list[tuple[int, str]]]:

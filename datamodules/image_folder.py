@@ -1,5 +1,5 @@
 """Your own images in class folders: ``ROOT/train/<class>/*`` and optionally ``ROOT/val/<class>/*``,
-``ROOT/test/<class>/*`` (JPEG, PNG, BMP, WebP). Without a val or test folder, a seeded split of the training
+``ROOT/test/<class>/*`` (JPEG, PNG, BMP, WebP, TIFF, GIF). Without a val or test folder, a seeded split of the training
 images, stratified by class, holds out ``val_fraction`` and ``test_fraction`` of every class."""
 from __future__ import annotations
 

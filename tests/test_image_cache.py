@@ -42,6 +42,31 @@ def test_formats_and_modes_become_rgb(tmp_path, suffix, mode):
         assert mean[0] > 150 and mean[1] < 90 and mean[2] < 90
 
 
+@pytest.mark.parametrize("suffix", ["png", "tif"])
+def test_sixteen_bit_grey_spans_the_same_range_as_its_eight_bit_copy(tmp_path, suffix):
+    """A 16-bit scan (microscopy, medical) used to come out white wherever a pixel was above 255 of 65535."""
+    from PIL import Image
+
+    ramp = np.tile(np.linspace(0, 65535, 64), (64, 1)).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / f"deep.{suffix}")
+    assert Image.open(tmp_path / f"deep.{suffix}").mode.startswith("I")
+    Image.fromarray((ramp // 257).astype(np.uint8)).save(tmp_path / "flat.png")  # the oracle: 8 bits by hand
+    deep, flat = decode_image(str(tmp_path / f"deep.{suffix}"), 16), decode_image(str(tmp_path / "flat.png"), 16)
+    assert np.abs(deep.astype(int) - flat.astype(int)).max() <= 1
+    assert deep[0, 0, 0] < 10 and deep[0, 0, -1] > 245 and 100 < deep[0, 0, 8] < 155  # a ramp, not a white wall
+
+
+def test_gif_and_tiff_files_are_images_and_float_images_are_refused_with_what_to_do(tmp_path):
+    from PIL import Image
+
+    assert all(image_cache.is_image_file(f"a{ext}") for ext in (".tif", ".TIFF", ".gif"))
+    write_image(tmp_path / "frame.gif", class_image((200, 40, 40), size=(20, 20)), "P")
+    assert decode_image(str(tmp_path / "frame.gif"), 8).reshape(3, -1).mean(1)[0] > 150
+    Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(tmp_path / "float.tif")
+    images, bad = decode_all([str(tmp_path / "float.tif")], 8, workers=0)
+    assert "32-bit float images are not supported" in bad[0] and "8- or 16-bit" in bad[0]
+
+
 def test_transparent_pixels_become_white(tmp_path):
     from PIL import Image
 
