@@ -2,7 +2,9 @@
 classification head each), optionally a split column (train / val / test).
 
 Paths are relative to the CSV's folder (or ``image_root``); an absolute path, or one that leads outside that
-folder through ``..`` or a symlink, is refused unless ``allow_outside_paths=true``.
+folder through ``..`` or a symlink, is refused unless ``allow_outside_paths=true``. A CSV written on Windows reads
+the same: its ``\\`` separators become ``/``. Fields are separated by commas, semicolons or tabs (read off the
+header line).
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ def resolve_paths(raw: list[str], root: str, allow_outside: bool, key: str) -> l
     root_real = os.path.realpath(root)
     out, outside = [], []
     for p in raw:
+        p = p.replace("\\", "/") if os.sep == "/" else p  # folder\\image.jpg from a CSV written on Windows
         joined = os.path.join(root, os.path.expanduser(p))
         real = os.path.realpath(joined)
         if os.path.isabs(os.path.expanduser(p)) or os.path.commonpath([root_real, real]) != root_real:
@@ -49,11 +52,19 @@ def resolve_paths(raw: list[str], root: str, allow_outside: bool, key: str) -> l
     return out
 
 
+def delimiter(header: str) -> str:
+    """The field separator of a CSV's header line: whichever of comma, semicolon and tab it holds most (a
+    spreadsheet set to a European locale writes semicolons; a TSV, tabs); a comma for a one-column file."""
+    return max((",", ";", "\t"), key=header.count)
+
+
 def read_csv(path: str) -> tuple[list[str], list[dict[str, str]]]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"data.csv_path: {path} does not exist")
     with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
+        header = f.readline()
+        f.seek(0)  # (utf-8-sig drops a byte-order mark again)
+        reader = csv.DictReader(f, delimiter=delimiter(header))
         rows = list(reader)
         columns = list(reader.fieldnames or [])
     if not columns or not rows:

@@ -33,6 +33,25 @@ def test_every_other_column_is_a_head_with_its_vocabulary(tmp_path):
     assert only.heads == {"size_class": 2}
 
 
+@pytest.mark.parametrize("separator, encoding", [(";", "utf-8"), ("\t", "utf-8"), (",", "utf-8-sig")])
+def test_a_csv_written_on_windows_or_in_another_locale_reads_as_the_plain_one(tmp_path, separator, encoding):
+    """Backslash paths (Windows), semicolons (a spreadsheet in a European locale), tabs, a byte-order mark: the
+    same images, labels and split as the plain comma CSV with forward slashes."""
+    plain = write_csv_dataset(tmp_path, n=24)
+    lines = plain.read_text().splitlines()
+    other = tmp_path / "other.csv"
+    other.write_text("\n".join(line.replace(",", separator).replace("/", "\\") for line in lines) + "\n",
+                     encoding=encoding)
+    assert "images\\000.png" in other.read_text(encoding=encoding)
+    a, b = csv_dm(plain, seed=3), csv_dm(other, seed=3)
+    for dm in (a, b):
+        dm.setup("fit")
+    assert b.heads == a.heads == {"colour": 3, "size_class": 2} and b.vocabularies == a.vocabularies
+    assert b.split_paths == a.split_paths
+    assert torch.equal(b.train_set.images, a.train_set.images)
+    assert all(torch.equal(b.train_set.labels[k], a.train_set.labels[k]) for k in a.heads)
+
+
 def test_integer_labels_sort_numerically(tmp_path):
     rows = []
     for i in range(12):
