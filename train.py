@@ -34,7 +34,7 @@ from callbacks.range_test.finder import RangeTestResult, find_lr
 from callbacks.run.config_checks import (START_UP_ERRORS, check_loggers, check_run_length, check_schedule,
                                          check_seed, instantiate_group, logger_configs, plain_message)
 from callbacks.run.console import (KeepWarnings, log, log_header, log_logger_paths, log_lr_found, log_search_cost,
-                                   log_summary, lr_plan, print_config, quiet_console)
+                                   log_summary, log_train_command, lr_plan, print_config, quiet_console)
 from callbacks.run.hparams import log_run_hparams
 from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overrides, null_group_overrides,
                                      resume_sweep_job, scheduler_config)
@@ -193,6 +193,11 @@ def range_test_task(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.L
     result.log_to(loggers)
     log_lr_found({"max_lr": result.lr}, result.source, result)
     log_logger_paths(loggers)
+    schedule = scheduler_config(cfg)
+    found = {"scheduler.max_lr" if "max_lr" in schedule else "optimizer.lr": result.lr}
+    if result.base_lr is not None and "base_lr" in schedule:  # the accuracy test: both ends of a cyclic schedule
+        found["scheduler.base_lr"] = result.base_lr
+    log_train_command(job_overrides(), found)
     return result.lr
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import shlex
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -51,6 +52,12 @@ def test_task_prints_header_progress_and_lr_found_in_order_and_logs_the_curve_to
     assert out.index("run dir     ") < sweep.start() < trials.start() < out.index("lr found    ")
     assert f"lr found    max_lr = {result.lr:.4g}" in out and result.source in out
     assert f"tensorboard --logdir {tmp_path / 'tensorboard'}" in out
+    # the command that trains with what it found: the same overrides, the task gone, the LR found as max_lr
+    command = shlex.split(re.search(r"train with  (python train\.py .*)", out).group(1))
+    kept = [a for a in args if not a.startswith(("task=", "hydra."))]
+    assert command == ["python", "train.py", *kept, f"scheduler.max_lr={result.lr:.4g}"]
+    trained = compose_config(command[2:], output_dir=tmp_path / "next")
+    assert trained.task.name == "train" and trained.scheduler.max_lr == pytest.approx(result.lr, rel=1e-3)
 
     tags = tensorboard_tags(tmp_path)
     finite = [(k, v) for k, v in enumerate(result.losses) if v == v]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import shlex
 import time
 
 import pytorch_lightning as pl
@@ -121,6 +122,15 @@ def log_lr_found(values: dict, source: str, search=None) -> None:
     found = ", ".join(f"{key} = {value:.4g}" for key, value in values.items())
     cost = f" in {search.elapsed_s:.1f} s ({search.search_steps} optimizer steps)" if search is not None else ""
     log.info(f"lr found    {found}{cost}: {source}")
+
+
+def log_train_command(overrides: list[str], values: dict) -> None:
+    """After task=lr_range_test: the command that trains with what it found, this command's ``overrides`` with the
+    task and any value given for the ``values`` keys (``scheduler.max_lr``, ...) replaced by the LRs found."""
+    replaced = {"task", *values}
+    kept = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] not in replaced]
+    args = kept + [f"{key}={value:.4g}" for key, value in values.items()]
+    log.info(f"train with  python train.py {' '.join(shlex.quote(a) for a in args)}")
 
 
 def log_logger_paths(loggers: list | tuple) -> None:
