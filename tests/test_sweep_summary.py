@@ -254,7 +254,8 @@ def test_an_optuna_sweep_short_of_its_trial_budget_is_incomplete(tmp_path):
 
 
 def test_job_folder_names_leave_out_the_data_paths():
-    """A path's '/' in a job's folder name would nest the job three folders deep (data.root=/data/x)."""
+    """A path's '/' in a job's folder name would nest the job three folders deep (data.root=/data/x); an Optuna
+    sweep's hparams_search is the same in every job."""
     from hydra import compose, initialize_config_dir
     from hydra._internal.config_loader_impl import get_overrides_dirname
     from hydra.core.global_hydra import GlobalHydra
@@ -263,7 +264,7 @@ def test_job_folder_names_leave_out_the_data_paths():
     from conftest import CONF
 
     overrides = ["experiment=image_folder_resnet", "data.root=/data/my images", "data.cache_dir=/scratch/c",
-                 "optimizer.weight_decay=0.001", "seed=3"]
+                 "optimizer.weight_decay=0.001", "seed=3", "hparams_search=one_cycle_optuna"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         job = compose(config_name="train", overrides=overrides, return_hydra_config=True).hydra.job
     GlobalHydra.instance().clear()
