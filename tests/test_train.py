@@ -300,6 +300,21 @@ def test_a_cyclic_max_lr_auto_below_a_fixed_base_lr_says_what_to_set(tmp_path, m
     assert not (tmp_path / "found" / "checkpoints").exists()
 
 
+def test_a_schedule_that_cannot_fit_the_run_fails_before_the_sweep(tmp_path, monkeypatch):
+    """A warm-up as long as the run, with max_lr=auto: the schedule's own error (on the trials' length, the run's
+    compressed) before the range test sweeps; it came after the sweep, at the first trial."""
+    from callbacks.range_test.loss import LRRangeTest
+
+    swept = []
+    monkeypatch.setattr(LRRangeTest, "_one_sweep", lambda *args: swept.append(1))
+    cfg = compose_config(smoke_overrides("scheduler=warmup", "scheduler.max_lr=auto", "scheduler.warmup_length=2",
+                                         "range_test.num_steps=20"), output_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"scheduler.warmup_length must be shorter than training: got 2 epoch\(s\), "
+                                         r"the run is 2 epoch\(s\) \(\d+ optimizer steps\)"):
+        run(cfg)
+    assert swept == [] and not (tmp_path / "checkpoints").exists()
+
+
 def test_auto_refuses_to_train_where_the_search_found_no_evidence(tmp_path, monkeypatch):
     """A search whose minimum sat at the sweep's last LR with no trial learned (issue 20: a ResNet-9 trained there,
     at chance): a plain error naming what to set, result.json says failed with the search's cost, nothing trains."""

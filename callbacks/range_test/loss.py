@@ -23,8 +23,9 @@ from callbacks.range_test.result import RangeTestResult
 from callbacks.range_test.smoothing import default_bandwidth, divergence_index, running_average, sweep_diverged
 from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions, rise_point
 from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
-from callbacks.range_test.trials import (RISE_SHARE, ScheduleFactory, adam_family, check_trial_settings, choose,
-                                         default_schedule, none_learned, trials_after_sweep, untrained_fallback)
+from callbacks.range_test.trials import (RISE_SHARE, ScheduleFactory, adam_family, check_fits_trials,
+                                         check_trial_settings, choose, default_schedule, none_learned,
+                                         trials_after_sweep, untrained_fallback)
 from callbacks.range_test.update_size import UPDATE_SHARE, StepSize, blend, check_update_share, update_point
 
 __all__ = ["LRRangeTest", "loss_rise", "sweep_status"]
@@ -145,6 +146,8 @@ class LRRangeTest(RangeTestCallback):
         lrs = sweep_lrs(self.min_lr, self.max_lr, self.num_steps, self.mode)
         accum = max(int(trainer.accumulate_grad_batches), 1)
         length = (self.trial_fraction, self.trial_min_steps, self.trial_max_steps, self.trial_min_images)
+        if self.trial_factors:  # a schedule that cannot fit the trials fails before the sweep, not after it
+            check_fits_trials(trainer, self.trial_schedule, self.max_lr, length)
         rank_zero_info(search_plan(trainer, self.num_steps, self.repeats, self.trial_factors, length,
                                    self.trial_refine).line())  # before it starts: a search too costly can be stopped
         runs = []

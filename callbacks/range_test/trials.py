@@ -280,6 +280,25 @@ def _bound_schedule(schedule: Callable[..., Any], total: int, steps_per_epoch: O
     return lambda step: schedule(step, total)
 
 
+def trial_shape(trainer: Any, length: tuple) -> tuple:
+    """Each trial's optimizer steps (``trial_length(run steps, *length, images_per_step)``, the run's steps being
+    the trainer's ``estimated_stepping_batches``) and its epoch in steps: the run's epoch compressed by the same
+    ratio, so that an epoch-based schedule keeps its shape (``None`` for a loader without a length)."""
+    run_steps = float(trainer.estimated_stepping_batches)
+    steps = trial_length(run_steps, *length, images_per_step=images_per_step(trainer))
+    batches = trainer.num_training_batches
+    per_epoch = math.ceil(batches / max(int(trainer.accumulate_grad_batches), 1)) if math.isfinite(batches) else None
+    return steps, per_epoch * steps / run_steps if per_epoch and math.isfinite(run_steps) else None
+
+
+def check_fits_trials(trainer: Any, schedule: ScheduleFactory, peak: float, length: tuple) -> None:
+    """The schedule at ``peak``, bound as the trials will run it (:func:`trial_shape`) and evaluated once, before
+    the sweep: a shape that cannot fit (a warm-up as long as the training) fails now with the schedule's own error,
+    not after the sweep, at the first trial."""
+    steps, scaled_epoch = trial_shape(trainer, length)
+    _bound_schedule(schedule(max_lr=float(peak)), steps, scaled_epoch)(0)
+
+
 def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float], steps: int,
                schedule: ScheduleFactory, seed: Optional[int], steps_per_epoch: Optional[float],
                val_batches: int = 0) -> List[Dict[str, Any]]:
@@ -339,12 +358,8 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
     ``floor``, the sweep's first LR) until one learns; not with ``descend=False`` (the caller has a better fallback:
     the rise point, for an SGD-family optimizer, :func:`untrained_fallback`; none of the 17 SGD-family descents of
     issue 20's benchmark ever learned, RESULTS.md 2026-12-01 19:20). ``val_batches``: see :func:`run_trials`."""
-    run_steps = float(trainer.estimated_stepping_batches)
+    steps, scaled_epoch = trial_shape(trainer, length)
     per_step = images_per_step(trainer)
-    steps = trial_length(run_steps, *length, images_per_step=per_step)
-    batches = trainer.num_training_batches
-    per_epoch = math.ceil(batches / max(int(trainer.accumulate_grad_batches), 1)) if math.isfinite(batches) else None
-    scaled_epoch = per_epoch * steps / run_steps if per_epoch and math.isfinite(run_steps) else None
     chance = chance_level(pl_module)
     trials = run_trials(trainer, pl_module, snapshot, candidates(base, factors, cap), steps, schedule, seed,
                         scaled_epoch, val_batches)
