@@ -265,9 +265,25 @@ def metrics_already_recorded(cfg: DictConfig, trainer: pl.Trainer) -> dict:
     return dict(earlier.get("metrics") or {})
 
 
+def validated_before_the_end(trainer: pl.Trainer, datamodule) -> bool:
+    """Whether the fit's last validation ran before its last step, so its val/ metrics are not the final weights':
+    a stop mid-epoch (``trainer.max_steps``), or a last epoch that ``check_val_every_n_epoch`` skipped (Lightning
+    validates neither). Not with no validation split (or ``limit_val_batches=0``), nor with an interval in steps."""
+    if not len(getattr(datamodule, "val_set", None) or []) or trainer.limit_val_batches == 0:
+        return False
+    every, batches = trainer.check_val_every_n_epoch, trainer.num_training_batches
+    if every is None or not math.isfinite(batches):
+        return False
+    per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
+    return trainer.global_step % per_epoch != 0 or trainer.current_epoch % every != 0
+
+
 def evaluate(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: Ending,
              checkpoint: str | None) -> float | None:
-    """The final (and best) metrics, the test split's when ``test=true``; returns the monitored metric."""
+    """The final (and best) metrics, the test split's when ``test=true``; returns the monitored metric. The val/
+    metrics are the final weights': validated again where the fit's last validation came before its last step."""
+    if validated_before_the_end(trainer, datamodule):
+        trainer.validate(model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = next((cb.best_model_score for cb in trainer.checkpoint_callbacks if cb.monitor == cfg.monitor), None)
     if best is not None:

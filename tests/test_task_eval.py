@@ -91,6 +91,19 @@ def test_eval_reproduces_the_test_metrics_the_training_run_recorded(trained):
     assert not (trained.eval_dir / "checkpoints").exists() and read_result(trained.root / "train") == trained.training
 
 
+@pytest.mark.parametrize("length", [["trainer.max_steps=4", "trainer.max_epochs=-1"],   # stops mid-epoch 2
+                                    ["trainer.max_epochs=3", "trainer.check_val_every_n_epoch=2"]])  # epoch 3 unvalidated
+def test_a_run_records_the_validation_metrics_of_its_final_weights(trained, tmp_path, length):
+    """Lightning validates neither at a stop mid-epoch nor in an epoch check_val_every_n_epoch skips: the run's val/
+    metrics (and the objective a sweeper ranks) were those of earlier weights; now they are last.ckpt's, by hand."""
+    run_in_process([*data_overrides(trained.data), "scheduler.max_lr=0.1", *length], tmp_path)
+    result = read_result(tmp_path)
+    acc, loss = by_hand(tmp_path / "checkpoints" / "last.ckpt", trained.data / "val")
+    assert result["status"] == "completed" and result["steps"] == (4 if "trainer.max_steps=4" in length else 9)
+    assert (result["metrics"]["val/acc"], result["metrics"]["val/loss"]) == pytest.approx((acc, loss), abs=1e-5)
+    assert result["objective"] == result["metrics"]["val/acc"]
+
+
 def test_tta_true_is_recorded_and_averages_the_flipped_views(trained, tmp_path):
     cfg = compose_config(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(trained.data), "tta=true"],
                          output_dir=tmp_path)
