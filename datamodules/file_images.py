@@ -131,6 +131,7 @@ class FileImageDataModule(TensorImageDataModule):
         split = {s: Split(x, self.labels_of(rec, idx), [rec.paths[i] for i in idx])
                  for s, (x, idx) in decoded.parts.items()}
         val, test = split["val"] if split["val"].paths else None, split["test"] if split["test"].paths else None
+        self.warn_missing_classes(rec, {s: idx for s, (_, idx) in decoded.parts.items() if s != "train"})
         if val is None:
             if self.val_fraction > 0:
                 raise ValueError(f"data.val_fraction={self.val_fraction} holds out no image: the classes of "
@@ -171,6 +172,18 @@ class FileImageDataModule(TensorImageDataModule):
                 raise ValueError(f"{self.source_key}: the split leaves class(es) {absent} of attribute {head!r} "
                                  "without training images; add images, lower data.val_fraction/data.test_fraction "
                                  "or change the split")
+
+    def warn_missing_classes(self, rec: Records, parts: dict[str, np.ndarray]) -> None:
+        """Warns where a validation or test split (record indices ``parts``) has no image of some class: its
+        accuracy then covers the other classes alone, and a checkpoint chosen on it never saw that class judged."""
+        for name, idx in parts.items():
+            for head, vocab in (rec.vocabularies.items() if len(idx) else ()):
+                present = set(np.unique(rec.labels[head][idx]).tolist())
+                absent = [c for i, c in enumerate(vocab) if i not in present]
+                if absent:
+                    warnings.warn(f"{self.source_key}: the {name} split has no images of class(es) {absent[:10]} of "
+                                  f"attribute {head!r}; its metrics cover the other {len(vocab) - len(absent)} of "
+                                  f"{len(vocab)} classes", stacklevel=2)
 
     # -- decoding -------------------------------------------------------------------------------------------------
     def decode_splits(self, rec: Records) -> DecodedSplits:

@@ -66,6 +66,23 @@ def test_test_fraction_and_explicit_val_and_test_folders(tmp_path):
     assert all("/val/" in p for p in dm.split_paths["val"]) and all("/test/" in p for p in dm.split_paths["test"])
 
 
+def test_a_val_or_test_folder_without_some_class_is_named_in_a_warning(tmp_path):
+    write_folder_dataset(tmp_path, per_class=4, splits=("train", "val", "test"))
+    names = sorted(COLORS)
+    for image in (tmp_path / "val" / names[1]).iterdir():
+        image.unlink()
+    (tmp_path / "val" / names[1]).rmdir()
+    with pytest.warns(UserWarning, match=rf"the val split has no images of class\(es\) \['{names[1]}'\] of "
+                                         rf"attribute 'label'; its metrics cover the other 2 of 3 classes") as caught:
+        folder_dm(tmp_path).setup("fit")
+    assert not [w for w in caught if "test split" in str(w.message)]  # the test folder holds every class
+    full = write_folder_dataset(tmp_path / "full", per_class=4, splits=("train", "val", "test"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        folder_dm(full).setup("fit")
+    assert not [w for w in caught if "has no images of" in str(w.message)]
+
+
 def test_batched_ops_compose_in_batch_augment(tmp_path):
     dm = folder_dm(tmp_path, crop_padding=0, flip=False, resized_crop_scale=[0.3, 0.6], color_jitter=0.3)
     assert dm.batched_ops == {"resized_crop_scale": [0.3, 0.6], "resized_crop_ratio": (3 / 4, 4 / 3), "jitter": 0.3}
