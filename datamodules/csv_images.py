@@ -15,6 +15,9 @@ import numpy as np
 
 from datamodules.file_images import FileImageDataModule, Records, SPLITS
 from datamodules.image_cache import MAX_LISTED
+from datamodules.tensor_images import UNKNOWN_LABEL
+
+MISSING_LABELS = ("error", "ignore")
 
 
 def vocabulary(values: list[str]) -> list[str]:
@@ -83,6 +86,8 @@ class CSVImageDataModule(FileImageDataModule):
         stratify_on: the label column the seeded split is stratified on (default: the first label column).
         image_root: folder the paths are relative to (default: the CSV's folder).
         allow_outside_paths: accept absolute paths and paths leading outside that folder.
+        missing_labels: an empty label cell is an ``error`` (the default), or ``ignore``: that image counts for
+            nothing in that attribute's loss and metrics (its label is ``UNKNOWN_LABEL``) and trains the others.
         **kwargs: see :class:`FileImageDataModule` and :class:`TensorImageDataModule`.
     """
 
@@ -90,8 +95,11 @@ class CSVImageDataModule(FileImageDataModule):
 
     def __init__(self, csv_path: str, image_column: str | None = None, label_columns: list[str] | None = None,
                  split_column: str | None = "split", stratify_on: str | None = None, image_root: str | None = None,
-                 allow_outside_paths: bool = False, **kwargs):
+                 allow_outside_paths: bool = False, missing_labels: str = "error", **kwargs):
         super().__init__(**kwargs)
+        if missing_labels not in MISSING_LABELS:
+            raise ValueError(f"data.missing_labels must be one of {list(MISSING_LABELS)}, got {missing_labels!r}")
+        self.missing_labels = missing_labels
         self.csv_path = os.path.abspath(os.path.expanduser(str(csv_path)))
         self.image_column, self.split_column, self.stratify_on = image_column, split_column, stratify_on
         self.label_columns = list(label_columns) if label_columns is not None else None
@@ -123,17 +131,19 @@ class CSVImageDataModule(FileImageDataModule):
         for col in labels:
             values = [(row.get(col) or "").strip() for row in rows]
             empty = [i + 2 for i, v in enumerate(values) if not v]  # line numbers (the header is line 1)
-            if empty:
+            if empty and self.missing_labels == "error":
                 raise ValueError(f"{where}: label column {col!r} is empty on {len(empty)} line(s), e.g. lines "
-                                 f"{empty[:MAX_LISTED]}; every image needs a value in every label column: fill "
-                                 "them in (an unknown value can be a class of its own), drop those lines, or leave "
-                                 "the column out of data.label_columns")
-            vocab = vocabulary(values)
+                                 f"{empty[:MAX_LISTED]}; with data.missing_labels=ignore an empty cell leaves "
+                                 "that image out of this attribute's loss and metrics (its other attributes still "
+                                 "train); else fill them in (an unknown value can be a class of its own), drop "
+                                 "those lines, or leave the column out of data.label_columns")
+            vocab = vocabulary([v for v in values if v])
             if len(vocab) < 2:
                 raise ValueError(f"{where}: label column {col!r} has a single value {vocab}; a classification "
                                  "head needs >= 2 classes (drop it from data.label_columns)")
             index = {v: i for i, v in enumerate(vocab)}
-            vocabularies[col], label_arrays[col] = vocab, np.asarray([index[v] for v in values], np.int64)
+            vocabularies[col] = vocab
+            label_arrays[col] = np.asarray([index[v] if v else UNKNOWN_LABEL for v in values], np.int64)
         split = None
         if split_col is not None:
             split = np.asarray([(row.get(split_col) or "").strip().lower() for row in rows], dtype=object)

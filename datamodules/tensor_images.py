@@ -82,10 +82,17 @@ def channel_stats(images: torch.Tensor, cache_file: str | None = None) -> tuple[
     return mean.float(), std.float()
 
 
+#: The label of an image whose class is unknown for a head (a CSV's empty cell with data.missing_labels=ignore):
+#: PyTorch's default ``ignore_index``, which the classifier's loss and metrics skip (``classifier.IGNORE_INDEX``).
+UNKNOWN_LABEL = -100
+
+
 def class_counts(labels, vocabularies: Mapping[str, list[str]]) -> dict[str, list[int]]:
-    """{head: images per class} of labels (N,) (the one head) or {head: (N,)}."""
+    """{head: images per class} of labels (N,) (the one head) or {head: (N,)}; unknown labels count for no class."""
     per_head = labels if isinstance(labels, Mapping) else {next(iter(vocabularies)): labels}
-    return {h: torch.as_tensor(per_head[h]).bincount(minlength=len(v)).tolist() for h, v in vocabularies.items()}
+    known = {h: torch.as_tensor(per_head[h]) for h in vocabularies}
+    return {h: known[h][known[h] != UNKNOWN_LABEL].bincount(minlength=len(v)).tolist()
+            for h, v in vocabularies.items()}
 
 
 def holdout(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_modules.classifier_metrics import ClassifierMetrics
+from lightning_modules.classifier_metrics import IGNORE_INDEX, ClassifierMetrics
 from lightning_modules.networks import count_parameters
 
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
@@ -134,13 +134,17 @@ class Classifier(ClassifierMetrics, pl.LightningModule):
         return self.logits(x) if level == 0 else tta_logits(self.logits, x, level)
 
     def loss_from_logits(self, logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]):
-        """Weighted sum over heads of the mean cross-entropy (with label smoothing and class weights)."""
+        """Weighted sum over heads of the mean cross-entropy (with label smoothing and class weights) over the images
+        whose class the head knows (targets ``IGNORE_INDEX`` skipped; a head with none in the batch adds 0)."""
         total = 0
         for n in self.head_names:
             weight = self.class_weights.get(n)
             weight = None if weight is None else weight.to(logits[n].device)
-            ce = F.cross_entropy(logits[n].float(), targets[n], weight=weight, label_smoothing=self.label_smoothing)
-            total = total + self.loss_weights.get(n, 1.0) * ce
+            per_image = F.cross_entropy(logits[n].float(), targets[n], weight=weight, reduction="none",
+                                        ignore_index=IGNORE_INDEX, label_smoothing=self.label_smoothing)
+            known = targets[n] != IGNORE_INDEX
+            share = known.float() if weight is None else weight[targets[n].clamp_min(0)] * known
+            total = total + self.loss_weights.get(n, 1.0) * per_image.sum() / share.sum().clamp_min(1e-12)
         return total
 
     # -- API for callbacks (no logging) ---------------------------------------------------------------------------
@@ -173,7 +177,7 @@ class Classifier(ClassifierMetrics, pl.LightningModule):
         x, y = batch
         logits, targets = self.logits(x), self._targets(y)
         correct = sum((logits[n].argmax(1) == targets[n]).sum() for n in self.head_names)
-        return correct, len(x) * len(self.head_names)
+        return correct, sum(int((targets[n] != IGNORE_INDEX).sum()) for n in self.head_names)
 
     # -- steps ----------------------------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):

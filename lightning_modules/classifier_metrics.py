@@ -11,6 +11,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from lightning_modules.confusion import log_confusion_matrix
 
+IGNORE_INDEX = -100  # a target the loss and metrics skip: an unknown class (datamodules' UNKNOWN_LABEL)
+
 
 class ClassifierMetrics:
     """Metric modules and logging of the Classifier (a mixin before ``pl.LightningModule``: it uses the module's
@@ -24,12 +26,15 @@ class ClassifierMetrics:
     def make_metrics(self, heads: Mapping[str, int]) -> None:
         """The metric modules of every head (call once the module's ``__init__`` has run ``super().__init__``)."""
         self.metrics = nn.ModuleDict({
-            f"{split}_{name}": MulticlassAccuracy(int(n), average="micro")
+            f"{split}_{name}": MulticlassAccuracy(int(n), average="micro", ignore_index=IGNORE_INDEX)
             for split in ("val", "test", "test_no_tta") for name, n in heads.items()
         })
-        self.f1 = nn.ModuleDict({f"{split}_{name}": MulticlassF1Score(int(n), average="macro")
-                                 for split in ("val", "test") for name, n in heads.items()})
-        self.confusion = nn.ModuleDict({name: MulticlassConfusionMatrix(int(n)) for name, n in heads.items()})
+        self.f1 = nn.ModuleDict({
+            f"{split}_{name}": MulticlassF1Score(int(n), average="macro", ignore_index=IGNORE_INDEX)
+            for split in ("val", "test") for name, n in heads.items()
+        })
+        self.confusion = nn.ModuleDict({name: MulticlassConfusionMatrix(int(n), ignore_index=IGNORE_INDEX)
+                                        for name, n in heads.items()})
 
     def _log_step(self, split: str, loss, logits, targets, batch_size: int, on_step: bool):
         # training logs per step, evaluation per epoch: one series per name (train/loss, val/acc, ...)
@@ -44,9 +49,10 @@ class ClassifierMetrics:
         # the batch's accuracy (micro: correct / predictions) as a tensor, off the progress bar: the logger reads it
         # every log_every_n_steps; on the bar it would be read (a device-to-host sync) after every batch
         for name in self.head_names:
-            correct = logits[name].detach().argmax(1) == targets[name]
-            self.log(self._key("train", name, "acc"), correct.float().mean(), on_step=True, on_epoch=False,
-                     batch_size=batch_size)
+            known = targets[name] != IGNORE_INDEX
+            correct = (logits[name].detach().argmax(1) == targets[name]) & known
+            self.log(self._key("train", name, "acc"), correct.sum() / known.sum().clamp_min(1), on_step=True,
+                     on_epoch=False, batch_size=batch_size)
 
     def _log_accuracy(self, split: str, logits, targets, batch_size: int, on_step: bool, prog_bar: bool):
         for name in self.head_names:
