@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -226,7 +227,8 @@ class FileImageDataModule(TensorImageDataModule):
         import albumentations as A
         from hydra.utils import instantiate
 
-        return A.Compose([instantiate(step) for step in self.albumentation_steps])
+        # from train.py, Hydra has already built them (instantiate is recursive); from Python, they may be configs
+        return A.Compose([instantiate(step) if isinstance(step, Mapping) else step for step in self.albumentation_steps])
 
 
 def _digest(indices: np.ndarray) -> str:

@@ -210,6 +210,23 @@ def test_albumentations_pipeline_from_config(tmp_path):
         folder_dm(tmp_path, albumentations=flip)
 
 
+def test_albumentations_given_on_the_command_line_build_through_hydra(tmp_path):
+    """data.albumentations=[{_target_: ...}] as a user types it: Hydra's recursive instantiate builds the transforms
+    before the datamodule sees them (it then failed: 'Cannot instantiate config of type HorizontalFlip')."""
+    from callbacks.run.config_checks import instantiate_group
+    from conftest import compose_config
+
+    write_folder_dataset(tmp_path / "data", per_class=4)
+    cfg = compose_config(["data=image_folder", f"data.root={tmp_path / 'data'}", "data.augment=albumentations",
+                          "data.albumentations=[{_target_:albumentations.HorizontalFlip,p:1.0}]",
+                          "data.decode_workers=0", "data.batch_size=4", "data.image_size=12", "data.val_fraction=0.25"],
+                         output_dir=tmp_path)
+    dm = instantiate_group(cfg, "data")
+    dm.setup("fit")
+    images, _ = dm.train_set.__getitems__([0, 1])
+    assert torch.equal(images, dm.train_set.images[:2].flip(3))
+
+
 def test_a_validation_fraction_too_small_to_hold_out_an_image_is_refused(tmp_path):
     write_folder_dataset(tmp_path, per_class=4)  # 4 x 0.1 rounds to 0 in every class
     with pytest.raises(ValueError, match="data.val_fraction=0.1 holds out no image"):
