@@ -38,6 +38,7 @@ from callbacks.run.console import (KeepWarnings, log, log_header, log_logger_pat
 from callbacks.run.hparams import log_run_hparams
 from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overrides, null_group_overrides,
                                      resume_sweep_job, scheduler_config)
+from callbacks.run.intervals import log_interval, validated_before_the_end
 from callbacks.run.machine import fall_back_without_gpu, speed_settings, usable_threads
 from callbacks.run.result_file import (put_back, read_result, run_records, worst_value, write_config,
                                        write_result)
@@ -265,19 +266,6 @@ def metrics_already_recorded(cfg: DictConfig, trainer: pl.Trainer) -> dict:
     return dict(earlier.get("metrics") or {})
 
 
-def validated_before_the_end(trainer: pl.Trainer, datamodule) -> bool:
-    """Whether the fit's last validation ran before its last step, so its val/ metrics are not the final weights':
-    a stop mid-epoch (``trainer.max_steps``), or a last epoch that ``check_val_every_n_epoch`` skipped (Lightning
-    validates neither). Not with no validation split (or ``limit_val_batches=0``), nor with an interval in steps."""
-    if not len(getattr(datamodule, "val_set", None) or []) or trainer.limit_val_batches == 0:
-        return False
-    every, batches = trainer.check_val_every_n_epoch, trainer.num_training_batches
-    if every is None or not math.isfinite(batches):
-        return False
-    per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
-    return trainer.global_step % per_epoch != 0 or trainer.current_epoch % every != 0
-
-
 def evaluate(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: Ending,
              checkpoint: str | None) -> float | None:
     """The final (and best) metrics, the test split's when ``test=true``; returns the monitored metric. The val/
@@ -327,6 +315,7 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     datamodule = instantiate_group(cfg, "data")
     datamodule.prepare_data()  # missing or corrupt data fails here, before anything is built
     datamodule.setup("fit")
+    cfg.trainer.log_every_n_steps = log_interval(cfg.trainer, datamodule)  # a short epoch still draws its curve
 
     model = instantiate_group(cfg, "model", heads=datamodule.heads, optimizer=instantiate_group(cfg, "optimizer"))
     if checkpoint is not None:

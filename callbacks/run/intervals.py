@@ -1,0 +1,39 @@
+"""Lightning's logging and validation intervals against the run's length: where its defaults would leave a run of
+short epochs (a small set of your own images) with few or no points of its training curve, or its val/ metrics
+from weights before the last step."""
+from __future__ import annotations
+
+import math
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig
+
+
+def log_interval(trainer: DictConfig, datamodule) -> int:
+    """``trainer.log_every_n_steps``, cut to an epoch's optimizer steps where an epoch is shorter. Lightning logs the
+    train/ metrics every that many steps: 4 epochs of 2 batches at the default 10 drew no point at all (Lightning
+    warns, and says to lower it). Unchanged without ``datamodule.steps_per_epoch`` or at 0 (no logging)."""
+    configured = trainer.get("log_every_n_steps", 50)
+    steps_per_epoch = getattr(datamodule, "steps_per_epoch", None)
+    if not configured or not callable(steps_per_epoch):
+        return configured
+    batches = steps_per_epoch()
+    limit = trainer.get("limit_train_batches")
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        batches = min(batches, limit)
+    elif isinstance(limit, float):
+        batches = math.ceil(batches * limit)
+    return max(1, min(configured, math.ceil(batches / max(int(trainer.get("accumulate_grad_batches", 1)), 1))))
+
+
+def validated_before_the_end(trainer: pl.Trainer, datamodule) -> bool:
+    """Whether the fit's last validation ran before its last step, so its val/ metrics are not the final weights':
+    a stop mid-epoch (``trainer.max_steps``), or a last epoch that ``check_val_every_n_epoch`` skipped (Lightning
+    validates neither). Not with no validation split (or ``limit_val_batches=0``), nor with an interval in steps."""
+    if not len(getattr(datamodule, "val_set", None) or []) or trainer.limit_val_batches == 0:
+        return False
+    every, batches = trainer.check_val_every_n_epoch, trainer.num_training_batches
+    if every is None or not math.isfinite(batches):
+        return False
+    per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
+    return trainer.global_step % per_epoch != 0 or trainer.current_epoch % every != 0
