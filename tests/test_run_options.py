@@ -178,6 +178,14 @@ def test_debug_profiler_writes_its_report_in_the_run_dir(tmp_path):
     assert "TEST Profiler Report" in (tmp_path / "test-profiler.txt").read_text()
 
 
+def test_a_required_key_left_out_is_one_plain_error_naming_it(tmp_path):
+    """experiment=attributes without data.csv_path (a ??? in its config): it was a traceback."""
+    result = run_train_forked(["experiment=attributes", f"hydra.run.dir={tmp_path}"], cwd=tmp_path,
+                              env_extra=ONE_THREAD)
+    assert one_plain_error(result) == ("Error: data.csv_path has no value and this run needs one: add "
+                                       "data.csv_path=... to the command line")
+
+
 @pytest.mark.parametrize("seed", ["abc", "1.5", "-1"])
 def test_a_bad_seed_is_named(tmp_path, seed):
     if seed == "abc":  # as a user sees it

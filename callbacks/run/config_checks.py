@@ -10,19 +10,23 @@ from typing import Any
 from hydra.errors import InstantiationException
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue
 
 from callbacks.run.hydra_job import key_origin, runtime_choices, scheduler_config, short_name
 from callbacks.schedules.lr_schedule import LRSchedule
 
 # The project's start-up errors: every check of a config key, file or checkpoint raises one of these with a message
 # that names the key or path and what is allowed; train.py prints that message alone (no traceback wall).
-START_UP_ERRORS = (ValueError, FileNotFoundError, InstantiationException)
+START_UP_ERRORS = (ValueError, FileNotFoundError, InstantiationException, MissingMandatoryValue)
 
 
 def plain_message(err: BaseException) -> str:
-    """The message of the error a config check raised (unwrapping Hydra's InstantiationException)."""
+    """The message of the error a config check raised (unwrapping Hydra's InstantiationException); a key left at
+    ``???`` (``data.csv_path`` of experiment=attributes) as what to type."""
     while isinstance(err, InstantiationException) and err.__cause__ is not None:
         err = err.__cause__
+    if isinstance(err, MissingMandatoryValue) and err.full_key:
+        return f"{err.full_key} has no value and this run needs one: add {err.full_key}=... to the command line"
     return str(err)
 
 
