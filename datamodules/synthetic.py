@@ -36,8 +36,8 @@ class SyntheticDataModule(TrainTestDataModule):
         super().__init__(seed=seed, **kwargs)
         for key, value in (("num_train", num_train), ("num_val", num_val), ("num_classes", num_classes),
                            ("image_size", image_size)):
-            if value < 1:
-                raise ValueError(f"data.{key} must be >= 1, got {value}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"data.{key} must be an integer >= 1, got {value!r}")
         self.num_train, self.num_val, self.num_classes = num_train, num_val, num_classes
         self.size, self.noise = image_size, noise
 

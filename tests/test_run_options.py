@@ -5,6 +5,7 @@ their exit status and console, without paying train.py's imports each time."""
 import csv
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -184,6 +185,24 @@ def test_a_required_key_left_out_is_one_plain_error_naming_it(tmp_path):
                               env_extra=ONE_THREAD)
     assert one_plain_error(result) == ("Error: data.csv_path has no value and this run needs one: add "
                                        "data.csv_path=... to the command line")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["optimizer.weight_decay=-1"], r"^optimizer \(SGD\): Invalid weight_decay value: -1 \(its keys: .*"
+                                    r"optimizer.weight_decay=-1"),  # outside a Hydra job: the class, not the option
+    (["optimizer=adamw", "optimizer.betas=[1.5,0.9]"], r"^optimizer \(AdamW\): Invalid beta parameter at index 0: "),
+    (["data.image_size=abc"], r"^data.image_size must be an integer >= 1, got 'abc'"),
+])
+def test_bad_optimizer_and_data_numbers_are_named_before_anything_runs(tmp_path, extra, message):
+    """torch's own messages named no key ("Invalid weight_decay value: -1"), and came only when Lightning built the
+    optimizer; a word as the synthetic image size failed on a '<' between str and int."""
+    from callbacks.run.config_checks import plain_message
+    from train import run
+
+    with pytest.raises(Exception) as caught:
+        run(compose_config([*TINY, *extra], output_dir=tmp_path))
+    assert re.search(message, plain_message(caught.value)), plain_message(caught.value)
+    assert not (tmp_path / "result.json").exists()
 
 
 @pytest.mark.parametrize("seed", ["abc", "1.5", "-1"])

@@ -50,6 +50,19 @@ def check_schedule(cfg: DictConfig, stand_ins: dict[str, Any]) -> None:
                              "or choose a schedule (scheduler=one_cycle)")
 
 
+def check_optimizer(cfg: DictConfig, model) -> None:
+    """torch's optimizers check their numbers (a negative lr or weight decay, betas outside [0, 1)) only when built,
+    in Lightning's configure_optimizers, with messages that name no key ("Invalid learning rate: -1"): build it once
+    now and name the group and its keys."""
+    try:
+        model.configure_optimizers()
+    except ValueError as err:
+        option = runtime_choices().get("optimizer")
+        group = f"optimizer={option}" if option else f"optimizer ({short_name(cfg.optimizer.get('_target_'))})"
+        keys = ", ".join(f"optimizer.{k}={v}" for k, v in cfg.optimizer.items() if not k.startswith("_"))
+        raise ValueError(f"{group}: {err} (its keys: {keys})") from None
+
+
 SEED_MAX = 2**32 - 1  # numpy's seed range, which pl.seed_everything also enforces
 
 # Loggers whose package is an optional install: the package to import (and pip install) for each Lightning class.
