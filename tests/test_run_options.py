@@ -180,11 +180,15 @@ def test_debug_profiler_writes_its_report_in_the_run_dir(tmp_path):
 
 
 def test_a_required_key_left_out_is_one_plain_error_naming_it(tmp_path):
-    """experiment=attributes without data.csv_path (a ??? in its config): it was a traceback."""
-    result = run_train_forked(["experiment=attributes", f"hydra.run.dir={tmp_path}"], cwd=tmp_path,
-                              env_extra=ONE_THREAD)
-    assert one_plain_error(result) == ("Error: data.csv_path has no value and this run needs one: add "
-                                       "data.csv_path=... to the command line")
+    """experiment=attributes without data.csv_path (a ??? in its config): it was a traceback. A START_UP_ERRORS
+    error is what train.py's main prints as one line, exit 2 (the forked tests above show that path)."""
+    from callbacks.run.config_checks import START_UP_ERRORS, plain_message
+    from train import run
+
+    with pytest.raises(START_UP_ERRORS) as caught:
+        run(compose_config(["experiment=attributes"], output_dir=tmp_path))
+    assert plain_message(caught.value) == ("data.csv_path has no value and this run needs one: add data.csv_path=... "
+                                           "to the command line")
 
 
 @pytest.mark.parametrize("extra, message", [
