@@ -12,6 +12,7 @@ LENGTH = (0.05, 50, 200, 3200)  # conf/range_test/exp.yaml: trial_fraction, min 
 
 def fake_trainer(run_steps, batch, accumulate=1, world_size=1):
     return SimpleNamespace(estimated_stepping_batches=run_steps, accumulate_grad_batches=accumulate,
+                           num_training_batches=run_steps,  # one epoch: the trials' epoch is theirs
                            world_size=world_size, train_dataloader=DataLoader(list(range(batch)), batch_size=batch))
 
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from callbacks.range_test.trials import LADDER_STEPS, images_per_step, trial_length
+from callbacks.range_test.trials import LADDER_STEPS, trial_shape
 
 __all__ = ["SearchPlan", "search_plan"]
 
@@ -19,8 +19,8 @@ __all__ = ["SearchPlan", "search_plan"]
 @dataclass(frozen=True)
 class SearchPlan:
     """At most ``sweep_steps`` optimizer steps of range test, then ``trials`` trials of ``trial_steps`` each (with
-    ``spare_trials`` more where no trial learns and the trials descend below the lowest candidate), for a training run of ``run_steps``
-    (``None``: unknown)."""
+    ``spare_trials`` more where no trial learns and the trials descend below the lowest candidate), for a training
+    run of ``run_steps`` (``None``: unknown)."""
     sweep_steps: int
     trials: int
     trial_steps: int
@@ -53,12 +53,12 @@ class SearchPlan:
 def search_plan(trainer: Any, sweep_steps: int, repeats: int, factors: Optional[Sequence[float]], length: tuple,
                 refine: bool) -> SearchPlan:
     """The plan of the loss range test on ``trainer``: ``repeats`` sweeps of ``sweep_steps``; one trial per distinct
-    factor and one refinement (``refine``), each ``trial_length(run steps, *length, images_per_step)`` steps long
-    (``length``: fraction, min and max steps, min images, as the trials run them), and up to
+    factor and one refinement (``refine``), each as long as the trials will run (:func:`~callbacks.range_test.trials.
+    trial_shape`; ``length``: fraction, min and max steps, min images), and up to
     :data:`~callbacks.range_test.trials.LADDER_STEPS` spare trials (the descent where no trial learns)."""
     run = float(trainer.estimated_stepping_batches)
     run_steps = int(run) if math.isfinite(run) else None
     trials = len(set(float(f) for f in factors or ())) + (1 if factors and refine else 0)
-    steps = trial_length(run_steps, *length, images_per_step=images_per_step(trainer)) if trials else 0
+    steps = trial_shape(trainer, length)[0] if trials else 0
     return SearchPlan(sweep_steps=sweep_steps * repeats, trials=trials, trial_steps=steps,
                       spare_trials=LADDER_STEPS if trials else 0, run_steps=run_steps)
