@@ -35,7 +35,7 @@ from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from callbacks.range_test.progress import progress_task
-from callbacks.schedules.lr_schedule import momentum_key, set_momentum
+from callbacks.schedules.lr_schedule import momentum_key, optimizer_steps_per_epoch, set_momentum
 from callbacks.schedules.shapes import one_cycle
 
 __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length",
@@ -286,8 +286,7 @@ def trial_shape(trainer: Any, length: tuple) -> tuple:
     ratio, so that an epoch-based schedule keeps its shape (``None`` for a loader without a length)."""
     run_steps = float(trainer.estimated_stepping_batches)
     steps = trial_length(run_steps, *length, images_per_step=images_per_step(trainer))
-    batches = trainer.num_training_batches
-    per_epoch = math.ceil(batches / max(int(trainer.accumulate_grad_batches), 1)) if math.isfinite(batches) else None
+    per_epoch = optimizer_steps_per_epoch(trainer)
     return steps, per_epoch * steps / run_steps if per_epoch and math.isfinite(run_steps) else None
 
 

@@ -8,6 +8,8 @@ import math
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
+from callbacks.schedules.lr_schedule import optimizer_steps_per_epoch
+
 
 def log_interval(trainer: DictConfig, datamodule) -> int:
     """``trainer.log_every_n_steps``, cut to an epoch's optimizer steps where an epoch is shorter. Lightning logs the
@@ -32,8 +34,7 @@ def validated_before_the_end(trainer: pl.Trainer, datamodule) -> bool:
     validates neither). Not with no validation split (or ``limit_val_batches=0``), nor with an interval in steps."""
     if not len(getattr(datamodule, "val_set", None) or []) or trainer.limit_val_batches == 0:
         return False
-    every, batches = trainer.check_val_every_n_epoch, trainer.num_training_batches
-    if every is None or not math.isfinite(batches):
+    every, per_epoch = trainer.check_val_every_n_epoch, optimizer_steps_per_epoch(trainer)
+    if every is None or per_epoch is None:
         return False
-    per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
     return trainer.global_step % per_epoch != 0 or trainer.current_epoch % every != 0

@@ -58,6 +58,13 @@ def schedule_shape(schedule: Schedule) -> dict[str, Any]:
     return {k: _plain(v) for k, v in shape.items()}
 
 
+def optimizer_steps_per_epoch(trainer: pl.Trainer) -> int | None:
+    """The run's optimizer steps per epoch (its training batches over ``accumulate_grad_batches``, the last partial
+    accumulation stepping too); ``None`` for a loader without a length."""
+    batches = trainer.num_training_batches
+    return math.ceil(batches / max(int(trainer.accumulate_grad_batches), 1)) if math.isfinite(batches) else None
+
+
 def momentum_key(group: dict) -> str | None:
     """Where a param group keeps its momentum: ``betas`` (Adam family), ``momentum`` (SGD), or nowhere."""
     return "betas" if "betas" in group else "momentum" if "momentum" in group else None
@@ -236,8 +243,7 @@ class LRSchedule(Callback):
             raise ValueError(f"LRSchedule: the run has {total} optimizer steps; set trainer.max_epochs >= 1 with a "
                              f"sized train dataloader, or trainer.max_steps >= 1")
         self.total_steps = int(total)
-        nb = trainer.num_training_batches
-        self.steps_per_epoch = math.ceil(nb / trainer.accumulate_grad_batches) if math.isfinite(nb) else None
+        self.steps_per_epoch = optimizer_steps_per_epoch(trainer)
         self.values(0)  # checks that need the run's length (phases, warm-up shorter than the run, ...)
         self._check_resume(trainer)
         self._check_optimizer(trainer)
