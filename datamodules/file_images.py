@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from datamodules.image_cache import load_or_decode, describe_bad, RESIZE_MODES
+from datamodules.image_cache import MAX_LISTED, load_or_decode, describe_bad, RESIZE_MODES
 from datamodules.tensor_images import SPLITS, Split, Splits, TensorImageDataModule, class_counts
 
 
@@ -164,27 +164,30 @@ class FileImageDataModule(TensorImageDataModule):
                 "val": np.sort(np.concatenate([np.flatnonzero(split == "val"), free[val_part]])),
                 "test": np.sort(np.concatenate([np.flatnonzero(split == "test"), free[test_part]]))}
 
+    @staticmethod
+    def absent_classes(rec: Records, idx: np.ndarray) -> dict[str, list[str]]:
+        """{head: the class names with no image among records ``idx``} for the heads that lack some."""
+        labels = {h: torch.from_numpy(v[idx]) for h, v in rec.labels.items()}
+        absent = {head: [rec.vocabularies[head][c] for c, n in enumerate(counts) if n == 0]
+                  for head, counts in class_counts(labels, rec.vocabularies).items()}
+        return {head: names for head, names in absent.items() if names}
+
     def check_training_classes(self, rec: Records, train_idx: np.ndarray) -> None:
         """Refuses a split that leaves a class of some head without training images."""
-        labels = {h: torch.from_numpy(v[train_idx]) for h, v in rec.labels.items()}
-        for head, counts in class_counts(labels, rec.vocabularies).items():
-            absent = [rec.vocabularies[head][c] for c, n in enumerate(counts) if n == 0]
-            if absent:
-                raise ValueError(f"{self.source_key}: the split leaves class(es) {absent} of attribute {head!r} "
-                                 "without training images; add images, lower data.val_fraction/data.test_fraction "
-                                 "or change the split")
+        for head, absent in self.absent_classes(rec, train_idx).items():
+            raise ValueError(f"{self.source_key}: the split leaves class(es) {absent} of attribute {head!r} "
+                             "without training images; add images, lower data.val_fraction/data.test_fraction "
+                             "or change the split")
 
     def warn_missing_classes(self, rec: Records, parts: dict[str, np.ndarray]) -> None:
         """Warns where a validation or test split (record indices ``parts``) has no image of some class: its
         accuracy then covers the other classes alone, and a checkpoint chosen on it never saw that class judged."""
         for name, idx in parts.items():
-            for head, vocab in (rec.vocabularies.items() if len(idx) else ()):
-                present = set(np.unique(rec.labels[head][idx]).tolist())
-                absent = [c for i, c in enumerate(vocab) if i not in present]
-                if absent:
-                    warnings.warn(f"{self.source_key}: the {name} split has no images of class(es) {absent[:10]} of "
-                                  f"attribute {head!r}; its metrics cover the other {len(vocab) - len(absent)} of "
-                                  f"{len(vocab)} classes", stacklevel=2)
+            for head, absent in (self.absent_classes(rec, idx).items() if len(idx) else ()):
+                k = len(rec.vocabularies[head])
+                warnings.warn(f"{self.source_key}: the {name} split has no images of class(es) "
+                              f"{absent[:MAX_LISTED]} of attribute {head!r}; its metrics cover the other "
+                              f"{k - len(absent)} of {k} classes", stacklevel=2)
 
     # -- decoding -------------------------------------------------------------------------------------------------
     def decode_splits(self, rec: Records) -> DecodedSplits:
@@ -228,7 +231,8 @@ class FileImageDataModule(TensorImageDataModule):
         from hydra.utils import instantiate
 
         # from train.py, Hydra has already built them (instantiate is recursive); from Python, they may be configs
-        return A.Compose([instantiate(step) if isinstance(step, Mapping) else step for step in self.albumentation_steps])
+        return A.Compose([instantiate(step) if isinstance(step, Mapping) else step
+                          for step in self.albumentation_steps])
 
 
 def _digest(indices: np.ndarray) -> str:
