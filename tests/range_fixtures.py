@@ -85,6 +85,8 @@ class TinyNet(pl.LightningModule):
         ]
         if self.opt == "adam":
             return torch.optim.Adam(groups, lr=self.lr * 0.1, weight_decay=1e-4)
+        if self.opt == "adagrad":
+            return torch.optim.Adagrad(groups, lr=self.lr)
         return torch.optim.SGD(groups, lr=self.lr, momentum=0.9, weight_decay=5e-4)
 
 

@@ -20,6 +20,7 @@ from callbacks.range_test.base import RangeTestCallback
 from callbacks.range_test.forecast import search_plan
 from callbacks.range_test.progress import progress_task
 from callbacks.range_test.result import RangeTestResult
+from callbacks.range_test.step_count import carried, carry_setup
 from callbacks.range_test.smoothing import default_bandwidth, divergence_index, running_average, sweep_diverged
 from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions, rise_point
 from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
@@ -174,6 +175,7 @@ class LRRangeTest(RangeTestCallback):
                 tolerance=self.trial_tolerance, refine=self.trial_refine,
                 val_batches=self.trial_val_batches, floor=float(runs[0]["lrs"][0]), descend=adaptive or rise is None)
             raw["adaptive"], raw["rise"] = adaptive, rise
+            raw["carry"] = carry_setup(trainer, self.trial_schedule, self.max_lr, length)  # Adagrad only (v18)
         return raw
 
     def _curve_points(self, runs: List[Dict[str, Any]]) -> tuple:
@@ -263,13 +265,18 @@ class LRRangeTest(RangeTestCallback):
             if point is not None and not none_learned(raw["trials"]):  # a trial learned: blend (v17)
                 rule, lr = "blend", blend(lr, point)
                 suggestions = {**suggestions, "update": point, "blend": lr}
+        carry = dict(raw.get("carry") or {})
+        if carry:  # Adagrad: each measured LR carried to the run's LR peak (v18, callbacks/range_test/step_count.py)
+            measured, lr = lr, carried(rule, suggestions, first["lrs"], carry["run_peak"], carry["trial_peak"],
+                                       carry["lr_decay"])
+            carry["factor"] = lr / measured
         trials = raw.get("trials", [])  # with each trial's per-step losses: the paired test can be replayed
         return RangeTestResult(
             kind="loss", lrs=first["lrs"], losses=first["losses"], smoothed=first["smoothed"],
             suggestions=suggestions, rule=rule, lr=lr, base_lr=None,
             status=first["status"], elapsed_s=elapsed_s, stop_index=first["stop_index"],
             loss_rise=first["loss_rise"], settings=settings, repeats=runs, spread=spread, trials=trials,
-            search_steps=sum(len(r["losses"]) for r in runs) + sum(t["steps"] for t in trials))
+            search_steps=sum(len(r["losses"]) for r in runs) + sum(t["steps"] for t in trials), carry=carry)
 
 
 def _update_point(runs: List[Dict[str, Any]], share: Optional[float]) -> Optional[float]:

@@ -53,6 +53,9 @@ def _loss_figure(result: Any) -> Any:
         col, ls = _STYLES.get(name, ("0.4", "--"))
         star = " (chosen)" if name == result.rule else ""
         ax.axvline(value, color=col, ls=ls, lw=1.5, label=f"{name} = {value:.3g}{star}")
+    if getattr(result, "carry", None):  # Adagrad: the rule's LR carried to the run's LR peak (step_count.py)
+        ax.axvline(result.lr, color="tab:olive", ls="-", lw=2.0,
+                   label=f"carried to the run's peak (Adagrad) = {result.lr:.3g}")
     ax.set_xscale("log")
     if tops and bottoms and max(tops) > min(bottoms):
         pad = 0.05 * (max(tops) - min(bottoms))
@@ -242,7 +245,8 @@ def print_result(result: Any, console: Optional[Any] = None) -> None:
                        caption="score: mean training loss over each trial's last quarter (lowest wins)")
         for col in ("max_lr", "x rule", "steps", "score"):
             trials.add_column(col, justify="right")
-        chosen = result.suggestions["trials"] if result.rule == "blend" else result.lr  # the trials' own choice
+        # the trials' own choice (auto's LR blends it with the update point, or carries it for Adagrad)
+        chosen = result.suggestions["trials"] if result.rule in ("blend", "trials") else result.lr
         for t in result.trials:
             trials.add_row(f"{t['lr']:.4g}" + (" *" if math.isclose(t["lr"], chosen) else ""),
                            f"{t['factor']:.3g}",

@@ -47,16 +47,18 @@ class RangeTestResult:
     eval_images: Optional[int] = None  # accuracy test: images evaluated per point (all ranks)
     trials: List[Dict[str, Any]] = field(default_factory=list)  # loss test with trials: lr, score, steps per candidate
     search_steps: int = 0  # optimizer steps the whole search took (every sweep and trial): its cost
+    carry: Dict[str, Any] = field(default_factory=dict)  # Adagrad: lr_decay, run_peak, trial_peak and the factor
+    # that carried the rule's LR to the run's LR peak (callbacks.range_test.step_count); {} for other optimizers
 
     @property
     def source(self) -> str:
         """How ``lr`` was chosen, in one line (what ``lr_source`` says in the header, config and result.json)."""
         if not self.trials:
-            return f"range_test ({self.rule}{self.no_limit})"
+            return f"range_test ({self.rule}{self.carried}{self.no_limit})"
         scores = ", ".join(f"{t['lr']:.3g}: {t['score']:.4g}" for t in self.trials)
         return (f"range_test ({self.settings.get('suggestion')} {self.suggestions[self.settings.get('suggestion')]:.3g}"
                 f", then {len(self.trials)} trial{'s' if len(self.trials) != 1 else ''} of {self.trial_length}, training "
-                f"loss {scores}{self.blended}{self.trial_signal}{self.no_limit})")
+                f"loss {scores}{self.blended}{self.carried}{self.trial_signal}{self.no_limit})")
 
     @property
     def blended(self) -> str:
@@ -66,7 +68,17 @@ class RangeTestResult:
             return ""
         share = self.settings.get("update_share") or UPDATE_SHARE
         return (f"; trials chose {self.suggestions['trials']:.3g}, update point {self.suggestions['update']:.3g} (a step "
-                f"moved the weights {share:.0%}): their geometric mean {self.lr:.3g}")
+                f"moved the weights {share:.0%}): their geometric mean {self.suggestions['blend']:.3g}")
+
+    @property
+    def carried(self) -> str:
+        """``"; Adagrad, whose steps shrink with the steps taken: each LR carried from the step it was measured at to
+        the run's LR peak (step 216), x1.95: 0.0456"`` where the LR was carried (:mod:`~callbacks.range_test.
+        step_count`), else ``""``."""
+        if not self.carry:
+            return ""
+        return (f"; Adagrad, whose steps shrink with the steps taken: each LR carried from the step it was measured "
+                f"at to the run's LR peak (step {self.carry['run_peak']}), x{self.carry['factor']:.3g}: {self.lr:.3g}")
 
     @property
     def no_limit(self) -> str:

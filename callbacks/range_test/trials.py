@@ -41,7 +41,8 @@ from callbacks.schedules.shapes import one_cycle
 __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates", "refinement", "trial_length",
            "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "run_trials",
            "default_schedule", "describe", "share_below", "weak", "below_chance", "adam_family",
-           "none_learned", "untrained_fallback", "CHANCE_MARGIN", "RISE_SHARE", "WEAK_PROGRESS", "STRONG_TOLERANCE"]
+           "none_learned", "untrained_fallback", "bound_schedule", "trial_shape", "CHANCE_MARGIN", "RISE_SHARE",
+           "WEAK_PROGRESS", "STRONG_TOLERANCE"]
 
 #: when no candidate ended below chance-level loss: the trials descend from the lowest one by this factor, at most
 #: this many times (3 decades); found where a range test's minimum sat on a chance plateau at LR 0.8-2 (issue 20)
@@ -273,7 +274,7 @@ def describe(trials: Sequence[Dict[str, Any]], chosen: float) -> str:
                      for t in trials)
 
 
-def _bound_schedule(schedule: Callable[..., Any], total: int, steps_per_epoch: Optional[float]) -> Callable[[int], Any]:
+def bound_schedule(schedule: Callable[..., Any], total: int, steps_per_epoch: Optional[float]) -> Callable[[int], Any]:
     """``step -> schedule(step, total[, steps_per_epoch])``, its signature read once rather than every step."""
     if "steps_per_epoch" in inspect.signature(schedule).parameters:
         return lambda step: schedule(step, total, steps_per_epoch=steps_per_epoch)
@@ -295,7 +296,7 @@ def check_fits_trials(trainer: Any, schedule: ScheduleFactory, peak: float, leng
     the sweep: a shape that cannot fit (a warm-up as long as the training) fails now with the schedule's own error,
     not after the sweep, at the first trial."""
     steps, scaled_epoch = trial_shape(trainer, length)
-    _bound_schedule(schedule(max_lr=float(peak)), steps, scaled_epoch)(0)
+    bound_schedule(schedule(max_lr=float(peak)), steps, scaled_epoch)(0)
 
 
 def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float], steps: int,
@@ -314,7 +315,7 @@ def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float]
             snapshot.restore_training_state()
             if seed is not None:
                 seed_rngs(seed)
-            values = _bound_schedule(schedule(max_lr=float(peak)), steps, steps_per_epoch)
+            values = bound_schedule(schedule(max_lr=float(peak)), steps, steps_per_epoch)
             stream = BatchStream(trainer, pl_module, first_loader(trainer.train_dataloader), "train")
             task.restart_average(f"{i + 1}/{len(lrs)} @{peak:.3g}")
             losses: List[float] = []
