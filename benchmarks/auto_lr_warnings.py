@@ -70,9 +70,9 @@ def group(name: str, members: list[dict]) -> dict:
 
 def table(found: list[dict]) -> list[dict]:
     """A row per warning, one for the runs without any, and one for all."""
-    rows = [group(w, [m for m in found if w in m["warnings"]]) for w in WARNINGS]
-    rows.append(group("none", [m for m in found if not m["warnings"]]))
-    return [r for r in rows if r["runs"] > 1] + [group("all", found)]
+    members = {w: [m for m in found if w in m["warnings"]] for w in WARNINGS}
+    members["none"] = [m for m in found if not m["warnings"]]
+    return [group(w, ms) for w, ms in members.items() if len(ms) > 1] + [group("all", found)]
 
 
 def main() -> None:

@@ -39,3 +39,14 @@ def test_a_group_reports_the_mean_gap_the_paired_control_and_how_far_the_lr_was_
     assert row["against control"] == "+1.50 ± 0.50"      # paired where a control ran: 1 and 2
     assert row["LR >3x off"] == "33%"                    # 0.25 is 4x off; 2 is not
     assert row["best / auto, 10-90%"] == "0.25-2"
+
+
+def test_the_table_leaves_out_a_warning_no_run_gives():
+    """Runs that never warn "no trial learned" (the 12 of one entry): that row is left out, not a crash on an empty
+    mean; a group of one run is left out too, the "all" row stays."""
+    found = [{"setting": "a", "gap": 1.0, "gap_control": 0.0, "ratio": 1.0, "warnings": ["weak signal"]},
+             {"setting": "a", "gap": 2.0, "gap_control": 1.0, "ratio": 1.0, "warnings": ["weak signal"]},
+             {"setting": "b", "gap": 0.0, "gap_control": 0.0, "ratio": 1.0, "warnings": []}]
+    rows = aw.table(found)
+    assert [r["warning"] for r in rows] == ["weak signal", "all"]
+    assert rows[-1]["runs"] == 3 and rows[0]["gap"] == "+1.50 ± 0.50"
