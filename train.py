@@ -177,6 +177,8 @@ def build_callbacks(cfg: DictConfig, lr_found: dict | None = None) -> list[pl.Ca
     callbacks += [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if not logger_configs(cfg):  # no logger: nothing to monitor the LR to (and Lightning's monitor refuses to start)
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
+    if cfg.trainer.get("enable_progress_bar") is False:  # bars off: Lightning refuses a progress-bar callback then
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
     return callbacks
 
 

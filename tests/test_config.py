@@ -129,6 +129,19 @@ def test_callbacks_hold_the_schedule_and_never_the_range_test(compose_cfg):
     assert "LRSchedule" not in [type(c).__name__ for c in build_callbacks(compose_cfg("scheduler=none"))]
 
 
+def test_progress_bars_off_drops_the_bar_callback_lightning_would_refuse(compose_cfg, tmp_path):
+    """``trainer.enable_progress_bar=false`` (the README's way to turn the bars off) stopped every run at start-up:
+    Lightning refuses a RichProgressBar callback with bars off."""
+    bars = [type(c).__name__ for c in build_callbacks(compose_cfg()) if isinstance(c, pl.callbacks.ProgressBar)]
+    assert bars == ["RichProgressBar"]
+    cfg = compose_cfg("trainer.enable_progress_bar=false")
+    callbacks = build_callbacks(cfg)
+    assert not any(isinstance(c, pl.callbacks.ProgressBar) for c in callbacks)
+    trainer = pl.Trainer(enable_progress_bar=False, callbacks=callbacks, logger=False,
+                         default_root_dir=str(tmp_path))
+    assert trainer.progress_bar_callback is None
+
+
 @pytest.mark.parametrize("name", options("experiment"))
 def test_experiment_options(compose_cfg, name, tmp_path):
     cfg = compose_cfg(f"experiment={name}", *data_files(name, tmp_path))
