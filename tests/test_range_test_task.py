@@ -90,6 +90,9 @@ def test_the_header_says_how_an_auto_lr_will_be_found():
     assert plan("scheduler.max_lr=auto", "range_test.trial_refine=false", "range_test.update_share=null").endswith(
         "trials at 0.3x, 1x, 3x, 10x")
     assert plan("scheduler.max_lr=auto", "range_test.update_share=0.05").endswith("moves the weights 5%")
+    assert plan("scheduler.max_lr=auto", "optimizer=adagrad").endswith(
+        "moves the weights 3%; Adagrad: carried to the run's LR peak")
+    assert plan("scheduler.max_lr=auto", "optimizer=adagrad", "+optimizer.initial_accumulator_value=0.1").endswith("3%")
     assert plan("scheduler.max_lr=auto", "range_test.trial_factors=null") == \
         "max_lr found by the LR range test: 100 steps"
     assert plan("scheduler=cyclic", "scheduler.max_lr=auto", "scheduler.base_lr=auto", "range_test=accuracy") == \

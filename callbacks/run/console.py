@@ -109,6 +109,9 @@ def lr_plan(cfg: DictConfig, keys: list[str], trials: bool) -> str:
         search += " and one between the best and the next" if test.get("trial_refine") else ""
         share = test.get("update_share")
         search += f", blended with where a step moves the weights {share:.0%}" if share else ""
+        optimizer = cfg.get("optimizer") or {}  # Adagrad: callbacks/range_test/step_count.py (v18)
+        if short_name(optimizer.get("_target_")) == "Adagrad" and not optimizer.get("initial_accumulator_value"):
+            search += "; Adagrad: carried to the run's LR peak"
     if cfg.task.name == "lr_range_test":
         return f"not trained; {search}"
     return f"{' and '.join(keys)} found by {search}"
