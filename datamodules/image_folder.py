@@ -1,5 +1,6 @@
 """Your own images in class folders: ``ROOT/train/<class>/*`` and optionally ``ROOT/val/<class>/*``,
-``ROOT/test/<class>/*`` (JPEG, PNG, BMP, WebP, TIFF, GIF). Without a val or test folder, a seeded split of the training
+``ROOT/test/<class>/*`` (JPEG, PNG, BMP, WebP, TIFF, GIF); or, with no ``train/``, ``ROOT/<class>/*`` (torchvision's
+``ImageFolder`` layout), all of it training images. Without a val or test folder, a seeded split of the training
 images, stratified by class, holds out ``val_fraction`` and ``test_fraction`` of every class."""
 from __future__ import annotations
 
@@ -37,21 +38,34 @@ class ImageFolderDataModule(FileImageDataModule):
         super().__init__(**kwargs)
         self.root = os.path.abspath(os.path.expanduser(str(root)))
 
-    def read_records(self) -> Records:
+    def split_dirs(self) -> dict[str, str]:
+        """The folder of each split there is: ``{train, val, test}`` under ROOT, or ROOT itself as the training
+        folder when it has no ``train/`` but class folders (and no ``val/`` or ``test/``, which would mean a
+        missing ``train/``)."""
+        if not os.path.isdir(self.root):
+            raise FileNotFoundError(f"data.root: {self.root} does not exist; expected ROOT/train/<class>/<images> "
+                                    "(optionally ROOT/val/, ROOT/test/) or ROOT/<class>/<images>")
         train_dir = os.path.join(self.root, "train")
+        folders = [d for d in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, d))
+                   and not d.startswith(".")]
+        if not os.path.isdir(train_dir) and folders and not {"val", "test"} & set(folders):
+            return {"train": self.root}
         if not os.path.isdir(train_dir):
             raise FileNotFoundError(f"data.root: {train_dir} does not exist; expected ROOT/train/<class>/<images> "
                                     f"(and optionally ROOT/val/, ROOT/test/) with data.root={self.root}")
+        return {s: os.path.join(self.root, s) for s in ("train", "val", "test")
+                if os.path.isdir(os.path.join(self.root, s))}
+
+    def read_records(self) -> Records:
+        dirs = self.split_dirs()
+        train_dir = dirs["train"]
         classes = sorted(d for d in os.listdir(train_dir) if os.path.isdir(os.path.join(train_dir, d))
                          and not d.startswith("."))
         if not classes:
             raise ValueError(f"data.root: {train_dir} has no class folders; expected train/<class>/<images>")
         index = {c: i for i, c in enumerate(classes)}
         paths, labels, split, ignored = [], [], [], []
-        for s in ("train", "val", "test"):
-            split_dir = os.path.join(self.root, s)
-            if not os.path.isdir(split_dir):
-                continue
+        for s, split_dir in dirs.items():
             for c in sorted(d for d in os.listdir(split_dir) if not d.startswith(".")):
                 folder = os.path.join(split_dir, c)
                 if not os.path.isdir(folder):

@@ -1,4 +1,5 @@
 """The image-folder DataModule: layouts, seeded stratified splits, bad input, and the batched augmentations."""
+import os
 import subprocess
 import sys
 import warnings
@@ -130,6 +131,7 @@ def test_bad_files_fail_with_names_or_are_skipped_with_a_count(tmp_path):
 
 
 @pytest.mark.parametrize("case,message", [
+    ("no_root", "data does not exist"),
     ("no_train", "train does not exist"),
     ("no_classes", "has no class folders"),
     ("empty_class", "has no images"),
@@ -137,7 +139,9 @@ def test_bad_files_fail_with_names_or_are_skipped_with_a_count(tmp_path):
 ])
 def test_bad_layouts_are_refused_naming_the_folder(tmp_path, case, message):
     root = tmp_path / "data"
-    if case != "no_train":
+    if case == "no_train":  # val/ without train/: not the flat layout, a missing train/
+        write_folder_dataset(root, per_class=3, splits=("val",))
+    elif case != "no_root":
         (root / "train").mkdir(parents=True)
     if case in ("empty_class", "val_only_class"):
         write_folder_dataset(root, per_class=3)
@@ -149,6 +153,23 @@ def test_bad_layouts_are_refused_naming_the_folder(tmp_path, case, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message) as e:
         folder_dm(root).prepare_data()
     assert "data.root" in str(e.value)
+
+
+def test_class_folders_right_under_the_root_are_the_training_images(tmp_path):
+    """torchvision's ImageFolder layout, ROOT/<class>/*, reads as ROOT/train/<class>/* does: same classes, images,
+    labels and seeded splits (it stopped with "ROOT/train does not exist")."""
+    write_folder_dataset(tmp_path / "std", per_class=8)
+    (tmp_path / "std" / "train").rename(tmp_path / "flat")
+    write_folder_dataset(tmp_path / "std", per_class=8)
+    flat, std = folder_dm(tmp_path / "flat", test_fraction=0.25), folder_dm(tmp_path / "std", test_fraction=0.25)
+    for dm in (flat, std):
+        dm.setup("fit")
+    assert flat.classes == std.classes == sorted(COLORS)
+    for split in ("train", "val", "test"):
+        names = [[p.split(os.sep)[-2:] for p in dm.split_paths[split]] for dm in (flat, std)]
+        assert names[0] == names[1] and names[0]
+        assert torch.equal(getattr(flat, f"{split}_set").images, getattr(std, f"{split}_set").images)
+        assert labels_of(getattr(flat, f"{split}_set")) == labels_of(getattr(std, f"{split}_set"))
 
 
 def test_no_validation_and_no_test_images_is_refused(tmp_path):
