@@ -215,17 +215,24 @@ def curve_gaps(rows: list[dict], name: str) -> list[float]:
     that peak's mean test accuracy minus the mean test accuracy read at the auto run's LR (linear in log LR between
     swept peaks, the end value outside them): what auto's choice of LR costs, not what one run's luck adds. ``[]``
     without a sweep."""
+    val, test = mean_sweep(rows, name)
+    if not val:
+        return []
+    best = max(val, key=lambda p: val[p])
+    return [100 * (test[best] - interpolated(test, float(r["lr"])))
+            for r in rows if r["setting"] == name and r["kind"] == "auto" and not math.isnan(float(r["test"]))]
+
+
+def mean_sweep(rows: list[dict], name: str) -> tuple[dict, dict]:
+    """The sweep of setting ``name`` averaged over seeds: ({peak: mean validation accuracy}, {peak: mean test
+    accuracy}), over the peaks every seed swept (empty without a sweep)."""
     sweep = [r for r in rows if r["setting"] == name and r["kind"] == "sweep" and not math.isnan(float(r["val"]))]
     seeds = {int(float(r["seed"])) for r in sweep}
     peaks = sorted({float(r["lr"]) for r in sweep})
     peaks = [p for p in peaks if len({int(float(r["seed"])) for r in sweep if float(r["lr"]) == p}) == len(seeds)]
-    if not peaks:
-        return []
     val, test = ({p: statistics.mean(float(r[key]) for r in sweep if float(r["lr"]) == p) for p in peaks}
                  for key in ("val", "test"))
-    best = max(peaks, key=lambda p: val[p])
-    return [100 * (test[best] - interpolated(test, float(r["lr"])))
-            for r in rows if r["setting"] == name and r["kind"] == "auto" and not math.isnan(float(r["test"]))]
+    return val, test
 
 
 def per_setting(rows: list[dict]) -> list[dict]:
