@@ -38,3 +38,14 @@ def test_the_fit_recovers_a_known_slope():
     assert result["mean_best_over_auto"] == pytest.approx(2.0) and result["settings"] == 3
     flat = bias.fit([{"run_over_trial": n, "best_over_auto": 1.5} for n in (2.0, 3.0)])
     assert flat["slope"] == pytest.approx(0.0) and math.isnan(flat["correlation"])
+
+
+def test_a_factor_on_autos_lr_is_read_off_the_seed_averaged_sweep():
+    """Sweep (one seed): 0.1 -> 60%, 0.2 -> 50%, best 0.1. Auto at 0.2: curve gap 10 points; x0.5 lands on the best
+    (0, a change of -10); x1.5 lands above the sweep's top (read at its end value, 50%: 10 points, no change)."""
+    rows = [_row("a", 0, "sweep", 0.1, 0.6), _row("a", 0, "sweep", 0.2, 0.5), _row("a", 0, "auto", 0.2, 0.5),
+            _row("z", 0, "sweep", 0.1, 0.6)]                                       # no auto run: left out
+    table = {r["factor"]: r for r in bias.scaled(rows, factors=(0.5, 1.0, 1.5))}
+    assert table[1.0]["curve_gap"] == pytest.approx(10.0) and table[1.0]["family"] == "sgd"
+    assert table[0.5]["curve_gap"] == pytest.approx(0.0) and table[0.5]["change"] == pytest.approx(-10.0)
+    assert table[1.5]["change"] == pytest.approx(0.0) and table[0.5]["settings_within_1"] == "1/1"
