@@ -310,7 +310,9 @@ def test_a_schedule_that_cannot_fit_the_run_fails_before_the_sweep(tmp_path, mon
     cfg = compose_config(smoke_overrides("scheduler=warmup", "scheduler.max_lr=auto", "scheduler.warmup_length=2",
                                          "range_test.num_steps=20"), output_dir=tmp_path)
     with pytest.raises(ValueError, match=r"scheduler.warmup_length must be shorter than training: got 2 epoch\(s\), "
-                                         r"the run is 2 epoch\(s\) \(\d+ optimizer steps\)"):
+                                         r"the run is 2 epoch\(s\) \(6 optimizer steps\) \[as each max_lr trial of "
+                                         r"scheduler.max_lr=auto runs it: 6 optimizer steps for the run's 16, the same "
+                                         r"epochs\]"):
         run(cfg)
     assert swept == [] and not (tmp_path / "checkpoints").exists()
 

@@ -294,9 +294,14 @@ def trial_shape(trainer: Any, length: tuple) -> tuple:
 def check_fits_trials(trainer: Any, schedule: ScheduleFactory, peak: float, length: tuple) -> None:
     """The schedule at ``peak``, bound as the trials will run it (:func:`trial_shape`) and evaluated once, before
     the sweep: a shape that cannot fit (a warm-up as long as the training) fails now with the schedule's own error,
-    not after the sweep, at the first trial."""
+    not after the sweep, at the first trial. The error says that its step count is a trial's (the run's epochs
+    fitted into each trial's steps), not the run's."""
     steps, scaled_epoch = trial_shape(trainer, length)
-    bound_schedule(schedule(max_lr=float(peak)), steps, scaled_epoch)(0)
+    try:
+        bound_schedule(schedule(max_lr=float(peak)), steps, scaled_epoch)(0)
+    except ValueError as err:
+        raise ValueError(f"{err} [as each max_lr trial of scheduler.max_lr=auto runs it: {steps} optimizer steps "
+                         f"for the run's {trainer.estimated_stepping_batches}, the same epochs]") from None
 
 
 def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float], steps: int,
