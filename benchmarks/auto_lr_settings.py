@@ -235,6 +235,15 @@ SETTINGS = {
         "trainer=cpu", "model=airbench", "model.backbone.widths=[16,32,32]", "optimizer=adagrad",
         "scheduler.cycle_momentum=false", "data.batch_size=64", "data.image_size=32", "trainer.max_epochs=5"],
         grid=[0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28]),
+    # Held out for v18 again (added 2026-12-02 15:51, before any run on them; a confirmation, v18 already adopted):
+    # ResNet-9 at width 8 on the CIFAR-10 copy with Adagrad at batch 64, 6 epochs (228 steps); and a fresh drawn set
+    # (7 shapes, 400 per class) on the small net with Adagrad at batch 16, 6 epochs (840 steps, 200-step trials).
+    "cifar_resnet9_adagrad64": dict(data="cifar300", overrides=[
+        "trainer=cpu", "model=resnet9", "+model.backbone.width=8", "optimizer=adagrad", "scheduler.cycle_momentum=false",
+        "data.batch_size=64", "trainer.max_epochs=6"], grid=[0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64]),
+    "shapes7_adagrad16": dict(data="shapes7Z", overrides=[
+        "trainer=cpu", "model=small", "optimizer=adagrad", "scheduler.cycle_momentum=false", "data.batch_size=16",
+        "data.image_size=32", "trainer.max_epochs=6"], grid=[0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32]),
     "shapes8_airbench_sgd128": dict(data="shapes8X", overrides=[
         "trainer=cpu", "model=airbench", "model.backbone.widths=[16,32,32]", "data.batch_size=128",
         "data.image_size=32", "trainer.max_epochs=6"], grid=[0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4]),
@@ -272,7 +281,8 @@ SETTINGS = {
         grid=[0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
 }
 # Settings a method was not chosen on (each held out from the method current when it was added, before any of its runs):
-# cifar_adagrad32 and shapes5_airbench_adagrad for v18 (2026-12-02 14:53);
+# cifar_adagrad32 and shapes5_airbench_adagrad for v18 (2026-12-02 14:53), cifar_resnet9_adagrad64 and
+# shapes7_adagrad16 for v18 again (15:51);
 # synthetic_tiny64 and synthetic_tiny_adamw32 for v17 with the floor rule (2026-12-02 08:56);
 # shapes6_rmsprop32, cifar_rmsprop64, shapes8_airbench_sgd128 and cifar_resnet9_adam32 for v17 again (2026-12-02 05:28);
 # shapes5_airbench_adam, shapes6_airbench_nesterov, cifar_nesterov48 and shapes7_adamw32 for v17 (2026-12-02 02:57);
@@ -301,7 +311,7 @@ HELD_OUT = ("shapes8_nesterov", "cifar10_resnet9", "shapes7_sgd16", "cifar_adamw
             "cifar_adamw24", "shapes6_sgd64", "shapes5_nesterov48", "shapes7_adam32", "shapes5_airbench_adam",
             "shapes6_airbench_nesterov", "cifar_nesterov48", "shapes7_adamw32", "shapes6_rmsprop32", "cifar_rmsprop64",
             "shapes8_airbench_sgd128", "cifar_resnet9_adam32", "synthetic_tiny64", "synthetic_tiny_adamw32",
-            "cifar_adagrad32", "shapes5_airbench_adagrad")
+            "cifar_adagrad32", "shapes5_airbench_adagrad", "cifar_resnet9_adagrad64", "shapes7_adagrad16")
 # The drawn sets (not CIFAR: shapes of mixed sizes, formats and colour modes): training images per class, classes,
 # generator seed. Their test splits have 400 images per class (2,000-3,200): at 80 per class one accuracy had a
 # binomial standard error of about 2 points, as large as the 2-point worst-seed target; the training images (drawn
@@ -316,5 +326,5 @@ DRAWN = {"shapes": (400, 6, 0), "shapes8": (300, 8, 1), "shapes5": (300, 5, 2), 
          "shapes6P": (800, 6, 24), "shapes4P": (1000, 4, 25), "shapes6U": (800, 6, 26), "shapes7U": (800, 7, 27),
          "shapes6V": (400, 6, 28), "shapes5V": (500, 5, 29), "shapes7V": (300, 7, 30),
          "shapes5W": (800, 5, 31), "shapes6W": (800, 6, 32), "shapes7W": (400, 7, 33),
-         "shapes6X": (600, 6, 34), "shapes8X": (500, 8, 35), "shapes5Y": (800, 5, 36)}
+         "shapes6X": (600, 6, 34), "shapes8X": (500, 8, 35), "shapes5Y": (800, 5, 36), "shapes7Z": (400, 7, 37)}
 QUICK = dict(data="quick", overrides=["model=small", "trainer.max_epochs=2"], grid=[0.05, 0.2])
