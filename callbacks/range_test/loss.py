@@ -20,8 +20,8 @@ from callbacks.range_test.base import RangeTestCallback
 from callbacks.range_test.forecast import search_plan
 from callbacks.range_test.progress import progress_task
 from callbacks.range_test.result import RangeTestResult
-from callbacks.range_test.step_count import carried, carry_setup
 from callbacks.range_test.smoothing import default_bandwidth, divergence_index, running_average, sweep_diverged
+from callbacks.range_test.step_count import carried, carry_setup
 from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions, rise_point
 from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
 from callbacks.range_test.trials import (RISE_SHARE, ScheduleFactory, adam_family, check_fits_trials,

@@ -53,7 +53,7 @@ def _loss_figure(result: Any) -> Any:
         col, ls = _STYLES.get(name, ("0.4", "--"))
         star = " (chosen)" if name == result.rule else ""
         ax.axvline(value, color=col, ls=ls, lw=1.5, label=f"{name} = {value:.3g}{star}")
-    if getattr(result, "carry", None):  # Adagrad: the rule's LR carried to the run's LR peak (step_count.py)
+    if result.carry:  # Adagrad: the rule's LR carried to the run's LR peak (step_count.py)
         ax.axvline(result.lr, color="tab:olive", ls="-", lw=2.0,
                    label=f"carried to the run's peak (Adagrad) = {result.lr:.3g}")
     ax.set_xscale("log")
