@@ -52,8 +52,8 @@ def find_lr(
     ``callbacks`` are dropped. Pass the run's ``max_epochs`` (or ``max_steps``; default: one epoch): the max_lr
     trials are sized from it, and with Adagrad the LR is carried to that run's LR peak
     (:mod:`callbacks.range_test.step_count`). ``enable_progress_bar`` (default true, as in Lightning) shows the
-    sweep's and the trials' progress instead of Lightning's training bar. The model, the datamodule's ``state_dict()`` and the
-    global RNGs are left as they were (the model's weights bitwise, also what its own fit hooks change, such as a
+    sweep's and the trials' progress instead of Lightning's training bar. The model, the datamodule's
+    ``state_dict()`` and the global RNGs are left as they were (the model's weights bitwise, also what its own fit hooks change, such as a
     data-dependent init in ``on_fit_start``; a model trained on an accelerator comes back on the CPU, as after any
     ``Trainer.fit``). What the model and data must provide: :mod:`callbacks.range_test.interface` (checked
     here, before the fit starts)."""
