@@ -62,11 +62,10 @@ def carry_setup(trainer: Any, schedule: ScheduleFactory, top_lr: float, length: 
                        "trainer.max_steps), so Adagrad's LR is not carried to the run's LR peak "
                        "(callbacks/range_test/step_count.py); set trainer.max_steps")
         return None
-    total = int(run_steps)
-    per_epoch = optimizer_steps_per_epoch(trainer)
-    run_peak = peak_step(bound_schedule(schedule(max_lr=float(top_lr)), total, per_epoch), total)
+    total, shape = int(run_steps), schedule(max_lr=float(top_lr))
+    run_peak = peak_step(bound_schedule(shape, total, optimizer_steps_per_epoch(trainer)), total)
     steps, scaled_epoch = trial_shape(trainer, length)
-    trial_peak = peak_step(bound_schedule(schedule(max_lr=float(top_lr)), steps, scaled_epoch), steps)
+    trial_peak = peak_step(bound_schedule(shape, steps, scaled_epoch), steps)
     return {"lr_decay": decay, "run_peak": run_peak, "trial_peak": trial_peak}
 
 
