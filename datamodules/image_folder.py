@@ -43,7 +43,8 @@ class ImageFolderDataModule(FileImageDataModule):
         folder when it has no ``train/`` but class folders (and no ``val/`` or ``test/``, which would mean a
         missing ``train/``)."""
         if not os.path.isdir(self.root):
-            raise FileNotFoundError(f"data.root: {self.root} does not exist; expected ROOT/train/<class>/<images> "
+            what = "is a file, not a folder" if os.path.exists(self.root) else "does not exist"
+            raise FileNotFoundError(f"data.root: {self.root} {what}; expected ROOT/train/<class>/<images> "
                                     "(optionally ROOT/val/, ROOT/test/) or ROOT/<class>/<images>")
         train_dir = os.path.join(self.root, "train")
         folders = [d for d in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, d))

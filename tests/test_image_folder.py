@@ -132,6 +132,7 @@ def test_bad_files_fail_with_names_or_are_skipped_with_a_count(tmp_path):
 
 @pytest.mark.parametrize("case,message", [
     ("no_root", "data does not exist"),
+    ("a_file", "data is a file, not a folder"),
     ("no_train", "train does not exist"),
     ("no_classes", "has no class folders"),
     ("empty_class", "has no images"),
@@ -141,6 +142,9 @@ def test_bad_layouts_are_refused_naming_the_folder(tmp_path, case, message):
     root = tmp_path / "data"
     if case == "no_train":  # val/ without train/: not the flat layout, a missing train/
         write_folder_dataset(root, per_class=3, splits=("val",))
+    elif case == "a_file":  # data.root given a file (an image, a CSV), not a folder
+        root.parent.mkdir(parents=True, exist_ok=True)
+        root.write_bytes(b"not a folder")
     elif case != "no_root":
         (root / "train").mkdir(parents=True)
     if case in ("empty_class", "val_only_class"):
