@@ -83,7 +83,7 @@ def channel_stats(images: torch.Tensor, cache_file: str | None = None) -> tuple[
 
 
 #: The label of an image whose class is unknown for a head (a CSV's empty cell with data.missing_labels=ignore):
-#: PyTorch's default ``ignore_index``, which the classifier's loss and metrics skip (``classifier.IGNORE_INDEX``).
+#: PyTorch's default ``ignore_index``, which the classifier's loss and metrics skip (``IGNORE_INDEX`` is this).
 UNKNOWN_LABEL = -100
 
 

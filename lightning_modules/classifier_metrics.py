@@ -9,9 +9,10 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
+from datamodules.tensor_images import UNKNOWN_LABEL
 from lightning_modules.confusion import log_confusion_matrix
 
-IGNORE_INDEX = -100  # a target the loss and metrics skip: an unknown class (datamodules' UNKNOWN_LABEL)
+IGNORE_INDEX = UNKNOWN_LABEL  # a target the loss and metrics skip: the datamodules' unknown class (PyTorch's -100)
 
 
 class ClassifierMetrics:
