@@ -47,11 +47,11 @@ class ImageFolderDataModule(FileImageDataModule):
             raise FileNotFoundError(f"data.root: {self.root} {what}; expected ROOT/train/<class>/<images> "
                                     "(optionally ROOT/val/, ROOT/test/) or ROOT/<class>/<images>")
         train_dir = os.path.join(self.root, "train")
-        folders = [d for d in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, d))
-                   and not d.startswith(".")]
-        if not os.path.isdir(train_dir) and folders and not {"val", "test"} & set(folders):
-            return {"train": self.root}
         if not os.path.isdir(train_dir):
+            folders = {d for d in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, d))
+                       and not d.startswith(".")}
+            if folders and not {"val", "test"} & folders:
+                return {"train": self.root}
             raise FileNotFoundError(f"data.root: {train_dir} does not exist; expected ROOT/train/<class>/<images> "
                                     f"(and optionally ROOT/val/, ROOT/test/) with data.root={self.root}")
         return {s: os.path.join(self.root, s) for s in ("train", "val", "test")
