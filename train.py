@@ -96,8 +96,10 @@ def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.Li
     # the range test's own Trainer profiles nothing (debug=profiler's report is the training run's)
     trainer_kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
                       if k not in ("_target_", "profiler")}
-    # (max_lr=peak) -> the run's schedule
-    trials = {"trial_schedule": partial(trial_schedule, cfg)} if runs_trials(cfg) else {}
+    # (max_lr=peak) -> the run's schedule; no trial at or below the peak's fixed floor (a cyclic base_lr)
+    floor = lr_floor(cfg)
+    trials = ({"trial_schedule": partial(trial_schedule, cfg), "trial_floor": floor and floor[1]}
+              if runs_trials(cfg) else {})
     try:
         with stop_at_once("LR search"):
             result = find_lr(model, datamodule, instantiate(cfg.range_test, **trials), **trainer_kwargs)
@@ -149,23 +151,35 @@ def resolve_auto_lrs(cfg: DictConfig, keys: list[str], model: pl.LightningModule
                              f"base_lr); range_test={result.kind} reports only max_lr")
         cfg.scheduler[key] = float(found[key])
     if "max_lr" in keys:
-        check_above_base_lr(cfg, cfg.scheduler.max_lr, "found")
+        check_above_floor(cfg, cfg.scheduler.max_lr, "found")
     return result, search, result.source
 
 
-def check_above_base_lr(cfg: DictConfig, max_lr: float, what: str) -> None:
-    """A cyclic schedule with a fixed base_lr and max_lr=auto: a peak the search found (or a trial would try) at or
-    below base_lr cannot be trained; say which keys to change instead of the schedule's bare bound."""
-    base = scheduler_config(cfg).get("base_lr")
-    if isinstance(base, (int, float)) and max_lr <= base:
-        raise ValueError(f"scheduler.max_lr={AUTO} {what} {max_lr:.4g}, not above scheduler.base_lr={base}: lower "
-                         f"scheduler.base_lr (Smith: a third to a quarter of max_lr), or find both with "
-                         f"range_test=accuracy scheduler.base_lr={AUTO}")
+# The schedule keys that max_lr must stay above (cyclic's base_lr, warm-up's cosine end), with what to do about one.
+BELOW_MAX_LR = {"base_lr": f"(Smith: a third to a quarter of max_lr), or find both with range_test=accuracy "
+                           f"scheduler.base_lr={AUTO}", "eta_min": "(the cosine decay's final LR; 0 by default)"}
+
+
+def lr_floor(cfg: DictConfig) -> tuple[str, float] | None:
+    """The fixed BELOW_MAX_LR key above 0 (the larger if both are) and its value; the trials try no peak below it."""
+    fixed = [(value, key) for key, value in scheduler_config(cfg).items() if key in BELOW_MAX_LR
+             and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0]
+    return (max(fixed)[1], float(max(fixed)[0])) if fixed else None
+
+
+def check_above_floor(cfg: DictConfig, max_lr: float, what: str) -> None:
+    """A fixed base_lr (cyclic) or eta_min (warm-up) with max_lr=auto: a peak the search found (or a trial would
+    try) at or below it cannot be trained; say which keys to change instead of the schedule's bare bound."""
+    floor = lr_floor(cfg)
+    if floor is not None and max_lr <= floor[1]:
+        key, value = floor
+        raise ValueError(f"scheduler.max_lr={AUTO} {what} {max_lr:.4g}, not above scheduler.{key}={value:g}: lower "
+                         f"scheduler.{key} {BELOW_MAX_LR[key]}")
 
 
 def trial_schedule(cfg: DictConfig, max_lr: float):
     """The run's schedule at a max_lr trial's peak (what the trials train)."""
-    check_above_base_lr(cfg, max_lr, "tried a trial at")
+    check_above_floor(cfg, max_lr, "tried a trial at")
     return instantiate(cfg.scheduler, max_lr=max_lr)
 
 

@@ -277,29 +277,6 @@ def test_auto_base_lr_needs_the_accuracy_test(tmp_path):
         run(cfg)
 
 
-def test_a_cyclic_max_lr_auto_below_a_fixed_base_lr_says_what_to_set(tmp_path, monkeypatch):
-    """scheduler=cyclic with max_lr=auto and a fixed base_lr above a trial's peak, or above what the search found:
-    one error naming both keys and what to do (it was the schedule's bare "max_lr must be > base_lr"); no training."""
-    import train
-    from callbacks.range_test.result import RangeTestResult
-
-    cyclic = smoke_overrides("scheduler=cyclic", "scheduler.max_lr=auto", "range_test.num_steps=20",
-                             "scheduler.step_size_up=1")
-    with pytest.raises(ValueError, match=r"scheduler.max_lr=auto tried a trial at [0-9.e+-]+, not above "
-                                         r"scheduler.base_lr=50: lower scheduler.base_lr .* scheduler.base_lr=auto"):
-        run(compose_config([*cyclic, "scheduler.base_lr=50"], output_dir=tmp_path / "trial"))
-    assert not (tmp_path / "trial" / "checkpoints").exists()
-    searched = RangeTestResult(kind="loss", lrs=[0.01, 0.1, 1.0], losses=[2.3, 1.0, 9.0], smoothed=[2.3, 1.0, 9.0],
-                               suggestions={"loss_min": 0.1, "trials": 0.05}, rule="trials", lr=0.05,
-                               settings={"suggestion": "loss_min"}, search_steps=60, elapsed_s=1.0,
-                               trials=[{"lr": 0.05, "score": 1.0, "learned": True, "chance_loss": 2.3,
-                                        "steps": 20, "planned_steps": 20}])
-    monkeypatch.setattr(train, "run_range_test", lambda cfg, model, datamodule: searched)
-    with pytest.raises(ValueError, match=r"scheduler.max_lr=auto found 0.05, not above scheduler.base_lr=0.1"):
-        run(compose_config([*cyclic, "scheduler.base_lr=0.1"], output_dir=tmp_path / "found"))
-    assert not (tmp_path / "found" / "checkpoints").exists()
-
-
 def test_a_schedule_that_cannot_fit_the_run_fails_before_the_sweep(tmp_path, monkeypatch):
     """A warm-up as long as the run, with max_lr=auto: the schedule's own error (on the trials' length, the run's
     compressed) before the range test sweeps; it came after the sweep, at the first trial."""

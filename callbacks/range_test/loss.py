@@ -107,6 +107,8 @@ class LRRangeTest(RangeTestCallback):
         trial_refine: one more trial between the winner and the next larger candidate, chosen by the same rule.
         trial_schedule: ``trial_schedule(max_lr=peak)`` -> the run's schedule function at that peak (train.py
             passes the configured scheduler); ``None``: one-cycle with ``OneCycleLR``'s defaults.
+        trial_floor: the lowest peak that schedule can take (a cyclic schedule's fixed ``base_lr``; train.py passes
+            it): candidates at or below it are not tried; ``None``: no such floor.
         update_share: where a trial learned, the found LR is the geometric mean of the trials' choice and the update
             point, the first LR of the sweep whose step moved the weights by more than this share of their norm
             (median over weight tensors; :mod:`callbacks.range_test.update_size`); ``None``: the trials' choice alone.
@@ -120,7 +122,7 @@ class LRRangeTest(RangeTestCallback):
                  trial_factors: Optional[Sequence[float]] = (0.3, 1.0, 3.0, 10.0), trial_fraction: float = 0.05,
                  trial_min_steps: int = 50, trial_max_steps: int = 200, trial_tolerance: float = 0.05,
                  trial_refine: bool = True, trial_min_images: int = 3200, trial_val_batches: int = 0,
-                 trial_schedule: Optional[ScheduleFactory] = None,
+                 trial_schedule: Optional[ScheduleFactory] = None, trial_floor: Optional[float] = None,
                  update_share: Optional[float] = UPDATE_SHARE) -> None:
         if num_steps is None:
             raise ValueError("range_test.num_steps must be an integer >= 10, got None")
@@ -140,6 +142,9 @@ class LRRangeTest(RangeTestCallback):
         self.needs_validation = bool(self.trial_factors) and trial_val_batches > 0
         self.trial_tolerance, self.trial_refine = float(trial_tolerance), trial_refine
         self.trial_schedule = trial_schedule or default_schedule
+        if trial_floor is not None and not (isinstance(trial_floor, (int, float)) and trial_floor >= 0):
+            raise ValueError(f"trial_floor must be a number >= 0 (or None), got {trial_floor!r}")
+        self.trial_floor = None if trial_floor is None else float(trial_floor)
         self.update_share = check_update_share(update_share)
 
     # -- sweep ----------------------------------------------------------------------------------------------
@@ -173,7 +178,8 @@ class LRRangeTest(RangeTestCallback):
                 trainer, pl_module, snapshot, base, cap=runs[0]["lrs"][-1 if stop is None else stop],
                 factors=self.trial_factors, length=length, schedule=self.trial_schedule, seed=self.seed,
                 tolerance=self.trial_tolerance, refine=self.trial_refine,
-                val_batches=self.trial_val_batches, floor=float(runs[0]["lrs"][0]), descend=adaptive or rise is None)
+                val_batches=self.trial_val_batches, floor=float(runs[0]["lrs"][0]), descend=adaptive or rise is None,
+                above=self.trial_floor)
             raw["adaptive"], raw["rise"] = adaptive, rise
             raw["carry"] = carry_setup(trainer, self.trial_schedule, self.max_lr, length)  # Adagrad only (v18)
         return raw
@@ -251,7 +257,7 @@ class LRRangeTest(RangeTestCallback):
                                                   "smooth_beta", "suggestion", "repeats", "seed", "bandwidth",
                                                   "trial_factors", "trial_fraction", "trial_min_steps",
                                                   "trial_max_steps", "trial_min_images", "trial_tolerance",
-                                                  "trial_refine", "trial_val_batches", "update_share")}
+                                                  "trial_refine", "trial_val_batches", "trial_floor", "update_share")}
         rule, lr = self.suggestion, float(suggestions[self.suggestion])
         if raw.get("trials"):
             chance = raw["trials"][0].get("chance_loss")

@@ -58,7 +58,19 @@ class RangeTestResult:
         scores = ", ".join(f"{t['lr']:.3g}: {t['score']:.4g}" for t in self.trials)
         return (f"range_test ({self.settings.get('suggestion')} {self.suggestions[self.settings.get('suggestion')]:.3g}"
                 f", then {len(self.trials)} trial{'s' if len(self.trials) != 1 else ''} of {self.trial_length}, training "
-                f"loss {scores}{self.blended}{self.carried}{self.trial_signal}{self.no_limit})")
+                f"loss {scores}{self.floored}{self.blended}{self.carried}{self.trial_signal}{self.no_limit})")
+
+    @property
+    def floored(self) -> str:
+        """``"; 0.3x not tried: at or below the schedule's lowest peak 0.1"`` where candidates were left out for the
+        run's schedule (``settings['trial_floor']``: a cyclic schedule's fixed base_lr), else ``""``."""
+        floor, rule = self.settings.get("trial_floor"), self.settings.get("suggestion")
+        base = self.suggestions.get(rule) if rule else None
+        if not floor or not base:
+            return ""
+        left = [f for f in self.settings.get("trial_factors") or () if base * f <= floor * (1 + 1e-9)]
+        return (f"; {', '.join(f'{f:g}x' for f in left)} not tried: at or below the schedule's lowest peak {floor:.3g}"
+                if left else "")
 
     @property
     def blended(self) -> str:

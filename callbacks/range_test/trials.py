@@ -105,16 +105,20 @@ def default_schedule(max_lr: float) -> Callable[..., Any]:
     return partial(one_cycle, max_lr=max_lr)
 
 
-def candidates(base_lr: float, factors: Sequence[float], cap: Optional[float] = None) -> List[float]:
+def candidates(base_lr: float, factors: Sequence[float], cap: Optional[float] = None,
+               above: Optional[float] = None) -> List[float]:
     """``base_lr x factor`` for each factor, in rising order, without repeats; those at or above ``cap`` (the LR
     where the range test saw the loss blow up, or its last LR if it never did) are dropped, but the smallest
     candidate always stays. At the cap itself: where the loss minimum sat at the sweep's last LR (the loss still
     falling there), its 1x is not tried: on the airbench net such trials could not tell peaks 1-10 apart (0.98:
     1.791, 9.82: 1.816) and would keep the largest, where the best peak sat at 0.4-1.6 (issue 20, RESULTS.md
-    2026-12-01 22:47)."""
+    2026-12-01 22:47). Those at or below ``above`` (the lowest peak the run's schedule can take: a cyclic schedule's
+    fixed ``base_lr``) are dropped first; when none is left, the smallest stays (the schedule then refuses it, naming
+    its key)."""
     values = sorted({float(base_lr) * float(f) for f in factors})
-    kept = [v for v in values if cap is None or v < cap * (1 - 1e-9)]  # 1e-9: the minimum's geometric mean rounds
-    return kept or values[:1]
+    trainable = [v for v in values if above is None or v > above * (1 + 1e-9)] or values[:1]
+    kept = [v for v in trainable if cap is None or v < cap * (1 - 1e-9)]  # 1e-9: the minimum's geometric mean rounds
+    return kept or trainable[:1]
 
 
 def refinement(trials: Sequence[Dict[str, Any]], chosen: float) -> Optional[float]:
@@ -351,7 +355,8 @@ def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float]
 def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float, cap: Optional[float],
                        factors: Sequence[float], length: tuple, schedule: ScheduleFactory,
                        seed: Optional[int], tolerance: float = 0.0, refine: bool = False,
-                       val_batches: int = 0, floor: float = 0.0, descend: bool = True) -> List[Dict[str, Any]]:
+                       val_batches: int = 0, floor: float = 0.0, descend: bool = True,
+                       above: Optional[float] = None) -> List[Dict[str, Any]]:
     """The trials as the loss range test runs them after its sweep: ``factors`` x ``base`` (capped at ``cap``),
     each ``trial_length(run steps, *length, images_per_step(trainer))`` steps long (``length``: fraction, min and max
     steps, min images), where the run's steps are the trainer's ``estimated_stepping_batches``; an epoch-based
@@ -362,12 +367,14 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
     trials first descend from the lowest candidate in steps of ``LADDER`` (at most ``LADDER_STEPS``, not below
     ``floor``, the sweep's first LR) until one learns; not with ``descend=False`` (the caller has a better fallback:
     the rise point, for an SGD-family optimizer, :func:`untrained_fallback`; none of the 17 SGD-family descents of
-    issue 20's benchmark ever learned, RESULTS.md 2026-12-01 19:20). ``val_batches``: see :func:`run_trials`."""
+    issue 20's benchmark ever learned, RESULTS.md 2026-12-01 19:20). ``val_batches``: see :func:`run_trials`. ``above``:
+    the lowest peak the run's schedule can take (:func:`candidates`); the descent stops before it."""
     steps, scaled_epoch = trial_shape(trainer, length)
     per_step = images_per_step(trainer)
     chance = chance_level(pl_module)
-    trials = run_trials(trainer, pl_module, snapshot, candidates(base, factors, cap), steps, schedule, seed,
+    trials = run_trials(trainer, pl_module, snapshot, candidates(base, factors, cap, above), steps, schedule, seed,
                         scaled_epoch, val_batches)
+    floor = max(floor, (above or 0.0) * (1 + 1e-9))  # the descent stays above the schedule's lowest peak too
     for _ in range(LADDER_STEPS if descend else 0):  # every candidate fell to chance: the minimum was no guide
         lowest = min(trials, key=lambda t: t["lr"])
         if (chance is None or any(learned(t["losses"], chance=chance) for t in trials)
