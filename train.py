@@ -31,8 +31,9 @@ from pytorch_lightning.utilities import rank_zero_only
 from callbacks.divergence import Diverged
 from callbacks.interrupt import Interrupted, SearchInterrupted, stop_at_once
 from callbacks.range_test.finder import RangeTestResult, find_lr
-from callbacks.run.config_checks import (START_UP_ERRORS, check_loggers, check_optimizer, check_run_length,
-                                         check_schedule, check_seed, instantiate_group, logger_configs, plain_message)
+from callbacks.run.config_checks import (START_UP_ERRORS, check_loggers, check_monitor, check_optimizer,
+                                         check_run_length, check_schedule, check_seed, instantiate_group,
+                                         logger_configs, plain_message)
 from callbacks.run.console import (KeepWarnings, log, log_header, log_logger_paths, log_lr_found, log_search_cost,
                                    log_summary, log_train_command, lr_plan, print_config, quiet_console)
 from callbacks.run.hparams import log_run_hparams
@@ -339,6 +340,7 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
         del checkpoint  # Lightning reads the file again when it resumes
 
     check_optimizer(cfg, model)  # torch checks lr, weight decay, betas only when it builds the optimizer
+    check_monitor(cfg, model)
     asked = auto_keys(cfg)
     if cfg.task.name != "lr_range_test":
         check_schedule(cfg, stand_ins={key: AUTO_KEYS[key] for key in asked})  # before a minutes-long range test

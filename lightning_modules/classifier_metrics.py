@@ -19,8 +19,10 @@ class ClassifierMetrics:
     """Metric modules and logging of the Classifier (a mixin before ``pl.LightningModule``: it uses the module's
     ``log``, ``trainer`` and ``attached_datamodule`` and the classifier's ``head_names``).
 
-    Names: ``{split}/loss``; with one head ``{split}/acc`` (and ``val``/``test`` ``f1_macro``); with several,
-    ``{split}/<head>/acc``, ``{split}/<head>/f1_macro`` and ``{split}/acc_mean`` (also logged as ``{split}/acc``)."""
+    Names (:meth:`metric_names`): ``{split}/loss``; with one head ``{split}/acc`` (and ``val``/``test``
+    ``f1_macro``); with several, ``{split}/<head>/acc``, ``{split}/<head>/f1_macro`` and the mean over heads, also
+    logged as ``{split}/acc``. ``val``/``test`` ``acc_mean``, the mean accuracy over heads, with any number of heads
+    (so that a recipe that monitors it, ``experiment=attributes``, also runs on a CSV with one label column)."""
 
     head_names: list[str]
 
@@ -66,14 +68,21 @@ class ClassifierMetrics:
                 f1(logits[name].detach(), targets[name])
                 self.log(self._key(split, name, "f1_macro"), f1, on_step=False, on_epoch=True, batch_size=batch_size)
 
+    def metric_names(self, split: str) -> list[str]:
+        """What this module logs for ``split`` (``train``, ``val`` or ``test``): the names ``monitor`` may take."""
+        per_head = ["acc"] + (["f1_macro"] if split != "train" else [])
+        names = [f"{split}/loss"] + [self._key(split, h, m) for h in self.head_names for m in per_head]
+        return names + ([f"{split}/acc_mean"] if split != "train" else []) + (
+            [f"{split}/acc"] if len(self.head_names) > 1 and split != "train" else [])
+
     def _key(self, split: str, head: str, metric: str) -> str:
         return f"{split}/{metric}" if len(self.head_names) == 1 else f"{split}/{head}/{metric}"
 
     def _log_mean_accuracy(self, split: str):
-        if len(self.head_names) > 1:
-            accs = [self.metrics[f"{split}_{n}"].compute() for n in self.head_names]
-            mean = torch.stack(accs).mean()
-            self.log(f"{split}/acc_mean", mean, prog_bar=True)
+        several = len(self.head_names) > 1
+        mean = torch.stack([self.metrics[f"{split}_{n}"].compute() for n in self.head_names]).mean()
+        self.log(f"{split}/acc_mean", mean, prog_bar=several)
+        if several:
             self.log(f"{split}/acc", mean)
 
     def _reset_confusion(self):

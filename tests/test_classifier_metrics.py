@@ -46,6 +46,10 @@ def test_fit_single_head_metric_names_and_values(tmp_path):
         logits = model.logits(x)["label"]
     assert float(fit_metrics["val/acc"]) == pytest.approx(float((logits.argmax(1) == y).float().mean()), abs=1e-6)
     assert float(fit_metrics["val/loss"]) == pytest.approx(float(F.cross_entropy(logits, y)), rel=1e-5)
+    # the mean over one head is its accuracy: a recipe that monitors val/acc_mean runs on one label column too
+    assert float(fit_metrics["val/acc_mean"]) == pytest.approx(float(fit_metrics["val/acc"]), abs=1e-7)
+    assert set(model.metric_names("train") + model.metric_names("val")) == {
+        n for n in logger.names if not n.startswith(("lr-", "epoch"))}  # what monitor may name: what is logged
     test = trainer.test(model, datamodule=dm, verbose=False)[0]
     assert "test/acc" in trainer.callback_metrics and "test/loss" in test
     x_test, y_test = dm.normalize(dm.test_set.images), dm.test_set.labels  # a split apart from validation
@@ -82,6 +86,8 @@ def test_fit_multi_head_metrics(tmp_path):
                  "val/acc_mean", "val/a/f1_macro", "val/b/f1_macro"):
         assert name in m, name
     assert {"train/a/acc", "val/a/acc", "val/b/acc", "val/acc", "val/acc_mean"} <= logger.names
+    assert set(model.metric_names("train") + model.metric_names("val")) == {
+        n for n in logger.names if not n.startswith(("lr-", "epoch"))}
     # independent evaluation of the final weights on the whole validation set
     x, ya, yb = dm.val.x, dm.val.ya, dm.val.yb
     model.eval()

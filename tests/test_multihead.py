@@ -134,3 +134,21 @@ def test_recipes_hold_out_validation_and_monitor_the_mean_accuracy():
     folder = compose_config(["experiment=image_folder_resnet", "data.root=x"])
     assert folder.data.val_fraction > 0 and folder.data._target_.endswith("ImageFolderDataModule")
     assert folder.model.backbone.name == "resnet9" and folder.scheduler.max_lr == "auto"
+
+
+def test_the_attributes_recipe_on_a_csv_with_one_label_column_monitors_its_mean_accuracy(tmp_path):
+    """experiment=attributes monitors val/acc_mean; on a CSV with one label column it trained an epoch and then
+    stopped: ModelCheckpoint "could not find the monitored key" (one head logged no mean)."""
+    import json
+
+    from conftest import CPU_OVERRIDES, run_in_process
+
+    csv = write_csv_dataset(tmp_path / "data", n=30)
+    objective, _ = run_in_process(["experiment=attributes", f"data.csv_path={csv}", "data.label_columns=[colour]",
+                                   "model=small", "data.image_size=12", "data.batch_size=6", "data.decode_workers=0",
+                                   "data.val_fraction=0.3", "data.test_fraction=0", "scheduler.max_lr=0.05",
+                                   "trainer.max_epochs=2", "test=false", *CPU_OVERRIDES], tmp_path / "run")
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["status"] == "completed" and result["monitor"] == "val/acc_mean"
+    assert objective == pytest.approx(result["metrics"]["val/acc"]) == pytest.approx(result["metrics"]["val/acc_mean"])
+    assert list((tmp_path / "run" / "checkpoints").glob("best-epoch*.ckpt"))

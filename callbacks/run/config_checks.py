@@ -12,7 +12,7 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
-from callbacks.run.hydra_job import key_origin, runtime_choices, scheduler_config, short_name
+from callbacks.run.hydra_job import job_overrides, key_origin, runtime_choices, scheduler_config, short_name
 from callbacks.schedules.lr_schedule import LRSchedule
 
 # The project's start-up errors: every check of a config key, file or checkpoint raises one of these with a message
@@ -61,6 +61,17 @@ def check_optimizer(cfg: DictConfig, model) -> None:
         group = f"optimizer={option}" if option else f"optimizer ({short_name(cfg.optimizer.get('_target_'))})"
         keys = ", ".join(f"optimizer.{k}={v}" for k, v in cfg.optimizer.items() if not k.startswith("_"))
         raise ValueError(f"{group}: {err} (its keys: {keys})") from None
+
+
+def check_monitor(cfg: DictConfig, model) -> None:
+    """``monitor`` names a metric the model logs (its ``metric_names``) in validation or training: a typo stopped
+    the run with Lightning's error at the end of the first epoch, after any LR search."""
+    names = getattr(model, "metric_names", None)
+    allowed = [name for split in ("val", "train") for name in names(split)] if callable(names) else []
+    if allowed and cfg.monitor not in allowed:
+        origin = "" if any(o.startswith("monitor=") for o in job_overrides()) else f" {key_origin()}"
+        raise ValueError(f"monitor={cfg.monitor}{origin}: this model logs no such metric; it logs "
+                         f"{', '.join(allowed)}")
 
 
 SEED_MAX = 2**32 - 1  # numpy's seed range, which pl.seed_everything also enforces
