@@ -81,9 +81,11 @@ class ClassifierMetrics:
     def _log_mean_accuracy(self, split: str):
         several = len(self.head_names) > 1
         mean = torch.stack([self.metrics[f"{split}_{n}"].compute() for n in self.head_names]).mean()
-        self.log(f"{split}/acc_mean", mean, prog_bar=several)
+        # the per-head metrics' compute() already synced their states over DDP ranks: every rank holds the same
+        # mean, so sync_dist (a mean of equal values) changes nothing but stops Lightning's warning that asks for it
+        self.log(f"{split}/acc_mean", mean, prog_bar=several, sync_dist=True)
         if several:
-            self.log(f"{split}/acc", mean)
+            self.log(f"{split}/acc", mean, sync_dist=True)
 
     def _reset_confusion(self):
         for cm in self.confusion.values():

@@ -14,18 +14,27 @@ from callbacks.schedules.lr_schedule import optimizer_steps_per_epoch
 def log_interval(trainer: DictConfig, datamodule) -> int:
     """``trainer.log_every_n_steps``, cut to an epoch's optimizer steps where an epoch is shorter. Lightning logs the
     train/ metrics every that many steps: 4 epochs of 2 batches at the default 10 drew no point at all (Lightning
-    warns, and says to lower it). Unchanged without ``datamodule.steps_per_epoch`` or at 0 (no logging)."""
+    warns, and says to lower it). An epoch's batches are split over the processes (``trainer.devices`` x
+    ``num_nodes``) under DDP. Unchanged without ``datamodule.steps_per_epoch`` or at 0 (no logging)."""
     configured = trainer.get("log_every_n_steps", 50)
     steps_per_epoch = getattr(datamodule, "steps_per_epoch", None)
     if not configured or not callable(steps_per_epoch):
         return configured
-    batches = steps_per_epoch()
+    batches = math.ceil(steps_per_epoch() / processes(trainer))  # DDP: each process gets its share of the batches
     limit = trainer.get("limit_train_batches")
     if isinstance(limit, int) and not isinstance(limit, bool):
         batches = min(batches, limit)
     elif isinstance(limit, float):
         batches = math.ceil(batches * limit)
     return max(1, min(configured, math.ceil(batches / max(int(trainer.get("accumulate_grad_batches", 1)), 1))))
+
+
+def processes(trainer: DictConfig) -> int:
+    """The training processes the config asks for: ``devices`` (a count, or a list of device ids) x ``num_nodes``;
+    1 for ``auto`` or ``-1``, whose count only the machine knows (before a Trainer exists)."""
+    devices = trainer.get("devices", 1)
+    count = len(devices) if not isinstance(devices, (int, str)) else devices if isinstance(devices, int) else 1
+    return max(int(count), 1) * max(int(trainer.get("num_nodes", 1) or 1), 1)
 
 
 def validated_before_the_end(trainer: pl.Trainer, datamodule) -> bool:
