@@ -64,6 +64,9 @@ class ImageFolderDataModule(FileImageDataModule):
                          and not d.startswith("."))
         if not classes:
             raise ValueError(f"data.root: {train_dir} has no class folders; expected train/<class>/<images>")
+        if len(classes) == 1:  # the classifier's own check would name model.heads, not the data
+            raise ValueError(f"data.root: {train_dir} has one class folder ({classes[0]}); a classifier needs at "
+                             "least 2, one folder of images per class")
         index = {c: i for i, c in enumerate(classes)}
         paths, labels, split, ignored = [], [], [], []
         for s, split_dir in dirs.items():

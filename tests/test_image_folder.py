@@ -135,6 +135,7 @@ def test_bad_files_fail_with_names_or_are_skipped_with_a_count(tmp_path):
     ("a_file", "data is a file, not a folder"),
     ("no_train", "train does not exist"),
     ("no_classes", "has no class folders"),
+    ("one_class", "has one class folder \\(red\\); a classifier needs at least 2"),
     ("empty_class", "has no images"),
     ("val_only_class", "no counterpart in"),
 ])
@@ -149,6 +150,8 @@ def test_bad_layouts_are_refused_naming_the_folder(tmp_path, case, message):
         (root / "train").mkdir(parents=True)
     if case in ("empty_class", "val_only_class"):
         write_folder_dataset(root, per_class=3)
+    if case == "one_class":
+        write_image(root / "train" / "red" / "0.png", class_image((255, 0, 0)))
     if case == "empty_class":
         (root / "train" / "yellow").mkdir()
         (root / "train" / "yellow" / "notes.txt").write_text("no images here")
