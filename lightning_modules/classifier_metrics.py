@@ -20,9 +20,8 @@ class ClassifierMetrics:
     ``log``, ``trainer`` and ``attached_datamodule`` and the classifier's ``head_names``).
 
     Names (:meth:`metric_names`): ``{split}/loss``; with one head ``{split}/acc`` (and ``val``/``test``
-    ``f1_macro``); with several, ``{split}/<head>/acc``, ``{split}/<head>/f1_macro`` and the mean over heads, also
-    logged as ``{split}/acc``. ``val``/``test`` ``acc_mean``, the mean accuracy over heads, with any number of heads
-    (so that a recipe that monitors it, ``experiment=attributes``, also runs on a CSV with one label column)."""
+    ``f1_macro``); with several, ``{split}/<head>/acc``, ``{split}/<head>/f1_macro`` and ``{split}/acc_mean``, the
+    mean accuracy over heads, also logged as ``{split}/acc``: ``val/acc`` is the accuracy with any number of heads."""
 
     head_names: list[str]
 
@@ -72,19 +71,18 @@ class ClassifierMetrics:
         """What this module logs for ``split`` (``train``, ``val`` or ``test``): the names ``monitor`` may take."""
         per_head = ["acc"] + (["f1_macro"] if split != "train" else [])
         names = [f"{split}/loss"] + [self._key(split, h, m) for h in self.head_names for m in per_head]
-        return names + ([f"{split}/acc_mean"] if split != "train" else []) + (
-            [f"{split}/acc"] if len(self.head_names) > 1 and split != "train" else [])
+        several = len(self.head_names) > 1 and split != "train"
+        return names + ([f"{split}/acc_mean", f"{split}/acc"] if several else [])
 
     def _key(self, split: str, head: str, metric: str) -> str:
         return f"{split}/{metric}" if len(self.head_names) == 1 else f"{split}/{head}/{metric}"
 
     def _log_mean_accuracy(self, split: str):
-        several = len(self.head_names) > 1
-        mean = torch.stack([self.metrics[f"{split}_{n}"].compute() for n in self.head_names]).mean()
-        # the per-head metrics' compute() already synced their states over DDP ranks: every rank holds the same
-        # mean, so sync_dist (a mean of equal values) changes nothing but stops Lightning's warning that asks for it
-        self.log(f"{split}/acc_mean", mean, prog_bar=several, sync_dist=True)
-        if several:
+        if len(self.head_names) > 1:
+            mean = torch.stack([self.metrics[f"{split}_{n}"].compute() for n in self.head_names]).mean()
+            # the per-head metrics' compute() already synced their states over DDP ranks: every rank holds the same
+            # mean, so sync_dist (a mean of equal values) changes nothing but stops Lightning's warning asking for it
+            self.log(f"{split}/acc_mean", mean, prog_bar=True, sync_dist=True)
             self.log(f"{split}/acc", mean, sync_dist=True)
 
     def _reset_confusion(self):
