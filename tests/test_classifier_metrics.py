@@ -172,3 +172,30 @@ def test_validation_uses_tta_only_when_asked(tmp_path, tta_on_val):
     other = plain if tta_on_val else tta
     assert out["val/loss"] == pytest.approx(float(F.cross_entropy(expected, y)), rel=1e-5)
     assert out["val/loss"] != pytest.approx(float(F.cross_entropy(other, y)), rel=1e-5)
+
+
+def test_every_epoch_level_tensor_is_logged_with_sync_dist(tmp_path):
+    """Under DDP Lightning warns ("It is recommended to use self.log('val/acc_mean', ..., sync_dist=True)") for each
+    epoch-level value logged as a plain tensor without sync_dist; it did for val/test acc_mean and acc with several
+    heads (values every rank already shares: the per-head metrics sync in compute()). Lightning checks only with
+    more than one process, so the test reads the calls: every plain tensor logged per epoch asks for the sync."""
+    from torchmetrics import Metric
+
+    torch.manual_seed(12)
+    model = Classifier(SmallNet(width=4), {"a": 3, "b": 2}, optimizer=sgd())
+    calls, log = [], model.log
+
+    def recording_log(name, value, *args, **kwargs):
+        calls.append((name, isinstance(value, Metric), kwargs.get("on_step"), kwargs.get("on_epoch"),
+                      kwargs.get("sync_dist", False)))
+        return log(name, value, *args, **kwargs)
+
+    model.log = recording_log
+    trainer = make_trainer(tmp_path, max_epochs=1)
+    trainer.fit(model, datamodule=MultiHeadDataModule())
+    trainer.test(model, datamodule=MultiHeadDataModule(), verbose=False)
+    # Lightning's default outside training steps is per epoch (on_step False, on_epoch True)
+    epoch_tensors = {(name, sync) for name, metric, on_step, on_epoch, sync in calls
+                     if not metric and not on_step and on_epoch is not False}
+    assert {"val/acc_mean", "test/acc_mean", "val/acc", "val/loss"} <= {name for name, _ in epoch_tensors}
+    assert all(sync for _, sync in epoch_tensors), sorted(epoch_tensors)
