@@ -110,6 +110,17 @@ class CSVImageDataModule(FileImageDataModule):
         """``stratify_on`` (checked against the label columns by :meth:`read_records`), else the first column."""
         return self.stratify_on or next(iter(rec.vocabularies))
 
+    def warn_case_variants(self, column: str, vocab: list[str]) -> None:
+        """Labels are compared as written (after stripping spaces): ``Cat`` and ``cat`` are two classes. Say so
+        where a column has such pairs, most likely a typing slip that splits one class in two."""
+        groups: dict[str, list[str]] = {}
+        for value in vocab:
+            groups.setdefault(value.casefold(), []).append(value)
+        variants = [names for names in groups.values() if len(names) > 1]
+        if variants:
+            self.warn_once(f"data.csv_path ({self.csv_path}): label column {column!r} has values that differ only in "
+                           f"case, each a class of its own: {variants[:MAX_LISTED]}; fix the CSV if they are one class")
+
     def read_records(self) -> Records:
         columns, rows = read_csv(self.csv_path)
         where = f"data.csv_path ({self.csv_path})"
@@ -141,6 +152,7 @@ class CSVImageDataModule(FileImageDataModule):
             if len(vocab) < 2:
                 raise ValueError(f"{where}: label column {col!r} has a single value {vocab}; a classification "
                                  "head needs >= 2 classes (drop it from data.label_columns)")
+            self.warn_case_variants(col, vocab)
             index = {v: i for i, v in enumerate(vocab)}
             vocabularies[col] = vocab
             label_arrays[col] = np.asarray([index[v] if v else UNKNOWN_LABEL for v in values], np.int64)

@@ -61,6 +61,29 @@ def test_integer_labels_sort_numerically(tmp_path):
     assert dm.heads == {"level": 3} and dm.vocabularies["level"] == ["1", "2", "10"]
 
 
+def test_labels_that_differ_only_in_case_stay_apart_with_a_warning_and_spaces_are_stripped(tmp_path):
+    """A hand-typed CSV: "red " reads as "red"; "Red" stays a class of its own (labels are compared as written),
+    and the run says so once, naming the column and the pair."""
+    import warnings
+
+    rows = [{"file": f"images/{i:03d}.png", "colour": ["red", "red ", "Red", "blue"][i % 4]} for i in range(16)]
+    for i in range(16):
+        write_image(tmp_path / "images" / f"{i:03d}.png", class_image((200, 0, 0), seed=i))
+    dm = csv_dm(write_csv(tmp_path / "labels.csv", rows))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dm.prepare_data()
+        dm.setup("fit")
+    assert dm.vocabularies == {"colour": ["Red", "blue", "red"]}
+    messages = [str(w.message) for w in caught if "differ only in case" in str(w.message)]
+    assert len(messages) == 1 and "'colour'" in messages[0] and "['Red', 'red']" in messages[0], messages
+    plain = csv_dm(write_csv_dataset(tmp_path / "plain", n=12))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plain.setup("fit")
+    assert not [w for w in caught if "differ only in case" in str(w.message)]
+
+
 def test_split_is_stratified_on_the_chosen_column_and_deterministic(tmp_path):
     path = write_csv_dataset(tmp_path, n=24)
     a, b = csv_dm(path, stratify_on="size_class", seed=5), csv_dm(path, stratify_on="size_class", seed=5)
