@@ -68,7 +68,10 @@ class ClassifierMetrics:
                 self.log(self._key(split, name, "f1_macro"), f1, on_step=False, on_epoch=True, batch_size=batch_size)
 
     def metric_names(self, split: str) -> list[str]:
-        """What this module logs for ``split`` (``train``, ``val`` or ``test``): the names ``monitor`` may take."""
+        """What this module logs for ``split`` (``train``, ``val``, ``test``, or ``test_no_tta``: the accuracy
+        without test-time augmentation, logged when it is on): the names ``monitor`` may take."""
+        if split == "test_no_tta":
+            return [self._key(split, h, "acc") for h in self.head_names] if getattr(self, "tta_level", 0) else []
         per_head = ["acc"] + (["f1_macro"] if split != "train" else [])
         names = [f"{split}/loss"] + [self._key(split, h, m) for h in self.head_names for m in per_head]
         several = len(self.head_names) > 1 and split != "train"

@@ -155,6 +155,7 @@ def test_test_step_uses_tta(tmp_path, level):
         assert out["test_no_tta/acc"] == pytest.approx(float((plain.argmax(1) == y).float().mean()), abs=1e-6)
     else:
         assert "test_no_tta/acc" not in out
+    assert set(out) == set(model.metric_names("test") + model.metric_names("test_no_tta"))  # what monitor may name
 
 
 @pytest.mark.parametrize("tta_on_val", [False, True])

@@ -450,7 +450,8 @@ def test_a_start_up_error_is_one_plain_message(tmp_path):
     (["data=cifar10"], ["data.num_train does not apply to data=", "experiment=smoke"]),
     (["ckpt_path=/nonexistent/last.ckpt"], ["ckpt_path: no such file /nonexistent/last.ckpt"]),
     # a typo stopped the run with Lightning's error at the end of the first epoch (after any LR search)
-    (["monitor=val/accuracy"], ["monitor=val/accuracy: this model logs no such metric", "val/acc, ", "val/f1_macro"]),
+    (["monitor=val/accuracy"], ["monitor=val/accuracy: this model logs no such metric", "val/acc, ", "val/f1_macro",
+                                "test/acc"]),
 ])
 def test_more_bad_inputs_fail_before_training_with_a_named_message(tmp_path, overrides, words):
     from hydra import compose, initialize_config_dir

@@ -64,10 +64,12 @@ def check_optimizer(cfg: DictConfig, model) -> None:
 
 
 def check_monitor(cfg: DictConfig, model) -> None:
-    """``monitor`` names a metric the model logs (its ``metric_names``) in validation or training: a typo stopped
-    the run with Lightning's error at the end of the first epoch, after any LR search."""
+    """``monitor`` names a metric the model logs (its ``metric_names``) in validation, training or test (a recipe
+    that returns its test accuracy to a sweeper, ``experiment=cifar10_fast``): a typo stopped the run with Lightning's
+    error at the end of the first epoch, after any LR search."""
     names = getattr(model, "metric_names", None)
-    allowed = [name for split in ("val", "train") for name in names(split)] if callable(names) else []
+    allowed = [name for split in ("val", "train", "test", "test_no_tta")
+               for name in names(split)] if callable(names) else []
     if allowed and cfg.monitor not in allowed:
         origin = "" if any(o.startswith("monitor=") for o in job_overrides()) else f" {key_origin()}"
         raise ValueError(f"monitor={cfg.monitor}{origin}: this model logs no such metric; it logs "
