@@ -15,9 +15,11 @@ stays on the device.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -290,11 +292,30 @@ class TensorImageDataModule(pl.LightningDataModule):
     def state_dict(self) -> dict:
         """The data module's own resumable state: none. What it holds after :meth:`setup` is a pure function of
         its arguments, and the position in the epoch is the training loader's state (:class:`ResumableDataLoader`),
-        which Lightning checkpoints by itself. The LR range test saves and restores this around its sweep."""
-        return {}
+        which Lightning checkpoints by itself. The LR range test saves and restores this around its sweep. Saved
+        is what the data was (:meth:`fingerprint`), for a resume to compare."""
+        return {"fingerprint": self.fingerprint()} if self.train_set is not None else {}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """The counterpart of :meth:`state_dict`: nothing to restore."""
+        """Nothing to restore; a resume on data that differs from the checkpoint's (images added, removed or
+        relabelled since) is said: its run no longer continues the one it resumes (nor replays its data order)."""
+        saved, now = state_dict.get("fingerprint"), self.fingerprint() if self.train_set is not None else None
+        if saved and now and saved != now:
+            sizes = [f"{k} {saved.get(k)} -> {now[k]} images" for k in now if k != "digest" and saved.get(k) != now[k]]
+            what = ", ".join(sizes) or "same split sizes, other images or labels"
+            warnings.warn(f"resume: the data differs from the checkpoint's ({what}); the run goes on with the data as "
+                          "it is now, not as it was when it was interrupted", stacklevel=2)
+
+    def fingerprint(self) -> dict:
+        """The splits' sizes and a digest of the training labels and of up to 64 evenly spaced training images."""
+        train = self.train_set
+        digest = hashlib.sha256()
+        labels = train.labels if isinstance(train.labels, Mapping) else {"label": train.labels}
+        for name in sorted(labels):
+            digest.update(name.encode() + labels[name].cpu().numpy().tobytes())
+        digest.update(train.images[:: max(len(train) // 64, 1)].cpu().numpy().tobytes())
+        return {"train": len(train), "val": len(self.val_set), "test": len(self.test_set),
+                "digest": digest.hexdigest()[:16]}
 
 
 class TrainTestDataModule(TensorImageDataModule):

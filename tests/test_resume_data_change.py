@@ -1,0 +1,48 @@
+"""A resume on data that changed since its checkpoint (images added, removed or relabelled): the run goes on, and
+says so, because it no longer continues the run it resumes (nor replays its data order). It was silent."""
+import shutil
+import warnings
+
+from conftest import CPU_OVERRIDES, run_in_process
+from datamodules.synthetic import SyntheticDataModule
+from image_files import write_folder_dataset
+
+
+def changed_warnings(state, dm) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dm.load_state_dict(state)
+    return [str(w.message) for w in caught if "the data differs" in str(w.message)]
+
+
+def synthetic(**kwargs):
+    dm = SyntheticDataModule(**{"num_train": 64, "num_val": 16, "image_size": 8, "batch_size": 8, **kwargs})
+    dm.setup("fit")
+    return dm
+
+
+def test_the_data_modules_state_says_what_the_data_was_and_a_resume_compares():
+    state = synthetic().state_dict()
+    assert set(state["fingerprint"]) == {"train", "val", "test", "digest"}
+    assert not changed_warnings(state, synthetic())  # the same data: silent (as the range test's restore is)
+    assert not changed_warnings({}, synthetic())  # a checkpoint written before the data was saved in it
+    redrawn = changed_warnings(state, synthetic(seed=1))  # the same sizes, other images and labels
+    assert len(redrawn) == 1 and "same split sizes, other images or labels" in redrawn[0]
+    assert "train 64 -> 72 images" in changed_warnings(state, synthetic(num_train=72))[0]
+
+
+def test_resuming_an_image_folder_run_after_images_were_added_says_so(tmp_path):
+    root = write_folder_dataset(tmp_path / "data", per_class=6, splits=("train", "val"))
+    args = ["experiment=image_folder_resnet", f"data.root={root}", "model=small", "data.image_size=12",
+            "data.batch_size=4", "data.decode_workers=0", "data.val_fraction=0", "data.test_fraction=0",
+            "scheduler.max_lr=0.05", "trainer.max_epochs=2", "test=false", *CPU_OVERRIDES]
+    run_dir = tmp_path / "run"
+    run_in_process(args, run_dir)
+    checkpoint = run_dir / "checkpoints" / "epoch1.ckpt"
+    shutil.copy(run_dir / "checkpoints" / "last.ckpt", checkpoint)
+    _, same = run_in_process([*args, f"ckpt_path={checkpoint}"], run_dir)
+    assert "the data differs" not in same
+    first = sorted((root / "train" / "red").iterdir())[0]  # one more image: the epoch keeps its 4 batches of 4
+    shutil.copy(first, first.with_name(f"extra{first.suffix}"))
+    _, text = run_in_process([*args, f"ckpt_path={checkpoint}"], run_dir)
+    assert "the data differs from the checkpoint's (train 18 -> 19 images)" in text, text[-2000:]
