@@ -250,6 +250,33 @@ def test_airbench_data_init_whitens_patches(eps):
     torch.testing.assert_close(v @ cov, lam[:, None] * v, rtol=0, atol=1e-5)
 
 
+def test_airbench_on_grayscale_images_copies_informative_filters_into_empty_directions_and_trains_in_bf16():
+    """Grayscale images as RGB (R = G = B) leave 8 of the 12 patch directions without variance. Their whitening
+    channels sat at a constant, which BatchNorm (eps 1e-12) turned into a first gradient of ~4e5 in fp32 and inf
+    in bf16: the run diverged at its second step. Now they copy informative directions, strongest first."""
+    gray = _correlated_images(seed=2)[:, :1].expand(-1, 3, -1, -1).contiguous()
+    net = AirbenchNet(widths=(8, 16, 16))
+    net.data_init(gray)
+    w = net.whiten.weight.detach().double()
+    lam = torch.linalg.eigvalsh(_patch_second_moment(gray)).flip(0)
+    assert int((lam > 1e-6).sum()) == 4  # the setting tests what it means to: 4 informative directions of 12
+    out = F.conv2d(gray.double(), w[:12]).permute(0, 2, 3, 1).reshape(-1, 12)
+    variance = (out**2).mean(0)
+    assert variance.min() > 0.1  # every channel carries data (it was ~1e-13 on 8 of them)
+    for i in range(4, 12):  # each empty direction's filter is the informative one it copies, in turn
+        torch.testing.assert_close(w[i], w[(i - 4) % 4], rtol=0, atol=0)
+    torch.testing.assert_close(w[12:], -w[:12], rtol=0, atol=0)
+    colour = AirbenchNet(widths=(8, 16, 16))
+    assert torch.equal(colour._informative(torch.linalg.eigvalsh(_patch_second_moment(_correlated_images())).flip(0),
+                                           5e-4), torch.arange(12))  # full-rank data: every filter its own
+    head, y = torch.nn.Linear(net.feature_dim, 3, bias=False), torch.arange(len(gray)) % 3
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = F.cross_entropy(head(net((gray - 0.3) / 1.5)), y)
+    loss.backward()
+    grads = torch.cat([p.grad.flatten() for p in [*net.parameters(), *head.parameters()] if p.grad is not None])
+    assert torch.isfinite(grads).all() and float(grads.norm()) < 1e3
+
+
 def test_airbench_data_init_small_eps_is_identity_covariance():
     images = _correlated_images(seed=1)
     net = AirbenchNet(widths=(8, 16, 16))
