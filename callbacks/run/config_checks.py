@@ -56,7 +56,7 @@ def check_optimizer(cfg: DictConfig, model) -> None:
     now and name the group and its keys."""
     try:
         model.configure_optimizers()
-    except ValueError as err:
+    except (ValueError, TypeError) as err:  # TypeError: a key the optimizer does not take (+optimizer.betas for SGD)
         option = runtime_choices().get("optimizer")
         group = f"optimizer={option}" if option else f"optimizer ({short_name(cfg.optimizer.get('_target_'))})"
         keys = ", ".join(f"optimizer.{k}={v}" for k, v in cfg.optimizer.items() if not k.startswith("_"))
