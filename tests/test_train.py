@@ -448,6 +448,7 @@ def test_a_start_up_error_is_one_plain_message(tmp_path):
     (["trainer.limit_train_batches=0"], ["trainer.limit_train_batches", "got 0"]),
     (["trainer.accumulate_grad_batches=0"], ["trainer.accumulate_grad_batches", "got 0"]),
     (["data=cifar10"], ["data.num_train does not apply to data=", "experiment=smoke"]),
+    (["+model.backbone.foo=1"], ["model.backbone.foo does not apply to model="]),  # it named model.foo
     (["ckpt_path=/nonexistent/last.ckpt"], ["ckpt_path: no such file /nonexistent/last.ckpt"]),
     # a typo stopped the run with Lightning's error at the end of the first epoch (after any LR search)
     (["monitor=val/accuracy"], ["monitor=val/accuracy: this model logs no such metric", "val/acc, ", "val/f1_macro",

@@ -136,5 +136,18 @@ def instantiate_group(cfg: DictConfig, group: str, **kwargs):
         if match is None:
             raise
         option = runtime_choices().get(group, short_name(cfg[group].get("_target_")))
-        raise ValueError(f"{group}.{match.group(1)} does not apply to {group}={option} {key_origin()}; remove it or "
-                         f"choose another {group}") from None
+        raise ValueError(f"{group}.{key_path(cfg[group], match.group(1))} does not apply to {group}={option} "
+                         f"{key_origin()}; remove it or choose another {group}") from None
+
+
+def key_path(node: Any, key: str) -> str:
+    """Where ``key`` sits in a config group: ``key`` itself at the top, else the dotted path of the first nested
+    node that has it (``backbone.foo`` for ``+model.backbone.foo=1``)."""
+    if key in node:
+        return key
+    for name, child in node.items():
+        if isinstance(child, DictConfig):
+            inner = key_path(child, key)
+            if inner != key or key in child:
+                return f"{name}.{inner}"
+    return key
