@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional
 
 from callbacks.range_test import report
 from callbacks.range_test.smoothing import sweep_diverged
-from callbacks.range_test.trials import CHANCE_MARGIN, RISE_SHARE, below_chance, none_learned, weak
+from callbacks.range_test.trials import CHANCE_MARGIN, RISE_SHARE, below_chance, candidates, none_learned, weak
 from callbacks.range_test.update_size import UPDATE_SHARE
 
 __all__ = ["RangeTestResult"]
@@ -68,7 +68,9 @@ class RangeTestResult:
         base = self.suggestions.get(rule) if rule else None
         if not floor or not base:
             return ""
-        left = [f for f in self.settings.get("trial_factors") or () if base * f <= floor * (1 + 1e-9)]
+        factors = self.settings.get("trial_factors") or ()
+        tried = candidates(base, factors, above=floor)  # as the trials drew them: the smallest stays if none is above
+        left = [f for f in factors if float(base) * float(f) not in tried]
         return (f"; {', '.join(f'{f:g}x' for f in left)} not tried: at or below the schedule's lowest peak {floor:.3g}"
                 if left else "")
 
