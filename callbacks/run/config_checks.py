@@ -136,18 +136,18 @@ def instantiate_group(cfg: DictConfig, group: str, **kwargs):
         if match is None:
             raise
         option = runtime_choices().get(group, short_name(cfg[group].get("_target_")))
-        raise ValueError(f"{group}.{key_path(cfg[group], match.group(1))} does not apply to {group}={option} "
+        key = key_path(cfg[group], match.group(1)) or match.group(1)
+        raise ValueError(f"{group}.{key} does not apply to {group}={option} "
                          f"{key_origin()}; remove it or choose another {group}") from None
 
 
-def key_path(node: Any, key: str) -> str:
-    """Where ``key`` sits in a config group: ``key`` itself at the top, else the dotted path of the first nested
-    node that has it (``backbone.foo`` for ``+model.backbone.foo=1``)."""
+def key_path(node: Any, key: str) -> str | None:
+    """Where ``key`` sits in a config group: ``key`` itself at the top, else the dotted path through the first nested
+    node that has it (``backbone.foo`` for ``+model.backbone.foo=1``); ``None`` when no node has it."""
     if key in node:
         return key
     for name, child in node.items():
-        if isinstance(child, DictConfig):
-            inner = key_path(child, key)
-            if inner != key or key in child:
-                return f"{name}.{inner}"
-    return key
+        inner = key_path(child, key) if isinstance(child, DictConfig) else None
+        if inner is not None:
+            return f"{name}.{inner}"
+    return None
