@@ -24,6 +24,8 @@ def data(batches):
     ({"log_every_n_steps": 10, "devices": [0, 1, 2], "num_nodes": 2}, 36, 6),  # 6 processes
     ({"log_every_n_steps": 10, "devices": 2, "limit_train_batches": 3}, 40, 3),  # the limit is per process
     ({"log_every_n_steps": 10, "devices": "auto"}, 14, 10),              # a count only the machine knows: one
+    ({"log_every_n_steps": 10, "devices": "2"}, 14, 7),                  # as Lightning reads a string: a count
+    ({"log_every_n_steps": 10, "devices": "0,1"}, 14, 7),                # or device ids
 ])
 def test_the_interval_is_at_most_an_epoch_of_optimizer_steps(trainer, batches, expected):
     assert log_interval(OmegaConf.create(trainer), data(batches)) == expected

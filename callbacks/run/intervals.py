@@ -33,8 +33,13 @@ def processes(trainer: DictConfig) -> int:
     """The training processes the config asks for: ``devices`` (a count, or a list of device ids) x ``num_nodes``;
     1 for ``auto`` or ``-1``, whose count only the machine knows (before a Trainer exists)."""
     devices = trainer.get("devices", 1)
-    count = len(devices) if not isinstance(devices, (int, str)) else devices if isinstance(devices, int) else 1
-    return max(int(count), 1) * max(int(trainer.get("num_nodes", 1) or 1), 1)
+    if isinstance(devices, int):
+        count = devices
+    elif isinstance(devices, str):  # "2" a count, "0,1" device ids (as Lightning reads them), "auto" unknown
+        count = int(devices) if devices.isdigit() else len(devices.split(",")) if "," in devices else 1
+    else:
+        count = len(devices)
+    return max(count, 1) * max(int(trainer.get("num_nodes", 1) or 1), 1)
 
 
 def validated_before_the_end(trainer: pl.Trainer, datamodule) -> bool:
