@@ -165,7 +165,10 @@ def lr_floor(cfg: DictConfig) -> tuple[str, float] | None:
     """The fixed BELOW_MAX_LR key above 0 (the larger if both are) and its value; the trials try no peak below it."""
     fixed = [(value, key) for key, value in scheduler_config(cfg).items() if key in BELOW_MAX_LR
              and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0]
-    return (max(fixed)[1], float(max(fixed)[0])) if fixed else None
+    if not fixed:
+        return None
+    value, key = max(fixed)
+    return key, float(value)
 
 
 def check_above_floor(cfg: DictConfig, max_lr: float, what: str) -> None:
