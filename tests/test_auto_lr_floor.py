@@ -49,8 +49,8 @@ def test_a_cyclic_auto_run_skips_trials_below_base_lr_and_trains_above_it(tmp_pa
 
 
 def test_a_cyclic_max_lr_auto_below_a_fixed_base_lr_says_what_to_set(tmp_path, monkeypatch):
-    """scheduler=cyclic with max_lr=auto and a fixed base_lr above a trial's peak, or above what the search found:
-    one error naming both keys and what to do (it was the schedule's bare "max_lr must be > base_lr"); no training."""
+    """scheduler=cyclic with max_lr=auto and a fixed base_lr above a trial's peak, or above what the search found
+    (or warm-up's eta_min above it): one error naming both keys and what to do (it was the schedule's bare "max_lr must be > base_lr"); no training."""
     import train
     from callbacks.range_test.result import RangeTestResult
 
@@ -69,8 +69,7 @@ def test_a_cyclic_max_lr_auto_below_a_fixed_base_lr_says_what_to_set(tmp_path, m
     with pytest.raises(ValueError, match=r"scheduler.max_lr=auto found 0.05, not above scheduler.base_lr=0.1"):
         run(compose_config([*cyclic, "scheduler.base_lr=0.1"], output_dir=tmp_path / "found"))
     assert not (tmp_path / "found" / "checkpoints").exists()
-
-
+    # warm-up's eta_min, the same way (it was the schedule's bare "eta_min must be in [0, max_lr)")
     warmup = smoke_overrides("scheduler=warmup", "scheduler.max_lr=auto", "scheduler.warmup_length=1",
                              "scheduler.eta_min=0.1")
     with pytest.raises(ValueError, match=r"scheduler.max_lr=auto found 0.05, not above scheduler.eta_min=0.1: "
