@@ -18,7 +18,6 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
 from functools import partial
 
 import hydra
@@ -34,15 +33,14 @@ from callbacks.range_test.finder import RangeTestResult, find_lr
 from callbacks.run.config_checks import (START_UP_ERRORS, check_loggers, check_monitor, check_optimizer,
                                          check_run_length, check_schedule, check_seed, instantiate_group,
                                          logger_configs, plain_message)
-from callbacks.run.console import (KeepWarnings, log, log_header, log_logger_paths, log_lr_found, log_search_cost,
-                                   log_summary, log_train_command, lr_plan, print_config, quiet_console)
-from callbacks.run.hparams import log_run_hparams
+from callbacks.run.console import (KeepWarnings, log, log_header, log_logger_paths, log_lr_found, log_train_command,
+                                   lr_plan, print_config, quiet_console)
+from callbacks.run.ending import Ending
 from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overrides, null_group_overrides,
                                      resume_sweep_job, scheduler_config)
 from callbacks.run.intervals import log_interval, validated_before_the_end
 from callbacks.run.machine import fall_back_without_gpu, speed_settings, usable_threads
-from callbacks.run.result_file import (put_back, read_result, run_records, worst_value, write_config,
-                                       write_result)
+from callbacks.run.result_file import read_result, run_records, worst_value, write_config, write_result
 from callbacks.run_config import (RunConfig, check_same_network, check_weights_fit, read_checkpoint,
                                   saved_run_config)
 from callbacks.schedules.lr_schedule import LRSchedule
@@ -220,34 +218,6 @@ def range_test_task(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.L
         found["scheduler.base_lr"] = result.base_lr
     log_train_command(job_overrides(), found)
     return result.lr
-
-
-@dataclass
-class Ending:
-    """Records how the run ended, the same way for every outcome: TensorBoard hparams, result.json, the summary."""
-    cfg: DictConfig
-    lr_source: str
-    search: dict  # how the LRs were found (resolve_auto_lrs): its cost, for the closing summary
-    started: float
-    keep: KeepWarnings | None
-    resumed: tuple[int, dict] | None = None  # a resume: the checkpoint's step, the run's records before it
-
-    def refused(self, trainer: pl.Trainer) -> None:
-        """A resume that fails before its first step (Lightning or the schedule refused the checkpoint) leaves the
-        run's earlier result.json and config.yaml as they were: it never ran."""
-        if self.resumed is not None and trainer.global_step <= self.resumed[0]:
-            put_back(self.resumed[1])
-
-    def record(self, trainer: pl.Trainer, status: str, hparams_metrics: dict | None, **fields) -> None:
-        """``hparams_metrics``: the metrics beside the TensorBoard hparams (None: no hparams); ``fields``: the rest
-        of result.json (its ``metrics`` are also the summary's)."""
-        if hparams_metrics is not None:
-            log_run_hparams(trainer, self.cfg, self.lr_source, status, hparams_metrics)
-        write_result(self.cfg.output_dir, status=status, epochs=trainer.current_epoch,
-                     wall_s=round(time.time() - self.started, 2), **fields)
-        log_summary(self.cfg, status, fields.get("metrics", {}), self.started, self.keep, trainer.loggers)
-        if status == "completed":
-            log_search_cost(self.search, fields.get("steps"))
 
 
 def fit(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: Ending) -> float | None:

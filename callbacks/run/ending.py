@@ -1,0 +1,41 @@
+"""How a training run ends, recorded the same way for every outcome (completed, diverged, interrupted, a refused
+resume): TensorBoard hparams, result.json and the closing summary. train.py's fit() and evaluate() call it."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig
+
+from callbacks.run.console import KeepWarnings, log_search_cost, log_summary
+from callbacks.run.hparams import log_run_hparams
+from callbacks.run.result_file import put_back, write_result
+
+
+@dataclass
+class Ending:
+    """Records how the run ended, the same way for every outcome: TensorBoard hparams, result.json, the summary."""
+    cfg: DictConfig
+    lr_source: str
+    search: dict  # how the LRs were found (resolve_auto_lrs): its cost, for the closing summary
+    started: float
+    keep: KeepWarnings | None
+    resumed: tuple[int, dict] | None = None  # a resume: the checkpoint's step, the run's records before it
+
+    def refused(self, trainer: pl.Trainer) -> None:
+        """A resume that fails before its first step (Lightning or the schedule refused the checkpoint) leaves the
+        run's earlier result.json and config.yaml as they were: it never ran."""
+        if self.resumed is not None and trainer.global_step <= self.resumed[0]:
+            put_back(self.resumed[1])
+
+    def record(self, trainer: pl.Trainer, status: str, hparams_metrics: dict | None, **fields) -> None:
+        """``hparams_metrics``: the metrics beside the TensorBoard hparams (None: no hparams); ``fields``: the rest
+        of result.json (its ``metrics`` are also the summary's)."""
+        if hparams_metrics is not None:
+            log_run_hparams(trainer, self.cfg, self.lr_source, status, hparams_metrics)
+        write_result(self.cfg.output_dir, status=status, epochs=trainer.current_epoch,
+                     wall_s=round(time.time() - self.started, 2), **fields)
+        log_summary(self.cfg, status, fields.get("metrics", {}), self.started, self.keep, trainer.loggers)
+        if status == "completed":
+            log_search_cost(self.search, fields.get("steps"))
