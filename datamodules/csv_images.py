@@ -13,9 +13,9 @@ import os
 
 import numpy as np
 
-from datamodules.file_images import FileImageDataModule, Records, SPLITS
+from datamodules.file_images import FileImageDataModule, Records
 from datamodules.image_cache import MAX_LISTED
-from datamodules.tensor_images import UNKNOWN_LABEL
+from datamodules.tensor_images import SPLIT_NAMES, UNKNOWN_LABEL, split_of
 
 MISSING_LABELS = ("error", "ignore")
 
@@ -158,11 +158,12 @@ class CSVImageDataModule(FileImageDataModule):
             label_arrays[col] = np.asarray([index[v] if v else UNKNOWN_LABEL for v in values], np.int64)
         split = None
         if split_col is not None:
-            split = np.asarray([(row.get(split_col) or "").strip().lower() for row in rows], dtype=object)
-            unknown = sorted(set(split) - set(SPLITS))
+            given = [(row.get(split_col) or "").strip() for row in rows]
+            split = np.asarray([split_of(value) for value in given], dtype=object)
+            unknown = sorted({value for value, s in zip(given, split) if s is None})
             if unknown:
-                raise ValueError(f"{where}: split column {split_col!r} has values {unknown[:MAX_LISTED]}; allowed: "
-                                 f"{list(SPLITS)}")
+                raise ValueError(f"{where}: split column {split_col!r} has values {unknown[:MAX_LISTED]}; allowed "
+                                 f"(any case): {', '.join('/'.join(names) for names in SPLIT_NAMES.values())}")
             split[split == "train"] = ""
         root = paths_root(self.csv_path, self.image_root)
         raw = [(row.get(image_col) or "").strip() for row in rows]

@@ -9,7 +9,10 @@ import os
 import numpy as np
 
 from datamodules.file_images import FileImageDataModule, Records
-from datamodules.image_cache import IMAGE_EXTENSIONS, is_image_file
+from datamodules.image_cache import IMAGE_EXTENSIONS, MAX_LISTED, is_image_file
+from datamodules.tensor_images import SPLIT_NAMES, split_of
+
+LAYOUT = "ROOT/train/<class>/<images> (optionally ROOT/val/, ROOT/test/)"
 
 
 def list_class_folder(folder: str) -> tuple[list[str], list[str]]:
@@ -39,23 +42,37 @@ class ImageFolderDataModule(FileImageDataModule):
         self.root = os.path.abspath(os.path.expanduser(str(root)))
 
     def split_dirs(self) -> dict[str, str]:
-        """The folder of each split there is: ``{train, val, test}`` under ROOT, or ROOT itself as the training
-        folder when it has no ``train/`` but class folders (and no ``val/`` or ``test/``, which would mean a
-        missing ``train/``)."""
+        """The folder of each split there is under ROOT (``train/``, ``val/``, ``test/``, or another name of
+        SPLIT_NAMES such as ``valid/``), or ROOT itself as the training folder when none of its folders names a
+        split (class folders; a ``val/`` or ``test/`` without ``train/`` would mean a missing ``train/``)."""
         if not os.path.isdir(self.root):
             what = "is a file, not a folder" if os.path.exists(self.root) else "does not exist"
-            raise FileNotFoundError(f"data.root: {self.root} {what}; expected ROOT/train/<class>/<images> "
-                                    "(optionally ROOT/val/, ROOT/test/) or ROOT/<class>/<images>")
-        train_dir = os.path.join(self.root, "train")
-        if not os.path.isdir(train_dir):
-            folders = {d for d in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, d))
-                       and not d.startswith(".")}
-            if folders and not {"val", "test"} & folders:
+            raise FileNotFoundError(f"data.root: {self.root} {what}; expected {LAYOUT} or ROOT/<class>/<images>")
+        folders = sorted(d for d in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, d))
+                         and not d.startswith("."))
+        named: dict[str, list[str]] = {}
+        for folder in folders:
+            if split_of(folder) is not None:
+                named.setdefault(split_of(folder), []).append(folder)
+        if not named:
+            if folders:
                 return {"train": self.root}
-            raise FileNotFoundError(f"data.root: {train_dir} does not exist; expected ROOT/train/<class>/<images> "
-                                    f"(and optionally ROOT/val/, ROOT/test/) with data.root={self.root}")
-        return {s: os.path.join(self.root, s) for s in ("train", "val", "test")
-                if os.path.isdir(os.path.join(self.root, s))}
+            raise FileNotFoundError(f"data.root: {self.root} has no folders; expected {LAYOUT} or "
+                                    "ROOT/<class>/<images>")
+        for split, names in named.items():
+            if len(names) > 1:
+                raise ValueError(f"data.root: {self.root} has {len(names)} folders for the {split} split "
+                                 f"({', '.join(names)}); keep one")
+        if "train" not in named:
+            raise FileNotFoundError(f"data.root: {os.path.join(self.root, 'train')} does not exist (found "
+                                    f"{', '.join(n[0] + '/' for n in named.values())}); expected {LAYOUT} with "
+                                    f"data.root={self.root}")
+        others = [f for f in folders if split_of(f) is None]
+        if others:
+            self.warn_once(f"data.root: ignoring folder(s) {others[:MAX_LISTED]} beside "
+                           f"{', '.join(n[0] + '/' for n in named.values())}: not a split (allowed, any case: "
+                           f"{', '.join('/'.join(names) for names in SPLIT_NAMES.values())})")
+        return {split: os.path.join(self.root, names[0]) for split, names in named.items()}
 
     def read_records(self) -> Records:
         dirs = self.split_dirs()

@@ -35,6 +35,15 @@ from datamodules.batches import (  # noqa: F401  (re-exported: the names this mo
 AUGMENTS = ("batch", "albumentations", "none")
 FLIPS = ("random", "alternating", "none")  # also accepted: true (random), false (none)
 SPLITS = ("train", "val", "test")
+# The names users' data gives each split (a folder under data.root, a CSV's split column), case aside: Kaggle's
+# and many published sets' train/valid/test, Hugging Face's validation.
+SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validation"), "test": ("test", "testing")}
+
+
+def split_of(name: str) -> str | None:
+    """The split (SPLITS) a folder name or split-column value stands for; None for any other name."""
+    name = name.strip().lower()
+    return next((split for split, names in SPLIT_NAMES.items() if name in names), None)
 
 
 @dataclass
