@@ -179,7 +179,8 @@ def test_bad_shape_fails_when_the_callback_is_built():
          {"optimizer": "adagrad"}, r"'piecewise' sets momentum.*neither `momentum` nor `betas`"),
         (lambda: [Cyclic(base_lr=0.01, max_lr=0.1, step_size_up=0.1, unit="epoch", plot=False)], {},
          r"scheduler.step_size_up is 0.8 optimizer steps"),
-        (lambda: [OneCycle(max_lr=0.1, plot=False)], {"n_batches": 2}, r"scheduler.pct_start \(0.45\) x total_steps must be > 1"),
+        (lambda: [OneCycle(max_lr=0.1, plot=False)], {"n_batches": 2},
+         r"one-cycle with scheduler.pct_start=0.45 needs more than 1/pct_start = 2.22 \(pct_start x total_steps > 1\)"),
     ],
 )
 def test_bad_input_at_train_start(tmp_path, callbacks, module_kw, expected):

@@ -71,8 +71,11 @@ def test_one_cycle_matches_torch(kind, three_phase, anneal_strategy, total, pct_
 def test_one_cycle_three_phase_knots_are_torch_arithmetic():
     assert schedules.one_cycle_knots(100, 0.45, True) == [0.0, 44.0, 88.0, 99]
     assert schedules.one_cycle_knots(100, 0.3, False) == [0.0, 29.0, 99]
-    with pytest.raises(ValueError, match=r"scheduler.pct_start \(0.45\) x total_steps must be > 1"):
+    with pytest.raises(ValueError, match=r"only 2 optimizer steps: one-cycle with scheduler.pct_start=0.45 needs more "
+                                         r"than 1/pct_start = 2.22 \(pct_start x total_steps > 1\)"):
         schedules.one_cycle_knots(2, 0.45, True)  # pct_start * total <= 1: phases would not increase
+    with pytest.raises(ValueError, match=r"pct_start=0.6 leaves no room for the phases of a 100-step run"):
+        schedules.one_cycle_knots(100, 0.6, True)  # the way down would end after the last step
 
 
 # --------------------------------------------------------------------------- cyclic vs CyclicLR

@@ -287,9 +287,21 @@ def test_a_schedule_that_cannot_fit_the_run_fails_before_the_sweep(tmp_path, mon
     cfg = compose_config(smoke_overrides("scheduler=warmup", "scheduler.max_lr=auto", "scheduler.warmup_length=2",
                                          "range_test.num_steps=20"), output_dir=tmp_path)
     with pytest.raises(ValueError, match=r"scheduler.warmup_length must be shorter than training: got 2 epoch\(s\), "
-                                         r"the run is 2 epoch\(s\) \(6 optimizer steps\) \[as each max_lr trial of "
-                                         r"scheduler.max_lr=auto runs it: 6 optimizer steps for the run's 16, the same "
-                                         r"epochs\]"):
+                                         r"the run is 2 epoch\(s\) \(16 optimizer steps\)"):
+        run(cfg)
+    assert swept == [] and not (tmp_path / "checkpoints").exists()
+
+
+def test_a_run_too_short_for_its_own_schedule_fails_before_the_search(tmp_path, monkeypatch):
+    """One-cycle on a 2-step run (one batch an epoch, 2 epochs) with max_lr=auto: the schedule's error comes before
+    the range test sweeps; it came after the whole search (350 optimizer steps, minutes on a CPU), at fit start."""
+    from callbacks.range_test.loss import LRRangeTest
+
+    swept = []
+    monkeypatch.setattr(LRRangeTest, "_one_sweep", lambda *args: swept.append(1))
+    cfg = compose_config(smoke_overrides("scheduler.max_lr=auto", "trainer.max_epochs=2",
+                                         "trainer.limit_train_batches=1"), output_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"the run has only 2 optimizer steps: one-cycle with scheduler.pct_start"):
         run(cfg)
     assert swept == [] and not (tmp_path / "checkpoints").exists()
 

@@ -106,7 +106,8 @@ class LRRangeTest(RangeTestCallback):
             ``trials.STRONG_TOLERANCE`` when the best trial ended ``trials.WEAK_PROGRESS`` or more below chance).
         trial_refine: one more trial between the winner and the next larger candidate, chosen by the same rule.
         trial_schedule: ``trial_schedule(max_lr=peak)`` -> the run's schedule function at that peak (train.py
-            passes the configured scheduler); ``None``: one-cycle with ``OneCycleLR``'s defaults.
+            passes the configured scheduler; the run itself must fit it, checked before the sweep); ``None``:
+            one-cycle with ``OneCycleLR``'s defaults.
         trial_floor: the lowest peak that schedule can take (a cyclic schedule's fixed ``base_lr``; train.py passes
             it): candidates at or below it are not tried; ``None``: no such floor.
         update_share: where a trial learned, the found LR is the geometric mean of the trials' choice and the update
@@ -152,8 +153,9 @@ class LRRangeTest(RangeTestCallback):
         lrs = sweep_lrs(self.min_lr, self.max_lr, self.num_steps, self.mode)
         accum = max(int(trainer.accumulate_grad_batches), 1)
         length = (self.trial_fraction, self.trial_min_steps, self.trial_max_steps, self.trial_min_images)
-        if self.trial_factors:  # a schedule that cannot fit the trials fails before the sweep, not after it
-            check_fits_trials(trainer, self.trial_schedule, self.max_lr, length)
+        if self.trial_factors:  # a schedule that cannot fit the trials (or the run) fails before the sweep
+            check_fits_trials(trainer, self.trial_schedule, self.max_lr, length,
+                              whole_run=self.trial_schedule is not default_schedule)
         rank_zero_info(search_plan(trainer, self.num_steps, self.repeats, self.trial_factors, length,
                                    self.trial_refine).line())  # before it starts: a search too costly can be stopped
         runs = []

@@ -295,11 +295,17 @@ def trial_shape(trainer: Any, length: tuple) -> tuple:
     return steps, per_epoch * steps / run_steps if per_epoch and math.isfinite(run_steps) else None
 
 
-def check_fits_trials(trainer: Any, schedule: ScheduleFactory, peak: float, length: tuple) -> None:
+def check_fits_trials(trainer: Any, schedule: ScheduleFactory, peak: float, length: tuple,
+                      whole_run: bool = False) -> None:
     """The schedule at ``peak``, bound as the trials will run it (:func:`trial_shape`) and evaluated once, before
     the sweep: a shape that cannot fit (a warm-up as long as the training) fails now with the schedule's own error,
     not after the sweep, at the first trial. The error says that its step count is a trial's (the run's epochs
-    fitted into each trial's steps), not the run's."""
+    fitted into each trial's steps), not the run's. ``whole_run`` (``schedule`` is the run's own, the search is
+    followed by training): the schedule is first bound to the run's length, so a run too short for it (fewer steps
+    than its phases need) fails here too, before the sweep, not after the whole search."""
+    run_steps = float(trainer.estimated_stepping_batches)
+    if whole_run and math.isfinite(run_steps) and run_steps >= 1:
+        bound_schedule(schedule(max_lr=float(peak)), int(run_steps), optimizer_steps_per_epoch(trainer))(0)
     steps, scaled_epoch = trial_shape(trainer, length)
     try:
         bound_schedule(schedule(max_lr=float(peak)), steps, scaled_epoch)(0)

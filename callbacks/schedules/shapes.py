@@ -123,10 +123,14 @@ def one_cycle_knots(total_steps: int, pct_start: float, three_phase: bool) -> li
     up = float(pct_start * total_steps) - 1
     knots = [0.0, up, float(2 * pct_start * total_steps) - 2, total_steps - 1] if three_phase else [
         0.0, up, total_steps - 1]
+    if pct_start * total_steps <= 1:  # the warm-up phase would end at or before step 0
+        raise ValueError(f"the run has only {total_steps} optimizer steps: one-cycle with scheduler.pct_start="
+                         f"{pct_start} needs more than 1/pct_start = {1 / pct_start:.3g} (pct_start x total_steps > 1); "
+                         f"train longer (trainer.max_epochs, a smaller data.batch_size) or raise pct_start")
     if any(b <= a for a, b in zip(knots, knots[1:])):
-        raise ValueError(f"the run has only {total_steps} optimizer steps: scheduler.pct_start ({pct_start}) x "
-                         f"total_steps must be > 1 (phases {[round(k, 3) for k in knots]}); train longer or raise "
-                         f"pct_start")
+        raise ValueError(f"scheduler.pct_start={pct_start} leaves no room for the phases of a {total_steps}-step run "
+                         f"(phase boundaries at steps {[round(k, 3) for k in knots]}); three_phase needs pct_start "
+                         f"<= 0.5")
     return knots
 
 
