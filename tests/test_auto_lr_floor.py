@@ -76,3 +76,24 @@ def test_a_cyclic_max_lr_auto_below_a_fixed_base_lr_says_what_to_set(tmp_path, m
                                          r"lower scheduler.eta_min"):
         run(compose_config(warmup, output_dir=tmp_path / "warmup"))
     assert not (tmp_path / "warmup" / "checkpoints").exists()
+
+
+def test_no_trial_learning_above_the_floor_is_no_evidence_and_says_to_lower_it():
+    """AdamW with cyclic's default base_lr 0.1 (an SGD value): the loss minimum at 0.033, the 0.3x-3x candidates
+    at or below 0.1 not tried, the two above it at chance: auto trained at 0.104, at chance (val/acc 0.33 on three
+    classes). That search found nothing above the floor: it is no evidence, naming the floor."""
+    from callbacks.range_test.result import RangeTestResult
+
+    def result(floor, learned=False):
+        tried = [0.104, 0.327] if floor else [0.0098, 0.033, 0.098, 0.327]
+        return RangeTestResult(kind="loss", lrs=[1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0], losses=[1.1] * 6,
+                               smoothed=[1.1] * 6, suggestions={"loss_min": 0.0327, "trials": 0.104}, rule="trials",
+                               lr=0.104, settings={"suggestion": "loss_min", "trial_factors": [0.3, 1, 3, 10],
+                                                   "trial_floor": floor},
+                               trials=[{"lr": lr, "score": 1.1, "learned": learned and lr == tried[0],
+                                        "chance_loss": 1.0986} for lr in tried])
+
+    reason = result(0.1).no_evidence
+    assert "candidates at or below the schedule's lowest peak 0.1" in reason and "lower that key" in reason
+    assert result(0.1, learned=True).no_evidence == ""  # a trial above the floor learned: the trials chose
+    assert result(None).no_evidence == ""  # no floor, a minimum inside the sweep: the rule's LR means something

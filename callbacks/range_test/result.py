@@ -123,12 +123,19 @@ class RangeTestResult:
     @property
     def no_evidence(self) -> str:
         """Why the search says nothing about max_lr, or ``""`` when it does: the trials chose (no rise point was
-        used), none of them learned, and the rule's LR sat at the sweep's last LR, where the loss was still falling.
+        used), none of them learned, and the rule's LR sat at the sweep's last LR, where the loss was still falling,
+        or the candidates that might have learned were not tried, being at or below the schedule's fixed floor (an
+        AdamW run at a cyclic base_lr of 0.1 trained at chance).
         The rule's LR is then only where the sweep stopped (issue 20: a ResNet-9 whose loss barely moved in the range
         test trained there, at 3.0, at chance)."""
         rule_lr = self.suggestions.get(self.settings.get("suggestion"))
-        if (self.rule != "trials" or rule_lr is None or not none_learned(self.trials)
-                or rule_lr < self.lrs[-1] * (1 - 1e-9)):
+        if self.rule != "trials" or rule_lr is None or not none_learned(self.trials):
+            return ""
+        if self.floored:  # the candidates that might have learned lay below a fixed base_lr / eta_min
+            return (f"no trial learned, and the candidates at or below the schedule's lowest peak "
+                    f"{self.settings['trial_floor']:.3g} (a fixed scheduler.base_lr or eta_min) were not tried "
+                    f"(the loss minimum sat at {rule_lr:.3g}): lower that key")
+        if rule_lr < self.lrs[-1] * (1 - 1e-9):
             return ""
         return (f"no trial learned, no rise point was used (none, or an Adam-family optimizer), and the loss "
                 f"minimum sat at the sweep's last LR, {self.lrs[-1]:.3g}")
