@@ -8,8 +8,12 @@ header line).
 """
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import os
+import warnings
+from collections.abc import Callable
 
 import numpy as np
 
@@ -61,17 +65,37 @@ def delimiter(header: str) -> str:
     return max((",", ";", "\t"), key=header.count)
 
 
-def read_csv(path: str) -> tuple[list[str], list[dict[str, str]]]:
+def csv_text(path: str, key: str, warn: Callable[[str], None]) -> str:
+    """A CSV file's text: UTF-8 (with or without Excel's byte-order mark) or UTF-16 with its mark (Excel's "Unicode
+    text"); anything else is read as Windows-1252, the encoding Excel writes on Western-European Windows, with a
+    warning naming the file and the first line that is not UTF-8 (it stopped with a bare UnicodeDecodeError)."""
+    raw = open(path, "rb").read()
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw.decode("utf-16")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        warn(f"{key}: {path} is not UTF-8 (line {line} is the first that is not); read as Windows-1252, Excel's "
+             "encoding on Western-European Windows: check its labels and paths, or save it as UTF-8")
+        try:
+            return raw.decode("cp1252")
+        except UnicodeDecodeError:  # a byte cp1252 leaves undefined: Latin-1 reads every byte
+            return raw.decode("latin-1")
+
+
+def read_csv(path: str, key: str = "data.csv_path",
+             warn: Callable[[str], None] = warnings.warn) -> tuple[list[str], list[dict[str, str]]]:
+    """(columns, rows) of the CSV at ``path``; ``key``, the config key that named it, for the messages; ``warn``
+    gives a warning (a datamodule's: once, though it reads the file again in setup)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"data.csv_path: {path} does not exist")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        header = f.readline()
-        f.seek(0)  # (utf-8-sig drops a byte-order mark again)
-        reader = csv.DictReader(f, delimiter=delimiter(header))
-        rows = list(reader)
-        columns = list(reader.fieldnames or [])
+        raise FileNotFoundError(f"{key}: {path} does not exist")
+    text = csv_text(path, key, warn)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter(text.split("\n", 1)[0]))
+    rows = list(reader)
+    columns = list(reader.fieldnames or [])
     if not columns or not rows:
-        raise ValueError(f"data.csv_path: {path} is empty (it needs a header and at least one row)")
+        raise ValueError(f"{key}: {path} is empty (it needs a header and at least one row)")
     return columns, rows
 
 
@@ -122,7 +146,7 @@ class CSVImageDataModule(FileImageDataModule):
                            f"case, each a class of its own: {variants[:MAX_LISTED]}; fix the CSV if they are one class")
 
     def read_records(self) -> Records:
-        columns, rows = read_csv(self.csv_path)
+        columns, rows = read_csv(self.csv_path, warn=self.warn_once)
         where = f"data.csv_path ({self.csv_path})"
         image_col = self.image_column or columns[0]
         if image_col not in columns:

@@ -67,7 +67,7 @@ def list_inputs(inputs: str, image_column: str | None = None, allow_outside_path
             raise ValueError(f"data.predict_dir: {inputs} holds no images")
         return shown, images
     if os.path.isfile(inputs) and inputs.lower().endswith(".csv"):
-        columns, rows = read_csv(inputs)
+        columns, rows = read_csv(inputs, key="data.predict_csv")
         column = image_column or columns[0]
         if column not in columns:
             raise ValueError(f"data.image_column: {column!r} is not a column of {inputs}; its columns are {columns}")

@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import warnings
 from collections import Counter
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from conftest import CIFAR_TOOL, SHARED_DATA
 from datamodules.csv_images import CSVImageDataModule
-from image_files import class_image, write_csv, write_csv_dataset, write_image
+from image_files import COLORS, class_image, write_csv, write_csv_dataset, write_image
 
 
 def csv_dm(path, **kwargs):
@@ -33,10 +34,12 @@ def test_every_other_column_is_a_head_with_its_vocabulary(tmp_path):
     assert only.heads == {"size_class": 2}
 
 
-@pytest.mark.parametrize("separator, encoding", [(";", "utf-8"), ("\t", "utf-8"), (",", "utf-8-sig")])
+@pytest.mark.parametrize("separator, encoding", [(";", "utf-8"), ("\t", "utf-8"), (",", "utf-8-sig"),
+                                                 ("\t", "utf-16"), (",", "utf-16")])
 def test_a_csv_written_on_windows_or_in_another_locale_reads_as_the_plain_one(tmp_path, separator, encoding):
-    """Backslash paths (Windows), semicolons (a spreadsheet in a European locale), tabs, a byte-order mark: the
-    same images, labels and split as the plain comma CSV with forward slashes."""
+    """Backslash paths (Windows), semicolons (a spreadsheet in a European locale), tabs, a byte-order mark, UTF-16
+    (Excel's "Unicode text"; it stopped with a bare UnicodeDecodeError): the same images, labels and split as the
+    plain comma CSV with forward slashes."""
     plain = write_csv_dataset(tmp_path, n=24)
     lines = plain.read_text().splitlines()
     other = tmp_path / "other.csv"
@@ -50,6 +53,24 @@ def test_a_csv_written_on_windows_or_in_another_locale_reads_as_the_plain_one(tm
     assert b.split_paths == a.split_paths
     assert torch.equal(b.train_set.images, a.train_set.images)
     assert all(torch.equal(b.train_set.labels[k], a.train_set.labels[k]) for k in a.heads)
+
+
+def test_a_csv_in_windows_1252_reads_its_labels_with_one_warning_naming_the_file(tmp_path):
+    """Excel on Western-European Windows saves CSVs in Windows-1252: 'rouge-é' is the byte 0xE9, not UTF-8. It
+    stopped with "'utf-8' codec can't decode byte 0xe9" and no file name; now it reads, with one warning."""
+    plain = write_csv_dataset(tmp_path, n=24)
+    lines = plain.read_text().splitlines()
+    other = tmp_path / "excel.csv"
+    other.write_bytes(("\r\n".join([lines[0]] + [line.replace(",red,", ",rouge-é,") for line in lines[1:]]) + "\r\n")
+                      .encode("cp1252"))
+    dm = csv_dm(other)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dm.prepare_data()
+        dm.setup("fit")
+    messages = [str(w.message) for w in caught if "not UTF-8" in str(w.message)]
+    assert len(messages) == 1 and str(other) in messages[0] and "line 2 is the first" in messages[0], messages
+    assert dm.vocabularies["colour"] == sorted(["rouge-é" if c == "red" else c for c in COLORS])
 
 
 def test_integer_labels_sort_numerically(tmp_path):
