@@ -120,6 +120,9 @@ def test_without_a_gpu_only_fp16_falls_back_to_fp32(monkeypatch, overrides, prec
     (dict(affinity=16, cpus_per_task=4, launcher="submitit"), 4, ["cpus_per_task 4"]),
     (dict(affinity=2, cpus_per_task=8, launcher="submitit"), 2, ["cpus_per_task 8"]),
     (dict(), 1, ["no core count"]),
+    (dict(affinity=2, processes=2), 1, ["2 cores", "2 training processes (trainer.devices)"]),  # CPU DDP: 2 x 1
+    (dict(affinity=8, n_jobs=2, launcher="joblib", processes=2), 2, ["2 parallel jobs", "x 2 training processes"]),
+    (dict(affinity=8, cpus_per_task=4, launcher="submitit", processes=2), 4, ["cpus_per_task 4"]),  # per task
 ])
 def test_thread_count_from_faked_machines(kw, threads, words):
     n, why = thread_count(None, **kw)
@@ -157,3 +160,16 @@ def test_parallel_jobs_come_from_the_sweeps_launcher(overrides, expected):
         finally:
             HydraConfig.instance().cfg = None
     GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("overrides, threads", [(["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"], 1),
+                                                (["trainer=cpu"], 2)])
+def test_a_ddp_run_on_cpu_shares_the_cores_among_its_processes(monkeypatch, overrides, threads):
+    """trainer=ddp on a 2-core CPU started two processes of two threads each (the header said 'cpu x2, threads
+    2'): two torch processes on 2 cores each using both slow each other down many times."""
+    from callbacks.run import machine
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(machine.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(machine, "cgroup_cpu_limit", lambda: None)
+    assert machine.usable_threads(compose_config(overrides))[0] == threads

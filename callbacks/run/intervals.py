@@ -29,8 +29,8 @@ def log_interval(trainer: DictConfig, datamodule) -> int:
     return max(1, min(configured, math.ceil(batches / max(int(trainer.get("accumulate_grad_batches", 1)), 1))))
 
 
-def processes(trainer: DictConfig) -> int:
-    """The training processes the config asks for: ``devices`` (a count, or a list of device ids) x ``num_nodes``;
+def devices_per_node(trainer: DictConfig) -> int:
+    """The training processes the config starts on each machine: ``devices`` (a count, or a list of device ids);
     1 for ``auto`` or ``-1``, whose count only the machine knows (before a Trainer exists)."""
     devices = trainer.get("devices", 1)
     if isinstance(devices, int):
@@ -39,7 +39,12 @@ def processes(trainer: DictConfig) -> int:
         count = int(devices) if devices.isdigit() else len(devices.split(",")) if "," in devices else 1
     else:
         count = len(devices)
-    return max(count, 1) * max(int(trainer.get("num_nodes", 1) or 1), 1)
+    return max(count, 1)
+
+
+def processes(trainer: DictConfig) -> int:
+    """The training processes the config asks for: :func:`devices_per_node` x ``num_nodes``."""
+    return devices_per_node(trainer) * max(int(trainer.get("num_nodes", 1) or 1), 1)
 
 
 def validated_before_the_end(trainer: pl.Trainer, datamodule) -> bool:

@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from callbacks.run.hydra_job import is_multirun
+from callbacks.run.intervals import devices_per_node
 
 
 def fall_back_without_gpu(cfg: DictConfig) -> None:
@@ -84,14 +85,17 @@ def speed_settings(accelerator: str = "auto") -> SpeedSettings:
 
 
 def thread_count(setting, omp: str | None = None, affinity: int | None = None, cgroup: str | None = None,
-                 n_jobs: int = 1, cpus_per_task: int | None = None, launcher: str = "") -> tuple[int, str]:
+                 n_jobs: int = 1, cpus_per_task: int | None = None, launcher: str = "",
+                 processes: int = 1) -> tuple[int, str]:
     """Torch's intra-op threads for this process, and why (pure: the machine is read by ``usable_threads``).
 
     ``setting``: ``speed.threads`` (an int >= 1 wins; null: work it out). Usable cores: the smallest of
     ``omp`` (OMP_NUM_THREADS), ``affinity`` (CPUs this process may run on) and ``cgroup`` (cgroup CPU limit as
     "quota period", v2 ``cpu.max`` style; "max" or a negative quota: no limit). Then shared among the sweep jobs that
     run at once: ``cpus_per_task`` (submitit) caps each job, else ``n_jobs`` (joblib's n_jobs; negative: cores + 1 +
-    n_jobs jobs, so -1 is one per core) divides the cores. Never below 1."""
+    n_jobs jobs, so -1 is one per core) divides the cores, and so do the run's own training processes on this
+    machine (``processes``: DDP's ``trainer.devices``; each used every core, 2 x 2 threads on 2 cores). Never below
+    1."""
     if setting is not None:
         if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
             raise ValueError(f"speed.threads must be null (the usable cores, shared among parallel sweep jobs) or an "
@@ -121,9 +125,11 @@ def thread_count(setting, omp: str | None = None, affinity: int | None = None, c
         threads = min(cores, int(cpus_per_task))
         return threads, f"{why}; {launcher or 'launcher'} cpus_per_task {cpus_per_task}"
     jobs = max(1, cores + 1 + n_jobs) if n_jobs < 0 else max(1, n_jobs)
-    if jobs == 1:
+    shares = ([f"{jobs} parallel jobs ({launcher or 'launcher'} n_jobs={n_jobs})"] * (jobs > 1)
+              + [f"{processes} training processes (trainer.devices)"] * (processes > 1))
+    if not shares:
         return cores, why
-    return max(1, cores // jobs), f"{why} / {jobs} parallel jobs ({launcher or 'launcher'} n_jobs={n_jobs})"
+    return max(1, cores // (jobs * max(processes, 1))), f"{why} / {' x '.join(shares)}"
 
 
 def cgroup_cpu_limit() -> str | None:
@@ -158,7 +164,8 @@ def parallel_jobs() -> dict:
 
 
 def usable_threads(cfg: DictConfig) -> tuple[int, str]:
-    """``thread_count`` on this machine: OMP_NUM_THREADS, CPU affinity, cgroup limit and the sweep's launcher."""
+    """``thread_count`` on this machine: OMP_NUM_THREADS, CPU affinity, cgroup limit, the sweep's launcher and the
+    run's DDP processes."""
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return thread_count((cfg.get("speed") or {}).get("threads"), os.environ.get("OMP_NUM_THREADS"), affinity,
-                        cgroup_cpu_limit(), **parallel_jobs())
+                        cgroup_cpu_limit(), **parallel_jobs(), processes=devices_per_node(cfg.trainer))
