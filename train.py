@@ -79,7 +79,20 @@ def resolve_auto_speed(cfg: DictConfig) -> str | None:
 
 
 def auto_keys(cfg: DictConfig) -> list[str]:
-    return [key for key in AUTO_KEYS if scheduler_config(cfg).get(key) == AUTO]
+    """The schedule keys set to AUTO (in any case: ``Auto`` is written back as AUTO); another word in one of them,
+    or AUTO in ``optimizer.lr``, is a start-up error saying what takes AUTO."""
+    schedule = scheduler_config(cfg)
+    for key in AUTO_KEYS:
+        if isinstance(schedule.get(key), str) and schedule[key] != AUTO:
+            if schedule[key].strip().lower() != AUTO:
+                raise ValueError(f"scheduler.{key} must be a number or {AUTO} (the LR range test finds it), got "
+                                 f"{schedule[key]!r}")
+            cfg.scheduler[key] = AUTO
+    if str(cfg.optimizer.get("lr")).strip().lower() == AUTO:
+        raise ValueError(f"optimizer.lr takes a number; {AUTO} goes in scheduler.max_lr (or base_lr), whose schedule "
+                         f"sets the LR. With scheduler=none (a constant LR) run task=lr_range_test first: it ends "
+                         f"with the command that trains at optimizer.lr=<the LR found>")
+    return [key for key in AUTO_KEYS if schedule.get(key) == AUTO]
 
 
 def runs_trials(cfg: DictConfig) -> bool:
@@ -297,6 +310,7 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
 
     check_run_length(cfg)
     check_loggers(cfg)  # logger=wandb without wandb installed: the pip command, not a traceback
+    asked = auto_keys(cfg)  # the schedule LRs a range test will find (a misspelt auto fails here)
     checkpoint = resumed = None
     if cfg.ckpt_path:
         checkpoint = read_checkpoint(cfg.ckpt_path)  # a missing, truncated or foreign file fails now, with its name
@@ -314,7 +328,6 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
 
     check_optimizer(cfg, model)  # torch checks lr, weight decay, betas only when it builds the optimizer
     check_monitor(cfg, model)
-    asked = auto_keys(cfg)
     if cfg.task.name != "lr_range_test":
         check_schedule(cfg, stand_ins={key: AUTO_KEYS[key] for key in asked})  # before a minutes-long range test
     # the header first, saying how an auto LR will be found: the range test takes a while

@@ -270,6 +270,24 @@ def test_mid_epoch_resume_of_an_auto_run_is_bitwise_and_runs_no_second_range_tes
     assert again == {**first, "source": f"checkpoint: {first['source']}"}
     assert (tmp_path / "b" / "config.yaml").read_text().splitlines()[0] == f"# lr_source: checkpoint: {first['source']}"
 
+def test_auto_in_any_case_is_auto_and_other_words_say_what_takes_it(tmp_path):
+    """scheduler.max_lr=Auto stopped with "must be a number > 0, got 'Auto'"; optimizer.lr=auto with torch's
+    "'<' not supported between instances of 'str' and 'float'". Both now read plainly, before any data is read."""
+    from train import auto_keys
+
+    cfg = compose_config(smoke_overrides("scheduler.max_lr=Auto"), output_dir=tmp_path)
+    assert auto_keys(cfg) == ["max_lr"] and cfg.scheduler.max_lr == "auto"
+    cfg = compose_config(smoke_overrides("scheduler.max_lr=autp"), output_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"scheduler.max_lr must be a number or auto \(the LR range test finds it\), "
+                                         r"got 'autp'"):
+        run(cfg)
+    for overrides in (["optimizer.lr=auto", "scheduler=none"], ["optimizer.lr=AUTO"]):
+        cfg = compose_config(smoke_overrides(*overrides, "data.num_train=0"), output_dir=tmp_path)
+        with pytest.raises(ValueError, match=r"optimizer.lr takes a number; auto goes in scheduler.max_lr .*"
+                                             r"task=lr_range_test first"):
+            run(cfg)
+
+
 def test_auto_base_lr_needs_the_accuracy_test(tmp_path):
     cfg = compose_config(smoke_overrides("scheduler=cyclic", "scheduler.base_lr=auto", "scheduler.max_lr=0.4",
                                          "range_test.num_steps=20", "scheduler.step_size_up=1"), output_dir=tmp_path)
