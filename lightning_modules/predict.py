@@ -76,7 +76,8 @@ def list_inputs(inputs: str, image_column: str | None = None, allow_outside_path
                                     f"data.predict_csv ({inputs})")
     if os.path.isfile(inputs) and is_image_file(inputs):
         return [inputs], [os.path.abspath(inputs)]
-    raise FileNotFoundError(f"data.predict_dir / data.predict_csv: {inputs} is neither a folder nor a CSV file")
+    what = "is neither a folder nor a CSV file" if os.path.exists(inputs) else "does not exist"
+    raise FileNotFoundError(f"data.predict_dir / data.predict_csv: {inputs} {what}")
 
 
 def normalised(images: list[torch.Tensor], mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

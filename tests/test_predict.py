@@ -82,6 +82,15 @@ def test_predicts_from_a_csv_of_paths_and_reports_bad_files(checkpoint, tmp_path
     assert [(r["path"], r["label"]) for r in read_rows(out)] == [("a.png", "green")]
 
 
+def test_inputs_that_are_missing_or_not_a_list_are_named_for_what_they_are(checkpoint, tmp_path):
+    """A mistyped folder said "is neither a folder nor a CSV file", as if it existed."""
+    with pytest.raises(FileNotFoundError, match=r"data.predict_dir / data.predict_csv: .*gone does not exist"):
+        predict_to_csv(str(checkpoint), str(tmp_path / "gone"), str(tmp_path / "p.csv"), decode_workers=0)
+    (tmp_path / "notes.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=r"notes.json is neither a folder nor a CSV file"):
+        predict_to_csv(str(checkpoint), str(tmp_path / "notes.json"), str(tmp_path / "p.csv"), decode_workers=0)
+
+
 def test_checkpoint_without_vocabularies_is_refused(tmp_path):
     model = Classifier(build_network("small", width=4), {"label": 3})  # e.g. a CIFAR-10 run's checkpoint
     path = tmp_path / "plain.ckpt"
