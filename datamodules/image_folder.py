@@ -52,8 +52,9 @@ class ImageFolderDataModule(FileImageDataModule):
                          and not d.startswith("."))
         named: dict[str, list[str]] = {}
         for folder in folders:
-            if split_of(folder) is not None:
-                named.setdefault(split_of(folder), []).append(folder)
+            split = split_of(folder)
+            if split is not None:
+                named.setdefault(split, []).append(folder)
         if not named:
             if folders:
                 return {"train": self.root}
