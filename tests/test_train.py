@@ -3,6 +3,7 @@ import glob
 import json
 import os
 import re
+import shlex
 
 import pytest
 import torch
@@ -58,7 +59,11 @@ def test_smoke_run_writes_metrics_checkpoints_and_learns(smoke_run):
 
     threads, why = thread_count(None, str(TEST_THREADS), len(os.sched_getaffinity(0)), cgroup_cpu_limit())
     assert f"threads {threads} ({why})" in log, log[:2000]
-    assert "model       small: 24,346 parameters" in log and "TensorBoard .venv/bin/tensorboard --logdir" in log
+    assert "model       small: 24,346 parameters" in log
+    # the TensorBoard line pastes as it is, from any folder: this Python's own tensorboard, the run's log folder
+    program, flag, logdir = shlex.split(re.search(r"TensorBoard (.*)", log).group(1))
+    assert os.path.isabs(program) and os.path.exists(program) and program.endswith("tensorboard")
+    assert flag == "--logdir" and os.path.samefile(logdir, out / "tensorboard")
     for noise in ("Tip:", "GPU available", "LeafSpec", "weights_only", "Total FLOPs"):
         assert noise not in result.stdout + result.stderr, noise
     assert (out / ".hydra" / "config.yaml").exists() and (out / "tensorboard" / "schedule.png").exists()
@@ -592,3 +597,12 @@ def test_the_search_cost_line(caplog, search, train_steps, expected):
         log_search_cost(search, train_steps)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("lr search")]
     assert (lines == []) if expected is None else (len(lines) == 1 and expected in lines[0]), lines
+
+
+def test_the_tensorboard_command_quotes_a_run_directory_with_spaces(tmp_path):
+    """hydra.run.dir='runs/run dir é' printed '--logdir runs/run dir é/tensorboard': pasted, three arguments."""
+    from callbacks.run.console import tensorboard_command
+
+    folder = tmp_path / "run dir é" / "tensorboard"
+    program, flag, logdir = shlex.split(tensorboard_command(str(folder)))
+    assert flag == "--logdir" and logdir == str(folder) and os.path.exists(program)

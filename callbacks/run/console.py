@@ -7,6 +7,7 @@ import glob
 import logging
 import os
 import shlex
+import sys
 import time
 
 import pytorch_lightning as pl
@@ -136,13 +137,21 @@ def log_train_command(overrides: list[str], values: dict) -> None:
     log.info(f"train with  python train.py {' '.join(shlex.quote(a) for a in args)}")
 
 
+def tensorboard_command(log_dir: str) -> str:
+    """The command that shows ``log_dir`` in TensorBoard, to paste in any folder: this Python's own tensorboard
+    (the virtual environment's), paths quoted (a run directory with a space in it broke the pasted command)."""
+    own = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    program = own if os.path.exists(own) else "tensorboard"
+    return f"{shlex.quote(program)} --logdir {shlex.quote(os.path.normpath(log_dir))}"
+
+
 def log_logger_paths(loggers: list | tuple) -> None:
     """Where to look at the curves: the TensorBoard command, the CSV logger's metrics.csv."""
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            log.info(f"TensorBoard .venv/bin/tensorboard --logdir {os.path.normpath(logger.log_dir)}")
+            log.info(f"TensorBoard {tensorboard_command(logger.log_dir)}")
         elif isinstance(logger, CSVLogger):
             log.info(f"metrics     {os.path.join(os.path.normpath(logger.log_dir), 'metrics.csv')}")
 
