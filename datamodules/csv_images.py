@@ -69,7 +69,8 @@ def csv_text(path: str, key: str, warn: Callable[[str], None]) -> str:
     """A CSV file's text: UTF-8 (with or without Excel's byte-order mark) or UTF-16 with its mark (Excel's "Unicode
     text"); anything else is read as Windows-1252, the encoding Excel writes on Western-European Windows, with a
     warning naming the file and the first line that is not UTF-8 (it stopped with a bare UnicodeDecodeError)."""
-    raw = open(path, "rb").read()
+    with open(path, "rb") as f:
+        raw = f.read()
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return raw.decode("utf-16")
     try:
