@@ -123,6 +123,10 @@ def test_without_a_gpu_only_fp16_falls_back_to_fp32(monkeypatch, overrides, prec
     (dict(affinity=2, processes=2), 1, ["2 cores", "2 training processes (trainer.devices)"]),  # CPU DDP: 2 x 1
     (dict(affinity=8, n_jobs=2, launcher="joblib", processes=2), 2, ["2 parallel jobs", "x 2 training processes"]),
     (dict(affinity=8, cpus_per_task=4, launcher="submitit", processes=2), 4, ["cpus_per_task 4"]),  # per task
+    # submitit_local starts every job at once and tells none how many: the header says how to divide the cores
+    (dict(affinity=2, launcher="submitit_local"), 2, ["submitit_local runs the sweep's jobs at once",
+                                                      "hydra.launcher.cpus_per_task=<cores per job>"]),
+    (dict(affinity=8, cpus_per_task=2, launcher="submitit_local"), 2, ["submitit_local cpus_per_task 2"]),
 ])
 def test_thread_count_from_faked_machines(kw, threads, words):
     n, why = thread_count(None, **kw)
@@ -141,7 +145,9 @@ def test_speed_threads_wins_and_a_bad_value_is_named():
 @pytest.mark.parametrize("overrides, expected", [
     (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], {"n_jobs": 2, "launcher": "joblib"}),
     (["hydra/launcher=joblib"], {"n_jobs": -1, "launcher": "joblib"}),
-    (["hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=3"], {"cpus_per_task": 3, "launcher": "submitit"}),
+    (["hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=3"],
+     {"cpus_per_task": 3, "launcher": "submitit_local"}),
+    (["hydra/launcher=submitit_slurm", "hydra.launcher.cpus_per_task=3"], {"cpus_per_task": 3, "launcher": "submitit"}),
     ([], {}),  # the basic launcher runs one job at a time
 ])
 def test_parallel_jobs_come_from_the_sweeps_launcher(overrides, expected):

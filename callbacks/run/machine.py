@@ -124,6 +124,9 @@ def thread_count(setting, omp: str | None = None, affinity: int | None = None, c
     if cpus_per_task:
         threads = min(cores, int(cpus_per_task))
         return threads, f"{why}; {launcher or 'launcher'} cpus_per_task {cpus_per_task}"
+    if launcher == "submitit_local":  # its jobs share this machine, and no job is told how many there are
+        why += ("; submitit_local runs the sweep's jobs at once: hydra.launcher.cpus_per_task=<cores per job> "
+                "divides them")
     jobs = max(1, cores + 1 + n_jobs) if n_jobs < 0 else max(1, n_jobs)
     shares = ([f"{jobs} parallel jobs ({launcher or 'launcher'} n_jobs={n_jobs})"] * (jobs > 1)
               + [f"{processes} training processes (trainer.devices)"] * (processes > 1))
@@ -159,7 +162,8 @@ def parallel_jobs() -> dict:
     if "joblib" in target.lower():
         return {"n_jobs": int(launcher.get("n_jobs", -1)), "launcher": "joblib"}
     if "submitit" in target.lower():
-        return {"cpus_per_task": launcher.get("cpus_per_task"), "launcher": "submitit"}
+        local = target.endswith("LocalLauncher")  # every job of the sweep at once, on this machine
+        return {"cpus_per_task": launcher.get("cpus_per_task"), "launcher": "submitit_local" if local else "submitit"}
     return {}
 
 
