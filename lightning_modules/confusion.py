@@ -45,8 +45,9 @@ def font_families(texts: list[str]) -> tuple[list[str], str]:
     return (families if len(families) > 1 else []), "".join(sorted(chr(c) for c in missing))
 
 
-def confusion_figure(matrix: torch.Tensor, class_names: list[str], title: str):
-    """A matplotlib figure of ``matrix`` (rows: true class, columns: predicted class)."""
+def confusion_figure(matrix: torch.Tensor, class_names: list[str], title: str, fonts: list[str] | None = None):
+    """A matplotlib figure of ``matrix`` (rows: true class, columns: predicted class); ``fonts``: the font families
+    for the names and title (:func:`font_families`' first answer; None: found here)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -58,7 +59,8 @@ def confusion_figure(matrix: torch.Tensor, class_names: list[str], title: str):
     FigureCanvasAgg(fig)  # pyplot-free: a notebook's backend is left as it is
     ax = fig.subplots()
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    font = {"fontfamily": families} if (families := font_families([*class_names, title])[0]) else {}
+    fonts = font_families([*class_names, title])[0] if fonts is None else fonts
+    font = {"fontfamily": fonts} if fonts else {}
     ax.set_xticks(range(k), class_names, rotation=90, **font)
     ax.set_yticks(range(k), class_names, **font)
     ax.set_xlabel("predicted")
@@ -87,7 +89,7 @@ def log_confusion_matrix(trainer, head: str, matrix: torch.Tensor, class_names: 
     scope = "" if split == "val" else f"{split}_"
     os.makedirs(trainer.default_root_dir, exist_ok=True)
     path = os.path.join(trainer.default_root_dir, f"confusion_{scope}{head}.png")
-    unknown = font_families([*names, title])[1]
+    fonts, unknown = font_families([*names, title])
     if unknown:  # one plain warning instead of matplotlib's one per glyph and figure
         warnings.warn(f"confusion matrix of {head!r}: no installed font draws {unknown[:20]!r} (its class or head "
                       f"names), drawn as boxes in {os.path.basename(path)}; install a font that has them (e.g. Noto "
@@ -95,7 +97,7 @@ def log_confusion_matrix(trainer, head: str, matrix: torch.Tensor, class_names: 
                       f"(~/.cache/matplotlib/fontlist-*.json) to have it read", UserWarning, stacklevel=2)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        fig = confusion_figure(matrix, names, title)
+        fig = confusion_figure(matrix, names, title, fonts)
         fig.savefig(path, dpi=100)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
