@@ -75,3 +75,19 @@ def test_accuracy_test_length_from_num_epochs(tmp_path):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         AccuracyRangeTest(**kwargs)
+
+
+def test_a_test_that_finds_no_bounds_says_what_it_saw_and_how_fine_its_ramp_was():
+    """The default ramp (0 to 1 in 52 steps) on 540 drawn images: the accuracy stayed at chance, and the error said
+    only to widen the range. It now lists the points and each step's LR increment; a ramp to 0.1 in 200 steps then
+    found base_lr 0.0045 and max_lr 0.012 (94% validation accuracy on the same set)."""
+    lrs = [i / 51 for i in range(52)]
+    evals = [{"lr": lr, "acc": 1 / 3, "images": 54} for lr in lrs]
+    raw = {"evals": evals, "lrs": lrs, "losses": [1.1] * 52, "stop_index": None, "num_steps": 52, "eval_every": 1}
+    with pytest.raises(ValueError) as err:
+        AccuracyRangeTest()._analyse(raw, elapsed_s=1.0)
+    message = str(err.value)
+    assert message.startswith("validation accuracy never rose above its starting value")
+    shown = [float(p.split(":")[0]) for p in message.split("images): ")[1].split(". Each")[0].split(", ")]
+    assert len(shown) == 11 and shown[0] == 0 and shown == sorted(shown)  # every fifth of 52 points, in LR order
+    assert "Each step of the ramp adds 0.0196 to the LR" in message and "a lower range_test.max_lr" in message

@@ -32,6 +32,18 @@ from callbacks.range_test.engine import (
 __all__ = ["AccuracyRangeTest"]
 
 
+def what_it_saw(evals: List[Dict[str, Any]], lrs: List[float]) -> str:
+    """An accuracy test that found no bounds, in two sentences: up to 12 of its accuracy points by LR, and the LR each
+    step of the ramp adds. The default ramp (to 1.0 in 4 epochs) on a small set (13 steps an epoch) adds 0.02 a step
+    and passes the LRs where a small net learns (0.005-0.04) in two steps: there a lower range_test.max_lr helps."""
+    every = max(1, math.ceil(len(evals) / 12))
+    points = ", ".join(f"{e['lr']:.3g}: {e['acc']:.2f}" for e in evals[::every])
+    step = (lrs[-1] - lrs[0]) / max(len(lrs) - 1, 1)
+    return (f"Validation accuracy by LR ({len(evals)} points of {evals[0]['images']} images): {points}. Each step of "
+            f"the ramp adds {step:.3g} to the LR: where a network learns only over a few such steps, a lower "
+            f"range_test.max_lr or a longer ramp (range_test.num_steps) measures those LRs more finely")
+
+
 class AccuracyRangeTest(RangeTestCallback):
     """Smith's accuracy range test.
 
@@ -127,8 +139,11 @@ class AccuracyRangeTest(RangeTestCallback):
         for e in evals:
             e["stderr"] = binomial_stderr(e["acc"], e["images"])
         # points within one binomial standard error of the best accuracy count as ties (see accuracy_test_bounds)
-        bounds = accuracy_test_bounds([e["lr"] for e in evals], [e["acc"] for e in evals],
-                                      bandwidth=self.bandwidth, num_images=images)
+        try:
+            bounds = accuracy_test_bounds([e["lr"] for e in evals], [e["acc"] for e in evals],
+                                          bandwidth=self.bandwidth, num_images=images)
+        except ValueError as err:  # no bounds: say what the test saw, so they can be read off by eye or the test rerun
+            raise ValueError(f"{err}. {what_it_saw(evals, raw['lrs'])}") from None
         stop = raw["stop_index"]
         n = len(raw["losses"])
         if stop is None:
