@@ -12,6 +12,7 @@ import codecs
 import csv
 import io
 import os
+import re
 import warnings
 from collections.abc import Callable
 
@@ -22,6 +23,7 @@ from datamodules.image_cache import MAX_LISTED
 from datamodules.tensor_images import SPLIT_NAMES, UNKNOWN_LABEL, split_of
 
 MISSING_LABELS = ("error", "ignore")
+URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")  # http://, https://, s3://, gs://: not a path on this machine
 
 
 def vocabulary(values: list[str]) -> list[str]:
@@ -42,6 +44,10 @@ def paths_root(csv_path: str, image_root: str | None = None) -> str:
 
 def resolve_paths(raw: list[str], root: str, allow_outside: bool, key: str) -> list[str]:
     """Absolute, real paths of ``raw`` (relative to ``root``); refuses ones outside ``root`` unless allowed."""
+    urls = [p for p in raw if URL.match(p)]
+    if urls:  # joined to the CSV's folder they read as missing files named ".../https:/host/..."
+        raise ValueError(f"{key}: {len(urls)} image path(s) are URLs, e.g. {urls[0]}: download the images and list "
+                         f"their local paths (relative to the CSV's folder or data.image_root)")
     root_real = os.path.realpath(root)
     out, outside = [], []
     for p in raw:
@@ -146,6 +152,22 @@ class CSVImageDataModule(FileImageDataModule):
             self.warn_once(f"data.csv_path ({self.csv_path}): label column {column!r} has values that differ only in "
                            f"case, each a class of its own: {variants[:MAX_LISTED]}; fix the CSV if they are one class")
 
+    def warn_repeated(self, paths: list[str], raw: list[str], labels: dict[str, np.ndarray]) -> None:
+        """A warning for images listed on more than one line: each line is a sample of its own (the seeded split can
+        put the same image in training and in validation or test), and lines that disagree on a label teach both."""
+        lines: dict[str, list[int]] = {}
+        for i, path in enumerate(paths):
+            lines.setdefault(path, []).append(i)
+        repeated = [at for at in lines.values() if len(at) > 1]
+        if not repeated:
+            return
+        clashing = [at for at in repeated if any(len({int(y[i]) for i in at}) > 1 for y in labels.values())]
+        example = (clashing or repeated)[0]
+        self.warn_once(f"data.csv_path ({self.csv_path}): {len(repeated)} image(s) listed on more than one line, "
+                       f"{len(clashing)} of them with different labels; e.g. {raw[example[0]]!r} on lines "
+                       f"{[i + 2 for i in example][:MAX_LISTED]}. Each line is a sample: a repeated image can land in "
+                       f"training and in validation or test; list each image once")
+
     def read_records(self) -> Records:
         columns, rows = read_csv(self.csv_path, warn=self.warn_once)
         where = f"data.csv_path ({self.csv_path})"
@@ -196,5 +218,6 @@ class CSVImageDataModule(FileImageDataModule):
         if empty:
             raise ValueError(f"{where}: image column {image_col!r} is empty on line(s) {empty[:MAX_LISTED]}")
         paths = resolve_paths(raw, root, self.allow_outside_paths, where)
+        self.warn_repeated(paths, raw, label_arrays)
         return Records(paths=paths, labels=label_arrays, vocabularies=vocabularies, split=split,
                        cache_dir=os.path.join(os.path.dirname(self.csv_path), ".image_cache"))

@@ -238,3 +238,32 @@ def test_a_changed_image_rebuilds_the_cache(tmp_path):
     assert not torch.equal(again.train_set.images[0], first.train_set.images[0])
     assert torch.equal(again.train_set.images[1:], first.train_set.images[1:])
     assert len(list((tmp_path / ".image_cache").glob("*.npy"))) == 2
+
+
+def test_an_image_listed_twice_is_named_in_one_warning_with_its_lines(tmp_path):
+    """Two lines for one image (one of them relabelled) read silently: each line a sample, so the seeded split
+    could put the image in training and in validation, and a clash taught both labels."""
+    again = [{"file": "images/000.png", "colour": "green", "size_class": "1"},  # 000 is red: a clash
+             {"file": "images/001.png", "colour": "green", "size_class": "1"}]  # 001 as it was: a repeat
+    path = write_csv_dataset(tmp_path, n=24, rows_extra=again)
+    dm = csv_dm(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dm.prepare_data()
+        dm.setup("fit")
+    messages = [str(w.message) for w in caught if "more than one line" in str(w.message)]
+    assert len(messages) == 1, messages
+    assert "2 image(s) listed on more than one line, 1 of them with different labels" in messages[0]
+    assert "'images/000.png' on lines [2, 26]" in messages[0]  # the clash is the example (header = line 1)
+    plain = csv_dm(write_csv_dataset(tmp_path / "plain", n=24))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plain.setup("fit")
+    assert not [w for w in caught if "more than one line" in str(w.message)]
+
+
+def test_urls_in_the_image_column_are_refused_saying_to_download_them(tmp_path):
+    path = write_csv(tmp_path / "urls.csv", [{"file": f"https://example.com/{i}.png", "colour": c}
+                                             for i, c in enumerate(["red", "green"] * 4)])
+    with pytest.raises(ValueError, match=r"8 image path\(s\) are URLs, e.g. https://example.com/0.png: download"):
+        csv_dm(path).prepare_data()
