@@ -18,6 +18,17 @@ def csv_dm(path, **kwargs):
     return CSVImageDataModule(csv_path=str(path), **kwargs)
 
 
+def warned(phrase: str, *datamodules) -> list[str]:
+    """The warnings holding ``phrase`` that reading each datamodule's files gives (prepare_data, then setup, as
+    train.py calls them: a warning about the files should come once)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for dm in datamodules:
+            dm.prepare_data()
+            dm.setup("fit")
+    return [str(w.message) for w in caught if phrase in str(w.message)]
+
+
 def test_every_other_column_is_a_head_with_its_vocabulary(tmp_path):
     path = write_csv_dataset(tmp_path, n=24)
     dm = csv_dm(path)
@@ -64,11 +75,7 @@ def test_a_csv_in_windows_1252_reads_its_labels_with_one_warning_naming_the_file
     other.write_bytes(("\r\n".join([lines[0]] + [line.replace(",red,", ",rouge-é,") for line in lines[1:]]) + "\r\n")
                       .encode("cp1252"))
     dm = csv_dm(other)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        dm.prepare_data()
-        dm.setup("fit")
-    messages = [str(w.message) for w in caught if "not UTF-8" in str(w.message)]
+    messages = warned("not UTF-8", dm)
     assert len(messages) == 1 and str(other) in messages[0] and "line 2 is the first" in messages[0], messages
     assert dm.vocabularies["colour"] == sorted(["rouge-é" if c == "red" else c for c in COLORS])
 
@@ -85,24 +92,15 @@ def test_integer_labels_sort_numerically(tmp_path):
 def test_labels_that_differ_only_in_case_stay_apart_with_a_warning_and_spaces_are_stripped(tmp_path):
     """A hand-typed CSV: "red " reads as "red"; "Red" stays a class of its own (labels are compared as written),
     and the run says so once, naming the column and the pair."""
-    import warnings
 
     rows = [{"file": f"images/{i:03d}.png", "colour": ["red", "red ", "Red", "blue"][i % 4]} for i in range(16)]
     for i in range(16):
         write_image(tmp_path / "images" / f"{i:03d}.png", class_image((200, 0, 0), seed=i))
     dm = csv_dm(write_csv(tmp_path / "labels.csv", rows))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        dm.prepare_data()
-        dm.setup("fit")
+    messages = warned("differ only in case", dm)
     assert dm.vocabularies == {"colour": ["Red", "blue", "red"]}
-    messages = [str(w.message) for w in caught if "differ only in case" in str(w.message)]
     assert len(messages) == 1 and "'colour'" in messages[0] and "['Red', 'red']" in messages[0], messages
-    plain = csv_dm(write_csv_dataset(tmp_path / "plain", n=12))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        plain.setup("fit")
-    assert not [w for w in caught if "differ only in case" in str(w.message)]
+    assert not warned("differ only in case", csv_dm(write_csv_dataset(tmp_path / "plain", n=12)))
 
 
 def test_split_is_stratified_on_the_chosen_column_and_deterministic(tmp_path):
@@ -246,20 +244,11 @@ def test_an_image_listed_twice_is_named_in_one_warning_with_its_lines(tmp_path):
     again = [{"file": "images/000.png", "colour": "green", "size_class": "1"},  # 000 is red: a clash
              {"file": "images/001.png", "colour": "green", "size_class": "1"}]  # 001 as it was: a repeat
     path = write_csv_dataset(tmp_path, n=24, rows_extra=again)
-    dm = csv_dm(path)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        dm.prepare_data()
-        dm.setup("fit")
-    messages = [str(w.message) for w in caught if "more than one line" in str(w.message)]
+    messages = warned("more than one line", csv_dm(path))
     assert len(messages) == 1, messages
     assert "2 image(s) listed on more than one line, 1 of them with different labels" in messages[0]
     assert "'images/000.png' on lines [2, 26]" in messages[0]  # the clash is the example (header = line 1)
-    plain = csv_dm(write_csv_dataset(tmp_path / "plain", n=24))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        plain.setup("fit")
-    assert not [w for w in caught if "more than one line" in str(w.message)]
+    assert not warned("more than one line", csv_dm(write_csv_dataset(tmp_path / "plain", n=24)))
 
 
 def test_urls_in_the_image_column_are_refused_saying_to_download_them(tmp_path):
