@@ -79,6 +79,9 @@ def csv_text(path: str, key: str, warn: Callable[[str], None]) -> str:
         raw = f.read()
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return raw.decode("utf-16")
+    if b"\x00" in raw[:4096]:  # an image, a zip, a spreadsheet's .xlsx: no text file has NUL bytes
+        raise ValueError(f"{key}: {path} is not a text file (a CSV): an image, an archive or an .xlsx workbook? "
+                         f"Save the table as CSV (comma, semicolon or tab separated)")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -95,6 +98,9 @@ def read_csv(path: str, key: str = "data.csv_path",
              warn: Callable[[str], None] = warnings.warn) -> tuple[list[str], list[dict[str, str]]]:
     """(columns, rows) of the CSV at ``path``; ``key``, the config key that named it, for the messages; ``warn``
     gives a warning (a datamodule's: once, though it reads the file again in setup)."""
+    if os.path.isdir(path):
+        raise ValueError(f"{key}: {path} is a folder; it takes a CSV file (a folder of class folders is read by "
+                         f"data=image_folder data.root={path})")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{key}: {path} does not exist")
     text = csv_text(path, key, warn)

@@ -256,3 +256,13 @@ def test_urls_in_the_image_column_are_refused_saying_to_download_them(tmp_path):
                                              for i, c in enumerate(["red", "green"] * 4)])
     with pytest.raises(ValueError, match=r"8 image path\(s\) are URLs, e.g. https://example.com/0.png: download"):
         csv_dm(path).prepare_data()
+
+
+def test_a_folder_or_a_binary_file_given_as_the_csv_is_named_for_what_it_is(tmp_path):
+    """data.csv_path=<a folder> said "does not exist"; an image or a workbook said "no label columns not in ...;
+    its columns are ['\\x89PNG']"."""
+    write_csv_dataset(tmp_path, n=6)
+    with pytest.raises(ValueError, match=r"data.csv_path: .* is a folder; it takes a CSV file .*data=image_folder"):
+        csv_dm(tmp_path).prepare_data()
+    with pytest.raises(ValueError, match=r"data.csv_path: .*000.png is not a text file \(a CSV\)"):
+        csv_dm(tmp_path / "images" / "000.png").prepare_data()
