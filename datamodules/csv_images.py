@@ -20,7 +20,7 @@ import numpy as np
 
 from datamodules.file_images import FileImageDataModule, Records
 from datamodules.image_cache import MAX_LISTED
-from datamodules.tensor_images import SPLIT_NAMES, UNKNOWN_LABEL, split_of
+from datamodules.tensor_images import SPLIT_NAMES_SAID, UNKNOWN_LABEL, split_of
 
 MISSING_LABELS = ("error", "ignore")
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")  # http://, https://, s3://, gs://: not a path on this machine
@@ -216,7 +216,7 @@ class CSVImageDataModule(FileImageDataModule):
             unknown = sorted({value for value, s in zip(given, split) if s is None})
             if unknown:
                 raise ValueError(f"{where}: split column {split_col!r} has values {unknown[:MAX_LISTED]}; allowed "
-                                 f"(any case): {', '.join('/'.join(names) for names in SPLIT_NAMES.values())}")
+                                 f"(any case): {SPLIT_NAMES_SAID}")
             split[split == "train"] = ""
         root = paths_root(self.csv_path, self.image_root)
         raw = [(row.get(image_col) or "").strip() for row in rows]

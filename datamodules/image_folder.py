@@ -10,7 +10,7 @@ import numpy as np
 
 from datamodules.file_images import FileImageDataModule, Records
 from datamodules.image_cache import IMAGE_EXTENSIONS, MAX_LISTED, is_image_file
-from datamodules.tensor_images import SPLIT_NAMES, split_of
+from datamodules.tensor_images import SPLIT_NAMES_SAID, split_of
 
 LAYOUT = "ROOT/train/<class>/<images> (optionally ROOT/val/, ROOT/test/)"
 
@@ -64,15 +64,14 @@ class ImageFolderDataModule(FileImageDataModule):
             if len(names) > 1:
                 raise ValueError(f"data.root: {self.root} has {len(names)} folders for the {split} split "
                                  f"({', '.join(names)}); keep one")
+        found = ", ".join(names[0] + "/" for names in named.values())
         if "train" not in named:
             raise FileNotFoundError(f"data.root: {os.path.join(self.root, 'train')} does not exist (found "
-                                    f"{', '.join(n[0] + '/' for n in named.values())}); expected {LAYOUT} with "
-                                    f"data.root={self.root}")
-        others = [f for f in folders if split_of(f) is None]
+                                    f"{found}); expected {LAYOUT} with data.root={self.root}")
+        others = [f for f in folders if not any(f in names for names in named.values())]
         if others:
             self.warn_once(f"data.root: ignoring folder(s) {others[:MAX_LISTED]} beside "
-                           f"{', '.join(n[0] + '/' for n in named.values())}: not a split (allowed, any case: "
-                           f"{', '.join('/'.join(names) for names in SPLIT_NAMES.values())})")
+                           f"{found}: not a split (allowed, any case: {SPLIT_NAMES_SAID})")
         return {split: os.path.join(self.root, names[0]) for split, names in named.items()}
 
     def read_records(self) -> Records:

@@ -38,6 +38,7 @@ SPLITS = ("train", "val", "test")
 # The names users' data gives each split (a folder under data.root, a CSV's split column), case aside: Kaggle's
 # and many published sets' train/valid/test, Hugging Face's validation.
 SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validation"), "test": ("test", "testing")}
+SPLIT_NAMES_SAID = ", ".join("/".join(names) for names in SPLIT_NAMES.values())  # for the messages
 
 
 def split_of(name: str) -> str | None:
