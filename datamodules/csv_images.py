@@ -202,7 +202,7 @@ class CSVImageDataModule(FileImageDataModule):
                                  "train); else fill them in (an unknown value can be a class of its own), drop "
                                  "those lines, or leave the column out of data.label_columns")
             vocab = vocabulary([v for v in values if v])
-            if len(vocab) < 2:
+            if len(vocab) < 2 and self.known_classes is None:  # (data for a trained model may hold one class)
                 raise ValueError(f"{where}: label column {col!r} has a single value {vocab}; a classification "
                                  "head needs >= 2 classes (drop it from data.label_columns)")
             self.warn_case_variants(col, vocab)

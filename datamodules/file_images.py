@@ -8,6 +8,7 @@ are decoded once (see :mod:`datamodules.image_cache`) in the order train, val, t
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import warnings
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from datamodules.image_cache import MAX_LISTED, load_or_decode, describe_bad, RESIZE_MODES
-from datamodules.tensor_images import SPLITS, Split, Splits, TensorImageDataModule, class_counts
+from datamodules.tensor_images import SPLITS, UNKNOWN_LABEL, Split, Splits, TensorImageDataModule, class_counts
 
 
 @dataclass
@@ -48,6 +49,26 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int
     return [np.sort(np.concatenate(p)) if p else np.zeros(0, np.int64) for p in parts]
 
 
+def relabel(rec: Records, known: Mapping[str, list[str]], where: str) -> Records:
+    """``rec`` numbered by ``known`` class names (a trained model's, in its head order): the data must have the same
+    heads, and every class it names must be a known one; it may lack some (a subset of the classes)."""
+    if set(rec.vocabularies) != set(known):
+        raise ValueError(f"{where}: the data's attributes {list(rec.vocabularies)} are not the model's {list(known)}; "
+                         "evaluate on data with the checkpoint's heads")
+    labels = {}
+    for head, names in known.items():
+        index = {name: i for i, name in enumerate(names)}
+        unknown = [name for name in rec.vocabularies[head] if name not in index]
+        if unknown:
+            raise ValueError(f"{where}: class(es) {unknown[:MAX_LISTED]} of attribute {head!r} are not among the "
+                             f"checkpoint's {list(names)}; the model cannot predict them (a subset of its classes "
+                             "is fine)")
+        table = np.asarray([index[name] for name in rec.vocabularies[head]] or [0], np.int64)
+        y = rec.labels[head]
+        labels[head] = np.where(y == UNKNOWN_LABEL, UNKNOWN_LABEL, table[np.clip(y, 0, None)])
+    return dataclasses.replace(rec, labels=labels, vocabularies={head: list(names) for head, names in known.items()})
+
+
 @dataclass
 class DecodedSplits:
     """The decoded images of every split: {split: (uint8 images, their record indices)}, with the JSON file that
@@ -71,6 +92,10 @@ class FileImageDataModule(TensorImageDataModule):
         skip_bad_images: skip missing or undecodable files with a warning instead of failing.
         albumentations: list of albumentations transforms (Hydra ``_target_`` configs) run per sample when
             ``augment=albumentations`` (default: the crop/flip/cutout pipeline of the base class).
+        known_classes: {head: class names} to number the labels by (``task=eval`` passes the checkpoint's): every
+            class the data names must be among them, and it may lack some; default: the data's own classes.
+        test_only: every image is a test image, whatever split the data gives it; nothing trains or validates
+            (``task=eval`` on other data, ``eval_on=all``). A folder needs no ``train/`` then; needs ``norm_stats``.
         **kwargs: see :class:`TensorImageDataModule` (``val_fraction``: held out for validation when the data
             names no validation split).
     """
@@ -79,8 +104,11 @@ class FileImageDataModule(TensorImageDataModule):
 
     def __init__(self, image_size: int = 32, resize_mode: str = "crop", test_fraction: float = 0.0,
                  cache: str = "memory", cache_dir: str | None = None, decode_workers: int | None = None,
-                 skip_bad_images: bool = False, albumentations: list | None = None, **kwargs):
+                 skip_bad_images: bool = False, albumentations: list | None = None,
+                 known_classes: Mapping[str, list[str]] | None = None, test_only: bool = False, **kwargs):
         super().__init__(**kwargs)
+        if test_only and self.norm_stats is None:  # no training split to compute them from
+            raise ValueError("test_only: the images are normalised with a trained model's statistics: give norm_stats")
         if not isinstance(image_size, int) or image_size < 8:
             raise ValueError(f"data.image_size must be an integer >= 8, got {image_size!r}")
         if resize_mode not in RESIZE_MODES:
@@ -94,6 +122,8 @@ class FileImageDataModule(TensorImageDataModule):
         self.image_size, self.resize_mode, self.test_fraction = image_size, resize_mode, test_fraction
         self.cache, self.cache_dir, self.decode_workers = cache, cache_dir, decode_workers
         self.skip_bad_images, self.albumentation_steps = skip_bad_images, albumentations
+        self.known_classes = None if known_classes is None else {h: list(v) for h, v in known_classes.items()}
+        self.test_only = test_only
         self._warned: set[str] = set()
 
     def warn_once(self, message: str) -> None:
@@ -107,6 +137,11 @@ class FileImageDataModule(TensorImageDataModule):
         """The image files, their labels per head, the class names and any split the data gives."""
         raise NotImplementedError
 
+    def records(self) -> Records:
+        """:meth:`read_records`, numbered by ``known_classes`` where given."""
+        rec = self.read_records()
+        return rec if self.known_classes is None else relabel(rec, self.known_classes, self.source_key)
+
     def stratify_head(self, rec: Records) -> str:
         """The head the seeded split is stratified on (default: the first)."""
         return next(iter(rec.vocabularies))
@@ -114,23 +149,26 @@ class FileImageDataModule(TensorImageDataModule):
     @property
     def heads(self) -> dict[str, int]:
         if not self.vocabularies:  # before setup: the class names of the listed files (setup sets the same)
-            self.vocabularies = self.read_records().vocabularies
+            self.vocabularies = self.records().vocabularies
         return {name: len(v) for name, v in self.vocabularies.items()}
 
     def prepare_data(self) -> None:
         """Fails now on bad input (layout, columns, paths, images); with a cache, also decodes into it, once (rank 0
         under DDP), so that every rank's :meth:`setup` reads the cache file."""
-        rec = self.read_records()
+        rec = self.records()
         if self.cache != "off":
             self.decode_splits(rec)
 
     def load_splits(self) -> Splits:
         """The decoded splits. Without validation images, validation runs on the test split (with a warning);
         without test images, the test split is the validation split."""
-        rec = self.read_records()
+        rec = self.records()
         decoded = self.decode_splits(rec)
         split = {s: Split(x, self.labels_of(rec, idx), [rec.paths[i] for i in idx])
                  for s, (x, idx) in decoded.parts.items()}
+        if self.test_only:
+            self.warn_missing_classes(rec, {"test": decoded.parts["test"][1]})
+            return Splits(split["train"], None, split["test"], rec.vocabularies, None, decoded.bad_files)
         val, test = split["val"] if split["val"].paths else None, split["test"] if split["test"].paths else None
         self.warn_missing_classes(rec, {s: idx for s, (_, idx) in decoded.parts.items() if s != "train"})
         if val is None:
@@ -154,6 +192,8 @@ class FileImageDataModule(TensorImageDataModule):
     # -- splits ---------------------------------------------------------------------------------------------------
     def assign_splits(self, rec: Records) -> dict[str, np.ndarray]:
         """Indices of train/val/test: the given split where there is one, else a stratified split."""
+        if self.test_only:
+            return {"train": np.zeros(0, np.int64), "val": np.zeros(0, np.int64), "test": np.arange(len(rec.paths))}
         split = rec.split if rec.split is not None else np.full(len(rec.paths), "", dtype=object)
         free = np.flatnonzero((split == "") | (split == "train"))
         fractions = (0.0 if (split == "val").any() else self.val_fraction,
@@ -218,7 +258,8 @@ class FileImageDataModule(TensorImageDataModule):
             contiguous = len(rows) > 0 and bool((np.diff(rows) == 1).all())
             parts[s] = (images[rows[0]:rows[-1] + 1] if contiguous else images[torch.from_numpy(rows)],
                         decode_order[rows])
-        self.check_training_classes(rec, parts["train"][1])
+        if not self.test_only:
+            self.check_training_classes(rec, parts["train"][1])
         stats = None if decoded.key is None else os.path.join(
             cache_dir, f"{decoded.key}-{_digest(parts['train'][1])}.stats.json")
         return DecodedSplits(parts, stats, bad_files)

@@ -65,7 +65,7 @@ class ImageFolderDataModule(FileImageDataModule):
                 raise ValueError(f"data.root: {self.root} has {len(names)} folders for the {split} split "
                                  f"({', '.join(names)}); keep one")
         found = ", ".join(names[0] + "/" for names in named.values())
-        if "train" not in named:
+        if "train" not in named and not self.test_only:
             raise FileNotFoundError(f"data.root: {os.path.join(self.root, 'train')} does not exist (found "
                                     f"{found}); expected {LAYOUT} with data.root={self.root}")
         others = [f for f in folders if not any(f in names for names in named.values())]
@@ -76,12 +76,14 @@ class ImageFolderDataModule(FileImageDataModule):
 
     def read_records(self) -> Records:
         dirs = self.split_dirs()
-        train_dir = dirs["train"]
-        classes = sorted(d for d in os.listdir(train_dir) if os.path.isdir(os.path.join(train_dir, d))
-                         and not d.startswith("."))
+        found = {s: sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d))
+                           and not d.startswith(".")) for s, folder in dirs.items()}
+        # the training folder names the classes; images that are all tested (test_only) name them in any split
+        train_dir = dirs.get("train", self.root)
+        classes = sorted(set().union(*found.values())) if self.test_only else found["train"]
         if not classes:
             raise ValueError(f"data.root: {train_dir} has no class folders; expected train/<class>/<images>")
-        if len(classes) == 1:  # the classifier's own check would name model.heads, not the data
+        if len(classes) == 1 and self.known_classes is None:  # the classifier's check would name model.heads
             raise ValueError(f"data.root: {train_dir} has one class folder ({classes[0]}); a classifier needs at "
                              "least 2, one folder of images per class")
         index = {c: i for i, c in enumerate(classes)}
@@ -92,7 +94,7 @@ class ImageFolderDataModule(FileImageDataModule):
                 if not os.path.isdir(folder):
                     ignored.append(folder)
                     continue
-                if c not in index:
+                if c not in index:  # (test_only: every class folder is in the index)
                     raise ValueError(f"data.root: class folder {folder} has no counterpart in {train_dir}, so "
                                      f"class {c!r} would have no training images; training classes: {classes}")
                 images, others = list_class_folder(folder)

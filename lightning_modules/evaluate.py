@@ -8,6 +8,12 @@ other data with the same heads, class names and image size, normalised with the 
 Lightning's ``trainer.validate`` and ``trainer.test`` run on the configured trainer (device, precision). ``tta=true``
 averages the model's test-time augmentation views (``model.tta_level``; flip when it is 0) on both splits.
 
+Which images: ``eval_on=held_out`` evaluates the data's validation and test splits (its ``val/`` and ``test/``
+folders, or the seeded fractions of a folder without them); ``eval_on=all`` every image of an image folder or CSV
+(``ROOT/<class>/*``, or any split folders; a subset of the checkpoint's classes is fine), as the test split, so only
+``test/`` metrics (the objective is the monitored metric's ``test/`` twin). ``eval_on=auto`` (the default): held out
+on the data the checkpoint was trained on (the same ``data.root`` / ``data.csv_path``), all of other data.
+
 Written to the run directory: ``result.json`` (status, per-head metrics such as ``val/acc`` and ``test/acc``, the
 checkpoint, ``tta``), ``config.yaml``, the confusion matrices of both splits (``confusion_<head>.png``,
 ``confusion_test_<head>.png``) and, through the configured loggers, the metrics and figures (TensorBoard).
@@ -19,7 +25,7 @@ import time
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
 from callbacks.run.config_checks import check_loggers, check_seed, instantiate_group, logger_configs
@@ -27,7 +33,9 @@ from callbacks.run.console import KeepWarnings, log, log_summary, print_config
 from callbacks.run.hydra_job import job_overrides, short_name
 from callbacks.run.result_file import write_config, write_result
 from callbacks.run.task_trainer import task_trainer
-from callbacks.run_config import check_same_classes, check_same_network, check_weights_fit, read_checkpoint
+from callbacks.run_config import (CHECKPOINT_KEY, check_same_classes, check_same_network, check_weights_fit,
+                                  read_checkpoint)
+from datamodules.file_images import FileImageDataModule
 from lightning_modules.classifier import asked_tta_level
 
 
@@ -46,6 +54,9 @@ def evaluate_from_config(cfg: DictConfig, keep: KeepWarnings | None = None) -> f
 
     saved = checkpoint.get("data") or {}
     stats = {"norm_stats": (saved["mean"], saved["std"])} if saved.get("mean") else {}
+    every_image = evaluates_every_image(cfg, checkpoint, bool(stats))
+    if issubclass(get_class(cfg.data._target_), FileImageDataModule) and saved.get("vocabularies"):
+        stats.update(known_classes=saved["vocabularies"], test_only=every_image)  # numbered as the model was trained
     datamodule = instantiate_group(cfg, "data", **stats)  # normalised as the model was trained
     datamodule.prepare_data()
     datamodule.setup("validate")
@@ -60,7 +71,8 @@ def evaluate_from_config(cfg: DictConfig, keep: KeepWarnings | None = None) -> f
     if cfg.print_config:
         print_config(cfg)
     evaluated = {"task": "eval", "checkpoint": os.path.abspath(str(cfg.ckpt_path)), "tta": tta_level > 0,
-                 "tta_level": tta_level, "epochs": checkpoint.get("epoch"), "steps": checkpoint.get("global_step")}
+                 "tta_level": tta_level, "epochs": checkpoint.get("epoch"), "steps": checkpoint.get("global_step"),
+                 "eval_on": "all" if every_image else "held_out"}
     del checkpoint
     log_eval_header(cfg, model, datamodule, evaluated)
     write_result(cfg.output_dir, status="running", reason="", overrides=job_overrides(), monitor=cfg.monitor,
@@ -68,18 +80,48 @@ def evaluate_from_config(cfg: DictConfig, keep: KeepWarnings | None = None) -> f
 
     trainer = task_trainer(cfg, [instantiate(c) for c in logger_configs(cfg).values()])
     metrics = {}
-    for split, phase in (("val", trainer.validate), ("test", trainer.test)):
+    for split, phase in (("val", trainer.validate), ("test", trainer.test))[every_image:]:
         metrics.update({k: float(v) for k, v in phase(model, datamodule=datamodule, verbose=False)[0].items()})
         model.log_confusion_matrices(split)
-    write_result(cfg.output_dir, status="completed", metrics=metrics, objective=metrics.get(cfg.monitor),
+    objective = metrics.get(cfg.monitor.replace("val/", "test/", 1) if every_image else cfg.monitor)
+    write_result(cfg.output_dir, status="completed", metrics=metrics, objective=objective,
                  wall_s=round(time.time() - started, 2))
     log_summary(cfg, "completed", metrics, started, keep, trainer.loggers)
-    return metrics.get(cfg.monitor)
+    return objective
+
+
+EVAL_ON = ("auto", "held_out", "all")
+
+
+def data_source(data: dict) -> str | None:
+    """The folder or file a config of one's own images reads (its datamodule's ``source_key``: ``data.root``,
+    ``data.csv_path``), as an absolute path."""
+    where = data.get(get_class(data["_target_"]).source_key.split(".")[-1])
+    return os.path.realpath(os.path.expanduser(str(where))) if where else None
+
+
+def evaluates_every_image(cfg: DictConfig, checkpoint: dict, has_stats: bool) -> bool:
+    """``eval_on``: ``all`` evaluates every image of the configured image folder or CSV; ``held_out`` its validation
+    and test splits; ``auto`` every image of other data than the checkpoint was trained on, else held out."""
+    mode = str(cfg.get("eval_on", "auto"))
+    if mode not in EVAL_ON:
+        raise ValueError(f"eval_on: unknown value {mode!r}; choose one of {list(EVAL_ON)}")
+    files = issubclass(get_class(cfg.data._target_), FileImageDataModule)
+    if mode == "all" and not (files and has_stats):
+        raise ValueError("eval_on=all evaluates every image of an image folder or a CSV (data=image_folder or "
+                         "data=csv) with a checkpoint written by train.py; use eval_on=held_out here")
+    if mode != "auto":
+        return mode == "all"
+    trained = (checkpoint.get(CHECKPOINT_KEY) or {}).get("data") or {}
+    if not (files and has_stats and trained.get("_target_")):
+        return False
+    return trained["_target_"] != cfg.data._target_ or data_source(dict(cfg.data)) != data_source(trained)
 
 
 def log_eval_header(cfg: DictConfig, model: pl.LightningModule, datamodule, evaluated: dict) -> None:
     """What is evaluated, on what: the checkpoint, the model, the data, the device and TTA."""
-    splits = [(name, getattr(datamodule, f"{name}_set", None)) for name in ("val", "test")]
+    every_image = evaluated["eval_on"] == "all"
+    splits = [(name, getattr(datamodule, f"{name}_set", None)) for name in ("val", "test")[every_image:]]
     sizes = " / ".join(f"{len(ds):,} {name}" for name, ds in splits if ds is not None)
     heads = ", ".join(f"{k}={v}" for k, v in datamodule.heads.items())
     level = evaluated["tta_level"]
@@ -91,7 +133,10 @@ def log_eval_header(cfg: DictConfig, model: pl.LightningModule, datamodule, eval
         f"{'checkpoint' if datamodule.norm_stats is not None else 'training split'}'s channel statistics",
         f"device      {cfg.trainer.accelerator} x{cfg.trainer.devices}, precision {cfg.trainer.precision}, "
         f"threads {torch.get_num_threads()}",
-        f"tta         {f'level {level} on both splits' if level else 'off'} (tta={str(level > 0).lower()})",
+        f"images      " + ("every image of the data, as the test split (eval_on=all; eval_on=held_out: its "
+                             "validation and test splits)" if every_image else "the validation and test splits "
+                             "(eval_on=held_out; eval_on=all: every image of other data)"),
+        f"tta         {f'level {level}' if level else 'off'} (tta={str(level > 0).lower()})",
         f"run dir     {cfg.output_dir}",
     ):
         log.info(line)

@@ -99,3 +99,22 @@ def test_a_run_with_missing_labels_trains_and_scores_each_attribute_on_its_known
         acc = float((logits[head].argmax(1)[known] == y[known]).float().mean())
         assert metrics[f"val/{head}/acc"] == pytest.approx(acc, abs=1e-6), head
     assert (dm.val_set.labels["size_class"] == UNKNOWN_LABEL).any()
+
+
+def test_a_trained_models_class_numbers_relabel_every_attribute_and_keep_unknown_labels():
+    """relabel (task=eval on other data): each head's labels renumbered by the model's class names, in the model's
+    head order; an empty cell (UNKNOWN_LABEL) stays unknown; a class the model lacks, or another head, is refused."""
+    import numpy as np
+
+    from datamodules.file_images import Records, relabel
+
+    rec = Records(paths=["a", "b", "c"], labels={"size": np.array([1, 0, UNKNOWN_LABEL]), "colour": np.array([0, 1, 0])},
+                  vocabularies={"size": ["big", "small"], "colour": ["blue", "red"]}, split=None, cache_dir="")
+    known = {"colour": ["green", "red", "blue"], "size": ["small", "big", "huge"]}
+    out = relabel(rec, known, "data.csv_path")
+    assert list(out.vocabularies) == ["colour", "size"] and out.vocabularies == known
+    assert out.labels["colour"].tolist() == [2, 1, 2] and out.labels["size"].tolist() == [0, 1, UNKNOWN_LABEL]
+    with pytest.raises(ValueError, match=r"class\(es\) \['blue'\] of attribute 'colour' are not among the checkpoint's"):
+        relabel(rec, {"colour": ["red"], "size": ["big", "small"]}, "data.csv_path")
+    with pytest.raises(ValueError, match=r"attributes \['size', 'colour'\] are not the model's \['size'\]"):
+        relabel(rec, {"size": ["big", "small"]}, "data.csv_path")

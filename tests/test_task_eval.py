@@ -14,7 +14,7 @@ from callbacks.run.config_checks import START_UP_ERRORS
 from callbacks.run.result_file import read_result
 from conftest import CPU_OVERRIDES, compose_config, run_in_process, run_train_forked
 from datamodules.image_cache import decode_image
-from image_files import COLORS, class_image, write_image
+from image_files import COLORS, class_image, write_csv, write_image
 from lightning_modules.predict import load_predictor
 from train import run
 
@@ -54,11 +54,12 @@ def trained(tmp_path_factory):
 
 
 def by_hand(ckpt, folder, tta: bool = False, stats=None) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) of the checkpoint's model on folder/<class>/* computed here: decoded at the
-    checkpoint's size, normalised with ``stats`` (default the checkpoint's), flip-averaged logits when ``tta``."""
+    """(accuracy, mean cross-entropy) of the checkpoint's model on every image below ``folder`` (its class is the
+    name of its folder) computed here: decoded at the checkpoint's size, numbered by the checkpoint's classes,
+    normalised with ``stats`` (default the checkpoint's), flip-averaged logits when ``tta``."""
     model, data = load_predictor(str(ckpt))
     classes = data["vocabularies"]["label"]
-    paths = sorted(glob.glob(str(folder / "*" / "*.png")))
+    paths = sorted(glob.glob(str(folder / "**" / "*.png"), recursive=True))
     x = torch.stack([torch.from_numpy(decode_image(p, SIZE)) for p in paths]).float() / 255
     mean, std = stats or (data["mean"], data["std"])
     x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
@@ -78,9 +79,11 @@ def test_eval_reproduces_the_test_metrics_the_training_run_recorded(trained):
     assert result["checkpoint"] == str(trained.ckpt) and result["steps"] == trained.training["steps"]
     for key in ("val/acc", "val/loss", "val/f1_macro", "test/acc", "test/loss", "test/f1_macro"):
         assert result["metrics"][key] == pytest.approx(recorded[key], abs=1e-6), key
-    assert result["objective"] == result["metrics"]["val/acc"]
+    assert result["objective"] == result["metrics"]["val/acc"] and result["eval_on"] == "held_out"
     assert (result["metrics"]["test/acc"], result["metrics"]["test/loss"]) == pytest.approx(
         by_hand(trained.ckpt, trained.data / "test"), abs=1e-5)
+    assert any(line.endswith("the validation and test splits (eval_on=held_out; eval_on=all: every image of other "
+                             "data)") for line in trained.stderr.splitlines())
     for png in ("confusion_label.png", "confusion_test_label.png"):
         assert (trained.eval_dir / png).read_bytes()[:4] == b"\x89PNG"
     events = EventAccumulator(str(trained.eval_dir / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
@@ -119,14 +122,26 @@ def test_tta_true_is_recorded_and_averages_the_flipped_views(trained, tmp_path):
     assert metrics["val/loss"] == pytest.approx(by_hand(trained.ckpt, trained.data / "val", tta=True)[1], abs=1e-5)
 
 
-def test_eval_on_other_data_with_the_same_classes_normalises_as_trained(trained, tmp_path):
+def test_eval_on_other_data_evaluates_every_image_normalised_as_trained(trained, tmp_path):
+    """Other data than the checkpoint's (another data.root): every image of it is evaluated (19 here; its seeded
+    val/test split held 2 of the 10 training-folder images and the 9 test ones), as the test split; with
+    eval_on=held_out its test split alone."""
     other = write_split_folders(tmp_path / "other", {"train": {"red": 6, "green": 2, "blue": 2}, "test": 3},
                                 seed=7, shade=30)
     cfg = compose_config(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(other)], output_dir=tmp_path / "run")
     run(cfg)
-    metrics = read_result(tmp_path / "run")["metrics"]
-    acc, loss = by_hand(trained.ckpt, other / "test")
+    result = read_result(tmp_path / "run")
+    metrics = result["metrics"]
+    acc, loss = by_hand(trained.ckpt, other)
+    assert result["eval_on"] == "all" and not any(key.startswith("val/") for key in metrics)
     assert metrics["test/acc"] == pytest.approx(acc, abs=1e-6) and metrics["test/loss"] == pytest.approx(loss, abs=1e-5)
+    assert result["objective"] == metrics["test/acc"]
+    run(compose_config(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(other), "eval_on=held_out"],
+                       output_dir=tmp_path / "held_out"))
+    held_out = read_result(tmp_path / "held_out")
+    acc, loss = by_hand(trained.ckpt, other / "test")
+    assert held_out["eval_on"] == "held_out" and "val/acc" in held_out["metrics"]
+    assert held_out["metrics"]["test/loss"] == pytest.approx(loss, abs=1e-5) != metrics["test/loss"]
     # the other folder's own training statistics would give another loss: the checkpoint's were used
     from datamodules.image_folder import ImageFolderDataModule
 
@@ -156,10 +171,38 @@ def test_eval_takes_a_batch_larger_than_the_training_split(trained, tmp_path):
             data.setup(stage)
 
 
+@pytest.mark.parametrize("layout", ["test_only", "class_folders", "csv"])
+def test_eval_on_a_subset_of_the_classes_in_any_layout_numbers_them_as_trained(trained, tmp_path, layout):
+    """New labelled images of two of the three classes: a test/ folder alone, ROOT/<class>/ folders, or a CSV with a
+    'label' column. Every image is evaluated, each labelled by the checkpoint's class numbers (blue is 0 there, 1
+    among the data's own two), against the model's predictions computed here; the absent class is warned."""
+    new = write_split_folders(tmp_path / "new", {"test": {"red": 3, "blue": 2}}, seed=11)
+    root, data = new, data_overrides(new)
+    if layout == "class_folders":
+        root = new / "test"
+        data = data_overrides(root)
+    elif layout == "csv":
+        rows = [{"file": p.relative_to(new).as_posix(), "label": p.parent.name} for p in sorted(new.rglob("*.png"))]
+        csv_path = write_csv(new / "labels.csv", rows)
+        data = ["data=csv", f"data.csv_path={csv_path}",
+                *(o for o in data_overrides(new) if not o.startswith(("data=", "data.root=")))]
+    with pytest.warns(UserWarning, match=r"the test split has no images of class\(es\) \['green'\]"):
+        run(compose_config(["task=eval", f"ckpt_path={trained.ckpt}", *data], output_dir=tmp_path / "run"))
+    result = read_result(tmp_path / "run")
+    acc, loss = by_hand(trained.ckpt, root)
+    assert result["eval_on"] == "all" and result["metrics"]["test/loss"] == pytest.approx(loss, abs=1e-5)
+    assert result["metrics"]["test/acc"] == pytest.approx(acc, abs=1e-6)
+
+
 def test_eval_refuses_other_classes_and_a_missing_ckpt_path(trained, tmp_path):
-    two = write_split_folders(tmp_path / "two", {"train": {"red": 6, "blue": 6}}, seed=3)
-    with pytest.raises(ValueError, match=r"other classes: head 'label' has \['blue', 'green', 'red'\]"):
-        run(compose_config(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(two)], output_dir=tmp_path))
+    other = write_split_folders(tmp_path / "other", {"train": {"red": 6, "blue": 6}}, seed=3)
+    (other / "train" / "red").rename(other / "train" / "purple")
+    with pytest.raises(ValueError, match=r"data.root: class\(es\) \['purple'\] of attribute 'label' are not among "
+                                         r"the checkpoint's \['blue', 'green', 'red'\]"):
+        run(compose_config(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(other)], output_dir=tmp_path))
+    with pytest.raises(ValueError, match=r"eval_on: unknown value 'every'; choose one of \['auto', 'held_out'"):
+        run(compose_config(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(other), "eval_on=every"],
+                           output_dir=tmp_path))
     with pytest.raises(ValueError, match="^ckpt_path: task=eval needs ckpt_path=") as err:
         run(compose_config(["task=eval", *data_overrides(trained.data)], output_dir=tmp_path))
     assert isinstance(err.value, START_UP_ERRORS)  # train.py's main() prints it alone and exits with 2
