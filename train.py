@@ -29,6 +29,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from callbacks.divergence import Diverged
 from callbacks.interrupt import Interrupted, SearchInterrupted, stop_at_once
+from callbacks.range_test.accuracy import NoBounds
 from callbacks.range_test.finder import RangeTestResult, find_lr
 from callbacks.run.config_checks import (START_UP_ERRORS, check_loggers, check_monitor, check_optimizer,
                                          check_run_length, check_schedule, check_seed, instantiate_group,
@@ -112,6 +113,7 @@ def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.Li
     floor = lr_floor(cfg)
     trials = ({"trial_schedule": partial(trial_schedule, cfg), "trial_floor": floor and floor[1]}
               if runs_trials(cfg) else {})
+    failure = ""
     try:
         with stop_at_once("LR search"):
             result = find_lr(model, datamodule, instantiate(cfg.range_test, **trials), **trainer_kwargs)
@@ -120,8 +122,13 @@ def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.Li
                      run_dir=cfg.output_dir)
         log.warning(f"Interrupted: {err}")
         raise
+    except NoBounds as err:  # saved all the same: the accuracy test's points, to read the bounds off by eye
+        result, failure = err.result, f"{err} (its points: {cfg.output_dir}/accuracy_range_test.png)"
     if rank_zero_only.rank == 0:  # DDP: every rank found the same; one writes the files
         result.save(cfg.output_dir)
+    if failure:
+        write_result(cfg.output_dir, status="failed", reason=failure, overrides=job_overrides(), run_dir=cfg.output_dir)
+        raise ValueError(failure)
     result.print()
     return result
 

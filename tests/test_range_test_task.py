@@ -11,7 +11,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from callbacks.range_test.finder import RangeTestResult
-from conftest import compose_config, run_train_forked, smoke_overrides
+from conftest import SHORT_TRIALS, compose_config, run_train_forked, smoke_overrides
 from train import run
 
 
@@ -99,3 +99,24 @@ def test_the_header_says_how_an_auto_lr_will_be_found():
         "max_lr and base_lr found by the accuracy range test: 4 epochs"
     assert plan("scheduler.max_lr=auto", "ckpt_path=last.ckpt") == "auto: read from the checkpoint"
     assert plan("task=lr_range_test").startswith("not trained; the LR range test: 100 steps, then max_lr trials")
+
+
+def test_an_accuracy_test_that_finds_no_bounds_leaves_its_points_and_a_failed_result(tmp_path):
+    """A ramp far below any LR that learns (to 1e-6): no bounds. The run stops with the points it saw, as before,
+    and now also leaves them to read off by eye: the figure, the CSV and the JSON (every accuracy point), and
+    result.json says failed, with the same reason."""
+    from callbacks.run.result_file import read_result
+
+    overrides = [o for o in smoke_overrides() if o not in SHORT_TRIALS]  # (the accuracy test runs no trials)
+    cfg = compose_config([*overrides, "task=lr_range_test", "range_test=accuracy", "range_test.max_lr=1e-6",
+                          "range_test.num_steps=20", "range_test.eval_every=5"], output_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"never rose above its starting value.*Validation accuracy by LR") as err:
+        run(cfg)
+    assert str(err.value).endswith(f"(its points: {tmp_path}/accuracy_range_test.png)")
+    saved = RangeTestResult.from_json(tmp_path / "accuracy_range_test.json")
+    assert saved.suggestions == {} and saved.base_lr is None and "no bounds found" in saved.status
+    assert [e["step"] for e in saved.evals] == [-1, 4, 9, 14, 19] and len(saved.losses) == 20
+    assert (tmp_path / "accuracy_range_test.png").read_bytes()[:4] == b"\x89PNG"
+    assert len((tmp_path / "accuracy_range_test.csv").read_text().splitlines()) == 1 + 1 + 20  # header, start, steps
+    result = read_result(tmp_path)
+    assert result["status"] == "failed" and result["reason"] == str(err.value)

@@ -29,7 +29,16 @@ from callbacks.range_test.engine import (
     validation_scores,
 )
 
-__all__ = ["AccuracyRangeTest"]
+__all__ = ["AccuracyRangeTest", "NoBounds"]
+
+
+class NoBounds(ValueError):
+    """The accuracy test found no base_lr/max_lr; the message says what it saw, and ``result`` holds its curve and
+    accuracy points (no suggestions, ``lr`` NaN), for the files that let one read the bounds off by eye."""
+
+    def __init__(self, message: str, result: RangeTestResult):
+        super().__init__(message)
+        self.result = result
 
 
 def what_it_saw(evals: List[Dict[str, Any]], lrs: List[float]) -> str:
@@ -139,11 +148,12 @@ class AccuracyRangeTest(RangeTestCallback):
         for e in evals:
             e["stderr"] = binomial_stderr(e["acc"], e["images"])
         # points within one binomial standard error of the best accuracy count as ties (see accuracy_test_bounds)
+        failure = ""
         try:
             bounds = accuracy_test_bounds([e["lr"] for e in evals], [e["acc"] for e in evals],
                                           bandwidth=self.bandwidth, num_images=images)
         except ValueError as err:  # no bounds: say what the test saw, so they can be read off by eye or the test rerun
-            raise ValueError(f"{err}. {what_it_saw(evals, raw['lrs'])}") from None
+            bounds, failure = {}, f"{err}. {what_it_saw(evals, raw['lrs'])}"
         stop = raw["stop_index"]
         n = len(raw["losses"])
         if stop is None:
@@ -153,16 +163,19 @@ class AccuracyRangeTest(RangeTestCallback):
         else:
             status = (f"stopped at step {stop} (lr {raw['lrs'][stop]:.3g}): the running-average loss exceeded "
                       f"{self.diverge_factor:g}x its minimum")
-        status += (f"; {len(evals)} accuracy points of {images} images each (1 s.e. at the peak: "
-                   f"{bounds['peak_stderr']:.3f})")
+        status += f"; {len(evals)} accuracy points of {images} images each" + (
+            f" (1 s.e. at the peak: {bounds['peak_stderr']:.3f})" if bounds else "; no bounds found")
         settings = {k: getattr(self, k) for k in ("min_lr", "max_lr", "num_epochs", "num_steps", "eval_every",
                                                   "eval_batches", "diverge_factor", "smooth_beta", "bandwidth",
                                                   "seed")}
         settings.update(num_steps_run=raw["num_steps"], eval_every_run=raw["eval_every"])
-        return RangeTestResult(
+        result = RangeTestResult(
             kind="accuracy", lrs=raw["lrs"], losses=raw["losses"],
             smoothed=[float(x) for x in running_average(raw["losses"], self.smooth_beta)],
-            suggestions={k: bounds[k] for k in ("base_lr", "max_lr", "peak_lr")}, rule="accuracy_test",
-            lr=bounds["max_lr"], base_lr=bounds["base_lr"], status=status, elapsed_s=elapsed_s, stop_index=stop,
-            settings=settings, evals=evals, start_acc=bounds["start_acc"], peak_acc=bounds["peak_acc"],
-            eval_images=images, search_steps=n)
+            suggestions={k: bounds[k] for k in ("base_lr", "max_lr", "peak_lr") if k in bounds}, rule="accuracy_test",
+            lr=bounds.get("max_lr", math.nan), base_lr=bounds.get("base_lr"), status=status, elapsed_s=elapsed_s,
+            stop_index=stop, settings=settings, evals=evals, start_acc=bounds.get("start_acc"),
+            peak_acc=bounds.get("peak_acc"), eval_images=images, search_steps=n)
+        if failure:
+            raise NoBounds(failure, result)
+        return result

@@ -99,15 +99,17 @@ def _accuracy_figure(result: Any) -> Any:
     ev_acc = [e["acc"] for e in result.evals]
     err = [e.get("stderr", 0.0) for e in result.evals]
     ax.errorbar(ev_lr, ev_acc, yerr=err, fmt="o-", lw=2, capsize=2, label="validation accuracy (+- 1 s.e.)")
-    ax.axvline(result.base_lr, color="tab:green", ls="--", label=f"base_lr = {result.base_lr:.3g}")
-    ax.axvline(result.lr, color="tab:red", ls="--", label=f"max_lr = {result.lr:.3g}")
+    if result.base_lr is not None:  # (none where the test found no bounds: the points alone, to read by eye)
+        ax.axvline(result.base_lr, color="tab:green", ls="--", label=f"base_lr = {result.base_lr:.3g}")
+        ax.axvline(result.lr, color="tab:red", ls="--", label=f"max_lr = {result.lr:.3g}")
     ax2 = ax.twinx()
     ax2.plot(result.lrs, result.losses, color="0.6", alpha=0.4, lw=0.8, label="training loss")
     ax2.set_ylabel("training loss")
     s = result.settings
     ax.set_xlabel("learning rate (linear ramp)")
     ax.set_ylabel("validation accuracy")
-    ax.set_title(f"Accuracy range test (Smith 2015): {s.get('min_lr', 0):g} to {s.get('max_lr', 0):g}")
+    ax.set_title(f"Accuracy range test (Smith 2015): {s.get('min_lr', 0):g} to {s.get('max_lr', 0):g}"
+                 + ("" if result.base_lr is not None else ", no bounds found"))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
