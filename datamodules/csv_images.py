@@ -183,6 +183,11 @@ class CSVImageDataModule(FileImageDataModule):
                              f"are {columns}")
         split_col = self.split_column if self.split_column in columns else None
         labels = self.label_columns
+        if labels is None and self.known_classes is not None:  # a trained model's attributes (task=eval); others ignored
+            labels = list(self.known_classes)
+            if any(c not in columns for c in labels):
+                raise ValueError(f"data.csv_path: the checkpoint's attribute(s) {[c for c in labels if c not in columns]} "
+                                 f"are not columns of {self.csv_path}; its columns are {columns}")
         if labels is None:
             labels = [c for c in columns if c not in (image_col, split_col)]
         missing = [c for c in labels if c not in columns]

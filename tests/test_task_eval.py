@@ -174,7 +174,7 @@ def test_eval_takes_a_batch_larger_than_the_training_split(trained, tmp_path):
 @pytest.mark.parametrize("layout", ["test_only", "class_folders", "csv"])
 def test_eval_on_a_subset_of_the_classes_in_any_layout_numbers_them_as_trained(trained, tmp_path, layout):
     """New labelled images of two of the three classes: a test/ folder alone, ROOT/<class>/ folders, or a CSV with a
-    'label' column. Every image is evaluated, each labelled by the checkpoint's class numbers (blue is 0 there, 1
+    'label' column (and an empty 'note' column, which the model has no head for: ignored). Every image is evaluated, each labelled by the checkpoint's class numbers (blue is 0 there, 1
     among the data's own two), against the model's predictions computed here; the absent class is warned."""
     new = write_split_folders(tmp_path / "new", {"test": {"red": 3, "blue": 2}}, seed=11)
     root, data = new, data_overrides(new)
@@ -182,7 +182,8 @@ def test_eval_on_a_subset_of_the_classes_in_any_layout_numbers_them_as_trained(t
         root = new / "test"
         data = data_overrides(root)
     elif layout == "csv":
-        rows = [{"file": p.relative_to(new).as_posix(), "label": p.parent.name} for p in sorted(new.rglob("*.png"))]
+        rows = [{"file": p.relative_to(new).as_posix(), "note": "", "label": p.parent.name}  # note: no head's
+                for p in sorted(new.rglob("*.png"))]
         csv_path = write_csv(new / "labels.csv", rows)
         data = ["data=csv", f"data.csv_path={csv_path}",
                 *(o for o in data_overrides(new) if not o.startswith(("data=", "data.root=")))]
@@ -200,6 +201,12 @@ def test_eval_refuses_other_classes_and_a_missing_ckpt_path(trained, tmp_path):
     with pytest.raises(ValueError, match=r"data.root: class\(es\) \['purple'\] of attribute 'label' are not among "
                                          r"the checkpoint's \['blue', 'green', 'red'\]"):
         run(compose_config(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(other)], output_dir=tmp_path))
+    csv_path = write_csv(tmp_path / "other.csv", [{"file": "a.png", "colour": "red"}])
+    csv_data = ["data=csv", f"data.csv_path={csv_path}",
+                *(o for o in data_overrides(other) if not o.startswith(("data=", "data.root=")))]
+    with pytest.raises(ValueError, match=r"data.csv_path: the checkpoint's attribute\(s\) \['label'\] are not columns "
+                                         r"of .*other.csv; its columns are \['file', 'colour'\]"):
+        run(compose_config(["task=eval", f"ckpt_path={trained.ckpt}", *csv_data], output_dir=tmp_path))
     with pytest.raises(ValueError, match=r"eval_on: unknown value 'every'; choose one of \['auto', 'held_out'"):
         run(compose_config(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(other), "eval_on=every"],
                            output_dir=tmp_path))
