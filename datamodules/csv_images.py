@@ -174,6 +174,9 @@ class CSVImageDataModule(FileImageDataModule):
                        f"{[i + 2 for i in example][:MAX_LISTED]}. Each line is a sample: a repeated image can land in "
                        f"training and in validation or test; list each image once")
 
+    def source_path(self) -> str:
+        return self.csv_path
+
     def read_records(self) -> Records:
         columns, rows = read_csv(self.csv_path, warn=self.warn_once)
         where = f"data.csv_path ({self.csv_path})"

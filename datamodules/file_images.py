@@ -142,6 +142,15 @@ class FileImageDataModule(TensorImageDataModule):
         rec = self.read_records()
         return rec if self.known_classes is None else relabel(rec, self.known_classes, self.source_key)
 
+    def source_path(self) -> str:
+        """The absolute path of the folder or file the images are listed in (``data.root``, ``data.csv_path``)."""
+        raise NotImplementedError
+
+    def checkpoint_metadata(self) -> dict:
+        """The base class's, and where the data was (``source``): ``task=eval`` tells the training data from other
+        data by it, whatever folder either run was started from."""
+        return {**super().checkpoint_metadata(), "source": self.source_path()}
+
     def stratify_head(self, rec: Records) -> str:
         """The head the seeded split is stratified on (default: the first)."""
         return next(iter(rec.vocabularies))

@@ -74,6 +74,9 @@ class ImageFolderDataModule(FileImageDataModule):
                            f"{found}: not a split (allowed, any case: {SPLIT_NAMES_SAID})")
         return {split: os.path.join(self.root, names[0]) for split, names in named.items()}
 
+    def source_path(self) -> str:
+        return self.root
+
     def read_records(self) -> Records:
         dirs = self.split_dirs()
         found = {s: sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d))

@@ -112,10 +112,17 @@ def evaluates_every_image(cfg: DictConfig, checkpoint: dict, has_stats: bool) ->
                          "data=csv) with a checkpoint written by train.py; use eval_on=held_out here")
     if mode != "auto":
         return mode == "all"
-    trained = (checkpoint.get(CHECKPOINT_KEY) or {}).get("data") or {}
-    if not (files and has_stats and trained.get("_target_")):
+    if not (files and has_stats):
         return False
-    return trained["_target_"] != cfg.data._target_ or data_source(dict(cfg.data)) != data_source(trained)
+    # where the training data was: its absolute path as the training run's datamodule read it (checkpoints since
+    # 2026-12-03), else its run config's path (relative ones resolve against this working directory)
+    trained = (checkpoint.get(CHECKPOINT_KEY) or {}).get("data") or {}
+    source = (checkpoint.get("data") or {}).get("source")
+    if source is None and trained.get("_target_") is not None:
+        source = data_source(trained) if trained["_target_"] == cfg.data._target_ else ""  # another kind of data
+    if source is None:  # cannot tell: the held-out splits, never training images counted as test ones
+        return False
+    return not source or os.path.realpath(source) != data_source(dict(cfg.data))
 
 
 def log_eval_header(cfg: DictConfig, model: pl.LightningModule, datamodule, evaluated: dict) -> None:

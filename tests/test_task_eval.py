@@ -222,3 +222,27 @@ def test_a_checkpoint_of_another_network_exits_with_2_naming_the_key(trained, tm
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "ckpt_path" in errors[0] and "'small' network" in errors[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+def test_eval_tells_the_training_data_by_where_the_training_run_read_it(trained, tmp_path, monkeypatch):
+    """The checkpoint records the training data's absolute path (data.source): the same folder given another way (a
+    relative path from elsewhere, a symlink) is the training data, evaluated held out. A checkpoint without it falls
+    back to its run config's path (relative to this working directory), and to held out when it cannot tell."""
+    from callbacks.run_config import read_checkpoint
+    from lightning_modules.evaluate import evaluates_every_image
+
+    checkpoint = read_checkpoint(str(trained.ckpt))
+    assert checkpoint["data"]["source"] == os.path.realpath(trained.data)
+    link = tmp_path / "link"
+    link.symlink_to(trained.data)
+    monkeypatch.chdir(trained.data.parent)
+
+    def every_image(root, saved) -> bool:
+        return evaluates_every_image(compose_config(["task=eval", *data_overrides(root)], output_dir=tmp_path),
+                                     saved, has_stats=True)
+
+    assert not every_image("data", checkpoint) and not every_image(link, checkpoint)
+    assert every_image(tmp_path, checkpoint)
+    old = {**checkpoint, "data": {k: v for k, v in checkpoint["data"].items() if k != "source"}}
+    assert not every_image("data", old) and every_image(tmp_path, old)
+    assert not every_image(tmp_path, {**old, "run_config": {}})  # no run config: cannot tell, held out
