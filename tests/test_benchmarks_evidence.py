@@ -163,3 +163,15 @@ def test_resumable_job_is_not_rerun(tmp_path):
     write_result(tmp_path / "job", status="completed", metrics={"test/acc": 0.5})
     result = rt.run_job(rt.Job("job", ["this=would_fail"]), tmp_path)
     assert result["status"] == "completed" and rt.metric(result, "test/acc") == 0.5
+
+
+def test_accuracy_noise_quick_counts_rises_read_from_noise_by_both_rules(tmp_path):
+    """benchmarks/accuracy_noise.py --quick: 200 draws per row. On pure noise the rule before (one standard error)
+    reads a rise in about half the tests and more, the rule now in a few percent; on a real rise of 0.3 both find one."""
+    import accuracy_noise
+
+    rows = accuracy_noise.main(["--quick", "--out", str(tmp_path)])
+    assert csv_rows(tmp_path / "accuracy_noise.csv")[0]["points"] == "5" and len(rows) == 4
+    noise = [r for r in rows if r["rise"] == 0.0]
+    assert all(r["before"] > 0.35 and r["now"] < 0.1 for r in noise), noise
+    assert all(r["before"] == 1.0 and r["now"] > 0.9 for r in rows if r["rise"] > 0), rows
