@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 
 import pytorch_lightning as pl
 import torch
@@ -53,11 +54,8 @@ def evaluate_from_config(cfg: DictConfig, keep: KeepWarnings | None = None) -> f
     tta_level = asked_tta_level(cfg.get("tta", False), cfg.model.get("tta_level", 0))
 
     saved = checkpoint.get("data") or {}
-    stats = {"norm_stats": (saved["mean"], saved["std"])} if saved.get("mean") else {}
-    every_image = evaluates_every_image(cfg, checkpoint, bool(stats))
-    if issubclass(get_class(cfg.data._target_), FileImageDataModule) and saved.get("vocabularies"):
-        stats.update(known_classes=saved["vocabularies"], test_only=every_image)  # numbered as the model was trained
-    datamodule = instantiate_group(cfg, "data", **stats)  # normalised as the model was trained
+    every_image = evaluates_every_image(cfg, checkpoint, bool(saved.get("mean")))
+    datamodule = instantiate_group(cfg, "data", **as_trained(cfg, saved, every_image))
     datamodule.prepare_data()
     datamodule.setup("validate")
     check_same_classes(cfg.ckpt_path, checkpoint, datamodule.checkpoint_metadata())
@@ -91,6 +89,24 @@ def evaluate_from_config(cfg: DictConfig, keep: KeepWarnings | None = None) -> f
 
 
 EVAL_ON = ("auto", "held_out", "all")
+
+
+def as_trained(cfg: DictConfig, saved: dict, every_image: bool) -> dict:
+    """The datamodule arguments that make the data what the model was trained on (``saved``: the checkpoint's data
+    metadata): its channel statistics; for one's own image files also its class numbering, its image size and
+    resize mode (as task=predict takes them; a config that says otherwise is warned and overruled), and
+    ``test_only`` where every image is evaluated."""
+    kwargs = {"norm_stats": (saved["mean"], saved["std"])} if saved.get("mean") else {}
+    if not issubclass(get_class(cfg.data._target_), FileImageDataModule) or not saved.get("vocabularies"):
+        return kwargs
+    kwargs.update(known_classes=saved["vocabularies"], test_only=every_image)
+    trained = {key: saved[key] for key in ("image_size", "resize_mode") if saved.get(key) is not None}
+    overruled = [f"data.{key}={cfg.data.get(key)} (trained: {value})" for key, value in trained.items()
+                 if cfg.data.get(key) != value]
+    if overruled:
+        warnings.warn(f"task=eval decodes the images as the checkpoint's model was trained: {', '.join(overruled)}",
+                      stacklevel=2)
+    return {**kwargs, **trained}
 
 
 def data_source(data: dict) -> str | None:

@@ -246,3 +246,16 @@ def test_eval_tells_the_training_data_by_where_the_training_run_read_it(trained,
     old = {**checkpoint, "data": {k: v for k, v in checkpoint["data"].items() if k != "source"}}
     assert not every_image("data", old) and every_image(tmp_path, old)
     assert not every_image(tmp_path, {**old, "run_config": {}})  # no run config: cannot tell, held out
+
+
+def test_eval_decodes_own_images_as_the_checkpoint_was_trained(trained, tmp_path):
+    """Another image size or resize mode in the config (forgotten, or the data group's default) would evaluate other
+    pixels than the model learned from (a wrong size stopped it; a wrong resize mode went unsaid): the checkpoint's
+    are used, with a warning naming what was overruled, and the metrics are the plain evaluation's."""
+    with pytest.warns(UserWarning, match=r"as the checkpoint's model was trained: data.image_size=24 \(trained: 16\), "
+                                         r"data.resize_mode=resize \(trained: crop\)"):
+        run(compose_config(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(trained.data),
+                            "data.image_size=24", "data.resize_mode=resize"], output_dir=tmp_path))
+    metrics = read_result(tmp_path)["metrics"]
+    for key in ("val/acc", "val/loss", "test/acc", "test/loss"):
+        assert metrics[key] == pytest.approx(trained.eval["metrics"][key], abs=1e-5), key
