@@ -11,7 +11,9 @@ epoch. Its progress (steps, ETA, LR, smoothed loss) shows on a
 :class:`~callbacks.range_test.progress.RangeTestProgressBar` when the run's trainer has ``enable_progress_bar``
 (rank 0 only). The same :func:`~callbacks.range_test.state.preserved_state` wraps the whole fit here, for what
 Lightning's fit itself changes around the callback. Nothing is written anywhere: the caller decides
-(``result.save(run_dir)``, ``result.log_to(loggers)``, ``result.print()``).
+(``result.save(run_dir)``, ``result.log_to(loggers)``, ``result.print()``). An accuracy test that finds no bounds
+raises :class:`~callbacks.range_test.accuracy.NoBounds` (a ValueError saying what it saw), whose ``result`` holds the
+points all the same.
 """
 from __future__ import annotations
 
