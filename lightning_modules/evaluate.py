@@ -4,7 +4,8 @@
 
 The model is the configured one, as for a resume (the network must be the checkpoint's, so give the training run's
 ``model=``/``experiment=``), with the checkpoint's weights. The data is the configured data: the training run's, or
-other data with the same heads, class names and image size, normalised with the checkpoint's channel statistics.
+other data with the same heads and some or all of the class names (:func:`as_trained`: one's own image files are
+decoded, normalised and numbered as the model was trained; other sources need the same image size).
 Lightning's ``trainer.validate`` and ``trainer.test`` run on the configured trainer (device, precision). ``tta=true``
 averages the model's test-time augmentation views (``model.tta_level``; flip when it is 0) on both splits.
 
@@ -15,7 +16,7 @@ folders, or the seeded fractions of a folder without them); ``eval_on=all`` ever
 on the data the checkpoint was trained on (the same ``data.root`` / ``data.csv_path``), all of other data.
 
 Written to the run directory: ``result.json`` (status, per-head metrics such as ``val/acc`` and ``test/acc``, the
-checkpoint, ``tta``), ``config.yaml``, the confusion matrices of both splits (``confusion_<head>.png``,
+checkpoint, ``tta``, ``eval_on``), ``config.yaml``, each evaluated split's confusion matrices (``confusion_<head>.png``,
 ``confusion_test_<head>.png``) and, through the configured loggers, the metrics and figures (TensorBoard).
 """
 from __future__ import annotations
