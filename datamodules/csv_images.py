@@ -186,11 +186,12 @@ class CSVImageDataModule(FileImageDataModule):
                              f"are {columns}")
         split_col = self.split_column if self.split_column in columns else None
         labels = self.label_columns
-        if labels is None and self.known_classes is not None:  # a trained model's attributes (task=eval); others ignored
+        if labels is None and self.known_classes is not None:  # a trained model's attributes (task=eval) alone
             labels = list(self.known_classes)
-            if any(c not in columns for c in labels):
-                raise ValueError(f"data.csv_path: the checkpoint's attribute(s) {[c for c in labels if c not in columns]} "
-                                 f"are not columns of {self.csv_path}; its columns are {columns}")
+            absent = [c for c in labels if c not in columns]
+            if absent:
+                raise ValueError(f"data.csv_path: the checkpoint's attribute(s) {absent} are not columns of "
+                                 f"{self.csv_path}; its columns are {columns}")
         if labels is None:
             labels = [c for c in columns if c not in (image_col, split_col)]
         missing = [c for c in labels if c not in columns]

@@ -170,7 +170,7 @@ class FileImageDataModule(TensorImageDataModule):
 
     def load_splits(self) -> Splits:
         """The decoded splits. Without validation images, validation runs on the test split (with a warning);
-        without test images, the test split is the validation split."""
+        without test images, the test split is the validation split. ``test_only``: every image in the test split."""
         rec = self.records()
         decoded = self.decode_splits(rec)
         split = {s: Split(x, self.labels_of(rec, idx), [rec.paths[i] for i in idx])

@@ -79,8 +79,10 @@ def evaluate_from_config(cfg: DictConfig, keep: KeepWarnings | None = None) -> f
 
     trainer = task_trainer(cfg, [instantiate(c) for c in logger_configs(cfg).values()])
     metrics = {}
-    for split, phase in (("val", trainer.validate), ("test", trainer.test))[every_image:]:
-        metrics.update({k: float(v) for k, v in phase(model, datamodule=datamodule, verbose=False)[0].items()})
+    phases = {"val": trainer.validate, "test": trainer.test}
+    for split in evaluated_splits(every_image):
+        scores = phases[split](model, datamodule=datamodule, verbose=False)[0]
+        metrics.update({k: float(v) for k, v in scores.items()})
         model.log_confusion_matrices(split)
     objective = metrics.get(cfg.monitor.replace("val/", "test/", 1) if every_image else cfg.monitor)
     write_result(cfg.output_dir, status="completed", metrics=metrics, objective=objective,
@@ -90,6 +92,11 @@ def evaluate_from_config(cfg: DictConfig, keep: KeepWarnings | None = None) -> f
 
 
 EVAL_ON = ("auto", "held_out", "all")
+
+
+def evaluated_splits(every_image: bool) -> tuple[str, ...]:
+    """The splits evaluated: the test split alone where it holds every image, else validation and test."""
+    return ("test",) if every_image else ("val", "test")
 
 
 def as_trained(cfg: DictConfig, saved: dict, every_image: bool) -> dict:
@@ -145,7 +152,7 @@ def evaluates_every_image(cfg: DictConfig, checkpoint: dict, has_stats: bool) ->
 def log_eval_header(cfg: DictConfig, model: pl.LightningModule, datamodule, evaluated: dict) -> None:
     """What is evaluated, on what: the checkpoint, the model, the data, the device and TTA."""
     every_image = evaluated["eval_on"] == "all"
-    splits = [(name, getattr(datamodule, f"{name}_set", None)) for name in ("val", "test")[every_image:]]
+    splits = [(name, getattr(datamodule, f"{name}_set", None)) for name in evaluated_splits(every_image)]
     sizes = " / ".join(f"{len(ds):,} {name}" for name, ds in splits if ds is not None)
     heads = ", ".join(f"{k}={v}" for k, v in datamodule.heads.items())
     level = evaluated["tta_level"]

@@ -167,7 +167,8 @@ def test_resumable_job_is_not_rerun(tmp_path):
 
 def test_accuracy_noise_quick_counts_rises_read_from_noise_by_both_rules(tmp_path):
     """benchmarks/accuracy_noise.py --quick: 200 draws per row. On pure noise the rule before (one standard error)
-    reads a rise in about half the tests and more, the rule now in a few percent; on a real rise of 0.3 both find one."""
+    reads a rise in about half the tests and more, the rule now in a few percent; on a real rise of 0.3 both find
+    one."""
     import accuracy_noise
 
     rows = accuracy_noise.main(["--quick", "--out", str(tmp_path)])

@@ -108,13 +108,15 @@ def test_a_trained_models_class_numbers_relabel_every_attribute_and_keep_unknown
 
     from datamodules.file_images import Records, relabel
 
-    rec = Records(paths=["a", "b", "c"], labels={"size": np.array([1, 0, UNKNOWN_LABEL]), "colour": np.array([0, 1, 0])},
+    labels = {"size": np.array([1, 0, UNKNOWN_LABEL]), "colour": np.array([0, 1, 0])}
+    rec = Records(paths=["a", "b", "c"], labels=labels,
                   vocabularies={"size": ["big", "small"], "colour": ["blue", "red"]}, split=None, cache_dir="")
     known = {"colour": ["green", "red", "blue"], "size": ["small", "big", "huge"]}
     out = relabel(rec, known, "data.csv_path")
     assert list(out.vocabularies) == ["colour", "size"] and out.vocabularies == known
     assert out.labels["colour"].tolist() == [2, 1, 2] and out.labels["size"].tolist() == [0, 1, UNKNOWN_LABEL]
-    with pytest.raises(ValueError, match=r"class\(es\) \['blue'\] of attribute 'colour' are not among the checkpoint's"):
+    with pytest.raises(ValueError, match=r"class\(es\) \['blue'\] of attribute 'colour' are not among the "
+                                         r"checkpoint's"):
         relabel(rec, {"colour": ["red"], "size": ["big", "small"]}, "data.csv_path")
     with pytest.raises(ValueError, match=r"attributes \['size', 'colour'\] are not the model's \['size'\]"):
         relabel(rec, {"size": ["big", "small"]}, "data.csv_path")

@@ -174,8 +174,9 @@ def test_eval_takes_a_batch_larger_than_the_training_split(trained, tmp_path):
 @pytest.mark.parametrize("layout", ["test_only", "class_folders", "csv"])
 def test_eval_on_a_subset_of_the_classes_in_any_layout_numbers_them_as_trained(trained, tmp_path, layout):
     """New labelled images of two of the three classes: a test/ folder alone, ROOT/<class>/ folders, or a CSV with a
-    'label' column (and an empty 'note' column, which the model has no head for: ignored). Every image is evaluated, each labelled by the checkpoint's class numbers (blue is 0 there, 1
-    among the data's own two), against the model's predictions computed here; the absent class is warned."""
+    'label' column (and an empty 'note' column, which the model has no head for: ignored). Every image is evaluated,
+    each labelled by the checkpoint's class numbers (blue is 0 there, 1 among the data's own two), against the model's
+    predictions computed here; the absent class is warned."""
     new = write_split_folders(tmp_path / "new", {"test": {"red": 3, "blue": 2}}, seed=11)
     root, data = new, data_overrides(new)
     if layout == "class_folders":

@@ -32,8 +32,8 @@ Neural Networks", sec. 3.3) is analysed by :func:`accuracy_test_bounds`.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
 from statistics import NormalDist
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -312,8 +312,8 @@ def accuracy_test_bounds(
         raise ValueError(
             f"validation accuracy never rose above its starting value by more than noise during the accuracy test "
             f"(best {float(a[p]):.3g} against {a0:.3g} at the start; noise alone reaches +{noise:.3g} among "
-            f"{len(a)} points of {num_images} images each): widen the range (range_test.max_lr higher), run more epochs "
-            "(range_test.num_epochs) or evaluate more images per point (range_test.eval_batches)"
+            f"{len(a)} points of {num_images} images each): widen the range (range_test.max_lr higher), run more "
+            "epochs (range_test.num_epochs) or evaluate more images per point (range_test.eval_batches)"
         )
     b = int(np.argmax(a[: p + 1] >= a0 + rise_frac * rise))
     m = p
@@ -342,8 +342,9 @@ def noise_rise(start: float, best: float, points: int, num_images: Optional[int]
     by noise alone: a one-sided two-proportion test at 5%, Bonferroni-corrected over the points after the first,
     ``z(1 - 0.05 / (points - 1)) * sqrt(2) * se((start + best) / 2)``; 0 without ``num_images`` (exact values).
     On pure binomial noise a rise of one standard error, the rule before, read as a rise in 49-86% of 4,000 draws
-    (5-40 points, 128-2,048 images); this bound in 2.4-4.9%. Smith's test measured at a chance-level plateau (LR
-    3-6 on the smoke data, 5 points of 128 images: 0.094 to 0.125) returned bounds from that noise."""
+    (5-40 points, 128-2,048 images); this rule found bounds in 2.1-4.6% (benchmarks/accuracy_noise.py). Smith's test
+    measured at a chance-level plateau (LR 3-6 on the smoke data, 5 points of 128 images: 0.094 to 0.125) returned
+    bounds from that noise."""
     if num_images is None:
         return 0.0
     z = NormalDist().inv_cdf(1.0 - 0.05 / max(points - 1, 1))
