@@ -134,19 +134,19 @@ def evaluates_every_image(cfg: DictConfig, checkpoint: dict, has_stats: bool) ->
     if mode == "all" and not (files and has_stats):
         raise ValueError("eval_on=all evaluates every image of an image folder or a CSV (data=image_folder or "
                          "data=csv) with a checkpoint written by train.py; use eval_on=held_out here")
-    if mode != "auto":
+    if mode != "auto" or not (files and has_stats):
         return mode == "all"
-    if not (files and has_stats):
-        return False
     # where the training data was: its absolute path as the training run's datamodule read it (checkpoints since
     # 2026-12-03), else its run config's path (relative ones resolve against this working directory)
-    trained = (checkpoint.get(CHECKPOINT_KEY) or {}).get("data") or {}
     source = (checkpoint.get("data") or {}).get("source")
-    if source is None and trained.get("_target_") is not None:
-        source = data_source(trained) if trained["_target_"] == cfg.data._target_ else ""  # another kind of data
+    if source is None:
+        trained = (checkpoint.get(CHECKPOINT_KEY) or {}).get("data") or {}
+        if trained.get("_target_") not in (None, cfg.data._target_):
+            return True  # another kind of data
+        source = data_source(trained) if trained.get("_target_") else None
     if source is None:  # cannot tell: the held-out splits, never training images counted as test ones
         return False
-    return not source or os.path.realpath(source) != data_source(dict(cfg.data))
+    return os.path.realpath(source) != data_source(dict(cfg.data))
 
 
 def log_eval_header(cfg: DictConfig, model: pl.LightningModule, datamodule, evaluated: dict) -> None:
