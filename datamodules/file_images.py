@@ -175,11 +175,10 @@ class FileImageDataModule(TensorImageDataModule):
         decoded = self.decode_splits(rec)
         split = {s: Split(x, self.labels_of(rec, idx), [rec.paths[i] for i in idx])
                  for s, (x, idx) in decoded.parts.items()}
+        self.warn_missing_classes(rec, {s: idx for s, (_, idx) in decoded.parts.items() if s != "train"})
         if self.test_only:
-            self.warn_missing_classes(rec, {"test": decoded.parts["test"][1]})
             return Splits(split["train"], None, split["test"], rec.vocabularies, None, decoded.bad_files)
         val, test = split["val"] if split["val"].paths else None, split["test"] if split["test"].paths else None
-        self.warn_missing_classes(rec, {s: idx for s, (_, idx) in decoded.parts.items() if s != "train"})
         if val is None:
             if self.val_fraction > 0:
                 raise ValueError(f"data.val_fraction={self.val_fraction} holds out no image: the classes of "
