@@ -128,6 +128,19 @@ def test_debug_fdr_runs_five_batches_and_keeps_no_checkpoint(tmp_path):
     assert not list(tmp_path.glob("checkpoints/*.ckpt"))
 
 
+@pytest.mark.parametrize("preset", ["fdr", "limit"])
+def test_debug_run_with_auto_lr_cuts_the_search_to_a_few_dozen_steps(tmp_path, preset):
+    """A recipe with max_lr=auto (image_folder_resnet) under debug=fdr ran its whole search first: 350 optimizer
+    steps (26 min on a folder of 480 images) before the 5 steps the preset is for. range_test=quick: every phase of
+    the search still runs (sweep, trials, the LR into the config), in 20 + 5 x 4 steps for SGD."""
+    said = run_here(tmp_path, f"debug={preset}", "data.num_train=256", "scheduler.max_lr=auto", max_epochs=False)
+    written = result_of(tmp_path)
+    assert written["status"] == "completed" and written["steps"] == {"fdr": 5, "limit": 10}[preset]
+    assert 20 < written["lr"]["search_steps"] <= 20 + 5 * 4, written["lr"]
+    assert written["lr"]["source"].startswith("range_test (") and "trials of 4 steps" in written["lr"]["source"]
+    assert written["lr"]["max_lr"] > 0 and "at most 20 sweep steps + 5 trials x 4" in said
+
+
 def test_debug_limit_runs_two_short_epochs(tmp_path):
     # the preset's max_epochs, not the command line's
     said = run_here(tmp_path, "debug=limit", "data.num_train=256", max_epochs=False)
