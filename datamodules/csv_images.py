@@ -177,6 +177,19 @@ class CSVImageDataModule(FileImageDataModule):
     def source_path(self) -> str:
         return self.csv_path
 
+    def refuse_split_like_labels(self, labels: list[str], rows: list[dict], split_col: str | None) -> None:
+        """A column read as a label (data.label_columns unset) whose every value names a split (``fold``:
+        train/val/test) trained a head to predict the split, and the CSV's own split went unused: stop, naming
+        the keys that say which it is."""
+        for col in labels:
+            values = {(row.get(col) or "").strip() for row in rows} - {""}
+            if len({split_of(v) for v in values}) >= 2 and all(split_of(v) for v in values):
+                use = (f"set data.split_column={col} to split by it" if split_col is None else
+                       f"rename or drop it (data.split_column={split_col} already splits)")
+                raise ValueError(f"data.csv_path ({self.csv_path}): column {col!r} holds split names "
+                                 f"({', '.join(sorted(values))}), yet would be trained as a label: {use}, or list "
+                                 f"the label columns in data.label_columns (a column listed there is a label)")
+
     def read_records(self) -> Records:
         columns, rows = read_csv(self.csv_path, warn=self.warn_once)
         where = f"data.csv_path ({self.csv_path})"
@@ -194,6 +207,7 @@ class CSVImageDataModule(FileImageDataModule):
                                  f"{self.csv_path}; its columns are {columns}")
         if labels is None:
             labels = [c for c in columns if c not in (image_col, split_col)]
+            self.refuse_split_like_labels(labels, rows, split_col)
         missing = [c for c in labels if c not in columns]
         if missing or not labels:
             raise ValueError(f"data.label_columns: {missing or 'no label columns'} not in {self.csv_path}; its "

@@ -126,6 +126,24 @@ def test_split_column_is_used_when_present(tmp_path):
     assert dm.split_paths["val"] == [str(tmp_path / "images" / f"{i:03d}.png") for i in range(12, 18)]
 
 
+def test_a_split_column_under_another_name_is_refused_as_a_label_and_used_when_named(tmp_path):
+    """A CSV whose split sits in a column ``fold`` (train/valid/test): with data.split_column at its default
+    (``split``), ``fold`` became a third head, trained to predict the split, and the images were split at random
+    (a new user's CSV, 2026-12-03). Now it stops, naming the key; data.split_column=fold splits by it, and a column
+    listed in data.label_columns stays a label."""
+    split = ["train"] * 12 + ["valid"] * 6 + ["TEST"] * 6
+    path = write_csv_dataset(tmp_path, n=24, split=split)
+    path.write_text(path.read_text().replace(",split", ",fold", 1))
+    with pytest.raises(ValueError, match=r"column 'fold' holds split names \(TEST, train, valid\).*"
+                                         r"data.split_column=fold"):
+        csv_dm(path).setup("fit")
+    dm = csv_dm(path, split_column="fold")
+    dm.setup("fit")
+    assert dm.heads == {"colour": 3, "size_class": 2}
+    assert len(dm.train_set) == 12 and len(dm.val_set) == 6 and len(dm.test_set) == 6
+    assert csv_dm(path, label_columns=["colour", "fold"]).heads == {"colour": 3, "fold": 3}
+
+
 def test_split_leaving_a_class_without_training_images_is_refused(tmp_path):
     split = ["val" if i % 3 == 2 else "train" for i in range(24)]  # every 'blue' image (i % 3 == 2) in val
     path = write_csv_dataset(tmp_path, n=24, split=split)
