@@ -1,4 +1,5 @@
 import pickle
+import warnings
 from functools import partial
 
 import numpy as np
@@ -234,6 +235,26 @@ def test_batch_size_larger_than_a_rank_share_names_the_key():
     with pytest.raises(ValueError, match=r"data\.batch_size"):
         dm.train_dataloader()
 
+
+
+def test_a_batch_that_leaves_much_of_each_epoch_out_is_warned_of_naming_the_keys():
+    """A recipe's batch of 256 on 480 of one's own images trained on 256 of them an epoch (drop_last), silently."""
+    from datamodules.batches import make_train_loader
+
+    def warned(n, batch_size, drop_last=True, world=None):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loader = make_train_loader(list(range(n)), batch_size, 0, drop_last, world or {}, lambda: 0)
+        said = [str(w.message) for w in caught if "out of every epoch" in str(w.message)]
+        return loader, said
+
+    loader, said = warned(480, 256)
+    assert len(loader) == 1 and len(said) == 1
+    assert "data.batch_size=256 leaves 224 of the 480 training images (47%)" in said[0]
+    assert "data.drop_last=false" in said[0]
+    assert warned(480, 256, drop_last=False)[1] == []  # every image, in a short last batch
+    assert warned(480, 32)[1] == [] and warned(500, 32)[1] == []  # none left out; 20 of 500 (4%)
+    assert len(warned(1000, 96, world={"num_replicas": 4, "rank": 0})[1]) == 1  # 250 a rank: 58 (23%) each
 
 def test_batch_augmentation_is_keyed_by_the_batch_and_only_for_training_batches():
     dm = _dm(cutout=8, crop_padding=4)
