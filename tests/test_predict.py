@@ -205,3 +205,17 @@ def test_task_predict_with_tta_through_train_py_run(checkpoint, tmp_path):
     rows = {r["path"]: r for r in read_rows(tmp_path / "run" / "predictions.csv")}
     for name, (label, prob) in by_hand(checkpoint, folder, tta=True).items():
         assert rows[name]["label"] == label and float(rows[name]["label_prob"]) == pytest.approx(prob, abs=2e-6)
+
+
+@pytest.mark.parametrize("task", ["predict", "eval"])
+def test_a_task_trainer_with_progress_bars_off_is_built(task, tmp_path):
+    """``trainer.enable_progress_bar=false`` (the README's way to turn the bars off) stopped task=predict and
+    task=eval with Lightning's refusal of the configured RichProgressBar; training already dropped it."""
+    from conftest import compose_config
+    from callbacks.run.task_trainer import task_trainer
+
+    on = task_trainer(compose_config([f"task={task}", "trainer=cpu"], output_dir=tmp_path))
+    assert type(on.progress_bar_callback).__name__ == "RichProgressBar"
+    off = task_trainer(compose_config([f"task={task}", "trainer=cpu", "trainer.enable_progress_bar=false"],
+                                      output_dir=tmp_path))
+    assert off.progress_bar_callback is None

@@ -11,7 +11,10 @@ from pytorch_lightning.callbacks import ProgressBar
 
 def progress_bars(cfg: DictConfig) -> list[ProgressBar]:
     """The configured progress bar (``callbacks.progress_bar``), if any; without one Lightning shows its default bar
-    unless ``trainer.enable_progress_bar=false``."""
+    unless ``trainer.enable_progress_bar=false``, which also drops the configured one (Lightning refuses a progress-bar
+    callback with bars off: task=predict stopped with its error)."""
+    if cfg.trainer.get("enable_progress_bar") is False:
+        return []
     configured = [c for c in (cfg.get("callbacks") or {}).values() if c is not None and c.get("_target_")]
     return [instantiate(c) for c in configured if issubclass(get_class(c._target_), ProgressBar)]
 
