@@ -182,7 +182,7 @@ def test_resume_skips_finished_jobs_and_resumes_unfinished_ones_from_last_ckpt(i
 def test_joblib_runs_two_jobs_in_parallel_each_with_its_own_range_test(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep_dir = tmp_path / "sweep"
-    sweep(sweep_dir, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "scheduler.max_lr=auto",
+    sweep(sweep_dir, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "scheduler.max_lr=auto", "range_test=quick",
           "optimizer.weight_decay=1e-4,1e-3", "test=false")
     rows = summary_rows(sweep_dir)
     assert sorted(rows) == [0, 1] and {r["status"] for r in rows.values()} == {"completed"}

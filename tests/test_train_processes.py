@@ -62,7 +62,7 @@ def test_a_ddp_run_on_two_cpu_processes_with_auto_lr_prints_once_writes_once_and
 
     run_dir = tmp_path / "run"
     args = smoke_overrides("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=2",
-                           "scheduler.max_lr=auto", "range_test.num_steps=20", "trainer.precision=32-true",
+                           "scheduler.max_lr=auto", "range_test=quick", "trainer.precision=32-true",
                            "data.num_val=127", "callbacks.model_checkpoint.save_top_k=-1")
 
     def train(*extra: str) -> str:
