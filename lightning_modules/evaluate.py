@@ -54,9 +54,8 @@ def evaluate_from_config(cfg: DictConfig, keep: KeepWarnings | None = None) -> f
     check_same_network(cfg.ckpt_path, checkpoint, cfg.model.backbone.name)
     tta_level = asked_tta_level(cfg.get("tta", False), cfg.model.get("tta_level", 0))
 
-    saved = checkpoint.get("data") or {}
-    every_image = evaluates_every_image(cfg, checkpoint, bool(saved.get("mean")))
-    datamodule = instantiate_group(cfg, "data", **as_trained(cfg, saved, every_image))
+    every_image = evaluates_every_image(cfg, checkpoint, bool((checkpoint.get("data") or {}).get("mean")))
+    datamodule = instantiate_group(cfg, "data", **as_trained(cfg, checkpoint, every_image))
     datamodule.prepare_data()
     datamodule.setup("validate")
     check_same_classes(cfg.ckpt_path, checkpoint, datamodule.checkpoint_metadata())
@@ -99,21 +98,32 @@ def evaluated_splits(every_image: bool) -> tuple[str, ...]:
     return ("test",) if every_image else ("val", "test")
 
 
-def as_trained(cfg: DictConfig, saved: dict, every_image: bool) -> dict:
-    """The datamodule arguments that make the data what the model was trained on (``saved``: the checkpoint's data
+#: the data keys that decide which of its own images a training run held out: on that data, task=eval takes the
+#: checkpoint's (a CSV trained with data.split_column=fold, evaluated with the default, was split afresh at random:
+#: training images were scored as held-out ones, silently)
+SPLIT_KEYS = ("split_column", "stratify_on", "val_fraction", "test_fraction", "seed")
+
+
+def as_trained(cfg: DictConfig, checkpoint: dict, every_image: bool) -> dict:
+    """The datamodule arguments that make the data what the model was trained on (from the checkpoint's data
     metadata): its channel statistics; for one's own image files also its class numbering, its image size and
-    resize mode (as task=predict takes them; a config that says otherwise is warned and overruled), and
-    ``test_only`` where every image is evaluated."""
+    resize mode (as task=predict takes them), on its own training data the split it held out (:data:`SPLIT_KEYS`,
+    from its run config; a config that says otherwise is warned and overruled), and ``test_only`` where every
+    image is evaluated."""
+    saved = checkpoint.get("data") or {}
     kwargs = {"norm_stats": (saved["mean"], saved["std"])} if saved.get("mean") else {}
     if not issubclass(get_class(cfg.data._target_), FileImageDataModule) or not saved.get("vocabularies"):
         return kwargs
     kwargs.update(known_classes=saved["vocabularies"], test_only=every_image)
     trained = {key: saved[key] for key in ("image_size", "resize_mode") if saved.get(key) is not None}
+    if not every_image:
+        run_data = (checkpoint.get(CHECKPOINT_KEY) or {}).get("data") or {}
+        trained.update({key: run_data[key] for key in SPLIT_KEYS if key in run_data and key in cfg.data})
     overruled = [f"data.{key}={cfg.data.get(key)} (trained: {value})" for key, value in trained.items()
                  if cfg.data.get(key) != value]
     if overruled:
-        warnings.warn(f"task=eval decodes the images as the checkpoint's model was trained: {', '.join(overruled)}",
-                      stacklevel=2)
+        warnings.warn(f"task=eval reads the images as the checkpoint's model was trained (its image size and resize "
+                      f"mode; on its training data, the split it held out): {', '.join(overruled)}", stacklevel=2)
     return {**kwargs, **trained}
 
 

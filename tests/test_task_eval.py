@@ -253,10 +253,31 @@ def test_eval_decodes_own_images_as_the_checkpoint_was_trained(trained, tmp_path
     """Another image size or resize mode in the config (forgotten, or the data group's default) would evaluate other
     pixels than the model learned from (a wrong size stopped it; a wrong resize mode went unsaid): the checkpoint's
     are used, with a warning naming what was overruled, and the metrics are the plain evaluation's."""
-    with pytest.warns(UserWarning, match=r"as the checkpoint's model was trained: data.image_size=24 \(trained: 16\), "
+    with pytest.warns(UserWarning, match=r"as the checkpoint's model was trained .*: data.image_size=24 \(trained: 16\), "
                                          r"data.resize_mode=resize \(trained: crop\)"):
         run(compose_config(["task=eval", f"ckpt_path={trained.ckpt}", *data_overrides(trained.data),
                             "data.image_size=24", "data.resize_mode=resize"], output_dir=tmp_path))
     metrics = read_result(tmp_path)["metrics"]
     for key in ("val/acc", "val/loss", "test/acc", "test/loss"):
         assert metrics[key] == pytest.approx(trained.eval["metrics"][key], abs=1e-5), key
+
+
+def test_eval_on_the_training_data_holds_out_what_the_training_run_held_out(trained, tmp_path):
+    """A run split its own images with its seed and fractions (or a CSV's data.split_column); task=eval with the
+    data group's defaults split them afresh: training images were scored as held-out ones, silently (found with a
+    CSV trained with data.split_column=fold). The checkpoint's split is used, with a warning naming what was
+    overruled, and the metrics are those the training run recorded for the same weights and images."""
+    flat = tmp_path / "flat"
+    for name in COLORS:
+        for i in range(12):
+            write_image(flat / name / f"{i:02d}.png", class_image(COLORS[name], seed=7 + 31 * i))
+    split = ["seed=3", "data.val_fraction=0.25", "data.test_fraction=0.25"]
+    run_in_process([*data_overrides(flat), "scheduler.max_lr=0.1", "trainer.max_epochs=2", *split], tmp_path / "run")
+    recorded = read_result(tmp_path / "run")["metrics"]
+    with pytest.warns(UserWarning, match=r"data.val_fraction=0.1 \(trained: 0.25\), data.test_fraction=0.0 "
+                                         r"\(trained: 0.25\), data.seed=0 \(trained: 3\)"):
+        run(compose_config(["task=eval", f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}",
+                            *data_overrides(flat)], output_dir=tmp_path / "eval"))
+    metrics = read_result(tmp_path / "eval")["metrics"]
+    for key in ("val/loss", "test/loss", "val/acc", "test/acc"):
+        assert metrics[key] == pytest.approx(recorded[key], abs=1e-5), key
