@@ -269,17 +269,30 @@ def test_accuracy_rise_within_noise_is_rejected():
         accuracy_test_bounds(lr, acc, num_images=64)
 
 
-def test_a_rise_that_falls_back_at_once_gives_no_bounds():
+def test_a_rise_that_falls_back_at_once_starts_again_past_the_fall_or_gives_no_bounds():
     """The smoke data at 512 images, a 32-step ramp from 0: after one step at LR 0 (BatchNorm statistics moved)
     accuracy read 0.098 against 0.074, then 0.070; the rule took that as a rise and its fall, and returned base_lr =
-    max_lr = 0, which train.py then refused as "not above base_lr=0". Now the test says it found no rise."""
+    max_lr = 0, which train.py then refused as "not above base_lr=0". Then it said it found no rise; but one's own
+    images (2026-12-03: 0.40 to 0.63 over a 60-point ramp, one high point then one low one at its start) stopped
+    there too, and so did 14-20% of simulated real rises (benchmarks/accuracy_noise.py). Now the rise starts again
+    at the next point past the fall; only when none is left is it an error."""
     lr = [0.0, 0.0, 0.032, 0.065, 0.097, 0.129, 0.161, 0.194, 0.226, 0.258]
     acc = [0.074, 0.098, 0.070, 0.094, 0.113, 0.102, 0.113, 0.074, 0.074, 0.176]
-    with pytest.raises(ValueError, match=r"rose to 0.098 at LR 0 and fell back at once: no rise to read bounds"):
-        accuracy_test_bounds(lr, acc, num_images=256)
+    res = accuracy_test_bounds(lr, acc, num_images=256)  # past the fall: from 0.094 at 0.065 to 0.113 at 0.161
+    assert res["base_lr"] == pytest.approx(0.065) and res["max_lr"] == pytest.approx(0.161)
     clean = [0.074, 0.074, 0.080, 0.100, 0.130, 0.160, 0.175, 0.176, 0.170, 0.150]
     res = accuracy_test_bounds(lr, clean, num_images=256)
     assert 0 < res["base_lr"] < res["max_lr"]
+    # every start falls back at once, the last one is the peak itself: no LR range to read bounds from
+    blips = [0.10, 0.10, 0.25, 0.10, 0.10, 0.26, 0.10, 0.10, 0.10, 0.27]
+    with pytest.raises(ValueError, match=r"rose to 0.25 at LR 0.032 and fell back at once: no rise to read bounds"):
+        accuracy_test_bounds(lr, blips, num_images=2048)
+    # a long rise with one high point and one low one at its start (the own-images case, drawn): bounds on the rise
+    ramp = np.linspace(0.0, 1.0, 41)
+    long_rise = 0.40 + 0.22 * np.clip(ramp / 0.8, 0.0, 1.0)
+    long_rise[2], long_rise[3] = 0.50, 0.33
+    res = accuracy_test_bounds(ramp, long_rise, num_images=240)
+    assert 0.075 <= res["base_lr"] <= 0.2 and 0.3 <= res["max_lr"] <= 0.8
 
 
 def test_the_rules_ignore_the_curve_after_it_relapses_above_its_start():

@@ -294,7 +294,8 @@ def accuracy_test_bounds(
       below its running maximum ``r`` (since ``base_lr``) by more than ``max(ragged_frac * rise, se(r))``
       -- it *turned ragged or fell* (a dip within one standard error is noise, not a fall); then
       ``max_lr`` is the LR of the point before the drop. Whichever comes first. A fall right after the first
-      rise, at no larger LR (noise: the rise fell back at once, short of the peak), is a ``ValueError`` too.
+      rise, at no larger LR (noise: the rise fell back at once, short of the peak), starts the rise again at the next
+      point past the fall at or above the start threshold; when none is left, a ``ValueError``.
 
     Returns ``{"base_lr", "max_lr", "peak_lr", "peak_acc", "start_acc", "peak_stderr"}``.
     """
@@ -315,26 +316,40 @@ def accuracy_test_bounds(
             f"{len(a)} points of {num_images} images each): widen the range (range_test.max_lr higher), run more "
             "epochs (range_test.num_epochs) or evaluate more images per point (range_test.eval_batches)"
         )
-    b = int(np.argmax(a[: p + 1] >= a0 + rise_frac * rise))
-    m = p
+    started = a[: p + 1] >= a0 + rise_frac * rise
+    first = b = int(np.argmax(started))
+    while True:
+        m = _rise_end(lr, a, raw, b, p, a0, rise, tol, num_images, plateau_frac, ragged_frac)
+        if lr[m] > lr[b] or (m == p and b == first):  # a start tried again must rise over some LR range
+            break
+        # the "rise" fell back at once, short of the peak: a noisy point (or two points at LR 0); the next start
+        # past the fall is tried (one high point then one low one had stopped a long, real rise)
+        later = np.flatnonzero(started[m + 2:])
+        if later.size == 0:
+            raise ValueError(
+                f"validation accuracy rose to {float(raw[first]):.3g} at LR {float(lr[first]):.3g} and fell back at "
+                f"once: no rise to read bounds from (its best, {float(a[p]):.3g} at {float(lr[p]):.3g}, is "
+                f"{rise:.3g} above the start, {a0:.3g}): run more epochs (range_test.num_epochs), evaluate more "
+                "images per point (range_test.eval_batches) or widen the range (range_test.max_lr higher)"
+            )
+        b = m + 2 + int(later[0])
+    return {"base_lr": float(lr[b]), "max_lr": float(lr[m]), "peak_lr": float(lr[p]), "peak_acc": float(a[p]),
+            "start_acc": a0, "peak_stderr": tol}
+
+
+def _rise_end(lr: np.ndarray, a: np.ndarray, raw: np.ndarray, b: int, p: int, a0: float, rise: float, tol: float,
+              num_images: Optional[int], plateau_frac: float, ragged_frac: float) -> int:
+    """Where the rise that starts at point ``b`` ends (:func:`accuracy_test_bounds`' ``max_lr`` rule): the first
+    point at the plateau or within one standard error of the peak ``p``, or the point before the raw accuracy
+    drops below its running maximum by more than ``max(ragged_frac * rise, se)``; ``p`` when neither comes first."""
     run_max = raw[b]
     for i in range(b + 1, p + 1):
         if raw[i] < run_max - max(ragged_frac * rise, binomial_stderr(run_max, num_images)):
-            m = i - 1
-            break
+            return i - 1
         run_max = max(run_max, raw[i])
         if a[i] >= a0 + plateau_frac * rise or a[i] >= a[p] - tol:
-            m = i
-            break
-    if m < p and not lr[m] > lr[b]:  # the "rise" fell back at once, short of the peak: noise (two points at LR 0)
-        raise ValueError(
-            f"validation accuracy rose to {float(raw[b]):.3g} at LR {float(lr[b]):.3g} and fell back at once: no "
-            f"rise to read bounds from (its best, {float(a[p]):.3g} at {float(lr[p]):.3g}, is {rise:.3g} above the "
-            f"start, {a0:.3g}): run more epochs (range_test.num_epochs), evaluate more images per point "
-            "(range_test.eval_batches) or widen the range (range_test.max_lr higher)"
-        )
-    return {"base_lr": float(lr[b]), "max_lr": float(lr[m]), "peak_lr": float(lr[p]), "peak_acc": float(a[p]),
-            "start_acc": a0, "peak_stderr": tol}
+            return i
+    return p
 
 
 def noise_rise(start: float, best: float, points: int, num_images: Optional[int]) -> float:
