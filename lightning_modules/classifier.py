@@ -172,12 +172,15 @@ class Classifier(ClassifierMetrics, pl.LightningModule):
         return float(self.loss_from_logits(logits, targets))
 
     @torch.no_grad()
-    def accuracy_counts(self, batch) -> tuple[torch.Tensor, int]:
-        """Correct predictions summed over heads, and the number of predictions."""
+    def accuracy_counts(self, batch) -> tuple[torch.Tensor, float]:
+        """Correct predictions and predictions (labelled images), each averaged over heads: their ratio is the
+        accuracy over every head's predictions, their count about the images. The accuracy test reads its binomial
+        standard error off that count: summed over heads, two heads counted 120 validation images as 240."""
         x, y = batch
         logits, targets = self.logits(x), self._targets(y)
         correct = sum((logits[n].argmax(1) == targets[n]).sum() for n in self.head_names)
-        return correct, sum(int((targets[n] != IGNORE_INDEX).sum()) for n in self.head_names)
+        labelled = sum(int((targets[n] != IGNORE_INDEX).sum()) for n in self.head_names)
+        return correct / len(self.head_names), labelled / len(self.head_names)
 
     # -- steps ----------------------------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
