@@ -42,8 +42,8 @@ from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overr
 from callbacks.run.intervals import log_interval, validated_before_the_end
 from callbacks.run.machine import fall_back_without_gpu, speed_settings, usable_threads
 from callbacks.run.result_file import read_result, run_records, worst_value, write_config, write_result
-from callbacks.run_config import (RunConfig, check_same_network, check_weights_fit, read_checkpoint,
-                                  saved_run_config)
+from callbacks.run_config import (RunConfig, check_same_classes, check_same_network, check_weights_fit,
+                                  read_checkpoint, saved_run_config)
 from callbacks.schedules.lr_schedule import LRSchedule
 from lightning_modules.evaluate import evaluate_from_config
 from lightning_modules.predict import predict_from_config
@@ -330,6 +330,7 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
 
     model = instantiate_group(cfg, "model", heads=datamodule.heads, optimizer=instantiate_group(cfg, "optimizer"))
     if checkpoint is not None:
+        check_same_classes(cfg.ckpt_path, checkpoint, datamodule.checkpoint_metadata())  # its outputs' meaning
         check_weights_fit(cfg.ckpt_path, checkpoint, model)
         del checkpoint  # Lightning reads the file again when it resumes
 

@@ -74,8 +74,10 @@ def check_weights_fit(ckpt_path: str, checkpoint: dict[str, Any], model: torch.n
 
 
 def check_same_classes(ckpt_path: str, checkpoint: dict[str, Any], data: dict[str, Any]) -> None:
-    """Evaluating a checkpoint on other data: ``data`` (the datamodule's ``checkpoint_metadata()``) must have the
-    checkpoint's heads, class names in the same order, and image size. A checkpoint without data metadata passes."""
+    """Evaluating or resuming a checkpoint: ``data`` (the datamodule's ``checkpoint_metadata()``) must have the
+    checkpoint's heads, class names in the same order (the model's outputs are those classes: a class folder renamed
+    or added before a resume renumbered the others, and training went on with scrambled labels, warned only as
+    "the data differs"), and image size. A checkpoint without data metadata passes."""
     saved = checkpoint.get("data") or {}
     vocabularies = saved.get("vocabularies")
     if vocabularies and dict(vocabularies) != dict(data["vocabularies"]):
@@ -83,7 +85,8 @@ def check_same_classes(ckpt_path: str, checkpoint: dict[str, Any], data: dict[st
                      if vocabularies.get(h) != data["vocabularies"].get(h)), None)
         raise ValueError(f"ckpt_path: {ckpt_path} was trained on other classes: head {head!r} has "
                          f"{vocabularies.get(head)} in the checkpoint, {data['vocabularies'].get(head)} in the "
-                         f"configured data; evaluate on data with the checkpoint's heads and class names")
+                         f"configured data (the model's outputs are the checkpoint's classes, in that order); use "
+                         f"data with the checkpoint's heads and class names")
     if saved.get("image_size") and saved["image_size"] != data["image_size"]:
         raise ValueError(f"data.image_size: {ckpt_path} was trained on {saved['image_size']}-pixel images, the "
                          f"configured data gives {data['image_size']}; set data.image_size={saved['image_size']}")
