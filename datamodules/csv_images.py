@@ -18,21 +18,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from datamodules.file_images import FileImageDataModule, Records
+from datamodules.file_images import FileImageDataModule, Records, vocabulary
 from datamodules.image_cache import MAX_LISTED
 from datamodules.tensor_images import SPLIT_NAMES_SAID, UNKNOWN_LABEL, split_of
 
 MISSING_LABELS = ("error", "ignore")
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")  # http://, https://, s3://, gs://: not a path on this machine
-
-
-def vocabulary(values: list[str]) -> list[str]:
-    """Sorted class names: numerically when every value is an integer, else as strings."""
-    unique = set(values)
-    try:
-        return sorted(unique, key=int)
-    except ValueError:
-        return sorted(unique)
 
 
 def paths_root(csv_path: str, image_root: str | None = None) -> str:

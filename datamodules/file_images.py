@@ -32,6 +32,16 @@ class Records:
     cache_dir: str                      # default cache folder (next to the data)
 
 
+def vocabulary(values) -> list[str]:
+    """Sorted class names: numerically when every value is an integer (CSV labels, class folders ``0 .. 10``),
+    else as strings."""
+    unique = set(values)
+    try:
+        return sorted(unique, key=int)
+    except ValueError:
+        return sorted(unique)
+
+
 def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
     """Split indices 0..N-1 into len(fractions)+1 parts: part k takes round(fraction_k x n_c) images of every
     class c (a class with n_c >= 2 always keeps one image in the last part, the training part); the rest goes to

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from datamodules.file_images import FileImageDataModule, Records
+from datamodules.file_images import FileImageDataModule, Records, vocabulary
 from datamodules.image_cache import IMAGE_EXTENSIONS, MAX_LISTED, is_image_file
 from datamodules.tensor_images import SPLIT_NAMES_SAID, split_of
 
@@ -83,7 +83,7 @@ class ImageFolderDataModule(FileImageDataModule):
                            and not d.startswith(".")) for s, folder in dirs.items()}
         # the training folder names the classes; images that are all tested (test_only) name them in any split
         train_dir = dirs.get("train", self.root)
-        classes = sorted(set().union(*found.values())) if self.test_only else found["train"]
+        classes = vocabulary(set().union(*found.values()) if self.test_only else found["train"])
         if not classes:
             raise ValueError(f"data.root: {train_dir} has no class folders; expected train/<class>/<images>")
         if len(classes) == 1 and self.known_classes is None:  # the classifier's check would name model.heads

@@ -42,6 +42,22 @@ def test_reads_classes_and_decodes_every_mode_to_rgb(tmp_path):
     assert torch.allclose(dm.mean, dm.train_set.images.double().div(255).mean(dim=(0, 2, 3)).float(), atol=1e-5)
 
 
+def test_class_folders_named_by_integers_are_numbered_in_numeric_order_as_a_csvs_labels(tmp_path):
+    """Folders 0, 1, 2, 10 were classes ['0', '1', '10', '2'] (text order; a CSV's integer labels sort as numbers):
+    the confusion matrices and predictions' class indices read out of order. The images keep their folder's class."""
+    names = ["0", "1", "2", "10"]
+    for k, name in enumerate(names):
+        for i in range(4):
+            write_image(tmp_path / "train" / name / f"{i}.png", class_image(COLORS[sorted(COLORS)[k % 3]], seed=i))
+    dm = folder_dm(tmp_path, image_size=8)  # a quarter of each class held out
+    dm.setup("fit")
+    assert dm.vocabularies == {"label": names}
+    assert Counter(labels_of(dm.train_set)) == {0: 3, 1: 3, 2: 3, 3: 3}
+    # folder '10' (index 3) holds the first colour again: its images are labelled 3, not 2
+    first = dm.train_set.images[[i for i, y in enumerate(labels_of(dm.train_set)) if y == 3]].float().mean((0, 2, 3))
+    assert int(first.argmax()) == int(np.argmax(COLORS[sorted(COLORS)[0]]))
+
+
 def test_split_is_stratified_and_deterministic_for_a_seed(tmp_path):
     write_folder_dataset(tmp_path, per_class=8)
     a, b, c = folder_dm(tmp_path, seed=1), folder_dm(tmp_path, seed=1), folder_dm(tmp_path, seed=2)
