@@ -31,9 +31,9 @@ from callbacks.divergence import Diverged
 from callbacks.interrupt import Interrupted, SearchInterrupted, stop_at_once
 from callbacks.range_test.accuracy import NoBounds
 from callbacks.range_test.finder import RangeTestResult, find_lr
-from callbacks.run.config_checks import (START_UP_ERRORS, check_loggers, check_monitor, check_optimizer,
-                                         check_run_length, check_schedule, check_seed, instantiate_group,
-                                         logger_configs, plain_message)
+from callbacks.run.config_checks import (START_UP_ERRORS, check_input_size, check_loggers, check_monitor,
+                                         check_optimizer, check_run_length, check_schedule, check_seed,
+                                         instantiate_group, logger_configs, plain_message)
 from callbacks.run.console import (KeepWarnings, log, log_header, log_logger_paths, log_lr_found, log_train_command,
                                    lr_plan, print_config, quiet_console)
 from callbacks.run.ending import Ending
@@ -336,6 +336,7 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
 
     check_optimizer(cfg, model)  # torch checks lr, weight decay, betas only when it builds the optimizer
     check_monitor(cfg, model)
+    check_input_size(cfg, model, datamodule)  # a network that pools a small image to nothing
     if cfg.task.name != "lr_range_test":
         check_schedule(cfg, stand_ins={key: AUTO_KEYS[key] for key in asked})  # before a minutes-long range test
     # the header first, saying how an auto LR will be found: the range test takes a while

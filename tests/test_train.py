@@ -488,6 +488,9 @@ def test_a_start_up_error_is_one_plain_message(tmp_path):
     # a typo stopped the run with Lightning's error at the end of the first epoch (after any LR search)
     (["monitor=val/accuracy"], ["monitor=val/accuracy: this model logs no such metric", "val/acc, ", "val/f1_macro",
                                 "test/acc"]),
+    # airbench pools an 8-pixel image to nothing: torch's traceback at the first step (after any LR search)
+    (["model=airbench", "data.image_size=8"], ["data.image_size=8 is too small for model=airbench",
+                                               "use data.image_size=9 or more"]),
 ])
 def test_more_bad_inputs_fail_before_training_with_a_named_message(tmp_path, overrides, words):
     from hydra import compose, initialize_config_dir

@@ -7,6 +7,7 @@ import inspect
 import re
 from typing import Any
 
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig
@@ -74,6 +75,40 @@ def check_monitor(cfg: DictConfig, model) -> None:
         origin = "" if any(o.startswith("monitor=") for o in job_overrides()) else f" {key_origin()}"
         raise ValueError(f"monitor={cfg.monitor}{origin}: this model logs no such metric; it logs "
                          f"{', '.join(allowed)}")
+
+
+def check_input_size(cfg: DictConfig, model, datamodule) -> None:
+    """The network takes the data's image size: model=airbench at data.image_size=8 pools to nothing in its third
+    group and stopped the run with torch's "Output size is too small" traceback at the first step (after any LR
+    search). One forward pass of two blank images now, in eval mode (no weight, statistic or RNG changes), and where
+    it fails, the smallest size that passes (probed up to 64 pixels) is named with the key; where none does, the
+    fault is not the size and the run goes on to name it."""
+    images = getattr(getattr(datamodule, "train_set", None), "images", None)
+    if images is None or images.ndim != 4:
+        return
+    channels, size = int(images.shape[1]), int(images.shape[-1])
+
+    def takes(side: int) -> bool:
+        try:
+            model(torch.zeros(2, channels, side, side))
+        except RuntimeError:
+            return False
+        return True
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            if takes(size):
+                return
+            smallest = next((side for side in range(size + 1, 65) if takes(side)), None)
+    finally:
+        model.train(was_training)
+    if smallest is None:  # no size helps: another fault, which the run itself will name
+        return
+    option = runtime_choices().get("model") or short_name(cfg.model.get("_target_"))
+    raise ValueError(f"data.image_size={size} is too small for model={option} (its pooling leaves no pixels): "
+                     f"use data.image_size={smallest} or more, or another model")
 
 
 SEED_MAX = 2**32 - 1  # numpy's seed range, which pl.seed_everything also enforces
