@@ -330,8 +330,8 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
 
     model = instantiate_group(cfg, "model", heads=datamodule.heads, optimizer=instantiate_group(cfg, "optimizer"))
     if checkpoint is not None:
-        check_same_classes(cfg.ckpt_path, checkpoint, datamodule.checkpoint_metadata())  # its outputs' meaning
         check_weights_fit(cfg.ckpt_path, checkpoint, model)
+        check_same_classes(cfg.ckpt_path, checkpoint, datamodule.checkpoint_metadata())  # its outputs' meaning
         del checkpoint  # Lightning reads the file again when it resumes
 
     check_optimizer(cfg, model)  # torch checks lr, weight decay, betas only when it builds the optimizer
