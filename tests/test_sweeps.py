@@ -179,17 +179,24 @@ def test_resume_skips_finished_jobs_and_resumes_unfinished_ones_from_last_ckpt(i
     assert "**Complete**: all 3 jobs" in (interrupted / "summary.md").read_text()
 
 
-def test_joblib_runs_two_jobs_in_parallel_each_with_its_own_range_test(tmp_path):
+def test_joblib_runs_two_auto_seeds_in_parallel_each_with_its_own_range_test_and_a_row_over_both(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep_dir = tmp_path / "sweep"
     sweep(sweep_dir, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "scheduler.max_lr=auto", "range_test=quick",
-          "optimizer.weight_decay=1e-4,1e-3", "test=false")
+          "seed=0,1", "test=false")
     rows = summary_rows(sweep_dir)
     assert sorted(rows) == [0, 1] and {r["status"] for r in rows.values()} == {"completed"}
     for row in rows.values():
         used = OmegaConf.load(sweep_dir / row["run_dir"] / "config.yaml").scheduler.max_lr
         assert float(row["lr"]) == used > 0 and row["lr_source"].startswith("range_test")
         assert float(row["val/acc"]) == job_result(sweep_dir, row)["metrics"]["val/acc"]
+    with open(sweep_dir / "settings.csv") as f:  # the seeds read as one setting: mean and LRs over both jobs
+        (setting,) = list(csv.DictReader(f))
+    accs = [float(r["val/acc"]) for r in rows.values()]
+    lrs = sorted(float(r["lr"]) for r in rows.values())
+    assert setting["seeds"] == "0 1" and float(setting["val/acc mean"]) == pytest.approx(sum(accs) / 2, rel=1e-12)
+    assert [float(setting["lr_min"]), float(setting["lr_max"])] == lrs and setting["verdict"] == "best"
+    assert "## Per setting, over seeds" in (sweep_dir / "summary.md").read_text()
 
 
 def test_submitit_local_runs_two_jobs_one_diverging_and_the_sweep_finishes(tmp_path):

@@ -2,7 +2,9 @@
 
 Axes are logarithmic where the swept values span a decade or more (LRs, weight decays); every cell or point is
 annotated with its value, and jobs that diverged or failed are marked (a red cross and their status) instead of
-being left out.
+being left out. A sweep repeated over seeds plots each setting's mean with its standard error (error bars; "mean
+± se" in a heatmap's cells); a setting whose swept number is a word (``scheduler.max_lr=auto``) is a level line
+with its standard error as a band, to read it against the swept numbers.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class Point:
     value: float
     status: str
     group: str = ""  # the other (non-numeric) swept values, for one line per group
+    error: float = math.nan  # the standard error over seeds, where the point is a setting's mean
 
 
 @dataclass
@@ -97,7 +100,8 @@ def heatmap(points: list[Point], names: tuple[str, str], metric: str, path: Path
     for p in points:
         if math.isfinite(p.value):
             shade = norm(p.value) if norm is not None else 0.5
-            ax.annotate(f"{p.value:.4g}", p.coords, ha="center", va="center", fontsize=9,
+            text = f"{p.value:.4g}" + (f"\n± {p.error:.2g}" if math.isfinite(p.error) else "")
+            ax.annotate(text, p.coords, ha="center", va="center", fontsize=9,
                         color="black" if shade > 0.5 or not is_grid else "white", xytext=(0, 0 if is_grid else -16),
                         textcoords="offset points")
         else:
@@ -106,21 +110,41 @@ def heatmap(points: list[Point], names: tuple[str, str], metric: str, path: Path
         fig.colorbar(mesh, ax=ax, label=metric)
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
-    ax.set_title(f"{metric} ({len(points)} jobs)")
+    ax.set_title(_title(metric, points))
     return _save(fig, ax, path, "heatmap" if is_grid else "scatter")
 
 
-def lineplot(points: list[Point], name: str, metric: str, path: Path) -> PlotInfo:
-    """Metric against one swept number, one line per combination of the other (non-numeric) swept values."""
+def _title(metric: str, points: Sequence[Point]) -> str:
+    if any(math.isfinite(p.error) for p in points):
+        return f"{metric}, mean ± standard error over seeds ({len(points)} settings)"
+    return f"{metric} ({len(points)} jobs)"
+
+
+def _references(ax, references: Sequence[Point]) -> None:
+    """Level lines (with a band of one standard error) for settings the x axis cannot place."""
+    for i, ref in enumerate(r for r in references if math.isfinite(r.value)):
+        color = f"C{(i + 5) % 10}"
+        label = f"{ref.group}: {ref.value:.4g}" + (f" ± {ref.error:.2g}" if math.isfinite(ref.error) else "")
+        ax.axhline(ref.value, color=color, linestyle="--", label=label)
+        if math.isfinite(ref.error):
+            ax.axhspan(ref.value - ref.error, ref.value + ref.error, color=color, alpha=0.15)
+
+
+def lineplot(points: list[Point], name: str, metric: str, path: Path,
+             references: Sequence[Point] = ()) -> PlotInfo:
+    """Metric against one swept number, one line per combination of the other (non-numeric) swept values;
+    ``references`` are level lines (settings whose swept value is a word, such as ``auto``)."""
     fig = Figure(figsize=(6.4, 4.2))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     log = spans_decades([p.coords[0] for p in points])
     for group in sorted({p.group for p in points}):
-        ok = sorted((p.coords[0], p.value) for p in points if p.group == group and math.isfinite(p.value))
+        ok = sorted((p.coords[0], p.value, p.error) for p in points if p.group == group and math.isfinite(p.value))
         if ok:
-            ax.plot(*zip(*ok), "o-", label=group or None)
-            for x, y in ok:
+            xs_, ys_, errors = zip(*ok)
+            ax.errorbar(xs_, ys_, yerr=[e if math.isfinite(e) else 0.0 for e in errors], fmt="o-", capsize=3,
+                        label=group or None)
+            for x, y, _ in ok:
                 ax.annotate(f"{y:.4g}", (x, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
     ax.set_xscale("log" if log else "linear")
     for p in points:
@@ -129,12 +153,13 @@ def lineplot(points: list[Point], name: str, metric: str, path: Path) -> PlotInf
     xs = np.array(sorted({p.coords[0] for p in points}))
     if len(xs) <= 12:
         _set_ticks(ax, "x", xs)
-    if any(p.group for p in points):
+    _references(ax, references)
+    if any(p.group for p in points) or any(math.isfinite(r.value) for r in references):
         ax.legend(fontsize=8)
     ax.set_xlabel(name)
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
-    ax.set_title(f"{metric} ({len(points)} jobs)")
+    ax.set_title(_title(metric, [*points, *references]))
     return _save(fig, ax, path, "line")
 
 

@@ -26,6 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from callbacks.run.result_file import FINAL, RESULT_FILE, read_result, write_atomic
 from callbacks.sweeps.plot import HEATMAP_FILE, LINEPLOT_FILE, Point, heatmap, lineplot
+from callbacks.sweeps.seeds import REPEAT_KEY, SETTINGS_FILE, Setting, csv_text, repeated, settings_of
+from callbacks.sweeps.seeds import markdown as settings_markdown
 
 CSV_FILE, MD_FILE = "summary.csv", "summary.md"
 MULTIRUN_FILE = "multirun.yaml"  # Hydra's copy of the sweep's config, in the sweep directory
@@ -52,6 +54,7 @@ class Summary:
     expected: int | None                          # jobs the sweep planned (None: unknown)
     missing: list[str] = field(default_factory=list)  # "job N (...): why", for jobs without a final result
     optuna_best: dict[str, Any] | None = None
+    settings: list[Setting] = field(default_factory=list)  # per setting over seeds, when the seed is swept
 
     @property
     def complete(self) -> bool:
@@ -205,7 +208,8 @@ def summarize(sweep_dir: str | Path) -> Summary:
     optuna_best = OmegaConf.to_container(OmegaConf.load(optuna_file)) if optuna_file.is_file() else None
     return Summary(sweep_dir, monitor, mode, swept, columns, rows,
                    expected=len(planned) if isinstance(planned, list) else planned, missing=missing,
-                   optuna_best=optuna_best)
+                   optuna_best=optuna_best,
+                   settings=settings_of(rows, swept, monitor, mode) if repeated(swept, rows) else [])
 
 
 def _fmt(value: Any) -> str:
@@ -242,6 +246,10 @@ def markdown(summary: Summary, plot_file: str | None = None) -> str:
     else:
         out.write(f"**INCOMPLETE**: {len(summary.missing)} of {len(summary.rows)} jobs have no final result "
                   f"({tally}). Missing:\n\n" + "".join(f"- {m}\n" for m in summary.missing) + "\n")
+    if summary.settings:
+        out.write(settings_markdown(summary.settings, summary.monitor))
+        out.write(f"![{summary.monitor}, mean ± se per setting]({plot_file})\n\n" if plot_file else "")
+        out.write("## Per job\n\n")
     out.write(f"Sorted by `{summary.monitor}` ({summary.mode}, final value), best first; then jobs without one.\n\n")
     best = next((r for r in summary.rows if r["rank"] == 1), None)
     if best is not None:
@@ -258,38 +266,60 @@ def markdown(summary: Summary, plot_file: str | None = None) -> str:
     if columns != summary.columns:
         rest = ", ".join(c for c in summary.columns if c not in columns)
         out.write(f"\nAll {len(summary.columns)} columns (also {rest}) are in {CSV_FILE}.\n")
-    if plot_file:
+    if plot_file and not summary.settings:
         out.write(f"\n![{summary.monitor}]({plot_file})\n")
     return out.getvalue()
 
 
-def _points(summary: Summary) -> tuple[list[str], list[Point]]:
-    """The numeric swept keys and one plot point per job."""
-    def number(text):
-        try:
-            return float(text)
-        except (TypeError, ValueError):
-            return None
+def _as_number(text: Any) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
 
-    numeric = [k for k in summary.swept
-               if all(number(r[k]) is not None for r in summary.rows if r[k] != "") and any(r[k] for r in summary.rows)]
-    others = [k for k in summary.swept if k not in numeric]
-    points = [Point(tuple(number(r[k]) for k in numeric), _number(r.get(summary.monitor))
-                    if r["status"] == "completed" else math.nan, r["status"],
-                    " ".join(f"{k}={r[k]}" for k in others))
-              for r in summary.rows if all(number(r[k]) is not None for k in numeric)]
-    return numeric, points
+
+def _entries(summary: Summary) -> tuple[list[str], list[tuple[dict[str, Any], float, float, str]]]:
+    """What to plot: (swept values, metric, its standard error, status) per job, or per setting (the mean over
+    seeds) when the sweep repeats seeds."""
+    if summary.settings:
+        keys = [k for k in summary.swept if k != REPEAT_KEY]
+        return keys, [(s.values, s.score.mean if s.complete else math.nan, s.score.se,
+                       "completed" if s.complete else s.verdict.split(";")[0], s.lr_text()) for s in summary.settings]
+    return summary.swept, [(r, _number(r.get(summary.monitor)) if r["status"] == "completed" else math.nan,
+                            math.nan, r["status"], "") for r in summary.rows]
+
+
+def _points(summary: Summary) -> tuple[list[str], list[Point], list[Point]]:
+    """The numeric swept keys, one plot point per job (or setting), and the reference points: those whose value of
+    a numeric key is a word (``scheduler.max_lr=auto``), drawn as a level line in a line plot."""
+    keys, entries = _entries(summary)
+    numeric = [k for k in keys if len({_as_number(e[0][k]) for e in entries} - {None}) > 1
+               or all(_as_number(e[0][k]) is not None for e in entries if e[0][k] != "")
+               and any(e[0][k] != "" for e in entries)]
+    others = [k for k in keys if k not in numeric]
+    points, references = [], []
+    for values, value, error, status, lr in entries:
+        group = " ".join(f"{k}={values[k]}" for k in others)
+        coords = tuple(_as_number(values[k]) for k in numeric)
+        if None not in coords:
+            points.append(Point(coords, value, status, group, error))
+        else:
+            words = " ".join(f"{k}={values[k]}" for k, c in zip(numeric, coords) if c is None)
+            lr = f" (lr {lr})" if lr and any(k.endswith("lr") for k, c in zip(numeric, coords) if c is None) else ""
+            references.append(Point((), value, status, f"{words} {group}".strip() + lr, error))
+    return numeric, points, references
 
 
 def plot(summary: Summary):
-    """The heatmap (two numeric swept keys and nothing else swept) or line plot (one), or None."""
-    numeric, points = _points(summary)
+    """The heatmap (two numeric swept keys and nothing else swept) or line plot (one), or None; over seeds, the
+    settings' means with their standard errors."""
+    numeric, points, references = _points(summary)
     if not points:
         return None
-    if len(numeric) == 2 and len(summary.swept) == 2:
+    if len(numeric) == 2 and not any(p.group for p in points):
         return heatmap(points, (numeric[0], numeric[1]), summary.monitor, summary.sweep_dir / HEATMAP_FILE)
     if len(numeric) == 1:
-        return lineplot(points, numeric[0], summary.monitor, summary.sweep_dir / LINEPLOT_FILE)
+        return lineplot(points, numeric[0], summary.monitor, summary.sweep_dir / LINEPLOT_FILE, references)
     return None
 
 
@@ -304,6 +334,9 @@ def write(summary: Summary) -> dict[str, Path]:
                          for row in summary.rows)
         write_atomic(summary.sweep_dir / CSV_FILE, text.getvalue())
         written["csv"] = summary.sweep_dir / CSV_FILE
+        if summary.settings:
+            write_atomic(summary.sweep_dir / SETTINGS_FILE, csv_text(summary.settings, summary.monitor))
+            written["settings"] = summary.sweep_dir / SETTINGS_FILE
         info = plot(summary)
         if info is not None:
             written["plot"] = info.path
