@@ -39,6 +39,7 @@ from callbacks.run_config import (CHECKPOINT_KEY, check_same_classes, check_same
                                   read_checkpoint)
 from datamodules.file_images import FileImageDataModule
 from lightning_modules.classifier import asked_tta_level
+from lightning_modules.networks import network_name
 
 
 def evaluate_from_config(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
@@ -168,7 +169,7 @@ def log_eval_header(cfg: DictConfig, model: pl.LightningModule, datamodule, eval
     level = evaluated["tta_level"]
     for line in (
         f"evaluate    {evaluated['checkpoint']} (epoch {evaluated['epochs']}, step {evaluated['steps']})",
-        f"model       {cfg.model.backbone.name}: {model.num_parameters():,} parameters, heads {heads}",
+        f"model       {network_name(cfg.model.backbone)}: {model.num_parameters():,} parameters, heads {heads}",
         f"data        {short_name(cfg.data.get('_target_'))}: {sizes} images, batch "
         f"{datamodule.eval_batch_size}, normalised with the "
         f"{'checkpoint' if datamodule.norm_stats is not None else 'training split'}'s channel statistics",

@@ -1,10 +1,13 @@
-"""Backbones trained from scratch: Page's ResNet-9, a CIFAR ResNet-18, a small fast net and airbench's net.
+"""Backbones trained from scratch: Page's ResNet-9, a CIFAR ResNet-18, a small fast net, airbench's net, and your
+own network (``model=custom``: any torch module, given by its config).
 
 Each backbone maps images (N, C, H, W) to features (N, feature_dim); :meth:`Backbone.make_head` builds a
 classification head in the network's own style (ResNet-9: linear without bias, logits x 0.125), so the
 classifier can attach one head per attribute.
 """
 from __future__ import annotations
+
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -218,7 +221,56 @@ class AirbenchNet(Backbone):
         self.whiten.bias.requires_grad_(epoch < self.whiten_bias_epochs)
 
 
-NETWORKS = {"resnet9": ResNet9, "resnet18": ResNet18, "small": SmallNet, "airbench": AirbenchNet}
+class OwnNetwork(Backbone):
+    """Your own network (``model=custom``): ``module``, any torch module that maps images (N, 3, H, W) to features,
+    (N, D) or (N, D, ...) (flattened), given by its config (``{_target_: torchvision.models.resnet18, num_classes:
+    512}``), which a checkpoint keeps so that predict and eval rebuild it. D is read off one forward pass of two
+    blank ``probe_size`` images, in eval mode and without gradients (no weight or statistic changes); one linear head
+    with a bias per attribute goes on top."""
+
+    def __init__(self, module: Mapping[str, Any], probe_size: int = 32):
+        from hydra.utils import instantiate  # only here: the built-in networks need no Hydra
+
+        if "_target_" not in module:
+            raise ValueError("model.backbone.module: give the module's class or function as _target_ (e.g. "
+                             "model.backbone.module._target_=torchvision.models.resnet18)")
+        try:
+            built = instantiate(module, _convert_="all")
+        except Exception as e:  # Hydra's error (a misspelt target, a bad argument) does not name the key
+            raise ValueError(f"model.backbone.module: cannot build {module['_target_']}: {e}") from None
+        if not isinstance(built, nn.Module):
+            raise ValueError(f"model.backbone.module: {module['_target_']} returned a {type(built).__name__}, "
+                             "not a torch module")
+        features = nn.Sequential(built, nn.Flatten())
+        super().__init__(features, _feature_dim(features, module["_target_"], int(probe_size)), head_bias=True)
+
+
+def _feature_dim(features: nn.Module, target: str, size: int) -> int:
+    was_training = features.training
+    features.eval()
+    try:
+        with torch.no_grad():
+            out = features(torch.zeros(2, 3, size, size))
+    except Exception as e:  # whatever the module raises: the user's code
+        raise ValueError(f"model.backbone.module: {target} fails on two blank 3x{size}x{size} images ({e}); it "
+                         "must map images (N, 3, H, W) to features") from None
+    finally:
+        features.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
+        raise ValueError(f"model.backbone.module: {target} returned {type(out).__name__} "
+                         f"{tuple(getattr(out, 'shape', ()))} for two images; it must return a tensor, one row of "
+                         "features per image")
+    return int(out.shape[1])
+
+
+NETWORKS = {"resnet9": ResNet9, "resnet18": ResNet18, "small": SmallNet, "airbench": AirbenchNet,
+            "custom": OwnNetwork}
+
+
+def network_name(backbone: Mapping[str, Any]) -> str:
+    """How a header or an hparams table names the configured network: ``custom (mypackage.MyNet)`` for your own."""
+    module = backbone.get("module") if backbone.get("name") == "custom" else None
+    return f"custom ({module.get('_target_')})" if module else str(backbone.get("name"))
 
 
 def build_network(name: str, **kwargs) -> Backbone:

@@ -19,6 +19,7 @@ from rich.syntax import Syntax
 from rich.tree import Tree
 
 from callbacks.run.hydra_job import runtime_choices, scheduler_config, short_name
+from lightning_modules.networks import network_name
 
 log = logging.getLogger("train")  # the run's own messages (console and train.log)
 
@@ -79,7 +80,7 @@ def log_header(cfg: DictConfig, model: pl.LightningModule, datamodule, lr_source
     heads = ", ".join(f"{k}={v}" for k, v in datamodule.heads.items())
     for line in (
         f"experiment  {choices.get('experiment') or '(defaults)'}   task {cfg.task.name}   seed {cfg.seed}",
-        f"model       {cfg.model.backbone.name}: {model.num_parameters():,} parameters, heads {heads}",
+        f"model       {network_name(cfg.model.backbone)}: {model.num_parameters():,} parameters, heads {heads}",
         f"data        {short_name(cfg.data.get('_target_'))}: {sizes} images, batch {cfg.data.get('batch_size')}",
         f"optimizer   {short_name(cfg.optimizer.get('_target_'))}, weight decay {cfg.optimizer.get('weight_decay')}, "
         f"momentum {cfg.optimizer.get('momentum', cfg.optimizer.get('betas'))}",

@@ -7,6 +7,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from callbacks.run.hydra_job import job_overrides, scheduler_config, short_name
+from lightning_modules.networks import network_name
 
 
 def tensorboard_hparams(cfg: DictConfig, lr_source: str, status: str) -> dict:
@@ -25,7 +26,7 @@ def tensorboard_hparams(cfg: DictConfig, lr_source: str, status: str) -> dict:
     chosen = {key: flat[key] for key in swept if key in flat}
     scheduler = scheduler_config(cfg)
     chosen.update({
-        "network": cfg.model.backbone.name, "data": short_name(cfg.data.get("_target_")),
+        "network": network_name(cfg.model.backbone), "data": short_name(cfg.data.get("_target_")),
         "optimizer": short_name(cfg.optimizer.get("_target_")), "optimizer/lr": flat.get("optimizer/lr"),
         "optimizer/weight_decay": flat.get("optimizer/weight_decay"),
         "optimizer/momentum": flat.get("optimizer/momentum"),
