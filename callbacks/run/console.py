@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 import shlex
 import sys
 import time
@@ -35,6 +36,17 @@ class DropNoise(logging.Filter):
         return not any(noise in message for noise in NOISE)
 
 
+# "<file>:<line>: <Category>: <text>", as Python formats a warning; Lightning's formatter leaves the category out of its
+# own ("<file>:<line>: <text>"), whose text may hold ": " itself (a ModelCheckpoint warning lost its first half)
+WARNING_LINE = re.compile(r"^.*?:\d+: (?:[A-Za-z_][\w.]*(?:Warning|Error): )?(?P<text>.*)$")
+
+
+def warning_text(line: str) -> str:
+    """The text of a captured warning's first line, without its file, line and category."""
+    match = WARNING_LINE.match(line)
+    return match.group("text") if match else line
+
+
 class KeepWarnings(logging.Handler):
     """Collects the warnings that matter (GPU fallback, repeated batches, ...) to repeat them at the end."""
 
@@ -45,8 +57,8 @@ class KeepWarnings(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage().strip().splitlines()[0]
-        if record.name == "py.warnings":  # "<file>:<line>: <Category>: <text>" -> "<text>"
-            message = message.split(": ", 2)[-1] if message.count(": ") >= 2 else message
+        if record.name == "py.warnings":
+            message = warning_text(message)
         if message not in self.messages:
             self.messages.append(message)
 
