@@ -115,3 +115,12 @@ def test_paired_seeds_with_one_same_gap_are_measurably_apart_and_equal_ones_are_
     assert settings["b"].gap == 0.25 and settings["b"].gap_se == 0.0  # exact in binary: no rounding noise
     assert settings["b"].verdict == "measurably worse (the same gap on every seed)"
     assert "identical on every seed" in {settings["a"].verdict, settings["c"].verdict}
+
+
+def test_a_sweep_where_no_setting_completed_every_seed_has_no_best_and_no_gaps():
+    rows = [{"status": "completed", "seed": "0", "k": "a", "val/acc": 0.5},
+            {"status": "failed", "seed": "1", "k": "a", "val/acc": ""},
+            {"status": "diverged", "seed": "0", "k": "b", "val/acc": ""}]
+    settings = settings_of(rows, ["k", "seed"], "val/acc", "max")
+    assert [s.rank for s in settings] == [None, None] and all(math.isnan(s.gap) for s in settings)
+    assert [s.verdict for s in settings] == ["1 failed", "1 diverged"]

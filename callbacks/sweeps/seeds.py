@@ -142,7 +142,7 @@ def settings_of(rows: list[dict[str, Any]], swept: list[str], monitor: str, mode
     others = [s for s in groups.values() if not s.complete]
     for rank, setting in enumerate(ranked, 1):
         setting.rank = rank
-    for setting in ranked[1:] + [s for s in others if s.scores]:
+    for setting in (ranked[1:] + [s for s in others if s.scores]) if ranked else []:  # no gaps without a best
         setting.gap, setting.gap_se, setting.paired = _gap(ranked[0], setting, sign)
         setting.verdict = _verdict(setting)
     if ranked:
