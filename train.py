@@ -321,7 +321,7 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     checkpoint = resumed = None
     if cfg.ckpt_path:
         checkpoint = read_checkpoint(cfg.ckpt_path)  # a missing, truncated or foreign file fails now, with its name
-        check_same_network(cfg.ckpt_path, checkpoint, cfg.model.backbone.name)
+        check_same_network(cfg.ckpt_path, checkpoint, cfg.model.backbone)
         resumed = (int(checkpoint.get("global_step", 0)), run_records(cfg.output_dir))
     datamodule = instantiate_group(cfg, "data")
     datamodule.prepare_data()  # missing or corrupt data fails here, before anything is built

@@ -2,11 +2,13 @@
 (e.g. the LR a range test found for ``scheduler.max_lr=auto``) without running anything again."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
+
+from lightning_modules.networks import network_name
 
 CHECKPOINT_KEY = "run_config"
 #: how the run's LRs were found (``source``, ``search_s``, ``search_steps``), so that a resumed auto run still says it
@@ -53,13 +55,19 @@ def saved_run_config(ckpt_path: str) -> tuple[dict[str, Any], dict[str, Any] | N
     return checkpoint[CHECKPOINT_KEY], checkpoint.get(LR_KEY)
 
 
-def check_same_network(ckpt_path: str, checkpoint: dict[str, Any], network: str) -> None:
-    """Resuming a checkpoint of another network (``model=resnet18`` with a ``small`` checkpoint) would fail in
-    ``load_state_dict`` with a wall of missing keys: name both networks instead, before anything is built."""
+def check_same_network(ckpt_path: str, checkpoint: dict[str, Any], backbone: Mapping[str, Any]) -> None:
+    """Resuming a checkpoint of another network (``model=resnet18`` with a ``small`` checkpoint; with
+    ``model=custom``, another module) would fail in ``load_state_dict`` with a wall of missing keys: name both
+    networks instead, before anything is built."""
     saved = ((checkpoint.get(CHECKPOINT_KEY) or {}).get("model") or {}).get("backbone") or {}
-    if saved.get("name") is not None and saved["name"] != network:
-        raise ValueError(f"ckpt_path: {ckpt_path} holds a '{saved['name']}' network, the config builds '{network}'; "
-                         f"resume with model={saved['name']} (the checkpoint's), or leave out ckpt_path to start afresh")
+    if saved.get("name") is None or network_name(saved) == network_name(backbone):
+        return
+    option = f"model={saved['name']}"
+    if saved["name"] == "custom":
+        option += f" model.backbone.module._target_={(saved.get('module') or {}).get('_target_')}"
+    raise ValueError(f"ckpt_path: {ckpt_path} holds a '{network_name(saved)}' network, the config builds "
+                     f"'{network_name(backbone)}'; resume with {option} (the checkpoint's), or leave out ckpt_path "
+                     "to start afresh")
 
 
 def check_weights_fit(ckpt_path: str, checkpoint: dict[str, Any], model: torch.nn.Module) -> None:

@@ -56,3 +56,20 @@ def test_train_then_eval_and_predict_from_the_checkpoint_alone(tmp_path):
     lines = (tmp_path / "pred" / "predictions.csv").read_text().splitlines()
     assert lines[0] == "path,label,label_prob" and len(lines) - 1 == len(list((data / "train" / "red").iterdir()))
 
+
+
+def test_resuming_another_modules_checkpoint_names_both_modules():
+    from callbacks.run_config import CHECKPOINT_KEY, check_same_network
+
+    def checkpoint(backbone):
+        return {CHECKPOINT_KEY: {"model": {"backbone": backbone}}}
+
+    conv = {"name": "custom", "module": CONV, "probe_size": 32}
+    resnet = {"name": "custom", "module": {"_target_": "torchvision.models.resnet18", "num_classes": 512}}
+    check_same_network("run.ckpt", checkpoint(conv), {**conv, "probe_size": 64})  # the same module: goes on
+    with pytest.raises(ValueError) as info:
+        check_same_network("run.ckpt", checkpoint(conv), resnet)
+    assert ("holds a 'custom (torch.nn.Conv2d)' network, the config builds 'custom (torchvision.models.resnet18)'; "
+            "resume with model=custom model.backbone.module._target_=torch.nn.Conv2d") in str(info.value)
+    with pytest.raises(ValueError, match="holds a 'small' network, the config builds 'custom"):
+        check_same_network("run.ckpt", checkpoint({"name": "small"}), resnet)
