@@ -27,7 +27,8 @@ SETTINGS_FILE = "settings.csv"
 MEASURABLE = 2.0
 
 
-def _number(value: Any) -> float:
+def number(value: Any) -> float:
+    """A metric's value as a float; NaN for anything that is not a number (a missing or empty cell)."""
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
@@ -130,12 +131,12 @@ def settings_of(rows: list[dict[str, Any]], swept: list[str], monitor: str, mode
         values = {k: str(row.get(k, "")) for k in keys}
         setting = groups.setdefault(tuple(values.values()), Setting(values, {}, {}, [], {}))
         setting.statuses[row["status"]] = setting.statuses.get(row["status"], 0) + 1
-        score = _number(row.get(monitor))
+        score = number(row.get(monitor))
         if row["status"] == "completed" and math.isfinite(score):
             seed = str(row.get(REPEAT_KEY, ""))
             setting.scores[seed] = score
-            setting.tests[seed] = _number(row.get(twin)) if twin else math.nan
-            if _number(row.get("lr")) > 0:
+            setting.tests[seed] = number(row.get(twin)) if twin else math.nan
+            if number(row.get("lr")) > 0:
                 setting.lrs.append(float(row["lr"]))
     sign = 1.0 if mode == "max" else -1.0
     ranked = sorted((s for s in groups.values() if s.complete), key=lambda s: -sign * s.score.mean)

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from callbacks.run.result_file import FINAL, RESULT_FILE, read_result, write_atomic
 from callbacks.sweeps.plot import HEATMAP_FILE, LINEPLOT_FILE, Point, heatmap, lineplot
-from callbacks.sweeps.seeds import REPEAT_KEY, SETTINGS_FILE, Setting, csv_text, repeated, settings_of
+from callbacks.sweeps.seeds import REPEAT_KEY, SETTINGS_FILE, Setting, csv_text, number, repeated, settings_of
 from callbacks.sweeps.seeds import markdown as settings_markdown
 
 CSV_FILE, MD_FILE = "summary.csv", "summary.md"
@@ -161,10 +161,6 @@ def _describe(job: Job, swept: list[str]) -> str:
     return f"job {job.num} ({given or 'overrides unknown'}): {job.problem}"
 
 
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
-
-
 def summarize(sweep_dir: str | Path) -> Summary:
     """Read a sweep directory (finished or not) into a Summary; ValueError when it is not a sweep directory."""
     sweep_dir = Path(sweep_dir)
@@ -191,7 +187,7 @@ def summarize(sweep_dir: str | Path) -> Summary:
     rows = [_row(job, swept, sweep_dir) for job in jobs]
 
     def rank_key(row):
-        value = _number(row.get(monitor))
+        value = number(row.get(monitor))
         if row["status"] != "completed" or not math.isfinite(value):
             return (1, 0.0, row["job"] if row["job"] is not None else math.inf)
         return (0, -value if mode == "max" else value, row["job"] if row["job"] is not None else math.inf)
@@ -271,21 +267,21 @@ def markdown(summary: Summary, plot_file: str | None = None) -> str:
     return out.getvalue()
 
 
-def _as_number(text: Any) -> float | None:
+def _asnumber(text: Any) -> float | None:
     try:
         return float(text)
     except (TypeError, ValueError):
         return None
 
 
-def _entries(summary: Summary) -> tuple[list[str], list[tuple[dict[str, Any], float, float, str]]]:
-    """What to plot: (swept values, metric, its standard error, status) per job, or per setting (the mean over
+def _entries(summary: Summary) -> tuple[list[str], list[tuple[dict[str, Any], float, float, str, str]]]:
+    """What to plot: (swept values, metric, its standard error, status, LR text) per job, or per setting (the mean over
     seeds) when the sweep repeats seeds."""
     if summary.settings:
         keys = [k for k in summary.swept if k != REPEAT_KEY]
         return keys, [(s.values, s.score.mean if s.complete else math.nan, s.score.se,
                        "completed" if s.complete else s.verdict.split(";")[0], s.lr_text()) for s in summary.settings]
-    return summary.swept, [(r, _number(r.get(summary.monitor)) if r["status"] == "completed" else math.nan,
+    return summary.swept, [(r, number(r.get(summary.monitor)) if r["status"] == "completed" else math.nan,
                             math.nan, r["status"], "") for r in summary.rows]
 
 
@@ -293,14 +289,14 @@ def _points(summary: Summary) -> tuple[list[str], list[Point], list[Point]]:
     """The numeric swept keys, one plot point per job (or setting), and the reference points: those whose value of
     a numeric key is a word (``scheduler.max_lr=auto``), drawn as a level line in a line plot."""
     keys, entries = _entries(summary)
-    numeric = [k for k in keys if len({_as_number(e[0][k]) for e in entries} - {None}) > 1
-               or all(_as_number(e[0][k]) is not None for e in entries if e[0][k] != "")
+    numeric = [k for k in keys if len({_asnumber(e[0][k]) for e in entries} - {None}) > 1
+               or all(_asnumber(e[0][k]) is not None for e in entries if e[0][k] != "")
                and any(e[0][k] != "" for e in entries)]
     others = [k for k in keys if k not in numeric]
     points, references = [], []
     for values, value, error, status, lr in entries:
         group = " ".join(f"{k}={values[k]}" for k in others)
-        coords = tuple(_as_number(values[k]) for k in numeric)
+        coords = tuple(_asnumber(values[k]) for k in numeric)
         if None not in coords:
             points.append(Point(coords, value, status, group, error))
         else:
