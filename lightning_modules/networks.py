@@ -245,17 +245,24 @@ class OwnNetwork(Backbone):
         super().__init__(features, _feature_dim(features, module["_target_"], int(probe_size)), head_bias=True)
 
 
-def _feature_dim(features: nn.Module, target: str, size: int) -> int:
-    was_training = features.training
-    features.eval()
+def blank_forward(module: nn.Module, side: int, channels: int = 3):
+    """``module`` on two blank images, in eval mode and without gradients (no weight, statistic or RNG changes; its
+    mode is put back): how a network's output size, or whether it takes an image size at all, is read."""
+    was_training = module.training
+    module.eval()
     try:
         with torch.no_grad():
-            out = features(torch.zeros(2, 3, size, size))
+            return module(torch.zeros(2, channels, side, side))
+    finally:
+        module.train(was_training)
+
+
+def _feature_dim(features: nn.Module, target: str, size: int) -> int:
+    try:
+        out = blank_forward(features, size)
     except Exception as e:  # whatever the module raises: the user's code
         raise ValueError(f"model.backbone.module: {target} fails on two blank 3x{size}x{size} images ({e}); it "
                          "must map images (N, 3, H, W) to features") from None
-    finally:
-        features.train(was_training)
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
         raise ValueError(f"model.backbone.module: {target} returned {type(out).__name__} "
                          f"{tuple(getattr(out, 'shape', ()))} for two images; it must return a tensor, one row of "

@@ -7,7 +7,6 @@ import inspect
 import re
 from typing import Any
 
-import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig
@@ -15,6 +14,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from callbacks.run.hydra_job import job_overrides, key_origin, runtime_choices, scheduler_config, short_name
 from callbacks.schedules.lr_schedule import LRSchedule
+from lightning_modules.networks import blank_forward
 
 # The project's start-up errors: every check of a config key, file or checkpoint raises one of these with a message
 # that names the key or path and what is allowed; train.py prints that message alone (no traceback wall).
@@ -90,20 +90,14 @@ def check_input_size(cfg: DictConfig, model, datamodule) -> None:
 
     def takes(side: int) -> bool:
         try:
-            model(torch.zeros(2, channels, side, side))
+            blank_forward(model, side, channels)
         except RuntimeError:
             return False
         return True
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            if takes(size):
-                return
-            smallest = next((side for side in range(size + 1, 65) if takes(side)), None)
-    finally:
-        model.train(was_training)
+    if takes(size):
+        return
+    smallest = next((side for side in range(size + 1, 65) if takes(side)), None)
     if smallest is None:  # no size helps: another fault, which the run itself will name
         return
     option = runtime_choices().get("model") or short_name(cfg.model.get("_target_"))
