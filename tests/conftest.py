@@ -71,16 +71,62 @@ def run_train(args, cwd: Path, timeout: int = 240, env_extra: dict | None = None
                           text=True, timeout=timeout)
 
 
+class ForkedTrain:
+    """One train.py child of tests/train_fork_server.py: ``pid`` (to signal it while it runs), ``output()`` (what
+    it has written to stdout so far) and ``wait()`` (its subprocess.CompletedProcess)."""
+
+    def __init__(self, server: "_ForkServer", args, out: str, err: str | None, pid: int, timeout: int):
+        self.server, self.args, self.out, self.err, self.pid, self.timeout = server, args, out, err, pid, timeout
+
+    def output(self) -> str:
+        if not os.path.exists(self.out):  # the child opens it a moment after the server has written its pid
+            return ""
+        with open(self.out, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def wait_for_line(self, start: str, timeout: float = 60) -> None:
+        """Until a line of its stdout starts with ``start``; past ``timeout`` it is killed and the test fails."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not any(line.startswith(start) for line in self.output().splitlines()):
+            if time.monotonic() > deadline:
+                os.kill(self.pid, 9)
+                self.wait()
+                raise AssertionError(f"no line starting {start!r} in {timeout} s:\n{self.output()[-3000:]}")
+            time.sleep(0.05)
+
+    def wait(self) -> subprocess.CompletedProcess:
+        import json
+
+        self.server.running = None
+        line = self.server.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"tests/train_fork_server.py ended (status {self.server.proc.wait()})")
+        answer = json.loads(line)
+        if answer.get("timeout"):
+            raise subprocess.TimeoutExpired([sys.executable, "train.py", *self.args], self.timeout)
+        stderr = None
+        if self.err is not None:
+            with open(self.err, encoding="utf-8", errors="replace") as f:
+                stderr = f.read()
+        return subprocess.CompletedProcess([sys.executable, str(ROOT / "train.py"), *self.args],
+                                           answer["returncode"], self.output(), stderr)
+
+
 class _ForkServer:
-    """tests/train_fork_server.py, started on first use in this (pytest worker) process and ended with it."""
+    """tests/train_fork_server.py, started on first use in this (pytest worker) process and ended with it. One
+    child at a time: start() returns it running, and it must be waited for before the next starts."""
 
     def __init__(self):
         self.proc = None
         self.tmp = None
+        self.running = None  # the child started and not yet waited for
 
-    def run(self, args, cwd, timeout, env, merge_stderr):
+    def start(self, args, cwd, timeout, env, merge_stderr) -> ForkedTrain:
         import json
         import tempfile
+        import time
 
         if self.proc is None or self.proc.poll() is not None:
             self.tmp = tempfile.mkdtemp(prefix="train_fork_server_")
@@ -89,25 +135,25 @@ class _ForkServer:
             import atexit
 
             atexit.register(self.close)
-        out, err = os.path.join(self.tmp, "stdout"), os.path.join(self.tmp, "stderr")
-        request = {"args": [str(a) for a in args], "cwd": str(cwd), "env": env, "stdout": out,
-                   "stderr": None if merge_stderr else err, "timeout": timeout}
+        if self.running is not None:  # a test that failed before waiting for its child: end it, take its answer
+            os.kill(self.running.pid, 9)
+            self.running.wait()
+        out, err, pid_file = (os.path.join(self.tmp, name) for name in ("stdout", "stderr", "pid"))
+        for stale in (pid_file, out, err):  # the last child's: none may be read as this one's
+            if os.path.exists(stale):
+                os.remove(stale)
+        args = [str(a) for a in args]
+        request = {"args": args, "cwd": str(cwd), "env": env, "stdout": out, "stderr": None if merge_stderr else err,
+                   "timeout": timeout, "pid_file": pid_file}
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"tests/train_fork_server.py ended (status {self.proc.wait()})")
-        answer = json.loads(line)
-        if answer.get("timeout"):
-            raise subprocess.TimeoutExpired([sys.executable, "train.py", *args], timeout)
-        with open(out, encoding="utf-8", errors="replace") as f:
-            stdout = f.read()
-        stderr = None
-        if not merge_stderr:
-            with open(err, encoding="utf-8", errors="replace") as f:
-                stderr = f.read()
-        return subprocess.CompletedProcess([sys.executable, str(ROOT / "train.py"), *args], answer["returncode"],
-                                           stdout, stderr)
+        while not os.path.exists(pid_file):  # the server writes it right after the fork
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tests/train_fork_server.py ended (status {self.proc.returncode})")
+            time.sleep(0.01)
+        with open(pid_file) as f:
+            self.running = ForkedTrain(self, args, out, None if merge_stderr else err, int(f.read()), timeout)
+        return self.running
 
     def close(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -122,6 +168,13 @@ class _ForkServer:
 _FORK_SERVER = _ForkServer()
 
 
+def start_train_forked(args, cwd: Path, timeout: int = 240, env_extra: dict | None = None,
+                       merge_stderr: bool = False) -> ForkedTrain:
+    """``python train.py ARGS`` started as run_train_forked starts it, returned while it runs: for tests that
+    signal a run (``os.kill(run.pid, ...)``) or read its output as it comes. ``run.wait()`` before the next one."""
+    return _FORK_SERVER.start(args, cwd, timeout, train_env(env_extra), merge_stderr)
+
+
 def run_train_forked(args, cwd: Path, timeout: int = 240, env_extra: dict | None = None,
                      merge_stderr: bool = False) -> subprocess.CompletedProcess:
     """``run_train`` without paying train.py's imports each time: train.py runs as ``__main__`` in a process forked
@@ -129,7 +182,7 @@ def run_train_forked(args, cwd: Path, timeout: int = 240, env_extra: dict | None
     argv, working directory and environment as run_train gives them. ``merge_stderr``: stderr into stdout (one
     pipe); ``stderr`` is then None. For tests of what a command line says, writes and exits with; run_train is the
     plain ``python train.py`` subprocess."""
-    return _FORK_SERVER.run(args, cwd, timeout, train_env(env_extra), merge_stderr)
+    return start_train_forked(args, cwd, timeout, env_extra, merge_stderr).wait()
 
 
 class _Lines(logging.Handler):
@@ -177,3 +230,19 @@ def cifar_copy(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, str(CIFAR_TOOL), "batches", str(root), "--per-class", "20"], check=True,
                    capture_output=True)
     return root
+
+
+#: the files whose tests take longest (pytest --durations=0 summed per file: 95, 80, 64, 45, 45, 28, 21, 21, 19, 17
+#: and 15 s on 2026-12-03), longest first. `make test` hands whole files to its two workers in collection order: in
+#: alphabetical order the longest (test_train*, test_sweeps) came last and one worker sat idle while the other
+#: finished them (6 min 15 s; in this order 5 min 30 s)
+LONGEST_FILES = ("test_train.py", "test_sweeps.py", "test_train_processes.py", "test_benchmarks_speed.py",
+                 "test_run_options.py", "test_range_test_finder.py", "test_benchmarks_auto_lr.py",
+                 "test_benchmarks_evidence.py", "test_task_eval.py", "test_ddp_resume.py",
+                 "test_benchmarks_superconvergence.py")
+
+
+def pytest_collection_modifyitems(items):
+    """The longest files first (LONGEST_FILES), the rest after them in their usual order."""
+    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -1,8 +1,9 @@
-"""The issue-12 evidence benchmarks: each script's --quick mode end to end (subprocess, synthetic data), and the
-figure/summary functions on hand-written CSVs (superconvergence.py: tests/test_benchmarks_superconvergence.py)."""
+"""The issue-12 evidence benchmarks: each script's --quick mode end to end (both in one subprocess, synthetic data),
+and the figure/summary functions on hand-written CSVs (superconvergence.py: tests/test_benchmarks_superconvergence.py)."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -20,14 +21,6 @@ import runs_table as rt  # noqa: E402
 from callbacks.run.result_file import read_result, write_result  # noqa: E402
 
 
-def bench(script: str, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
-
-
 def csv_rows(path: Path) -> list[dict]:
     return list(csv.DictReader(open(path)))
 
@@ -42,10 +35,33 @@ def write(path: Path, columns: list[str], rows: list[list]) -> Path:
 
 # ---- the scripts' quick modes ---------------------------------------------------------------------------------
 
-def test_optimizers_quick(tmp_path):
-    proc = bench("optimizers.py", "--quick", "--in-process", "--optimizers", "sgd", "adagrad", "--out",
-                 str(tmp_path))
-    rows = csv_rows(tmp_path / "optimizers.csv")
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory) -> dict:
+    """Both scripts' --quick command lines, run one after the other in ONE Python process (tests/quick_benchmarks.py:
+    Lightning imported once, not once per script, ~8 s each): {name: (run, its --out folder)}."""
+    tmp = tmp_path_factory.mktemp("quick_evidence")
+    outs = {name: tmp / name for name in ("optimizers", "range_test_validation")}
+    commands = [["optimizers.py", "--quick", "--in-process", "--optimizers", "sgd", "adagrad", "--out",
+                 str(outs["optimizers"])],
+                ["range_test_validation.py", "--quick", "--in-process", "--out", str(outs["range_test_validation"])]]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "quick_benchmarks.py"), str(tmp / "out.json"),
+                           json.dumps(commands)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = json.loads((tmp / "out.json").read_text())["runs"]
+    return {name: (run, outs[name]) for name, run in zip(outs, runs)}
+
+
+def quick_run(quick, name: str) -> tuple[str, Path]:
+    """(stdout, --out folder) of one script's quick run, which must have exited 0."""
+    run, out = quick[name]
+    assert run["returncode"] == 0, run["stdout"][-3000:] + run["stderr"][-3000:]
+    return run["stdout"], out
+
+
+def test_optimizers_quick(quick):
+    stdout, out = quick_run(quick, "optimizers")
+    rows = csv_rows(out / "optimizers.csv")
     assert [r["optimizer"] for r in rows] == ["sgd", "adagrad"]
     assert set(optimizers.COLUMNS) <= set(rows[0])
     for r in rows:
@@ -53,13 +69,13 @@ def test_optimizers_quick(tmp_path):
         assert r["lr_source"].startswith("range_test")  # max_lr=auto: each optimizer's own range test
         assert float(r["max_lr"]) > 0 and float(r["train_loss"]) > 0
         assert (rt.ROOT / r["run_dir"] / "lr_range_test.json").exists()
-    assert (tmp_path / "optimizers.png").stat().st_size > 10_000
-    assert "| adagrad |" in proc.stdout
+    assert (out / "optimizers.png").stat().st_size > 10_000
+    assert "| adagrad |" in stdout
 
 
-def test_range_test_validation_quick(tmp_path):
-    proc = bench("range_test_validation.py", "--quick", "--in-process", "--out", str(tmp_path))
-    rows = csv_rows(tmp_path / "range_test_validation.csv")
+def test_range_test_validation_quick(quick):
+    stdout, out = quick_run(quick, "range_test_validation")
+    rows = csv_rows(out / "range_test_validation.csv")
     assert set(rtv.COLUMNS) <= set(rows[0])
     assert sorted(float(r["factor"]) for r in rows) == [1.0, 2.0]
     suggestion = float(rows[0]["suggestion"])
@@ -68,8 +84,8 @@ def test_range_test_validation_quick(tmp_path):
     assert {r["rule"] for r in rows} == {default_rule} and {r["auto"] for r in rows} == {"yes"}
     for r in rows:  # the run trained at the LR its row says
         assert read_result(rt.ROOT / r["run_dir"])["lr"]["max_lr"] == pytest.approx(float(r["lr"]), rel=1e-5)
-    assert (tmp_path / "range_test_validation.png").stat().st_size > 10_000
-    assert "within_1_point" in proc.stdout
+    assert (out / "range_test_validation.png").stat().st_size > 10_000
+    assert "within_1_point" in stdout
 
 
 def test_help_and_plot_only_without_results(tmp_path, monkeypatch, capsys):

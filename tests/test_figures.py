@@ -1,10 +1,6 @@
 """callbacks.figures: save_figure writes a pyplot-free Figure (folders made), log_figure reaches only TensorBoard
-loggers; importing the module configures nothing."""
+loggers (that importing the module configures nothing: tests/test_packaging.py)."""
 from __future__ import annotations
-
-import subprocess
-import sys
-from pathlib import Path
 
 from matplotlib.figure import Figure
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
@@ -12,7 +8,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from callbacks.figures import log_figure, save_figure
 
-ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -32,14 +27,3 @@ def test_log_figure_only_to_tensorboard_loggers(tmp_path):
     acc = EventAccumulator(tb.log_dir, size_guidance={"images": 0})
     acc.Reload()
     assert "sched/plot" in acc.Tags()["images"] and acc.Images("sched/plot")[0].step == 3
-
-
-def test_import_has_no_side_effects():
-    """Importing the figure helpers and their users imports no matplotlib module of its own (pyplot least of all)
-    and chooses no backend: both wait for the first figure."""
-    code = ("import sys, pytorch_lightning, torch\n"
-            "before = set(sys.modules)\n"
-            "import callbacks.figures, callbacks.schedules.lr_schedule, callbacks.range_test.report\n"
-            "print(sorted(m for m in set(sys.modules) - before if m.startswith('matplotlib')))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

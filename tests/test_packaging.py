@@ -3,12 +3,15 @@ and importing the project's plotting modules leaves a notebook's matplotlib back
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
 import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIRS = ("callbacks", "datamodules", "lightning_modules")
@@ -43,12 +46,19 @@ def test_every_imported_package_is_declared():
     assert not missing, f"imported but not declared in [project] dependencies: {missing}"
 
 
-def test_importing_the_plotting_modules_keeps_the_backend():
-    code = """
+# One fresh interpreter for both import checks below (each started its own: ~8 s of imports apiece). With a backend
+# chosen first, as a notebook would, it prints the matplotlib modules that importing the figure helpers and their
+# users pulled in, then imports every other plotting module and train.py, draws with them, and prints the backend
+# left in place.
+IMPORTS = """
+import json, sys
 import matplotlib
 matplotlib.use("svg")
-import torch
-import callbacks.sweeps.plot, callbacks.sweeps.summary, lightning_modules.confusion, callbacks.range_test.report
+import pytorch_lightning, torch
+before = set(sys.modules)
+import callbacks.figures, callbacks.schedules.lr_schedule, callbacks.range_test.report
+print(json.dumps(sorted(m for m in set(sys.modules) - before if m.startswith("matplotlib"))))
+import callbacks.sweeps.plot, callbacks.sweeps.summary, lightning_modules.confusion
 import train
 from pathlib import Path
 import tempfile
@@ -62,9 +72,24 @@ with tempfile.TemporaryDirectory() as d:
     assert (Path(d) / "c.png").stat().st_size > 0 and (Path(d) / "h.png").stat().st_size > 0
 print(matplotlib.get_backend())
 """
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def imports() -> list[str]:
+    """The lines IMPORTS printed: [matplotlib modules imported as JSON, the backend at the end]."""
+    out = subprocess.run([sys.executable, "-c", IMPORTS], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().splitlines()[-1] == "svg"
+    return out.stdout.strip().splitlines()
+
+
+def test_importing_the_figure_helpers_imports_no_matplotlib(imports):
+    """Importing the figure helpers and their users imports no matplotlib module of its own (pyplot least of all)
+    and chooses no backend: both wait for the first figure."""
+    assert json.loads(imports[0]) == []
+
+
+def test_importing_the_plotting_modules_keeps_the_backend(imports):
+    assert imports[-1] == "svg"
 
 
 def test_every_package_folder_is_listed_for_a_plain_install():

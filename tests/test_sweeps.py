@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from callbacks.run.result_file import read_result
-from conftest import CONF, CPU_OVERRIDES, ROOT, SHORT_TRIALS, run_train_forked, train_env
+from conftest import CONF, CPU_OVERRIDES, ROOT, SHORT_TRIALS, run_train_forked, start_train_forked
 
 # Small: 4 steps an epoch, one epoch. Fixed keys stay out of the job folder names (255-byte limit), as a user would
 # do with an experiment config.
@@ -126,16 +126,15 @@ def interrupted(tmp_path_factory):
     import time
 
     sweep_dir = tmp_path_factory.mktemp("interrupted") / "sweep"
-    env = train_env()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "-m", *FIXED, *INTERRUPTED,
-                             f"hydra.sweep.dir={sweep_dir}"], cwd=sweep_dir.parent, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # forked (conftest.start_train_forked): a process of its own with Python's own SIGINT handler, as from a shell
+    run = start_train_forked(["-m", *FIXED, *INTERRUPTED, f"hydra.sweep.dir={sweep_dir}"], cwd=sweep_dir.parent,
+                             merge_stderr=True, timeout=120)
     deadline = time.time() + 120
-    while not glob.glob(str(sweep_dir / "1_*" / "steps" / "*.ckpt")) and time.time() < deadline and proc.poll() is None:
+    while not glob.glob(str(sweep_dir / "1_*" / "steps" / "*.ckpt")) and time.time() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out[-3000:]
+    os.kill(run.pid, signal.SIGINT)
+    proc = run.wait()
+    assert proc.returncode == 130, proc.stdout[-3000:]
     return sweep_dir
 
 

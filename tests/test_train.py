@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from callbacks.range_test.finder import RangeTestResult
 from callbacks.run.result_file import read_result
 from conftest import (ROOT, TEST_THREADS, compose_config, run_train, run_train_forked, smoke_overrides,
-                      train_env)
+                      start_train_forked)
 from train import run
 
 
@@ -32,8 +32,9 @@ def scalars(run_dir):
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke")
-    result = run_train(["experiment=smoke", f"hydra.run.dir={out}", "~callbacks.progress_bar",
-                        "trainer.enable_progress_bar=false"], cwd=out)
+    # forked: train.py's imports done once per worker (the plain `python train.py` path: the start-up error test)
+    result = run_train_forked(["experiment=smoke", f"hydra.run.dir={out}", "~callbacks.progress_bar",
+                               "trainer.enable_progress_bar=false"], cwd=out)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
 
@@ -405,11 +406,7 @@ def test_sigint_mid_epoch_saves_a_checkpoint_and_resume_continues_in_the_same_ru
     """Ctrl-C: a resumable mid-epoch last.ckpt and exit 130; ckpt_path=<run dir>/checkpoints/last.ckpt continues in
     that run directory (one TensorBoard run, no repeated steps) and ends with the uninterrupted run's weights."""
     import signal
-    import subprocess
-    import sys
     import time
-
-    from conftest import ROOT
 
     from train import run_from_overrides
 
@@ -418,14 +415,14 @@ def test_sigint_mid_epoch_saves_a_checkpoint_and_resume_continues_in_the_same_ru
                            "+callbacks.steps.every_n_train_steps=3", "+callbacks.steps.dirpath=${output_dir}/steps")
     ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
     run_from_overrides(args, ref_dir)  # the uninterrupted reference: only its weights are compared, in-process
-    env = train_env()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # forked (conftest.start_train_forked): a process of its own with Python's own SIGINT handler, as from a shell
+    run = start_train_forked([*args, f"hydra.run.dir={run_dir}"], cwd=tmp_path, merge_stderr=True, timeout=120)
     deadline = time.time() + 120
-    while not glob.glob(str(run_dir / "steps" / "*.ckpt")) and time.time() < deadline and proc.poll() is None:
+    while not glob.glob(str(run_dir / "steps" / "*.ckpt")) and time.time() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
+    os.kill(run.pid, signal.SIGINT)
+    proc = run.wait()
+    out = proc.stdout
     assert proc.returncode == 130, out[-3000:]
     assert "ckpt_path=" in out and "Traceback" not in out
     interrupted = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)

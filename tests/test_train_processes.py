@@ -1,5 +1,6 @@
 """train.py as separate processes: a signal during the LR search, and a two-process CPU DDP run (each test starts
 train.py itself, so they sit apart from test_train.py for the suite's two workers to share the load)."""
+import os
 import signal
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from callbacks.run.result_file import read_result
-from conftest import ROOT, smoke_overrides, train_env
+from conftest import ROOT, smoke_overrides, start_train_forked, train_env
 
 
 @pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
@@ -19,19 +20,13 @@ def test_a_signal_during_the_lr_search_stops_the_run_at_once_with_nothing_to_res
     checkpoint, and the message says to run the command again."""
     run_dir = tmp_path / "run"
     args = smoke_overrides("scheduler.max_lr=auto", "range_test.num_steps=5000", "range_test.max_lr=1e-3")
-    # a new session: a background child of a non-interactive shell would ignore SIGINT
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
-                            env=train_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    seen = []
-    for line in proc.stdout:  # the header's last line comes just before the search starts
-        seen.append(line)
-        if line.startswith("run dir"):
-            break
+    # forked (conftest.start_train_forked): a process of its own with Python's own SIGINT handler, as from a shell
+    run = start_train_forked([*args, f"hydra.run.dir={run_dir}"], cwd=tmp_path, merge_stderr=True, timeout=120)
+    run.wait_for_line("run dir")  # the header's last line
     time.sleep(1.0)  # inside the search: it starts right after the header
-    assert proc.poll() is None, "".join(seen)
-    proc.send_signal(getattr(signal, signum))
-    out = "".join(seen) + proc.communicate(timeout=60)[0]
+    os.kill(run.pid, getattr(signal, signum))
+    proc = run.wait()
+    out = proc.stdout
     assert proc.returncode == 130, out[-3000:]
     assert f"{signum} during the LR search: stopped before training" in out and "Traceback" not in out, out[-3000:]
     record = read_result(run_dir)

@@ -8,7 +8,8 @@ are done, with the OMP_NUM_THREADS this server was started with (train.py sets t
 environment itself). Used by conftest.run_train_forked; conftest.run_train remains the plain subprocess.
 
 Protocol: one JSON request per line on stdin, {"args", "cwd", "env", "stdout", "stderr", "timeout"} ("stderr":
-null merges it into stdout); one JSON answer per line on stdout, {"returncode"} or {"timeout": true}.
+null merges it into stdout; an optional "pid_file" gets the child's pid as soon as it is forked); one JSON answer per
+line on stdout, {"returncode"} or {"timeout": true}.
 """
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ def serve():
         pid = os.fork()
         if pid == 0:
             return request
+        if request.get("pid_file"):  # for a caller that signals the child while it runs (written whole, then renamed)
+            Path(request["pid_file"] + ".part").write_text(str(pid))
+            os.replace(request["pid_file"] + ".part", request["pid_file"])
         deadline = time.monotonic() + request["timeout"]
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
