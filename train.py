@@ -39,7 +39,7 @@ from callbacks.run.console import (KeepWarnings, log, log_header, log_logger_pat
 from callbacks.run.ending import Ending
 from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overrides, null_group_overrides,
                                      resume_sweep_job, scheduler_config)
-from callbacks.run.intervals import log_interval, validated_before_the_end
+from callbacks.run.intervals import ValidateLastStep, log_interval
 from callbacks.run.machine import fall_back_without_gpu, speed_settings, usable_threads
 from callbacks.run.result_file import read_result, run_records, worst_value, write_config, write_result
 from callbacks.run_config import (RunConfig, check_same_classes, check_same_network, check_weights_fit,
@@ -207,7 +207,8 @@ def trial_schedule(cfg: DictConfig, max_lr: float):
 
 def build_callbacks(cfg: DictConfig, lr_found: dict | None = None) -> list[pl.Callback]:
     """``lr_found``: how the LRs were found (resolve_auto_lrs), saved in checkpoints for a resumed run to say."""
-    callbacks: list[pl.Callback] = [RunConfig(OmegaConf.to_container(cfg, resolve=True), lr_found)]
+    callbacks: list[pl.Callback] = [RunConfig(OmegaConf.to_container(cfg, resolve=True), lr_found),
+                                    ValidateLastStep()]
     if scheduler_config(cfg).get("_target_"):
         callbacks.append(LRSchedule(instantiate(cfg.scheduler), plot=cfg.plot_schedule))
     callbacks += [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
@@ -280,7 +281,7 @@ def evaluate(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: En
              checkpoint: str | None) -> float | None:
     """The final (and best) metrics, the test split's when ``test=true``; returns the monitored metric. The val/
     metrics are the final weights': validated again where the fit's last validation came before its last step."""
-    if validated_before_the_end(trainer, datamodule):
+    if any(cb.stale(trainer, datamodule) for cb in trainer.callbacks if isinstance(cb, ValidateLastStep)):
         trainer.validate(model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = next((cb.best_model_score for cb in trainer.checkpoint_callbacks if cb.monitor == cfg.monitor), None)

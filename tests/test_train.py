@@ -14,8 +14,8 @@ from omegaconf import OmegaConf
 
 from callbacks.range_test.finder import RangeTestResult
 from callbacks.run.result_file import read_result
-from conftest import (ROOT, TEST_THREADS, compose_config, run_train, run_train_forked, smoke_overrides,
-                      start_train_forked)
+from conftest import (ROOT, TEST_THREADS, compose_config, run_in_process, run_train, run_train_forked,
+                      smoke_overrides, start_train_forked)
 from train import run
 
 
@@ -362,6 +362,22 @@ def test_last_checkpoint_holds_the_final_weights_when_max_steps_ends_mid_epoch(t
     cfg = compose_config(smoke_overrides("trainer.max_steps=11", "test=false"), output_dir=tmp_path)
     run(cfg)
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 11
+
+
+def test_a_max_steps_stop_before_the_first_epoch_ends_validates_once_and_keeps_a_best_checkpoint(tmp_path):
+    """Lightning validates at epoch ends only: a run stopped by max_steps in its first epoch warned that val/acc was
+    never logged ("HINT: Did you call log('val/acc')") and kept no best checkpoint. The stop now validates its last
+    weights inside the fit, once: the best checkpoint holds them, scored with the val/acc result.json records."""
+    _, said = run_in_process(smoke_overrides("trainer.max_steps=5", "test=false"), tmp_path)  # 8 steps an epoch
+    assert "could not find the monitored key" not in said, said
+    result = read_result(tmp_path)
+    best = glob.glob(str(tmp_path / "checkpoints" / "best-*.ckpt"))
+    assert len(best) == 1, os.listdir(tmp_path / "checkpoints")
+    checkpoint = torch.load(best[0], map_location="cpu", weights_only=False)
+    assert checkpoint["global_step"] == result["steps"] == 5
+    scores = [v["best_model_score"] for k, v in checkpoint["callbacks"].items() if "'monitor': 'val/acc'" in k]
+    assert [float(s) for s in scores] == [pytest.approx(result["metrics"]["val/acc"])]
+    assert [step for step, _ in scalars(tmp_path)["val/acc"]] == [4]  # validated once, at the last step
 
 
 def test_divergence_is_a_result_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -4,11 +4,10 @@ from weights before the last step."""
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig
-
-from callbacks.schedules.lr_schedule import optimizer_steps_per_epoch
 
 
 def log_interval(trainer: DictConfig, datamodule) -> int:
@@ -47,13 +46,31 @@ def processes(trainer: DictConfig) -> int:
     return devices_per_node(trainer) * max(int(trainer.get("num_nodes", 1) or 1), 1)
 
 
-def validated_before_the_end(trainer: pl.Trainer, datamodule) -> bool:
-    """Whether the fit's last validation ran before its last step, so its val/ metrics are not the final weights':
-    a stop mid-epoch (``trainer.max_steps``), or a last epoch that ``check_val_every_n_epoch`` skipped (Lightning
-    validates neither). Not with no validation split (or ``limit_val_batches=0``), nor with an interval in steps."""
-    if not len(getattr(datamodule, "val_set", None) or []) or trainer.limit_val_batches == 0:
-        return False
-    every, per_epoch = trainer.check_val_every_n_epoch, optimizer_steps_per_epoch(trainer)
-    if every is None or per_epoch is None:
-        return False
-    return trainer.global_step % per_epoch != 0 or trainer.current_epoch % every != 0
+class ValidateLastStep(pl.Callback):
+    """The run's val/ metrics, and the best checkpoint's score, from its last weights. Lightning validates at the end
+    of an epoch and never at a stop mid-epoch (``trainer.max_steps``): the checkpoint callback then scored the last
+    weights with an earlier epoch's val/ metrics or, with none yet, warned that the monitored key was never logged
+    and kept no best checkpoint. At the step that reaches max_steps this asks the fit to stop
+    (``trainer.should_stop``, public), which Lightning answers by validating first where its
+    ``check_val_every_n_epoch`` lets it. ``stale()`` says whether the fit's last validation still came before its
+    last step (an epoch that ``check_val_every_n_epoch`` skips): train.py then validates once more."""
+
+    def __init__(self):
+        self._trained_at: Optional[int] = None  # the global step after the fit's last training batch
+        self._validated_at: Optional[int] = None  # the global step of its last validation (not the sanity check)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args) -> None:
+        self._trained_at = trainer.global_step
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._validated_at = trainer.global_step
+
+    def stale(self, trainer: pl.Trainer, datamodule) -> bool:
+        """Whether this fit trained after its last validation, on data with a validation split Lightning validates
+        (not with ``limit_val_batches=0``). A resumed run that had already finished trains nothing: not stale."""
+        if not len(getattr(datamodule, "val_set", None) or []) or trainer.limit_val_batches == 0:
+            return False
+        return self._trained_at is not None and self._validated_at != self._trained_at
