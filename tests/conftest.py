@@ -97,13 +97,7 @@ class ForkedTrain:
             time.sleep(0.05)
 
     def wait(self) -> subprocess.CompletedProcess:
-        import json
-
-        self.server.running = None
-        line = self.server.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"tests/train_fork_server.py ended (status {self.server.proc.wait()})")
-        answer = json.loads(line)
+        answer = self.server.answer()
         if answer.get("timeout"):
             raise subprocess.TimeoutExpired([sys.executable, "train.py", *self.args], self.timeout)
         stderr = None
@@ -154,6 +148,16 @@ class _ForkServer:
         with open(pid_file) as f:
             self.running = ForkedTrain(self, args, out, None if merge_stderr else err, int(f.read()), timeout)
         return self.running
+
+    def answer(self) -> dict:
+        """The server's answer for the running child, once it has ended: {"returncode"} or {"timeout": true}."""
+        import json
+
+        self.running = None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"tests/train_fork_server.py ended (status {self.proc.wait()})")
+        return json.loads(line)
 
     def close(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -234,8 +238,9 @@ def cifar_copy(tmp_path_factory) -> Path:
 
 #: the files whose tests take longest (pytest --durations=0 summed per file: 95, 80, 64, 45, 45, 28, 21, 21, 19, 17
 #: and 15 s on 2026-12-03), longest first. `make test` hands whole files to its two workers in collection order: in
-#: alphabetical order the longest (test_train*, test_sweeps) came last and one worker sat idle while the other
-#: finished them (6 min 15 s; in this order 5 min 30 s)
+#: alphabetical order the longest (test_train*, test_sweeps) came last, where one worker could sit idle while the
+#: other finished them. What the order alone saves was not measured apart from the machine's own drift: the same
+#: commit's suite took 5 min 29 s and 6 min 04 s an hour apart that day
 LONGEST_FILES = ("test_train.py", "test_sweeps.py", "test_train_processes.py", "test_benchmarks_speed.py",
                  "test_run_options.py", "test_range_test_finder.py", "test_benchmarks_auto_lr.py",
                  "test_benchmarks_evidence.py", "test_task_eval.py", "test_ddp_resume.py",
