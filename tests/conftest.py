@@ -84,16 +84,32 @@ class ForkedTrain:
         with open(self.out, encoding="utf-8", errors="replace") as f:
             return f.read()
 
+    def alive(self) -> bool:
+        """Whether it still runs (the server reaps it within 20 ms of its end, so its pid is gone then)."""
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def send_signal(self, signum: int) -> None:
+        """``signum`` to it, unless it has ended already (the test then reads why from wait())."""
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
     def wait_for_line(self, start: str, timeout: float = 60) -> None:
         """Until a line of its stdout starts with ``start``; past ``timeout`` it is killed and the test fails."""
         import time
 
         deadline = time.monotonic() + timeout
         while not any(line.startswith(start) for line in self.output().splitlines()):
-            if time.monotonic() > deadline:
-                os.kill(self.pid, 9)
+            if time.monotonic() > deadline or not self.alive():
+                self.send_signal(9)
                 self.wait()
-                raise AssertionError(f"no line starting {start!r} in {timeout} s:\n{self.output()[-3000:]}")
+                raise AssertionError(f"no line starting {start!r} before it ended or {timeout} s passed:\n"
+                                     f"{self.output()[-3000:]}")
             time.sleep(0.05)
 
     def wait(self) -> subprocess.CompletedProcess:
@@ -130,7 +146,7 @@ class _ForkServer:
 
             atexit.register(self.close)
         if self.running is not None:  # a test that failed before waiting for its child: end it, take its answer
-            os.kill(self.running.pid, 9)
+            self.running.send_signal(9)
             self.running.wait()
         out, err, pid_file = (os.path.join(self.tmp, name) for name in ("stdout", "stderr", "pid"))
         for stale in (pid_file, out, err):  # the last child's: none may be read as this one's
@@ -175,7 +191,7 @@ _FORK_SERVER = _ForkServer()
 def start_train_forked(args, cwd: Path, timeout: int = 240, env_extra: dict | None = None,
                        merge_stderr: bool = False) -> ForkedTrain:
     """``python train.py ARGS`` started as run_train_forked starts it, returned while it runs: for tests that
-    signal a run (``os.kill(run.pid, ...)``) or read its output as it comes. ``run.wait()`` before the next one."""
+    signal a run (``run.send_signal(...)``) or read its output as it comes. ``run.wait()`` before the next one."""
     return _FORK_SERVER.start(args, cwd, timeout, train_env(env_extra), merge_stderr)
 
 

@@ -130,9 +130,9 @@ def interrupted(tmp_path_factory):
     run = start_train_forked(["-m", *FIXED, *INTERRUPTED, f"hydra.sweep.dir={sweep_dir}"], cwd=sweep_dir.parent,
                              merge_stderr=True, timeout=120)
     deadline = time.time() + 120
-    while not glob.glob(str(sweep_dir / "1_*" / "steps" / "*.ckpt")) and time.time() < deadline:
+    while not glob.glob(str(sweep_dir / "1_*" / "steps" / "*.ckpt")) and time.time() < deadline and run.alive():
         time.sleep(0.05)
-    os.kill(run.pid, signal.SIGINT)
+    run.send_signal(signal.SIGINT)
     proc = run.wait()
     assert proc.returncode == 130, proc.stdout[-3000:]
     return sweep_dir

@@ -434,9 +434,9 @@ def test_sigint_mid_epoch_saves_a_checkpoint_and_resume_continues_in_the_same_ru
     # forked (conftest.start_train_forked): a process of its own with Python's own SIGINT handler, as from a shell
     run = start_train_forked([*args, f"hydra.run.dir={run_dir}"], cwd=tmp_path, merge_stderr=True, timeout=120)
     deadline = time.time() + 120
-    while not glob.glob(str(run_dir / "steps" / "*.ckpt")) and time.time() < deadline:
+    while not glob.glob(str(run_dir / "steps" / "*.ckpt")) and time.time() < deadline and run.alive():
         time.sleep(0.05)
-    os.kill(run.pid, signal.SIGINT)
+    run.send_signal(signal.SIGINT)
     proc = run.wait()
     out = proc.stdout
     assert proc.returncode == 130, out[-3000:]

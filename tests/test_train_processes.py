@@ -1,6 +1,5 @@
 """train.py as separate processes: a signal during the LR search, and a two-process CPU DDP run (each test starts
 train.py itself, so they sit apart from test_train.py for the suite's two workers to share the load)."""
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ def test_a_signal_during_the_lr_search_stops_the_run_at_once_with_nothing_to_res
     run = start_train_forked([*args, f"hydra.run.dir={run_dir}"], cwd=tmp_path, merge_stderr=True, timeout=120)
     run.wait_for_line("run dir")  # the header's last line
     time.sleep(1.0)  # inside the search: it starts right after the header
-    os.kill(run.pid, getattr(signal, signum))
+    run.send_signal(getattr(signal, signum))
     proc = run.wait()
     out = proc.stdout
     assert proc.returncode == 130, out[-3000:]
