@@ -99,18 +99,23 @@ class ForkedTrain:
         except ProcessLookupError:
             pass
 
-    def wait_for_line(self, start: str, timeout: float = 60) -> None:
-        """Until a line of its stdout starts with ``start``; past ``timeout`` it is killed and the test fails."""
+    def wait_until(self, done, what: str, timeout: float = 60) -> None:
+        """Until ``done()`` is true; if it ends first or ``timeout`` passes, it is killed and the test fails, naming
+        ``what`` it waited for, with its output."""
         import time
 
         deadline = time.monotonic() + timeout
-        while not any(line.startswith(start) for line in self.output().splitlines()):
+        while not done():
             if time.monotonic() > deadline or not self.alive():
                 self.send_signal(9)
                 self.wait()
-                raise AssertionError(f"no line starting {start!r} before it ended or {timeout} s passed:\n"
-                                     f"{self.output()[-3000:]}")
+                raise AssertionError(f"no {what} before it ended or {timeout} s passed:\n{self.output()[-3000:]}")
             time.sleep(0.05)
+
+    def wait_for_line(self, start: str, timeout: float = 60) -> None:
+        """Until a line of its stdout starts with ``start`` (wait_until)."""
+        self.wait_until(lambda: any(line.startswith(start) for line in self.output().splitlines()),
+                        f"line starting {start!r}", timeout)
 
     def wait(self) -> subprocess.CompletedProcess:
         answer = self.server.answer()

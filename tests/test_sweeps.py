@@ -123,15 +123,13 @@ INTERRUPTED = [*STEPS, STEPS_NAMES, "scheduler.max_lr=1e20,0.1,0.2"]  # job 0 di
 def interrupted(tmp_path_factory):
     """A sweep stopped by Ctrl-C while job 1 trains: job 0 diverged, job 1 interrupted, job 2 never started."""
     import signal
-    import time
 
     sweep_dir = tmp_path_factory.mktemp("interrupted") / "sweep"
     # forked (conftest.start_train_forked): a process of its own with Python's own SIGINT handler, as from a shell
     run = start_train_forked(["-m", *FIXED, *INTERRUPTED, f"hydra.sweep.dir={sweep_dir}"], cwd=sweep_dir.parent,
                              merge_stderr=True, timeout=120)
-    deadline = time.time() + 120
-    while not glob.glob(str(sweep_dir / "1_*" / "steps" / "*.ckpt")) and time.time() < deadline and run.alive():
-        time.sleep(0.05)
+    run.wait_until(lambda: glob.glob(str(sweep_dir / "1_*" / "steps" / "*.ckpt")), "step checkpoint of job 1",
+                   timeout=120)
     run.send_signal(signal.SIGINT)
     proc = run.wait()
     assert proc.returncode == 130, proc.stdout[-3000:]

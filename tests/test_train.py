@@ -422,7 +422,6 @@ def test_sigint_mid_epoch_saves_a_checkpoint_and_resume_continues_in_the_same_ru
     """Ctrl-C: a resumable mid-epoch last.ckpt and exit 130; ckpt_path=<run dir>/checkpoints/last.ckpt continues in
     that run directory (one TensorBoard run, no repeated steps) and ends with the uninterrupted run's weights."""
     import signal
-    import time
 
     from train import run_from_overrides
 
@@ -433,9 +432,7 @@ def test_sigint_mid_epoch_saves_a_checkpoint_and_resume_continues_in_the_same_ru
     run_from_overrides(args, ref_dir)  # the uninterrupted reference: only its weights are compared, in-process
     # forked (conftest.start_train_forked): a process of its own with Python's own SIGINT handler, as from a shell
     run = start_train_forked([*args, f"hydra.run.dir={run_dir}"], cwd=tmp_path, merge_stderr=True, timeout=120)
-    deadline = time.time() + 120
-    while not glob.glob(str(run_dir / "steps" / "*.ckpt")) and time.time() < deadline and run.alive():
-        time.sleep(0.05)
+    run.wait_until(lambda: glob.glob(str(run_dir / "steps" / "*.ckpt")), "step checkpoint", timeout=120)
     run.send_signal(signal.SIGINT)
     proc = run.wait()
     out = proc.stdout
