@@ -103,7 +103,7 @@ def test_checkpoint_without_vocabularies_is_refused(tmp_path):
 def test_train_then_predict_through_train_py(tmp_path):
     """The user's path: python train.py data=csv ..., then task=predict with the checkpoint and a folder (both
     in-process, train.run_from_overrides: the same config and run(); how train.py's main() exits on a start-up
-    error is tested in test_train.py and test_run_options.py)."""
+    error is tested in test_train_start_up_errors.py and test_run_options.py)."""
     data = tmp_path / "data"
     rows = []
     for i in range(24):
