@@ -1,5 +1,5 @@
-"""Config checks before anything is built (callbacks/run/config_checks.py), called directly; tests/test_train_start_up_errors.py
-checks that run() stops on them before training."""
+"""Config checks before anything is built (callbacks/run/config_checks.py), called directly;
+tests/test_train_start_up_errors.py checks that run() stops on them before training."""
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
