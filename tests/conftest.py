@@ -263,8 +263,8 @@ def cifar_copy(tmp_path_factory) -> Path:
 #: other finished them. What the order alone saves was not measured apart from the machine's own drift: the same
 #: commit's suite took 5 min 29 s and 6 min 04 s an hour apart that day
 LONGEST_FILES = ("test_train.py", "test_sweeps.py", "test_train_auto_lr.py", "test_train_processes.py",
-                 "test_benchmarks_speed.py", "test_run_options.py", "test_range_test_finder.py", "test_benchmarks_auto_lr.py",
-                 "test_benchmarks_evidence.py", "test_task_eval.py", "test_ddp_resume.py",
+                 "test_benchmarks_speed.py", "test_run_options.py", "test_range_test_finder.py",
+                 "test_benchmarks_auto_lr.py", "test_benchmarks_evidence.py", "test_task_eval.py", "test_ddp_resume.py",
                  "test_benchmarks_superconvergence.py")
 
 

@@ -17,19 +17,19 @@ import pytorch_lightning as pl
 from pytorch_lightning.utilities.rank_zero import rank_zero_info, rank_zero_warn
 
 from callbacks.range_test.base import RangeTestCallback
+from callbacks.range_test.choice import chosen_lr, over_repeats
 from callbacks.range_test.forecast import search_plan
 from callbacks.range_test.progress import progress_task
 from callbacks.range_test.result import RangeTestResult
 from callbacks.range_test.smoothing import default_bandwidth, divergence_index, running_average, sweep_diverged
-from callbacks.range_test.step_count import carried, carry_setup
+from callbacks.range_test.step_count import carry_setup
 from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions, rise_point
 from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
 from callbacks.range_test.trials import (RISE_SHARE, ScheduleFactory, adam_family, check_fits_trials,
-                                         check_trial_settings, choose, default_schedule, none_learned,
-                                         trials_after_sweep, untrained_fallback)
-from callbacks.range_test.update_size import UPDATE_SHARE, StepSize, blend, check_update_share, update_point
+                                         check_trial_settings, default_schedule, trials_after_sweep)
+from callbacks.range_test.update_size import UPDATE_SHARE, StepSize, check_update_share
 
-__all__ = ["LRRangeTest", "loss_rise", "sweep_status"]
+__all__ = ["LRRangeTest", "loss_rise", "sweep_status", "suggestion_spread", "one_sweep"]
 
 #: Minimum number of sweep points before the stop; fewer means the loss exploded at once (min_lr too high).
 _MIN_POINTS = 3
@@ -73,6 +73,17 @@ def sweep_status(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequen
     if rise is None:
         return f"ran all {n} steps; the loss has no positive minimum to compare with"
     return f"no divergence in {n} steps: the loss rose to only {rise_txt} its minimum; raise range_test.max_lr"
+
+
+def suggestion_spread(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """Each suggestion over the repeats of the sweep: its ``values``, their ``geomean`` (what is reported) and
+    ``std``."""
+    spread: Dict[str, Dict[str, Any]] = {}
+    for name in SUGGESTIONS:
+        vals = np.array([run["suggestions"][name] for run in runs], dtype=np.float64)
+        spread[name] = {"values": vals.tolist(), "geomean": float(np.exp(np.mean(np.log(vals)))),
+                        "std": float(vals.std(ddof=1)) if vals.size > 1 else 0.0}
+    return spread
 
 
 class LRRangeTest(RangeTestCallback):
@@ -190,8 +201,8 @@ class LRRangeTest(RangeTestCallback):
         """The rule's LR and the rise point (:func:`rise_point`; ``None`` when a repeat's loss never rose that far),
         each the geometric mean over repeats, read off the smoothed curves that :meth:`_analyse` reports."""
         runs = [self._smoothed(r) for r in runs]
-        base = _over_repeats([r["suggestions"][self.suggestion] for r in runs])
-        return base, _over_repeats([rise_point(r["lrs"], r["smoothed"], RISE_SHARE) for r in runs])
+        base = over_repeats([r["suggestions"][self.suggestion] for r in runs])
+        return base, over_repeats([rise_point(r["lrs"], r["smoothed"], RISE_SHARE) for r in runs])
 
     def _smoothed(self, run: Dict[str, Any]) -> Dict[str, Any]:
         """``run`` (one repeat of the sweep) with its bandwidth, smoothed curve and suggestions, computed once."""
@@ -203,35 +214,7 @@ class LRRangeTest(RangeTestCallback):
 
     def _one_sweep(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stream: BatchStream,
                    lrs: np.ndarray) -> Dict[str, Any]:
-        losses: List[float] = []
-        local: List[float] = []
-        updates: List[float] = []  # how far each step moved the weights (:mod:`callbacks.range_test.update_size`)
-        step_size = StepSize(pl_module)
-        stop: Optional[int] = None
-        with progress_task(trainer, "LR range test", len(lrs), self.smooth_beta) as task:
-            for k, lr in enumerate(lrs):
-                step_size.before()
-                mean, mine = optimizer_step_at(trainer, pl_module, stream, float(lr), k)
-                updates.append(step_size.after())
-                losses.append(mean)
-                local.append(mine)
-                task.step(float(lr), mean)
-                if k == 0 and not math.isfinite(mean):
-                    raise RuntimeError(f"LR range test: the loss is {mean} at the very first step (lr={lr:.3g}); "
-                                       "lower range_test.min_lr (or check the model/data)")
-                if self.diverge_factor is not None:
-                    stop = divergence_index(losses, self.smooth_beta, self.diverge_factor)
-                elif not math.isfinite(mean):
-                    stop = k
-                if stop is not None:
-                    task.end(f"stopped at {k + 1}/{len(lrs)}: loss blew up at lr {lrs[stop]:.3g}")
-                    break
-        if stop is not None and stop < _MIN_POINTS:
-            raise RuntimeError(
-                f"LR range test: the loss exploded within the first {stop + 1} steps "
-                f"(lr={lrs[stop]:.3g}, losses={[round(x, 4) for x in losses]}); lower range_test.min_lr")
-        return {"lrs": [float(x) for x in lrs[: len(losses)]], "losses": losses, "local_losses": local,
-                "updates": updates, "stop_index": stop}
+        return one_sweep(trainer, pl_module, stream, lrs, self.smooth_beta, self.diverge_factor)
 
     # -- analysis -------------------------------------------------------------------------------------------
     def _analyse(self, raw: Dict[str, Any], elapsed_s: float) -> RangeTestResult:
@@ -248,11 +231,7 @@ class LRRangeTest(RangeTestCallback):
         if len(runs) > 1 and all(r["losses"] == runs[0]["losses"] for r in runs):
             rank_zero_warn("LR range test: all repeats gave identical loss curves; the data order and augmentation "
                            "do not depend on range_test.seed, so repeats add nothing here (set repeats: 1)")
-        spread: Dict[str, Dict[str, Any]] = {}
-        for name in SUGGESTIONS:
-            vals = np.array([run["suggestions"][name] for run in runs], dtype=np.float64)
-            spread[name] = {"values": vals.tolist(), "geomean": float(np.exp(np.mean(np.log(vals)))),
-                            "std": float(vals.std(ddof=1)) if vals.size > 1 else 0.0}
+        spread = suggestion_spread(runs)
         suggestions = {name: spread[name]["geomean"] for name in SUGGESTIONS}
         first = runs[0]
         settings = {k: getattr(self, k) for k in ("min_lr", "max_lr", "num_steps", "mode", "diverge_factor",
@@ -260,24 +239,8 @@ class LRRangeTest(RangeTestCallback):
                                                   "trial_factors", "trial_fraction", "trial_min_steps",
                                                   "trial_max_steps", "trial_min_images", "trial_tolerance",
                                                   "trial_refine", "trial_val_batches", "trial_floor", "update_share")}
-        rule, lr = self.suggestion, float(suggestions[self.suggestion])
-        if raw.get("trials"):
-            chance = raw["trials"][0].get("chance_loss")
-            rule, lr = "trials", choose(raw["trials"], tolerance=self.trial_tolerance, chance=chance)["lr"]
-            rise = raw["rise"]
-            suggestions = {**suggestions, "trials": lr, **({"rise": rise} if rise is not None else {})}
-            fallback = untrained_fallback(raw["trials"], rise, raw["adaptive"])
-            if fallback is not None:  # no trial learned, SGD family: the curve's rise point (v10)
-                rule, lr = "rise", fallback
-            point = _update_point(runs, self.update_share)
-            if point is not None and not none_learned(raw["trials"]):  # a trial learned: blend (v17)
-                rule, lr = "blend", blend(lr, point)
-                suggestions = {**suggestions, "update": point, "blend": lr}
-        carry = dict(raw.get("carry") or {})
-        if carry:  # Adagrad: each measured LR carried to the run's LR peak (v18, callbacks/range_test/step_count.py)
-            measured, lr = lr, carried(rule, suggestions, first["lrs"], carry["run_peak"], carry["trial_peak"],
-                                       carry["lr_decay"])
-            carry["factor"] = lr / measured
+        rule, lr, suggestions, carry = chosen_lr(raw, suggestions, self.suggestion, self.trial_tolerance,
+                                                 self.update_share)
         trials = raw.get("trials", [])  # with each trial's per-step losses: the paired test can be replayed
         return RangeTestResult(
             kind="loss", lrs=first["lrs"], losses=first["losses"], smoothed=first["smoothed"],
@@ -287,14 +250,37 @@ class LRRangeTest(RangeTestCallback):
             search_steps=sum(len(r["losses"]) for r in runs) + sum(t["steps"] for t in trials), carry=carry)
 
 
-def _update_point(runs: List[Dict[str, Any]], share: Optional[float]) -> Optional[float]:
-    """The update point (:func:`~callbacks.range_test.update_size.update_point`), the geometric mean over repeats;
-    ``None`` when ``share`` is ``None`` or a repeat recorded none."""
-    if share is None:
-        return None
-    return _over_repeats([update_point(r["lrs"], r.get("updates", []), share) for r in runs])
-
-
-def _over_repeats(values: List[Optional[float]]) -> Optional[float]:
-    """The geometric mean of one LR per repeat of the sweep; ``None`` when a repeat has none."""
-    return None if None in values else float(np.exp(np.mean(np.log(values))))
+def one_sweep(trainer: "pl.Trainer", pl_module: "pl.LightningModule", stream: BatchStream, lrs: np.ndarray,
+              smooth_beta: float, diverge_factor: Optional[float]) -> Dict[str, Any]:
+    """One sweep: an optimizer step at each LR of ``lrs`` until the loss blows up (``diverge_factor`` x the best of
+    its running average with ``smooth_beta``; ``None``: a non-finite loss); the raw record :meth:`LRRangeTest._analyse`
+    reads."""
+    losses: List[float] = []
+    local: List[float] = []
+    updates: List[float] = []  # how far each step moved the weights (:mod:`callbacks.range_test.update_size`)
+    step_size = StepSize(pl_module)
+    stop: Optional[int] = None
+    with progress_task(trainer, "LR range test", len(lrs), smooth_beta) as task:
+        for k, lr in enumerate(lrs):
+            step_size.before()
+            mean, mine = optimizer_step_at(trainer, pl_module, stream, float(lr), k)
+            updates.append(step_size.after())
+            losses.append(mean)
+            local.append(mine)
+            task.step(float(lr), mean)
+            if k == 0 and not math.isfinite(mean):
+                raise RuntimeError(f"LR range test: the loss is {mean} at the very first step (lr={lr:.3g}); "
+                                   "lower range_test.min_lr (or check the model/data)")
+            if diverge_factor is not None:
+                stop = divergence_index(losses, smooth_beta, diverge_factor)
+            elif not math.isfinite(mean):
+                stop = k
+            if stop is not None:
+                task.end(f"stopped at {k + 1}/{len(lrs)}: loss blew up at lr {lrs[stop]:.3g}")
+                break
+    if stop is not None and stop < _MIN_POINTS:
+        raise RuntimeError(
+            f"LR range test: the loss exploded within the first {stop + 1} steps "
+            f"(lr={lrs[stop]:.3g}, losses={[round(x, 4) for x in losses]}); lower range_test.min_lr")
+    return {"lrs": [float(x) for x in lrs[: len(losses)]], "losses": losses, "local_losses": local,
+            "updates": updates, "stop_index": stop}

@@ -1,0 +1,50 @@
+"""callbacks/range_test/choice.py: the LR max_lr=auto trains at, on hand-made records whose answer is worked out
+by hand (no trials: the rule; trials that learned: the geometric mean with the update point; none learned: the rise
+point with SGD, the rule's candidate with Adam; over repeats: geometric means)."""
+import math
+
+import pytest
+
+from callbacks.range_test.choice import chosen_lr, over_repeats, repeats_update_point
+
+LRS = [0.001, 0.01, 0.1, 1.0]
+UPDATES = [0.001, 0.02, 0.05, 0.5]  # the first step past 3% of the weights' norm: lr 0.1
+
+
+def trial(lr, score, learned, factor):
+    return {"lr": lr, "score": score, "learned": learned, "factor": factor, "chance_loss": 2.3}
+
+
+def raw(trials=None, rise=None, adaptive=False, runs=None):
+    return {"runs": runs or [{"lrs": LRS, "updates": UPDATES}], "trials": trials, "rise": rise,
+            "adaptive": adaptive}
+
+
+def test_without_trials_the_rule_is_the_answer():
+    rule, lr, suggestions, carry = chosen_lr(raw(), {"loss_min": 0.02, "steepest": 0.005}, "loss_min", 0.05, 0.03)
+    assert (rule, lr, carry) == ("loss_min", 0.02, {}) and suggestions == {"loss_min": 0.02, "steepest": 0.005}
+
+
+def test_a_learned_trial_is_blended_with_the_update_point():
+    trials = [trial(0.006, 1.9, True, 0.3), trial(0.02, 1.5, True, 1.0), trial(0.06, 2.1, True, 3.0)]
+    rule, lr, suggestions, _ = chosen_lr(raw(trials, rise=0.3), {"loss_min": 0.02}, "loss_min", 0.0, 0.03)
+    assert rule == "blend" and lr == pytest.approx(math.sqrt(0.02 * 0.1))  # trials chose 0.02, update point 0.1
+    assert suggestions == {"loss_min": 0.02, "trials": 0.02, "rise": 0.3, "update": pytest.approx(0.1),
+                           "blend": pytest.approx(math.sqrt(0.002))}
+    rule, lr, _, _ = chosen_lr(raw(trials), {"loss_min": 0.02}, "loss_min", 0.0, None)  # update_share=None: no blend
+    assert (rule, lr) == ("trials", 0.02)
+
+
+@pytest.mark.parametrize("adaptive, expected", [(False, ("rise", 0.3)), (True, ("trials", 0.02))])
+def test_where_no_trial_learned_sgd_takes_the_rise_point_and_adam_the_rules_candidate(adaptive, expected):
+    trials = [trial(0.006, 2.31, False, 0.3), trial(0.02, 2.30, False, 1.0), trial(0.06, 2.4, False, 3.0)]
+    rule, lr, suggestions, _ = chosen_lr(raw(trials, rise=0.3, adaptive=adaptive), {"loss_min": 0.02}, "loss_min",
+                                         0.05, 0.03)
+    assert (rule, lr) == expected and "blend" not in suggestions  # nothing learned: no blend
+
+
+def test_repeats_give_geometric_means_and_a_missing_point_gives_none():
+    assert over_repeats([0.01, 1.0]) == pytest.approx(0.1) and over_repeats([0.01, None]) is None
+    runs = [{"lrs": LRS, "updates": UPDATES}, {"lrs": LRS, "updates": [0.0, 0.0, 0.0, 0.04]}]
+    assert repeats_update_point(runs, 0.03) == pytest.approx(math.sqrt(0.1 * 1.0))
+    assert repeats_update_point(runs, None) is None and repeats_update_point([{"lrs": LRS}], 0.03) is None
