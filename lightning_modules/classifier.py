@@ -5,46 +5,18 @@ from typing import Callable, Mapping
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from lightning_modules.classifier_loss import (ClassifierLoss, check_class_weights, check_loss_weights,
+                                              resolve_class_weights)
 from lightning_modules.classifier_metrics import IGNORE_INDEX, ClassifierMetrics
 from lightning_modules.networks import count_parameters
+from lightning_modules.tta import TTA_LEVELS, tta_logits
 
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
-TTA_LEVELS = (0, 1, 2)
 
 
-def tta_views(x: torch.Tensor, level: int) -> list[tuple[float, torch.Tensor]]:
-    """Weighted views whose logits are averaged: level 1 is the image and its mirror; level 2 is airbench's
-    flip + translate TTA (half weight on the flip pair, half on flip pairs of two 1-pixel diagonal shifts)."""
-    views = [(0.5, x), (0.5, x.flip(3))]
-    if level == 1:
-        return views
-    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
-    shifted = [padded[:, :, :-2, :-2], padded[:, :, 2:, 2:]]
-    return [(w / 2, v) for w, v in views] + [(0.125, v) for s in shifted for v in (s, s.flip(3))]
-
-
-def tta_logits(logits: Callable[[torch.Tensor], dict[str, torch.Tensor]], x: torch.Tensor,
-               level: int) -> dict[str, torch.Tensor]:
-    """Per head, the weighted average (float32) of ``logits`` over the :func:`tta_views` of ``x``."""
-    out = {}
-    for weight, view in tta_views(x, level):
-        for name, value in logits(view).items():
-            out[name] = out.get(name, 0) + weight * value.float()
-    return out
-
-
-def asked_tta_level(tta, configured: int) -> int:
-    """The TTA level of ``tta=true|false`` (task=eval, task=predict): off, or the model's own ``tta_level`` (flip,
-    1, when it has none)."""
-    if not isinstance(tta, bool):
-        raise ValueError(f"tta must be true or false, got {tta!r}")
-    return (int(configured) or 1) if tta else 0
-
-
-class Classifier(ClassifierMetrics, pl.LightningModule):
+class Classifier(ClassifierLoss, ClassifierMetrics, pl.LightningModule):
     """Cross-entropy classifier with one head per attribute.
 
     Args:
@@ -76,8 +48,8 @@ class Classifier(ClassifierMetrics, pl.LightningModule):
         super().__init__()
         _check_arguments(heads, label_smoothing, tta_level, norm_lr_scale)
         heads = {str(name): int(n) for name, n in heads.items()}  # plain types: checkpoints load with weights_only
-        loss_weights = _check_loss_weights(loss_weights, heads)
-        class_weights = _check_class_weights(class_weights, heads)
+        loss_weights = check_loss_weights(loss_weights, heads)
+        class_weights = check_class_weights(class_weights, heads)
         self.save_hyperparameters(ignore=["backbone", "optimizer"], logger=False)
         self.backbone = backbone
         self.head_names = list(heads)
@@ -133,43 +105,10 @@ class Classifier(ClassifierMetrics, pl.LightningModule):
     def _tta_logits(self, x: torch.Tensor, level: int) -> dict[str, torch.Tensor]:
         return self.logits(x) if level == 0 else tta_logits(self.logits, x, level)
 
-    def loss_from_logits(self, logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]):
-        """Weighted sum over heads of the mean cross-entropy (with label smoothing and class weights) over the images
-        whose class the head knows (targets ``IGNORE_INDEX`` skipped; a head with none in the batch adds 0)."""
-        total = 0
-        for n in self.head_names:
-            weight = self.class_weights.get(n)
-            weight = None if weight is None else weight.to(logits[n].device)
-            per_image = F.cross_entropy(logits[n].float(), targets[n], weight=weight, reduction="none",
-                                        ignore_index=IGNORE_INDEX, label_smoothing=self.label_smoothing)
-            known = targets[n] != IGNORE_INDEX
-            share = known.float() if weight is None else weight[targets[n].clamp_min(0)] * known
-            total = total + self.loss_weights.get(n, 1.0) * per_image.sum() / share.sum().clamp_min(1e-12)
-        return total
-
     # -- API for callbacks (no logging) ---------------------------------------------------------------------------
     def compute_loss(self, batch) -> torch.Tensor:
         x, y = batch
         return self.loss_from_logits(self.logits(x), self._targets(y))
-
-    @torch.no_grad()
-    def chance_loss(self) -> float:
-        """The training loss of a constant prediction, what a model that learned nothing from its inputs reaches:
-        per head, the smoothed, class-weighted frequencies of the training labels (``datamodule.class_counts``;
-        uniform without them) as the prediction, scored by this module's own loss on those labels. The max_lr
-        trials count a trial as learned only when it ends below it (:mod:`callbacks.range_test.trials`)."""
-        counts = getattr(self.attached_datamodule(), "class_counts", None) or {}
-        logits, targets = {}, {}
-        for name in self.head_names:
-            k = self.hparams.heads[name]
-            per_class = torch.as_tensor(counts.get(name) or [1] * k, dtype=torch.long)
-            per_class = torch.ceil(per_class * min(1.0, 10_000 / max(int(per_class.sum()), 1))).long()  # bounded
-            weight = self.class_weights.get(name, torch.ones(k)).double().cpu()
-            freq = per_class.double() * weight
-            prediction = (1 - self.label_smoothing) * freq / freq.sum() + self.label_smoothing / k
-            targets[name] = torch.repeat_interleave(torch.arange(k), per_class)
-            logits[name] = prediction.clamp_min(1e-12).log().float().expand(len(targets[name]), k)
-        return float(self.loss_from_logits(logits, targets))
 
     @torch.no_grad()
     def accuracy_counts(self, batch) -> tuple[torch.Tensor, float]:
@@ -263,23 +202,6 @@ def _check_arguments(heads: Mapping[str, int], label_smoothing: float, tta_level
         raise ValueError(f"model.norm_lr_scale must be > 0, got {norm_lr_scale}")
 
 
-def resolve_class_weights(specs: Mapping[str, object], datamodule) -> dict[str, torch.Tensor]:
-    """Per-class cross-entropy weights per head from the checked ``class_weights`` specs: a list as given,
-    ``balanced`` as n / (k x n_class) from ``datamodule.class_counts`` (the training split's)."""
-    out = {}
-    for name, spec in specs.items():
-        if spec == "balanced":
-            counts = getattr(datamodule, "class_counts", {}).get(name)
-            if counts is None:
-                raise ValueError(f"model.class_weights.{name}=balanced needs the training class counts, which "
-                                 "this datamodule does not provide; give a list of weights instead")
-            counts = torch.tensor(counts, dtype=torch.float32)
-            out[name] = counts.sum() / (len(counts) * counts.clamp_min(1))
-        else:
-            out[name] = torch.tensor(spec, dtype=torch.float32)
-    return out
-
-
 def parameter_groups(module: nn.Module, weight_decay: float, base_lr: float | None, norm_lr_scale: float,
                      exclude_norm_and_bias_from_wd: bool) -> list[dict]:
     """Trainable parameters in (weights), (normalisation params), (other biases) groups: normalisation parameters
@@ -306,35 +228,4 @@ def parameter_groups(module: nn.Module, weight_decay: float, base_lr: float | No
             if base_lr is not None:
                 group["lr"] = base_lr * scale
         out.append(group)
-    return out
-
-
-def _check_loss_weights(weights, heads: Mapping[str, int]) -> dict[str, float]:
-    weights = {str(k): float(v) for k, v in (weights or {}).items()}
-    unknown = sorted(set(weights) - set(heads))
-    if unknown or any(w < 0 for w in weights.values()):
-        raise ValueError(f"model.loss_weights: keys must be heads {sorted(heads)} and weights >= 0, got {weights}")
-    return weights
-
-
-def _check_class_weights(weights, heads: Mapping[str, int]) -> dict[str, object]:
-    if weights is None:
-        return {}
-    if isinstance(weights, str):
-        weights = {name: weights for name in heads}
-    out = {}
-    for name, spec in weights.items():
-        if name not in heads:
-            raise ValueError(f"model.class_weights: {name!r} is not a head; heads: {sorted(heads)}")
-        if spec is None:
-            continue
-        if isinstance(spec, str):
-            if spec != "balanced":
-                raise ValueError(f"model.class_weights.{name}: {spec!r} is not allowed; use balanced or a list")
-            out[name] = spec
-        else:
-            values = [float(v) for v in spec]
-            if len(values) != heads[name] or any(v < 0 for v in values):
-                raise ValueError(f"model.class_weights.{name}: need {heads[name]} weights >= 0, got {values}")
-            out[name] = values
     return out

@@ -38,8 +38,8 @@ from callbacks.run.task_trainer import task_trainer
 from callbacks.run_config import (CHECKPOINT_KEY, check_same_classes, check_same_network, check_weights_fit,
                                   read_checkpoint)
 from datamodules.file_images import FileImageDataModule
-from lightning_modules.classifier import asked_tta_level
 from lightning_modules.networks import network_name
+from lightning_modules.tta import asked_tta_level
 
 
 def evaluate_from_config(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:

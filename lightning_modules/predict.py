@@ -28,8 +28,9 @@ from callbacks.run.task_trainer import task_trainer
 from datamodules.csv_images import paths_root, read_csv, resolve_paths
 from datamodules.image_cache import decode_all, describe_bad, is_image_file
 from datamodules.image_folder import list_class_folder
-from lightning_modules.classifier import Classifier, asked_tta_level
+from lightning_modules.classifier import Classifier
 from lightning_modules.networks import build_network
+from lightning_modules.tta import asked_tta_level
 
 
 def load_predictor(ckpt_path: str, tta: bool = False) -> tuple[Classifier, dict]:

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from datamodules.synthetic import SyntheticDataModule
-from lightning_modules.classifier import Classifier, tta_views
+from lightning_modules.classifier import Classifier
+from lightning_modules.tta import tta_views
 from lightning_modules.networks import AirbenchNet, Backbone, SmallNet
 from classifier_fixtures import QUIET, expected_tta_logits, make_trainer, multihead_data, sgd, shift, smoothed_ce
 # RecordingLogger, make_trainer and sgd are imported from here by test_multihead, test_predict and test_data_sources
