@@ -2,7 +2,8 @@
 
 A subclass lists its images in :meth:`FileImageDataModule.read_records`: absolute paths, integer labels per
 attribute (head), the class names of every attribute (vocabularies), and, where the data says so, the split of
-each image. Images without a given split are divided by a seeded split stratified on one attribute. The images
+each image. Images without a given split are divided by a seeded split stratified on one attribute
+(:mod:`datamodules.file_splits`). The images
 are decoded once (see :mod:`datamodules.image_cache`) in the order train, val, test, so that with
 ``cache=mmap`` every split is a slice of the memory-mapped cache file, never a copy.
 """
@@ -18,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from datamodules.file_splits import assign_splits, check_training_classes, warn_missing_classes
 from datamodules.image_cache import MAX_LISTED, load_or_decode, describe_bad, RESIZE_MODES
-from datamodules.tensor_images import SPLITS, UNKNOWN_LABEL, Split, Splits, TensorImageDataModule, class_counts
+from datamodules.tensor_images import SPLITS, UNKNOWN_LABEL, Split, Splits, TensorImageDataModule
 
 
 @dataclass
@@ -40,23 +42,6 @@ def vocabulary(values) -> list[str]:
         return sorted(unique, key=int)
     except ValueError:
         return sorted(unique)
-
-
-def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
-    """Split indices 0..N-1 into len(fractions)+1 parts: part k takes round(fraction_k x n_c) images of every
-    class c (a class with n_c >= 2 always keeps one image in the last part, the training part); the rest goes to
-    the last part. Deterministic for a seed; every part is sorted."""
-    rng = np.random.default_rng(seed)
-    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        start = 0
-        for k, frac in enumerate(fractions):
-            take = min(int(round(frac * len(idx))), max(0, len(idx) - 1 - start))
-            parts[k].append(idx[start:start + take])
-            start += take
-        parts[-1].append(idx[start:])
-    return [np.sort(np.concatenate(p)) if p else np.zeros(0, np.int64) for p in parts]
 
 
 def relabel(rec: Records, known: Mapping[str, list[str]], where: str) -> Records:
@@ -185,7 +170,8 @@ class FileImageDataModule(TensorImageDataModule):
         decoded = self.decode_splits(rec)
         split = {s: Split(x, self.labels_of(rec, idx), [rec.paths[i] for i in idx])
                  for s, (x, idx) in decoded.parts.items()}
-        self.warn_missing_classes(rec, {s: idx for s, (_, idx) in decoded.parts.items() if s != "train"})
+        warn_missing_classes(rec, {s: idx for s, (_, idx) in decoded.parts.items() if s != "train"},
+                             self.source_key)
         if self.test_only:
             return Splits(split["train"], None, split["test"], rec.vocabularies, None, decoded.bad_files)
         val, test = split["val"] if split["val"].paths else None, split["test"] if split["test"].paths else None
@@ -207,52 +193,13 @@ class FileImageDataModule(TensorImageDataModule):
         ys = {h: torch.from_numpy(v[idx]) for h, v in rec.labels.items()}
         return ys[next(iter(ys))] if list(ys) == ["label"] else ys
 
-    # -- splits ---------------------------------------------------------------------------------------------------
-    def assign_splits(self, rec: Records) -> dict[str, np.ndarray]:
-        """Indices of train/val/test: the given split where there is one, else a stratified split."""
-        if self.test_only:
-            return {"train": np.zeros(0, np.int64), "val": np.zeros(0, np.int64), "test": np.arange(len(rec.paths))}
-        split = rec.split if rec.split is not None else np.full(len(rec.paths), "", dtype=object)
-        free = np.flatnonzero((split == "") | (split == "train"))
-        fractions = (0.0 if (split == "val").any() else self.val_fraction,
-                     0.0 if (split == "test").any() else self.test_fraction)
-        labels = rec.labels[self.stratify_head(rec)][free]
-        val_part, test_part, train_part = stratified_split(labels, fractions, self.seed)
-        return {"train": free[train_part],
-                "val": np.sort(np.concatenate([np.flatnonzero(split == "val"), free[val_part]])),
-                "test": np.sort(np.concatenate([np.flatnonzero(split == "test"), free[test_part]]))}
-
-    @staticmethod
-    def absent_classes(rec: Records, idx: np.ndarray) -> dict[str, list[str]]:
-        """{head: the class names with no image among records ``idx``} for the heads that lack some."""
-        labels = {h: torch.from_numpy(v[idx]) for h, v in rec.labels.items()}
-        absent = {head: [rec.vocabularies[head][c] for c, n in enumerate(counts) if n == 0]
-                  for head, counts in class_counts(labels, rec.vocabularies).items()}
-        return {head: names for head, names in absent.items() if names}
-
-    def check_training_classes(self, rec: Records, train_idx: np.ndarray) -> None:
-        """Refuses a split that leaves a class of some head without training images."""
-        for head, absent in self.absent_classes(rec, train_idx).items():
-            raise ValueError(f"{self.source_key}: the split leaves class(es) {absent} of attribute {head!r} "
-                             "without training images; add images, lower data.val_fraction/data.test_fraction "
-                             "or change the split")
-
-    def warn_missing_classes(self, rec: Records, parts: dict[str, np.ndarray]) -> None:
-        """Warns where a validation or test split (record indices ``parts``) has no image of some class: its
-        accuracy then covers the other classes alone, and a checkpoint chosen on it never saw that class judged."""
-        for name, idx in parts.items():
-            for head, absent in (self.absent_classes(rec, idx).items() if len(idx) else ()):
-                k = len(rec.vocabularies[head])
-                warnings.warn(f"{self.source_key}: the {name} split has no images of class(es) "
-                              f"{absent[:MAX_LISTED]} of attribute {head!r}; its metrics cover the other "
-                              f"{k - len(absent)} of {k} classes", stacklevel=2)
-
     # -- decoding -------------------------------------------------------------------------------------------------
     def decode_splits(self, rec: Records) -> DecodedSplits:
         """Decodes (or reads from the cache) the images of :meth:`assign_splits`. The cache holds the files in
         record order, except with ``cache=mmap``: there it holds them in split order (a new seed or fraction
         writes a new file), so that every split is a slice of the memory map rather than a copy in memory."""
-        splits = self.assign_splits(rec)
+        splits = assign_splits(rec, (self.val_fraction, self.test_fraction), self.stratify_head(rec), self.seed,
+                               self.test_only)
         split_order = np.concatenate([splits[s] for s in SPLITS])
         decode_order = split_order if self.cache == "mmap" else np.arange(len(rec.paths))
         paths = [rec.paths[i] for i in decode_order]
@@ -277,7 +224,7 @@ class FileImageDataModule(TensorImageDataModule):
             parts[s] = (images[rows[0]:rows[-1] + 1] if contiguous else images[torch.from_numpy(rows)],
                         decode_order[rows])
         if not self.test_only:
-            self.check_training_classes(rec, parts["train"][1])
+            check_training_classes(rec, parts["train"][1], self.source_key)
         stats = None if decoded.key is None else os.path.join(
             cache_dir, f"{decoded.key}-{_digest(parts['train'][1])}.stats.json")
         return DecodedSplits(parts, stats, bad_files)
