@@ -3,9 +3,8 @@
 A subclass lists its images in :meth:`FileImageDataModule.read_records`: absolute paths, integer labels per
 attribute (head), the class names of every attribute (vocabularies), and, where the data says so, the split of
 each image. Images without a given split are divided by a seeded split stratified on one attribute
-(:mod:`datamodules.file_splits`). The images
-are decoded once (see :mod:`datamodules.image_cache`) in the order train, val, test, so that with
-``cache=mmap`` every split is a slice of the memory-mapped cache file, never a copy.
+(:mod:`datamodules.file_splits`). The images are decoded once (see :mod:`datamodules.image_cache`) in the order
+train, val, test, so that with ``cache=mmap`` every split is a slice of the memory-mapped cache file, never a copy.
 """
 from __future__ import annotations
 
