@@ -303,29 +303,23 @@ class TensorImageDataModule(pl.LightningDataModule):
         """The data module's own resumable state: none. What it holds after :meth:`setup` is a pure function of
         its arguments, and the position in the epoch is the training loader's state (:class:`ResumableDataLoader`),
         which Lightning checkpoints by itself. The LR range test saves and restores this around its sweep. Saved
-        is what the data was (:meth:`fingerprint`), for a resume to compare."""
-        return {"fingerprint": self.fingerprint()} if self.train_set is not None else {}
+        is what the data was (:func:`data_fingerprint`), for a resume to compare."""
+        if self.train_set is None:
+            return {}
+        return {"fingerprint": data_fingerprint(self.train_set, self.val_set, self.test_set)}
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Nothing to restore; a resume on data that differs from the checkpoint's (images added, removed or
         relabelled since) is said: its run no longer continues the one it resumes (nor replays its data order)."""
-        saved, now = state_dict.get("fingerprint"), self.fingerprint() if self.train_set is not None else None
+        saved = state_dict.get("fingerprint")
+        now = None if self.train_set is None else data_fingerprint(self.train_set, self.val_set, self.test_set)
         if saved and now and saved != now:
             sizes = [f"{k} {saved.get(k)} -> {now[k]} images" for k in now if k != "digest" and saved.get(k) != now[k]]
             what = ", ".join(sizes) or "same split sizes, other images or labels"
             warnings.warn(f"resume: the data differs from the checkpoint's ({what}); the run goes on with the data as "
                           "it is now, not as it was when it was interrupted", stacklevel=2)
 
-    def fingerprint(self) -> dict:
-        """The splits' sizes and a digest of the training labels and of up to 64 evenly spaced training images."""
-        train = self.train_set
-        digest = hashlib.sha256()
-        labels = train.labels if isinstance(train.labels, Mapping) else {"label": train.labels}
-        for name in sorted(labels):
-            digest.update(name.encode() + labels[name].cpu().numpy().tobytes())
-        digest.update(train.images[:: max(len(train) // 64, 1)].cpu().numpy().tobytes())
-        return {"train": len(train), "val": len(self.val_set), "test": len(self.test_set),
-                "digest": digest.hexdigest()[:16]}
+
 
 
 class TrainTestDataModule(TensorImageDataModule):
@@ -378,3 +372,14 @@ def _check_batched_ops(scale, ratio, jitter) -> None:
         raise ValueError(f"data.resized_crop_ratio must be [min, max] with 0 < min <= max, got {ratio}")
     if not 0 <= jitter < 1:
         raise ValueError(f"data.color_jitter must be in [0, 1), got {jitter}")
+
+
+def data_fingerprint(train: TensorImageDataset, val: TensorImageDataset, test: TensorImageDataset) -> dict:
+    """The splits' sizes and a digest of the training labels and of up to 64 evenly spaced training images: what a
+    resume compares (:meth:`TensorImageDataModule.load_state_dict`)."""
+    digest = hashlib.sha256()
+    labels = train.labels if isinstance(train.labels, Mapping) else {"label": train.labels}
+    for name in sorted(labels):
+        digest.update(name.encode() + labels[name].cpu().numpy().tobytes())
+    digest.update(train.images[:: max(len(train) // 64, 1)].cpu().numpy().tobytes())
+    return {"train": len(train), "val": len(val), "test": len(test), "digest": digest.hexdigest()[:16]}
