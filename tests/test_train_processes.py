@@ -1,15 +1,13 @@
 """train.py as separate processes: a signal during the LR search, and a two-process CPU DDP run (each test starts
 train.py itself, so they sit apart from test_train.py for the suite's two workers to share the load)."""
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 from omegaconf import OmegaConf
 
 from callbacks.run.result_file import read_result
-from conftest import ROOT, smoke_overrides, start_train_forked, train_env
+from conftest import run_train_forked, smoke_overrides, start_train_forked
 
 
 @pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
@@ -59,9 +57,8 @@ def test_a_ddp_run_on_two_cpu_processes_with_auto_lr_prints_once_writes_once_and
                            "scheduler.max_lr=auto", "range_test=quick", "trainer.precision=32-true",
                            "data.num_val=127", "callbacks.model_checkpoint.save_top_k=-1")
 
-    def train(*extra: str) -> str:
-        proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args, *extra, f"hydra.run.dir={run_dir}"],
-                              cwd=tmp_path, env=train_env(), capture_output=True, text=True, timeout=300)
+    def train(*extra: str) -> str:  # rank 0 forked (conftest.run_train_forked); Lightning starts rank 1 afresh
+        proc = run_train_forked([*args, *extra, f"hydra.run.dir={run_dir}"], cwd=tmp_path, timeout=300)
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
         return proc.stdout + proc.stderr
 
