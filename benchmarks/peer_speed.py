@@ -2,7 +2,7 @@
 
     python benchmarks/peer_speed.py --record                  # fp32 and bf16, channels_last, 3 rounds
     python benchmarks/peer_speed.py --pairs fp32_cl bf16_cl fp32_nchw --rounds 5 --record
-    python benchmarks/peer_speed.py --quick --in-process      # batch 8, 1 round, tiny CIFAR copy: the suite runs this
+    python benchmarks/peer_speed.py --quick --in-process      # batch 4, 1 round, tiny CIFAR copy: the suite runs this
     python benchmarks/peer_speed.py --plot-only               # table and figure again from the CSV
 
 The peer is ../shared/peers/airbench94_cpu.py: Keller Jordan's airbench94 loop adapted to the CPU (same network,
@@ -33,8 +33,8 @@ bf16 is emulated.) Before the rounds the script prints an estimate of its time f
 
 Outputs (--out, default benchmarks/evidence/peer_speed): peer_speed.csv (one row per round, pair and side, with
 date, machine and versions), peer_speed.png, a Markdown table on stdout; --record appends it to RESULTS.md.
-``--quick``: batch 8, 3 steps (2 warm-up, 1 timed), 1 round, a 20-per-class CIFAR copy for the peer (its batch set
-to 8 in its module's ``hyp``), a small convolution for the ceiling: a check that it runs, not a measurement (batch 8:
+``--quick``: batch 4, 3 steps (2 warm-up, 1 timed), 1 round, a 20-per-class CIFAR copy for the peer (its batch set
+to 4 in its module's ``hyp``), a small convolution for the ceiling: a check that it runs, not a measurement (batch 4:
 on a CPU without bf16 instructions bf16 autocast is emulated, ~10x slower than fp32). Skips (exit 0, "SKIPPED")
 without ../shared/peers/airbench94_cpu.py or the offline CIFAR-10 copy. ``--network``,
 ``--per-class``, ``--parallel`` and ``--timeout`` of the shared options do not apply; ``--extra`` adds Hydra
@@ -305,7 +305,7 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=None, help="A, B rounds (default 3; --quick 1)")
     parser.add_argument("--steps", type=int, default=None,
                         help=f"timed steps per run, after the {WARMUP} warm-up steps (default 12; --quick 1)")
-    parser.add_argument("--batch-size", type=int, default=None, help=f"default {PEER_BATCH} (--quick 8)")
+    parser.add_argument("--batch-size", type=int, default=None, help=f"default {PEER_BATCH} (--quick 4)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads of both sides (default: torch's: OMP_NUM_THREADS, else the cores)")
     parser.add_argument("--ceiling-shape", type=int, nargs=4, default=None, metavar=("N", "C", "H", "W"),
@@ -316,7 +316,7 @@ def parse_args(argv=None):
     args.pairs = args.pairs or ["fp32_cl", "bf16_cl"]
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.steps = args.steps or (1 if args.quick else 12)
-    args.batch_size = args.batch_size or (8 if args.quick else PEER_BATCH)
+    args.batch_size = args.batch_size or (4 if args.quick else PEER_BATCH)
     args.threads = args.threads or torch.get_num_threads()  # OMP_NUM_THREADS, else torch's default (the cores)
     args.ceiling_shape = args.ceiling_shape or ([8, 64, 16, 16] if args.quick else [64, 256, 32, 32])
     return args
