@@ -4,9 +4,10 @@
 
 Writes ROOT/train/<class>/<n>.<ext> and ROOT/test/<class>/<n>.<ext>: each image is one filled shape (circle,
 square, triangle, star, cross, ring, ...) of random size, position, rotation and colour on a random textured
-background, with random clutter lines, drawn at a random size between 24 and 72 pixels and saved as PNG, JPEG or
-BMP in RGB, grayscale or palette mode, so the loader's resizing and mode conversion are exercised too. Seeded:
-the same arguments give the same files. Nothing is downloaded; nothing here is committed.
+background, with random clutter lines (``--plain``: an easy set, each shape in its class's own colour on a flat
+background, no clutter, no blur), drawn at a random size between 24 and 72 pixels and saved as PNG, JPEG or BMP in
+RGB, grayscale or palette mode, so the loader's resizing and mode conversion are exercised too. Seeded: the same
+arguments give the same files. Nothing is downloaded; nothing here is committed.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 SHAPES = ("circle", "square", "triangle", "star", "cross", "ring", "hexagon", "bar")
+CLASS_COLOURS = ((255, 255, 255), (0, 0, 0), (255, 0, 0), (0, 160, 0), (0, 0, 255), (255, 200, 0), (0, 200, 200),
+                 (200, 0, 200))  # --plain: one per shape
 
 
 def _polygon(cx: float, cy: float, r: float, n: int, angle: float, inner: float | None = None) -> list[tuple]:
@@ -28,20 +31,23 @@ def _polygon(cx: float, cy: float, r: float, n: int, angle: float, inner: float 
     return points
 
 
-def draw(shape: str, size: int, rng: np.random.Generator):
-    """One image of ``shape``: a PIL image of ``size`` x ``size`` pixels."""
+def draw(shape: str, size: int, rng: np.random.Generator, plain: bool = False):
+    """One image of ``shape``: a PIL image of ``size`` x ``size`` pixels (``plain``: in its class's own colour on a
+    flat background, with no clutter and no blur)."""
     from PIL import Image, ImageDraw, ImageFilter
 
-    background = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    background = rng.integers(0, 256, (1 if plain else 4, 1 if plain else 4, 3), dtype=np.uint8)
     image = Image.fromarray(background).resize((size, size), Image.BILINEAR)
     pen = ImageDraw.Draw(image)
-    for _ in range(int(rng.integers(0, 4))):  # clutter
+    for _ in range(0 if plain else int(rng.integers(0, 4))):  # clutter
         xy = [tuple(rng.uniform(0, size, 2)) for _ in range(2)]
         pen.line(xy, fill=tuple(int(v) for v in rng.integers(0, 256, 3)), width=max(1, size // 24))
     colour = tuple(int(v) for v in rng.integers(0, 256, 3))
     r = size * rng.uniform(0.18, 0.38)
     cx, cy = rng.uniform(r, size - r, 2)
     angle = rng.uniform(0, 2 * math.pi)
+    if plain:  # the class's own colour, size and angle: colour alone tells the classes apart
+        colour, r, angle = CLASS_COLOURS[SHAPES.index(shape)], size * 0.3, 0.0
     if shape == "circle":
         pen.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
     elif shape == "ring":
@@ -61,17 +67,19 @@ def draw(shape: str, size: int, rng: np.random.Generator):
     elif shape == "bar":
         dx, dy = r * math.cos(angle), r * math.sin(angle)
         pen.line([(cx - dx, cy - dy), (cx + dx, cy + dy)], fill=colour, width=max(2, int(r / 1.5)))
-    if rng.random() < 0.3:
+    if not plain and rng.random() < 0.3:
         image = image.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.3, 1.2))))
     return image
 
 
-def write_set(root: Path, per_class: int, classes: int, seed: int, test_per_class: int | None = None) -> Path:
+def write_set(root: Path, per_class: int, classes: int, seed: int, test_per_class: int | None = None,
+              plain: bool = False) -> Path:
     """Write the image folder (skipped when it is already complete); returns ``root``."""
     names = SHAPES[:classes]
     counts = {"train": per_class, "test": test_per_class if test_per_class is not None else max(per_class // 5, 1)}
     done = root / ".complete"
-    if done.exists() and done.read_text() == f"{per_class} {classes} {seed} {counts['test']}":
+    marker = f"{per_class} {classes} {seed} {counts['test']}" + (" plain" if plain else "")
+    if done.exists() and done.read_text() == marker:
         return root
     rng = np.random.default_rng(seed)
     for split, count in counts.items():
@@ -79,7 +87,7 @@ def write_set(root: Path, per_class: int, classes: int, seed: int, test_per_clas
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for n in range(count):
-                image = draw(name, int(rng.integers(24, 73)), rng)
+                image = draw(name, int(rng.integers(24, 73)), rng, plain)
                 kind = rng.integers(0, 5)
                 if kind == 0:
                     image.convert("L").save(folder / f"{n}.png")
@@ -89,7 +97,7 @@ def write_set(root: Path, per_class: int, classes: int, seed: int, test_per_clas
                     image.save(folder / f"{n}.bmp")
                 else:
                     image.save(folder / f"{n}.jpg", quality=int(rng.integers(60, 95)))
-    done.write_text(f"{per_class} {classes} {seed} {counts['test']}")
+    done.write_text(marker)
     return root
 
 
@@ -100,10 +108,12 @@ def main() -> None:
     parser.add_argument("--test-per-class", type=int, default=None, help="test images per class (default: 1/5)")
     parser.add_argument("--classes", type=int, default=6, help=f"number of shapes, at most {len(SHAPES)}")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plain", action="store_true",
+                        help="an easy set: each shape in its class's own colour on a flat background, no clutter, no blur")
     args = parser.parse_args()
     if not 2 <= args.classes <= len(SHAPES):
         parser.error(f"--classes must be in [2, {len(SHAPES)}]")
-    print(write_set(args.root, args.per_class, args.classes, args.seed, args.test_per_class))
+    print(write_set(args.root, args.per_class, args.classes, args.seed, args.test_per_class, args.plain))
 
 
 if __name__ == "__main__":

@@ -48,3 +48,17 @@ def test_repeats_give_geometric_means_and_a_missing_point_gives_none():
     runs = [{"lrs": LRS, "updates": UPDATES}, {"lrs": LRS, "updates": [0.0, 0.0, 0.0, 0.04]}]
     assert repeats_update_point(runs, 0.03) == pytest.approx(math.sqrt(0.1 * 1.0))
     assert repeats_update_point(runs, None) is None and repeats_update_point([{"lrs": LRS}], 0.03) is None
+
+
+def test_a_sweep_that_never_moved_the_weights_three_percent_blends_only_where_it_stopped():
+    """A tiny, easy set: the training loss sat near 0 up to the sweep's last LR 10, and no step moved the weights
+    3%: the point would be the configured end, so the trials' choice stands; a sweep whose loss blew up there keeps
+    its stop LR as the point."""
+    trials = [trial(0.006, 1.9, True, 0.3), trial(0.02, 1.5, True, 1.0)]
+    small = {"lrs": LRS, "updates": [0.001] * 4}
+    rule, lr, suggestions, _ = chosen_lr(raw(trials, runs=[{**small, "stop_index": None}]), {"loss_min": 0.02},
+                                         "loss_min", 0.0, 0.03)
+    assert (rule, lr) == ("trials", 0.02) and "update" not in suggestions
+    rule, lr, _, _ = chosen_lr(raw(trials, runs=[{**small, "stop_index": 3}]), {"loss_min": 0.02}, "loss_min", 0.0,
+                               0.03)
+    assert rule == "blend" and lr == pytest.approx(math.sqrt(0.02 * 1.0))

@@ -91,7 +91,8 @@ def test_repeats_geometric_mean_and_spread(tmp_path):
     one = next(t for t in res.trials if t["factor"] == pytest.approx(1.0))
     assert one["lr"] == pytest.approx(geomean)  # the trials are multiples of the geometric mean
     assert res.suggestions["trials"] in [t["lr"] for t in res.trials]
-    points = [update_point(r["lrs"], r["updates"]) for r in res.repeats]  # the update point: over repeats too
+    points = [update_point(r["lrs"], r["updates"], stopped=r["stop_index"] is not None)  # over repeats too
+              for r in res.repeats]
     assert res.suggestions["update"] == pytest.approx(math.exp(np.mean(np.log(points))))
     assert res.rule == "blend" and res.lr == pytest.approx(math.sqrt(res.suggestions["trials"] * res.suggestions["update"]))
     assert res.spread["loss_min"]["std"] == pytest.approx(np.std(vals, ddof=1))

@@ -58,3 +58,17 @@ def test_lr_source_warns_when_the_range_tests_loss_never_blew_up():
     assert RangeTestResult(**base, stop_index=3, loss_rise=40.0).source == "range_test (loss_min)"
     assert RangeTestResult(**base, loss_rise=2.5).source == "range_test (loss_min)"
     assert RangeTestResult(**{**base, "kind": "accuracy"}, loss_rise=1.1).no_limit == ""
+
+
+def test_lr_source_says_where_a_learned_trial_was_not_blended_for_want_of_an_update_point():
+    """Trials that learned, update_share set, rule "trials": the range test measured no update point (no step moved
+    the weights 3% before the sweep's configured end), and lr_source says why the trials' choice stands alone."""
+    base = dict(kind="loss", lrs=[0.01, 0.1, 1.0, 10.0], losses=[2.0, 1.0, 0.01, 0.02], smoothed=[2.0, 1.0, 0.01, 0.02],
+                suggestions={"loss_min": 1.0, "trials": 3.0}, rule="trials", lr=3.0, stop_index=3, loss_rise=40.0,
+                trials=[{"lr": 3.0, "score": 0.5, "learned": True, "chance_loss": 1.0986, "steps": 50,
+                         "planned_steps": 50}])
+    said = "; no step of the range test moved the weights 3%: the trials' choice alone"
+    assert said in RangeTestResult(**base, settings={"update_share": 0.03, "suggestion": "loss_min"}).source
+    assert said not in RangeTestResult(**base, settings={"update_share": None, "suggestion": "loss_min"}).source
+    unlearned = {**base, "trials": [{**base["trials"][0], "learned": False}]}
+    assert said not in RangeTestResult(**unlearned, settings={"update_share": 0.03, "suggestion": "loss_min"}).source

@@ -52,7 +52,9 @@ def test_the_update_point_is_the_first_lr_past_three_percent():
     sizes = [0.05 * lr for lr in lrs]  # a step moves the weights 5% per unit LR: 3% at LR 0.6
     assert update_point(lrs, sizes) == pytest.approx(lrs[next(k for k, lr in enumerate(lrs) if lr > 0.6)])
     assert UPDATE_SHARE == 0.03 and update_point(lrs, sizes, share=0.02) == pytest.approx(lrs[37])  # 0.4 < 0.50 = lrs[37]
-    assert update_point(lrs, [0.001] * 51) == pytest.approx(10.0)  # never moved 3%: the sweep's last LR
+    assert update_point(lrs, [0.001] * 51) == pytest.approx(10.0)  # never moved 3%, stopped there: its last LR
+    assert update_point(lrs, [0.001] * 51, stopped=False) is None  # ran to its configured end: nothing measured
+    assert update_point(lrs, sizes, stopped=False) == update_point(lrs, sizes)  # a measured point stands
     assert update_point(lrs[:30], [0.001] * 29 + [math.nan]) == pytest.approx(lrs[29])  # a NaN never counts
     assert update_point([], []) is None and update_point(lrs, sizes[:3]) is None
     assert blend(0.4, 0.1) == pytest.approx(0.2)

@@ -29,10 +29,12 @@ def over_repeats(values: List[Optional[float]]) -> Optional[float]:
 
 def repeats_update_point(runs: List[Dict[str, Any]], share: Optional[float]) -> Optional[float]:
     """The update point (:func:`~callbacks.range_test.update_size.update_point`), the geometric mean over repeats;
-    ``None`` when ``share`` is ``None`` or a repeat recorded none."""
+    ``None`` when ``share`` is ``None`` or a repeat has none (recorded none, or ran to its end without a step that
+    moved the weights that far)."""
     if share is None:
         return None
-    return over_repeats([update_point(r["lrs"], r.get("updates", []), share) for r in runs])
+    return over_repeats([update_point(r["lrs"], r.get("updates", []), share, stopped=r.get("stop_index") is not None)
+                         for r in runs])
 
 
 def chosen_lr(raw: Dict[str, Any], suggestions: Dict[str, float], suggestion: str, tolerance: float,

@@ -77,10 +77,14 @@ class RangeTestResult:
     @property
     def blended(self) -> str:
         """``"; trials chose 0.1, update point 0.04 (a step moved the weights 3%): their geometric mean 0.063"``
-        where auto's LR blends the two (:mod:`callbacks.range_test.update_size`), else ``""``."""
+        where auto's LR blends the two (:mod:`callbacks.range_test.update_size`); where a trial learned but the range
+        test found no update point, that it found none; else ``""``."""
+        share = self.settings.get("update_share")
+        if self.rule == "trials" and share and any(t.get("learned") for t in self.trials):
+            return f"; no step of the range test moved the weights {share:.0%}: the trials' choice alone"
         if self.rule != "blend":
             return ""
-        share = self.settings.get("update_share") or UPDATE_SHARE
+        share = share or UPDATE_SHARE
         return (f"; trials chose {self.suggestions['trials']:.3g}, update point {self.suggestions['update']:.3g} (a step "
                 f"moved the weights {share:.0%}): their geometric mean {self.suggestions['blend']:.3g}")
 
