@@ -62,3 +62,19 @@ def test_a_sweep_that_never_moved_the_weights_three_percent_blends_only_where_it
     rule, lr, _, _ = chosen_lr(raw(trials, runs=[{**small, "stop_index": 3}]), {"loss_min": 0.02}, "loss_min", 0.0,
                                0.03)
     assert rule == "blend" and lr == pytest.approx(math.sqrt(0.02 * 1.0))
+
+
+def test_an_update_point_where_the_loss_was_about_zero_does_not_count():
+    """The easy set's seed 1 (RESULTS.md 2026-12-03 14:44): the loss sat at 3e-5 from LR 0.01 on, and only the last
+    step (LR 10) moved the weights past 3%: memorised, the gradient gone, the point says nothing (v20). The same
+    point where the loss stood at 1% of chance or more counts."""
+    trials = [{**trial(0.006, 0.01, True, 0.3), "chance_loss": 1.0986}, {**trial(0.06, 0.0003, True, 10.0),
+                                                                          "chance_loss": 1.0986}]
+    flat = {"lrs": LRS, "updates": [0.001, 0.002, 0.01, 0.0302], "stop_index": None,
+            "smoothed": [1.1, 0.3, 3e-5, 3e-5]}
+    rule, lr, suggestions, _ = chosen_lr(raw(trials, runs=[flat]), {"loss_min": 0.02}, "loss_min", 0.0, 0.03)
+    assert (rule, lr) == ("trials", 0.06) and "update" not in suggestions
+    standing = {**flat, "smoothed": [1.1, 0.3, 0.05, 0.0111]}  # 0.0111 >= 1% of 1.0986
+    rule, lr, _, _ = chosen_lr(raw(trials, runs=[standing]), {"loss_min": 0.02}, "loss_min", 0.0, 0.03)
+    assert rule == "blend" and lr == pytest.approx(math.sqrt(0.06 * 1.0))
+    assert repeats_update_point([flat], 0.03) == 1.0  # without a chance level: the point as measured

@@ -62,12 +62,14 @@ def test_lr_source_warns_when_the_range_tests_loss_never_blew_up():
 
 def test_lr_source_says_where_a_learned_trial_was_not_blended_for_want_of_an_update_point():
     """Trials that learned, update_share set, rule "trials": the range test measured no update point (no step moved
-    the weights 3% before the sweep's configured end), and lr_source says why the trials' choice stands alone."""
+    the weights 3% before the sweep's configured end, or only where its loss was about 0), and lr_source says why the
+    trials' choice stands alone."""
     base = dict(kind="loss", lrs=[0.01, 0.1, 1.0, 10.0], losses=[2.0, 1.0, 0.01, 0.02], smoothed=[2.0, 1.0, 0.01, 0.02],
                 suggestions={"loss_min": 1.0, "trials": 3.0}, rule="trials", lr=3.0, stop_index=3, loss_rise=40.0,
                 trials=[{"lr": 3.0, "score": 0.5, "learned": True, "chance_loss": 1.0986, "steps": 50,
                          "planned_steps": 50}])
-    said = "; no step of the range test moved the weights 3%: the trials' choice alone"
+    said = ("; no update point (the range test's steps moved the weights 3% only where its loss was about 0, or "
+            "never): the trials' choice alone")
     assert said in RangeTestResult(**base, settings={"update_share": 0.03, "suggestion": "loss_min"}).source
     assert said not in RangeTestResult(**base, settings={"update_share": None, "suggestion": "loss_min"}).source
     unlearned = {**base, "trials": [{**base["trials"][0], "learned": False}]}

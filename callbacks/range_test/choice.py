@@ -17,7 +17,7 @@ import numpy as np
 
 from callbacks.range_test.step_count import carried
 from callbacks.range_test.trials import choose, none_learned, untrained_fallback
-from callbacks.range_test.update_size import blend, update_point
+from callbacks.range_test.update_size import FLAT_LOSS, blend, update_point
 
 __all__ = ["over_repeats", "repeats_update_point", "chosen_lr"]
 
@@ -27,14 +27,22 @@ def over_repeats(values: List[Optional[float]]) -> Optional[float]:
     return None if None in values else float(np.exp(np.mean(np.log(values))))
 
 
-def repeats_update_point(runs: List[Dict[str, Any]], share: Optional[float]) -> Optional[float]:
+def repeats_update_point(runs: List[Dict[str, Any]], share: Optional[float],
+                         chance: Optional[float] = None) -> Optional[float]:
     """The update point (:func:`~callbacks.range_test.update_size.update_point`), the geometric mean over repeats;
-    ``None`` when ``share`` is ``None`` or a repeat has none (recorded none, or ran to its end without a step that
-    moved the weights that far)."""
+    ``None`` when ``share`` is ``None`` or a repeat has none: it recorded none, ran to its end without a step that
+    moved the weights that far, or (given the chance-level loss ``chance``) its smoothed loss there stood below
+    :data:`~callbacks.range_test.update_size.FLAT_LOSS` of chance (v20)."""
     if share is None:
         return None
-    return over_repeats([update_point(r["lrs"], r.get("updates", []), share, stopped=r.get("stop_index") is not None)
-                         for r in runs])
+    points = []
+    for run in runs:
+        point = update_point(run["lrs"], run.get("updates", []), share, stopped=run.get("stop_index") is not None)
+        if point is not None and chance and "smoothed" in run:
+            if run["smoothed"][run["lrs"].index(point)] < FLAT_LOSS * chance:  # memorised: the steps say nothing
+                point = None
+        points.append(point)
+    return over_repeats(points)
 
 
 def chosen_lr(raw: Dict[str, Any], suggestions: Dict[str, float], suggestion: str, tolerance: float,
@@ -52,7 +60,7 @@ def chosen_lr(raw: Dict[str, Any], suggestions: Dict[str, float], suggestion: st
         fallback = untrained_fallback(trials, rise, raw["adaptive"])
         if fallback is not None:  # no trial learned, SGD family: the curve's rise point (v10)
             rule, lr = "rise", fallback
-        point = repeats_update_point(raw["runs"], update_share)
+        point = repeats_update_point(raw["runs"], update_share, trials[0].get("chance_loss"))
         if point is not None and not none_learned(trials):  # a trial learned: blend (v17)
             rule, lr = "blend", blend(lr, point)
             suggestions = {**suggestions, "update": point, "blend": lr}

@@ -81,7 +81,8 @@ class RangeTestResult:
         test found no update point, that it found none; else ``""``."""
         share = self.settings.get("update_share")
         if self.rule == "trials" and share and any(t.get("learned") for t in self.trials):
-            return f"; no step of the range test moved the weights {share:.0%}: the trials' choice alone"
+            return (f"; no update point (the range test's steps moved the weights {share:.0%} only where its loss was "
+                    "about 0, or never): the trials' choice alone")
         if self.rule != "blend":
             return ""
         share = share or UPDATE_SHARE
