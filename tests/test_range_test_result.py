@@ -8,6 +8,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
@@ -74,3 +75,16 @@ def test_lr_source_says_where_a_learned_trial_was_not_blended_for_want_of_an_upd
     assert said not in RangeTestResult(**base, settings={"update_share": None, "suggestion": "loss_min"}).source
     unlearned = {**base, "trials": [{**base["trials"][0], "learned": False}]}
     assert said not in RangeTestResult(**unlearned, settings={"update_share": 0.03, "suggestion": "loss_min"}).source
+
+
+@pytest.mark.parametrize("score, memorised", [(0.0003, True), (0.0109, True), (0.0111, False), (0.5, False)])
+def test_lr_source_says_where_the_trials_memorised_the_training_set(score, memorised):
+    """A best trial below 1% of the chance-level loss (1.0986 for three classes) memorised the set: its training loss
+    ranked the peaks by how fast they memorise, and on the easy set auto trained 5-40x above the sweep's best."""
+    base = dict(kind="loss", lrs=[0.01, 0.1, 1.0, 10.0], losses=[2.0, 1.0, 0.5, 4.0], smoothed=[2.0, 1.0, 0.5, 4.0],
+                suggestions={"loss_min": 1.0, "trials": 3.0}, rule="trials", lr=3.0, stop_index=3, loss_rise=8.0,
+                settings={"suggestion": "loss_min", "update_share": None},
+                trials=[{"lr": 3.0, "score": score, "learned": True, "chance_loss": 1.0986, "steps": 50,
+                         "planned_steps": 50}])
+    said = "the trials memorised the training set"
+    assert (said in RangeTestResult(**base).source) == memorised
