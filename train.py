@@ -41,9 +41,9 @@ from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overr
                                      resume_sweep_job, scheduler_config)
 from callbacks.run.intervals import ValidateLastStep, log_interval
 from callbacks.run.machine import fall_back_without_gpu, speed_settings, usable_threads
-from callbacks.run.result_file import read_result, run_records, worst_value, write_config, write_result
-from callbacks.run_config import (RunConfig, check_same_classes, check_same_network, check_weights_fit,
-                                  read_checkpoint, saved_run_config)
+from callbacks.run.result_file import read_result, worst_value, write_config, write_result
+from callbacks.run_config import (RunConfig, check_same_classes, check_weights_fit, read_resumed,
+                                  saved_run_config)
 from callbacks.schedules.lr_schedule import LRSchedule
 from lightning_modules.evaluate import evaluate_from_config
 from lightning_modules.predict import predict_from_config
@@ -77,6 +77,17 @@ def resolve_auto_speed(cfg: DictConfig) -> str | None:
     if "auto_reason" in cfg.speed:
         cfg.speed.auto_reason = why
     return why
+
+
+def set_up_machine(cfg: DictConfig) -> tuple[str | None, str]:
+    """No GPU: its settings fall back; trainer=auto: precision, channels_last and cudnn.benchmark for this machine
+    (:func:`resolve_auto_speed`); torch's threads (a bad speed.threads fails here, before any data is read). Returns
+    why the speed settings and the threads are what they are, for the header."""
+    fall_back_without_gpu(cfg)
+    speed_why = resolve_auto_speed(cfg)
+    threads, threads_why = usable_threads(cfg)
+    torch.set_num_threads(threads)
+    return speed_why, threads_why
 
 
 def auto_keys(cfg: DictConfig) -> list[str]:
@@ -304,10 +315,7 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
         if finished is not None:  # completed or diverged before: its result stands
             log.info(f"resume: {cfg.output_dir} already {finished.get('status')}; skipped")
             return finished.get("objective")
-    fall_back_without_gpu(cfg)
-    speed_why = resolve_auto_speed(cfg)  # trainer=auto: precision, cudnn.benchmark for this machine
-    threads, threads_why = usable_threads(cfg)  # a bad speed.threads fails here, before any data is read
-    torch.set_num_threads(threads)
+    speed_why, threads_why = set_up_machine(cfg)
     if cfg.task.name == "predict":  # prediction from a checkpoint alone: lightning_modules/predict.py
         return predict_from_config(cfg)
     if cfg.task.name == "eval":  # a checkpoint's validation and test metrics: lightning_modules/evaluate.py
@@ -319,11 +327,7 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     check_run_length(cfg)
     check_loggers(cfg)  # logger=wandb without wandb installed: the pip command, not a traceback
     asked = auto_keys(cfg)  # the schedule LRs a range test will find (a misspelt auto fails here)
-    checkpoint = resumed = None
-    if cfg.ckpt_path:
-        checkpoint = read_checkpoint(cfg.ckpt_path)  # a missing, truncated or foreign file fails now, with its name
-        check_same_network(cfg.ckpt_path, checkpoint, cfg.model.backbone)
-        resumed = (int(checkpoint.get("global_step", 0)), run_records(cfg.output_dir))
+    checkpoint, resumed = read_resumed(cfg.ckpt_path, cfg.model.backbone, cfg.output_dir)  # fails now if bad
     datamodule = instantiate_group(cfg, "data")
     datamodule.prepare_data()  # missing or corrupt data fails here, before anything is built
     datamodule.setup("fit")

@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from callbacks.run.result_file import run_records
 from lightning_modules.networks import network_name
 
 CHECKPOINT_KEY = "run_config"
@@ -98,3 +99,15 @@ def check_same_classes(ckpt_path: str, checkpoint: dict[str, Any], data: dict[st
     if saved.get("image_size") and saved["image_size"] != data["image_size"]:
         raise ValueError(f"data.image_size: {ckpt_path} was trained on {saved['image_size']}-pixel images, the "
                          f"configured data gives {data['image_size']}; set data.image_size={saved['image_size']}")
+
+
+def read_resumed(ckpt_path: str | None, backbone: Mapping[str, Any],
+                 run_dir: str) -> tuple[dict[str, Any] | None, tuple[int, dict] | None]:
+    """With ``ckpt_path``: the checkpoint, read and checked against the configured network now (a missing,
+    truncated or foreign file fails before anything is built), and what is resumed: its step and the records the run
+    in ``run_dir`` holds so far (:func:`callbacks.run.result_file.run_records`). ``(None, None)`` without one."""
+    if not ckpt_path:
+        return None, None
+    checkpoint = read_checkpoint(ckpt_path)
+    check_same_network(ckpt_path, checkpoint, backbone)
+    return checkpoint, (int(checkpoint.get("global_step", 0)), run_records(run_dir))
