@@ -32,8 +32,8 @@ UPDATE_SHARE = 0.03
 #: the update point counts only where the range test's smoothed loss stands at least this share of the chance-level
 #: loss (v20): below it the set is memorised, the gradient has gone and so has the step, at any LR. On an easy drawn
 #: set the loss sat at 3e-5 where the last step (LR 10) moved the weights 3.02%, and the blend trained at 0.78 (test
-#: 37.7%; the sweep's best 92.8%); on the 21 recorded runs of other sets the loss at the point was 0.19-1.27x chance
-#: (RESULTS.md 2026-12-03 14:44)
+#: 37.7%; the sweep's best 92.8%); on the 18 recorded runs of other sets on disk the loss at the point was
+#: 0.99-1.27x chance, on the same set's seed 2 0.19x (RESULTS.md 2026-12-03 14:44 and 14:45)
 FLAT_LOSS = 0.01
 
 
