@@ -54,13 +54,14 @@ def chosen_lr(raw: Dict[str, Any], suggestions: Dict[str, float], suggestion: st
     rule, lr = suggestion, float(suggestions[suggestion])
     trials = raw.get("trials")
     if trials:
-        lr = choose(trials, tolerance=tolerance, chance=trials[0].get("chance_loss"))["lr"]
+        chance = trials[0].get("chance_loss")
+        lr = choose(trials, tolerance=tolerance, chance=chance)["lr"]
         rule, rise = "trials", raw["rise"]
         suggestions = {**suggestions, "trials": lr, **({"rise": rise} if rise is not None else {})}
         fallback = untrained_fallback(trials, rise, raw["adaptive"])
         if fallback is not None:  # no trial learned, SGD family: the curve's rise point (v10)
             rule, lr = "rise", fallback
-        point = repeats_update_point(raw["runs"], update_share, trials[0].get("chance_loss"))
+        point = repeats_update_point(raw["runs"], update_share, chance)
         if point is not None and not none_learned(trials):  # a trial learned: blend (v17)
             rule, lr = "blend", blend(lr, point)
             suggestions = {**suggestions, "update": point, "blend": lr}
