@@ -11,9 +11,13 @@ Seeded: the same arguments give the same files. Nothing is downloaded; nothing h
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import drawn_folder  # noqa: E402
 
 FONTS = ("DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf", "DejaVuSans-Bold.ttf")
 SIDE = 48
@@ -38,11 +42,15 @@ def write_set(root: Path, per_class: int, seed: int) -> Path:
 
     font_dir = Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf"
     fonts = [str(font_dir / name) for name in FONTS]
+    arguments = f"digits {per_class} {seed}"
+    if not drawn_folder.prepare(root, [str(digit) for digit in range(10)], arguments):  # as drawn_folder says
+        return root
     rng = np.random.default_rng(seed)
     for digit in range(10):
         (root / str(digit)).mkdir(parents=True, exist_ok=True)
         for n in range(per_class):
             draw(digit, fonts, rng).save(root / str(digit) / f"{n}.png")
+    drawn_folder.done(root, arguments)
     return root
 
 

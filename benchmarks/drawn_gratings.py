@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import drawn_folder  # noqa: E402
 
 
 def draw(orientation: float, size: int, noise: float, rng: np.random.Generator):
@@ -34,6 +38,11 @@ def draw(orientation: float, size: int, noise: float, rng: np.random.Generator):
 
 
 def write(root: Path, per_class: int, classes: int, noise: float, seed: int) -> Path:
+    """Write the image folder (kept when drawn there with these arguments, cleared when with others, refused when it
+    holds other files: :mod:`drawn_folder`); returns ``root``."""
+    arguments = f"gratings {per_class} {classes} {noise} {seed}"
+    if not drawn_folder.prepare(root, ["train", "test"], arguments):
+        return root
     rng = np.random.default_rng(seed)
     spacing = math.pi / classes
     for split, count in (("train", per_class), ("test", max(1, per_class // 6))):
@@ -47,6 +56,7 @@ def write(root: Path, per_class: int, classes: int, noise: float, seed: int) -> 
                     image.save(folder / f"{n:04d}.png")
                 else:
                     image.save(folder / f"{n:04d}.jpg", quality=int(rng.integers(60, 95)))
+    drawn_folder.done(root, arguments)
     return root
 
 

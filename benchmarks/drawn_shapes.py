@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import drawn_folder  # noqa: E402
 
 SHAPES = ("circle", "square", "triangle", "star", "cross", "ring", "hexagon", "bar")
 CLASS_COLOURS = ((255, 255, 255), (0, 0, 0), (255, 0, 0), (0, 160, 0), (0, 0, 255), (255, 200, 0), (0, 200, 200),
@@ -74,12 +78,12 @@ def draw(shape: str, size: int, rng: np.random.Generator, plain: bool = False):
 
 def write_set(root: Path, per_class: int, classes: int, seed: int, test_per_class: int | None = None,
               plain: bool = False) -> Path:
-    """Write the image folder (skipped when it is already complete); returns ``root``."""
+    """Write the image folder (skipped when it is already there with these arguments; another set this script drew
+    there is cleared first, a folder of other files refused: :mod:`drawn_folder`); returns ``root``."""
     names = SHAPES[:classes]
     counts = {"train": per_class, "test": test_per_class if test_per_class is not None else max(per_class // 5, 1)}
-    done = root / ".complete"
-    marker = f"{per_class} {classes} {seed} {counts['test']}" + (" plain" if plain else "")
-    if done.exists() and done.read_text() == marker:
+    arguments = f"{per_class} {classes} {seed} {counts['test']}" + (" plain" if plain else "")
+    if not drawn_folder.prepare(root, list(counts), arguments, marker=".complete"):
         return root
     rng = np.random.default_rng(seed)
     for split, count in counts.items():
@@ -97,7 +101,7 @@ def write_set(root: Path, per_class: int, classes: int, seed: int, test_per_clas
                     image.save(folder / f"{n}.bmp")
                 else:
                     image.save(folder / f"{n}.jpg", quality=int(rng.integers(60, 95)))
-    done.write_text(marker)
+    drawn_folder.done(root, arguments, marker=".complete")
     return root
 
 

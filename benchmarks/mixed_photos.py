@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import drawn_folder  # noqa: E402
+
 PACK = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.npz"
 CLASSES = ("cat", "deer", "dog", "horse")
 
@@ -31,6 +34,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"{PACK} not found: this set is drawn from the CIFAR-10 copy")
     z = np.load(PACK, allow_pickle=True)
     classes = [str(c) for c in z["classes"]]
+    arguments = f"mixed_photos {args.train_per_class} {args.test_per_class} {args.seed}"
+    if not drawn_folder.prepare(Path(args.root), ["train", "test"], arguments):  # kept, cleared or refused
+        return
     rng = np.random.default_rng(args.seed)
     for split, per_class in (("train", args.train_per_class), ("test", args.test_per_class)):
         blob, offs, labels = z[f"{split}_jpeg"], z[f"{split}_offsets"], z[f"{split}_labels"]
@@ -44,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
                 fmt = ("jpg", "png", "webp")[j % 3]
                 im.resize((w, h), Image.Resampling.BICUBIC).save(os.path.join(folder, f"{name}_{j:04d}.{fmt}"),
                                                                  quality=90)
+    drawn_folder.done(Path(args.root), arguments)
 
 
 if __name__ == "__main__":
