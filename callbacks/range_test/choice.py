@@ -3,7 +3,9 @@
 In order (each step names the rule that ends up in ``RangeTestResult.rule``): the curve's rule (``loss_min`` by
 default) proposes; where trials ran, their choice (``trials``, :func:`callbacks.range_test.trials.choose`); where no
 trial learned with an SGD-family optimizer, the curve's rise point instead (``rise``, v10); where a trial learned,
-the geometric mean of that choice and the update point (``blend``, v17, :mod:`callbacks.range_test.update_size`);
+the geometric mean of that choice and the update point (``blend``, v17, :mod:`callbacks.range_test.update_size`),
+unless the range test measured none: no step moved the weights that far before its configured end (v19), or only
+where its loss was about 0 (v20);
 with Adagrad, each measured LR carried to the run's peak (v18, :mod:`callbacks.range_test.step_count`). The
 evidence for each step is in the module named and in benchmarks/RESULTS.md (issue 20).
 
