@@ -9,7 +9,7 @@ from torch import nn
 
 from lightning_modules.classifier_loss import (ClassifierLoss, check_class_weights, check_loss_weights,
                                               resolve_class_weights)
-from lightning_modules.classifier_metrics import IGNORE_INDEX, ClassifierMetrics
+from lightning_modules.classifier_metrics import ClassifierMetrics
 from lightning_modules.networks import count_parameters
 from lightning_modules.tta import TTA_LEVELS, tta_logits
 
@@ -104,22 +104,6 @@ class Classifier(ClassifierLoss, ClassifierMetrics, pl.LightningModule):
 
     def _tta_logits(self, x: torch.Tensor, level: int) -> dict[str, torch.Tensor]:
         return self.logits(x) if level == 0 else tta_logits(self.logits, x, level)
-
-    # -- API for callbacks (no logging) ---------------------------------------------------------------------------
-    def compute_loss(self, batch) -> torch.Tensor:
-        x, y = batch
-        return self.loss_from_logits(self.logits(x), self._targets(y))
-
-    @torch.no_grad()
-    def accuracy_counts(self, batch) -> tuple[torch.Tensor, float]:
-        """Correct predictions and predictions (labelled images), each averaged over heads: their ratio is the
-        accuracy over every head's predictions, their count about the images. The accuracy test reads its binomial
-        standard error off that count: summed over heads, two heads counted 120 validation images as 240."""
-        x, y = batch
-        logits, targets = self.logits(x), self._targets(y)
-        correct = sum((logits[n].argmax(1) == targets[n]).sum() for n in self.head_names)
-        labelled = sum(int((targets[n] != IGNORE_INDEX).sum()) for n in self.head_names)
-        return correct / len(self.head_names), labelled / len(self.head_names)
 
     # -- steps ----------------------------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):

@@ -16,7 +16,8 @@ __all__ = ["ClassifierLoss", "resolve_class_weights", "check_loss_weights", "che
 
 class ClassifierLoss:
     """The loss of the Classifier (a mixin before ``pl.LightningModule``: it uses the classifier's ``head_names``,
-    ``class_weights``, ``loss_weights``, ``label_smoothing``, ``hparams.heads`` and ``attached_datamodule``)."""
+    ``class_weights``, ``loss_weights``, ``label_smoothing``, ``hparams.heads``, ``attached_datamodule``, ``logits`` and
+    ``_targets``)."""
 
     head_names: list[str]
     class_weights: dict[str, torch.Tensor]
@@ -36,6 +37,11 @@ class ClassifierLoss:
             share = known.float() if weight is None else weight[targets[n].clamp_min(0)] * known
             total = total + self.loss_weights.get(n, 1.0) * per_image.sum() / share.sum().clamp_min(1e-12)
         return total
+
+    def compute_loss(self, batch) -> torch.Tensor:
+        """The loss of one ``(images, labels)`` batch, without logging (the range test's API)."""
+        x, y = batch
+        return self.loss_from_logits(self.logits(x), self._targets(y))
 
     @torch.no_grad()
     def chance_loss(self) -> float:

@@ -17,13 +17,24 @@ IGNORE_INDEX = UNKNOWN_LABEL  # a target the loss and metrics skip: the datamodu
 
 class ClassifierMetrics:
     """Metric modules and logging of the Classifier (a mixin before ``pl.LightningModule``: it uses the module's
-    ``log``, ``trainer`` and ``attached_datamodule`` and the classifier's ``head_names``).
+    ``log``, ``trainer`` and ``attached_datamodule`` and the classifier's ``head_names``, ``logits`` and ``_targets``).
 
     Names (:meth:`metric_names`): ``{split}/loss``; with one head ``{split}/acc`` (and ``val``/``test``
     ``f1_macro``); with several, ``{split}/<head>/acc``, ``{split}/<head>/f1_macro`` and ``{split}/acc_mean``, the
     mean accuracy over heads, also logged as ``{split}/acc``: ``val/acc`` is the accuracy with any number of heads."""
 
     head_names: list[str]
+
+    @torch.no_grad()
+    def accuracy_counts(self, batch) -> tuple[torch.Tensor, float]:
+        """Correct predictions and predictions (labelled images), each averaged over heads: their ratio is the
+        accuracy over every head's predictions, their count about the images. The accuracy test reads its binomial
+        standard error off that count: summed over heads, two heads counted 120 validation images as 240."""
+        x, y = batch
+        logits, targets = self.logits(x), self._targets(y)
+        correct = sum((logits[n].argmax(1) == targets[n]).sum() for n in self.head_names)
+        labelled = sum(int((targets[n] != IGNORE_INDEX).sum()) for n in self.head_names)
+        return correct / len(self.head_names), labelled / len(self.head_names)
 
     def make_metrics(self, heads: Mapping[str, int]) -> None:
         """The metric modules of every head (call once the module's ``__init__`` has run ``super().__init__``)."""
