@@ -1,7 +1,7 @@
 """Where a drawn image set is written (drawn_shapes, drawn_gratings, drawn_digits, mixed_photos): a folder this
 project drew before, with the same arguments, is kept as it is; with other arguments it is cleared first, so that no
 file of the old set stays among the new ones (a rerun with another seed or file format mix left both); a folder that
-holds anything else is refused, never cleared."""
+holds anything else is refused, never cleared; a drawing cut short is cleared and drawn again."""
 from __future__ import annotations
 
 import shutil
@@ -26,7 +26,8 @@ def prepare(root: Path, parts: list[str], arguments: str, marker: str = MARKER) 
                          "empty or new folder")
     for p in parts:
         shutil.rmtree(root / p, ignore_errors=True)
-    marker.unlink(missing_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"incomplete: {arguments}")  # a drawing cut short is this project's, to clear next time
     return True
 
 

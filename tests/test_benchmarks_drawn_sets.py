@@ -66,3 +66,23 @@ def test_gratings_and_digits_redrawn_with_other_arguments_keep_no_old_file(tmp_p
     drawn_digits.write_set(tmp_path / "d", per_class=3, seed=0)
     drawn_digits.write_set(tmp_path / "d", per_class=1, seed=0)
     assert sorted(p.name for p in (tmp_path / "d" / "7").iterdir()) == ["0.png"]
+
+
+def test_a_drawing_cut_short_is_cleared_and_drawn_again(tmp_path, monkeypatch):
+    import pytest
+
+    calls = []
+
+    def draw_then_fail(shape, size, rng, plain=False):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(shape)
+        return real(shape, size, rng, plain)
+
+    real = drawn_shapes.draw
+    monkeypatch.setattr(drawn_shapes, "draw", draw_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        drawn_shapes.write_set(tmp_path / "s", per_class=3, classes=2, seed=5)
+    monkeypatch.setattr(drawn_shapes, "draw", real)
+    again = digest(drawn_shapes.write_set(tmp_path / "s", per_class=3, classes=2, seed=5))  # not refused
+    assert again == digest(drawn_shapes.write_set(tmp_path / "fresh", per_class=3, classes=2, seed=5))
