@@ -126,3 +126,13 @@ def test_the_range_test_figure_draws_the_step_sizes_on_a_log_axis_at_the_right()
     assert any(t.startswith("step size (right axis") for t in legend) and "step size 3%" in legend
     result.repeats[0].pop("updates")  # a sweep recorded before v17: no right axis
     assert len(result.plot().axes) == 1  # the loss axis alone
+
+
+def test_an_update_point_where_the_loss_stood_about_zero_is_none():
+    """v20 (RESULTS.md 2026-12-03 14:44): given the sweep's smoothed losses and the chance-level loss, a point where
+    the loss stood below 1% of chance does not count; at 1% or more it does; also the stop's fallback point."""
+    lrs, sizes = [0.01, 0.1, 1.0, 10.0], [0.001, 0.01, 0.02, 0.031]
+    assert update_point(lrs, sizes, losses=[1.0, 0.1, 1e-4, 3e-5], chance=1.1) is None
+    assert update_point(lrs, sizes, losses=[1.0, 0.1, 1e-4, 0.012], chance=1.1) == 10.0
+    assert update_point(lrs, [0.001] * 4, stopped=True, losses=[1.0, 0.5, 0.2, 0.001], chance=1.1) is None
+    assert update_point(lrs, sizes, losses=[1.0, 0.1, 1e-4, 3e-5]) == 10.0  # no chance level: as measured

@@ -19,7 +19,7 @@ import numpy as np
 
 from callbacks.range_test.step_count import carried
 from callbacks.range_test.trials import choose, none_learned, untrained_fallback
-from callbacks.range_test.update_size import FLAT_LOSS, blend, update_point
+from callbacks.range_test.update_size import blend, update_point
 
 __all__ = ["over_repeats", "repeats_update_point", "chosen_lr"]
 
@@ -37,14 +37,9 @@ def repeats_update_point(runs: List[Dict[str, Any]], share: Optional[float],
     :data:`~callbacks.range_test.update_size.FLAT_LOSS` of chance (v20)."""
     if share is None:
         return None
-    points = []
-    for run in runs:
-        point = update_point(run["lrs"], run.get("updates", []), share, stopped=run.get("stop_index") is not None)
-        if point is not None and chance and "smoothed" in run:
-            if run["smoothed"][run["lrs"].index(point)] < FLAT_LOSS * chance:  # memorised: the steps say nothing
-                point = None
-        points.append(point)
-    return over_repeats(points)
+    return over_repeats([update_point(run["lrs"], run.get("updates", []), share,
+                                      stopped=run.get("stop_index") is not None, losses=run.get("smoothed"),
+                                      chance=chance) for run in runs])
 
 
 def chosen_lr(raw: Dict[str, Any], suggestions: Dict[str, float], suggestion: str, tolerance: float,

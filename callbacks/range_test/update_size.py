@@ -79,15 +79,21 @@ class StepSize:
 
 
 def update_point(lrs: Sequence[float], updates: Sequence[float], share: float = UPDATE_SHARE,
-                 stopped: bool = True) -> Optional[float]:
+                 stopped: bool = True, losses: Optional[Sequence[float]] = None,
+                 chance: Optional[float] = None) -> Optional[float]:
     """The first LR whose step moved the weights by more than ``share`` (:func:`relative_update`); when none did, the
     sweep's last LR if the sweep ``stopped`` there (its loss blew up first: the data set that bound), else ``None``:
     a sweep that ran to its configured end without such a step measured no point, and its last LR is only where it
     was told to end (on a tiny, easy set whose training loss sat near 0 from LR 0.002 to 10, no step moved the
-    weights 3%, and the blend with 10 gave 24x the trials' choice). ``None`` also when nothing was recorded."""
+    weights 3%, and the blend with 10 gave 24x the trials' choice; v19). Given the sweep's smoothed ``losses`` and
+    the chance-level loss ``chance``, also ``None`` where the loss at that LR stood below :data:`FLAT_LOSS` of chance
+    (v20). ``None`` also when nothing was recorded."""
     if not lrs or len(lrs) != len(updates):
         return None
-    return next((float(lr) for lr, u in zip(lrs, updates) if u > share), float(lrs[-1]) if stopped else None)
+    k = next((k for k, u in enumerate(updates) if u > share), len(lrs) - 1 if stopped else None)
+    if k is None or (losses is not None and chance and losses[k] < FLAT_LOSS * chance):
+        return None
+    return float(lrs[k])
 
 
 def blend(trials_lr: float, point: float) -> float:
