@@ -198,6 +198,7 @@ class TensorImageDataModule(pl.LightningDataModule):
         self.mean = self.std = None
         self.norm_stats = norm_stats
         self.train_set = self.val_set = self.test_set = None
+        self.validates_on_test: bool | None = None  # after setup: the data has no validation split of its own
 
     # -- data source API ------------------------------------------------------------------------------------------
     def load_splits(self) -> Splits:
@@ -216,6 +217,7 @@ class TensorImageDataModule(pl.LightningDataModule):
             return
         data = self.load_splits()
         val = data.val if data.val is not None else data.test
+        self.validates_on_test = data.val is None  # nothing is chosen on it (the max_lr trials read no validation)
         test = data.test if data.test is not None else data.val
         if val is None:
             raise ValueError(f"{type(self).__name__}: no validation or test split")

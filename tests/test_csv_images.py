@@ -245,6 +245,7 @@ def test_a_changed_image_rebuilds_the_cache(tmp_path):
     first = csv_dm(path, val_fraction=0.0, test_fraction=0.25)
     with pytest.warns(UserWarning, match="validating on the test split"):
         first.setup("fit")
+    assert first.validates_on_test  # the max_lr trials read no validation batch then
     target = first.split_paths["train"][0]
     write_image(tmp_path / target, class_image((255, 255, 0), size=(30, 30)))  # same name, new pixels
     again = csv_dm(path, val_fraction=0.0, test_fraction=0.25)

@@ -41,6 +41,7 @@ def test_reads_generated_batch_files_exactly(tmp_path):
     assert dm.train_set.labels.tolist() == sum((expected[f"data_batch_{i}"][1] for i in range(1, 6)), [])
     assert torch.equal(dm.test_set.images, torch.from_numpy(expected["test_batch"][0].reshape(-1, 3, 32, 32)))
     assert dm.val_set is dm.val_set and torch.equal(dm.val_set.images, dm.test_set.images)  # val = test split
+    assert dm.validates_on_test  # so the max_lr trials choose nothing on it
     assert dm.classes == [f"c{i}" for i in range(10)]
     # normalisation statistics are the training set's, per channel
     assert torch.allclose(dm.mean, torch.from_numpy(train).float().div(255).mean(dim=(0, 2, 3)))
@@ -54,6 +55,10 @@ def test_val_fraction_holds_out_part_of_the_training_split(tmp_path):
     dm = CIFAR10DataModule(root=str(tmp_path), batch_size=8, val_fraction=0.2)
     dm.setup("fit")
     assert len(dm.val_set) == 10 and len(dm.train_set) == 40 and len(dm.test_set) == 20
+    assert dm.validates_on_test is False
+    own = SyntheticDataModule(num_train=16, num_val=8, batch_size=8)  # a validation split of its own, drawn apart
+    own.setup("fit")
+    assert own.validates_on_test is False and not torch.equal(own.val_set.images, own.test_set.images)
     train_rows = {bytes(r.numpy()) for r in dm.train_set.images.reshape(40, -1)}
     assert not any(bytes(r.numpy()) in train_rows for r in dm.val_set.images.reshape(10, -1))
 

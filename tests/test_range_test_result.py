@@ -88,3 +88,6 @@ def test_lr_source_says_where_the_trials_memorised_the_training_set(score, memor
                          "planned_steps": 50}])
     said = "the trials memorised the training set"
     assert (said in RangeTestResult(**base).source) == memorised
+    assert ("no validation split of its own" in RangeTestResult(**base).source) == memorised
+    ranked = {**base, "trials": [{**base["trials"][0], "val_loss": 0.25, "val_images": 12}]}
+    assert ("their validation loss (12 images) ranked them, 3: 0.25" in RangeTestResult(**ranked).source) == memorised

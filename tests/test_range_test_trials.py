@@ -264,6 +264,32 @@ def test_trials_that_learned_well_keep_a_larger_lr_only_when_the_paired_test_can
     assert trials.choose([low, worse4], tolerance=0.05)["lr"] == 0.03
 
 
+def test_trials_that_memorised_the_training_set_are_ranked_by_their_validation_loss():
+    """Chance 1.0986 (three classes). Every trial ends at about 0 training loss (the largest lowest): below 1% of
+    chance (MEMORISED) the training loss says only how fast each memorises, so the lowest validation loss wins (ties:
+    the larger LR). A trial that learned but did not memorise joins that ranking; without a validation loss for
+    every trial that learned, or where the best trial did not memorise, the training loss ranks as before."""
+    def trial(lr, end, val=None):
+        t = {"lr": lr, "losses": [1.2, 1.1, 1.0] + [end * (1 + 0.01 * (k % 3)) for k in range(37)]}
+        t["score"] = trials.trial_score(t["losses"])
+        return t if val is None else {**t, "val_loss": val}
+
+    chance = 1.0986
+    runs = [trial(0.002, 0.02, 0.09), trial(0.006, 0.006, 0.05), trial(0.02, 0.002, 0.2), trial(0.06, 0.0004, 0.3)]
+    assert all(trials.learned(t["losses"], chance=chance) for t in runs)
+    assert trials.memorised(runs[-1]["score"], chance) and not trials.memorised(runs[0]["score"], chance)
+    assert trials.choose(runs, tolerance=0.05, chance=chance)["lr"] == 0.006
+    assert trials.choose([*runs[:1], {**runs[1], "val_loss": 0.09}, *runs[2:]], chance=chance)["lr"] == 0.006  # tie
+    assert trials.choose(runs, tolerance=0.05)["lr"] == 0.06                  # no chance level: training loss
+    no_val = [{k: v for k, v in t.items() if k != "val_loss"} for t in runs]
+    assert trials.choose(no_val, tolerance=0.05, chance=chance)["lr"] == 0.06
+    assert trials.choose([*runs[:3], {**runs[3], "val_loss": math.nan}], tolerance=0.05, chance=chance)["lr"] == 0.06
+    learned_well = [trial(0.002, 0.3, 0.09), trial(0.006, 0.2, 0.05), trial(0.02, 0.1, 0.2)]  # 9% of chance at best
+    assert trials.choose(learned_well, tolerance=0.05, chance=chance)["lr"] == 0.02
+    unlearned = {**trial(0.2, 1.15), "val_loss": 0.01}  # at chance: never ranked, whatever its validation loss
+    assert trials.choose([*runs, unlearned], tolerance=0.05, chance=chance)["lr"] == 0.006
+
+
 def test_refinement_is_the_midpoint_towards_the_next_larger_candidate_that_did_not_diverge():
     runs = [{"lr": 0.01, "score": 1.0}, {"lr": 0.04, "score": 1.2}, {"lr": 0.16, "score": math.inf}]
     assert trials.refinement(runs, 0.01) == pytest.approx(0.02)
@@ -345,9 +371,7 @@ def test_trials_record_validation_scores_when_asked_and_leave_the_model_as_it_wa
     from callbacks.range_test.loss import LRRangeTest
     from range_fixtures import Snap, TinyDM, assert_same_state, fit
 
-    assert LRRangeTest(trial_val_batches=2).needs_validation
-    assert not LRRangeTest(trial_val_batches=2, trial_factors=None).needs_validation
-    assert not LRRangeTest().needs_validation  # the default needs no validation split
+    assert not LRRangeTest(trial_val_batches=2).needs_validation  # read where there is a split; none is needed
     with pytest.raises(ValueError, match="range_test.trial_val_batches"):
         LRRangeTest(trial_val_batches=-1)
     before, after, dm = Snap(), Snap(), TinyDM()
@@ -358,5 +382,21 @@ def test_trials_record_validation_scores_when_asked_and_leave_the_model_as_it_wa
     assert done and all(0.0 <= t["val_acc"] <= 1.0 and round(t["val_acc"] * 24, 6).is_integer() for t in done)
     assert all(math.isfinite(t["val_loss"]) and t["val_loss"] > 0 for t in done)
     assert dm.plain_batches == 3 * len(done)  # 3 un-augmented validation batches after each trial, nothing else
+    assert all(t["val_images"] == 24 for t in done)
     assert test.result.settings["trial_val_batches"] == 3
     assert_same_state(before.state, after.state)
+
+
+def test_trials_never_read_a_validation_loader_that_is_the_test_split(tmp_path):
+    """A datamodule that validates on its test split (``validates_on_test``: no validation split of its own, as the
+    paper recipes' val_fraction=0) gets no validation pass after the trials: nothing is chosen on a test split."""
+    from callbacks.range_test.loss import LRRangeTest
+    from range_fixtures import TinyDM, fit
+
+    dm = TinyDM()
+    dm.validates_on_test = True
+    test = LRRangeTest(min_lr=1e-3, max_lr=1.0, num_steps=20, diverge_factor=None, trial_factors=[0.3, 1.0],
+                       trial_min_steps=4, trial_max_steps=4, trial_refine=False, trial_val_batches=3)
+    fit(tmp_path, callbacks=[test], dm=dm, max_epochs=1, limit_train_batches=2)
+    assert dm.plain_batches == 0
+    assert test.result.trials and not any("val_loss" in t for t in test.result.trials)

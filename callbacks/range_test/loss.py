@@ -26,7 +26,8 @@ from callbacks.range_test.step_count import carry_setup
 from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions, rise_point
 from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
 from callbacks.range_test.trials import (RISE_SHARE, ScheduleFactory, adam_family, check_fits_trials,
-                                         check_trial_settings, default_schedule, trials_after_sweep)
+                                         check_trial_settings, default_schedule, own_validation,
+                                         trials_after_sweep)
 from callbacks.range_test.update_size import UPDATE_SHARE, StepSize, check_update_share
 
 __all__ = ["LRRangeTest", "loss_rise", "sweep_status", "suggestion_spread", "one_sweep"]
@@ -111,8 +112,9 @@ class LRRangeTest(RangeTestCallback):
         trial_min_images: each trial also runs enough steps to see this many training images (over all ranks and
             accumulated batches), up to ``trial_max_steps``; 0: no such floor.
         trial_val_batches: after each trial, record its validation loss and accuracy on this many validation
-            batches (``val_loss``, ``val_acc`` in each trial; a diagnostic: the choice still reads the training
-            loss); 0: none. Needs a validation split.
+            batches (``val_loss``, ``val_acc`` in each trial), where the data has a validation split of its own
+            (:func:`~callbacks.range_test.trials.own_validation`; never the test split); they rank the trials only
+            where the trials memorised the training set (v21, :func:`~callbacks.range_test.trials.choose`); 0: none.
         trial_tolerance: a larger candidate whose score is within this fraction of the best one's is kept (at most
             ``trials.STRONG_TOLERANCE`` when the best trial ended ``trials.WEAK_PROGRESS`` or more below chance).
         trial_refine: one more trial between the winner and the next larger candidate, chosen by the same rule.
@@ -133,7 +135,7 @@ class LRRangeTest(RangeTestCallback):
                  repeats: int = 1, seed: Optional[int] = 0, bandwidth: Optional[float] = None,
                  trial_factors: Optional[Sequence[float]] = (0.3, 1.0, 3.0, 10.0), trial_fraction: float = 0.05,
                  trial_min_steps: int = 50, trial_max_steps: int = 200, trial_tolerance: float = 0.05,
-                 trial_refine: bool = True, trial_min_images: int = 3200, trial_val_batches: int = 0,
+                 trial_refine: bool = True, trial_min_images: int = 3200, trial_val_batches: int = 8,
                  trial_schedule: Optional[ScheduleFactory] = None, trial_floor: Optional[float] = None,
                  update_share: Optional[float] = UPDATE_SHARE) -> None:
         if num_steps is None:
@@ -151,7 +153,6 @@ class LRRangeTest(RangeTestCallback):
                                                   trial_val_batches)
         self.trial_fraction, self.trial_min_steps, self.trial_max_steps = trial_fraction, trial_min_steps, trial_max_steps
         self.trial_min_images, self.trial_val_batches = trial_min_images, trial_val_batches
-        self.needs_validation = bool(self.trial_factors) and trial_val_batches > 0
         self.trial_tolerance, self.trial_refine = float(trial_tolerance), trial_refine
         self.trial_schedule = trial_schedule or default_schedule
         if trial_floor is not None and not (isinstance(trial_floor, (int, float)) and trial_floor >= 0):
@@ -191,7 +192,7 @@ class LRRangeTest(RangeTestCallback):
                 trainer, pl_module, snapshot, base, cap=runs[0]["lrs"][-1 if stop is None else stop],
                 factors=self.trial_factors, length=length, schedule=self.trial_schedule, seed=self.seed,
                 tolerance=self.trial_tolerance, refine=self.trial_refine,
-                val_batches=self.trial_val_batches, floor=float(runs[0]["lrs"][0]), descend=adaptive or rise is None,
+                val_batches=self.trial_val_batches if own_validation(trainer) else 0, floor=float(runs[0]["lrs"][0]), descend=adaptive or rise is None,
                 above=self.trial_floor)
             raw["adaptive"], raw["rise"] = adaptive, rise
             raw["carry"] = carry_setup(trainer, self.trial_schedule, self.max_lr, length)  # Adagrad only (v18)

@@ -243,15 +243,19 @@ def print_result(result: Any, console: Optional[Any] = None) -> None:
         table.add_row(*row)
     con.print(table)
     if result.trials:
+        val = any("val_loss" in t for t in result.trials)
         trials = Table(title=f"max_lr trials ({result.trial_length} each)",
-                       caption="score: mean training loss over each trial's last quarter (lowest wins)")
-        for col in ("max_lr", "x rule", "steps", "score"):
+                       caption="score: mean training loss over each trial's last quarter (lowest wins; where the "
+                               "trials memorised the training set, the lowest val loss)" if val else
+                               "score: mean training loss over each trial's last quarter (lowest wins)")
+        for col in ("max_lr", "x rule", "steps", "score") + (("val loss",) if val else ()):
             trials.add_column(col, justify="right")
         # the trials' own choice (auto's LR blends it with the update point, or carries it for Adagrad)
         chosen = result.suggestions["trials"] if result.rule in ("blend", "trials") else result.lr
         for t in result.trials:
             trials.add_row(f"{t['lr']:.4g}" + (" *" if math.isclose(t["lr"], chosen) else ""),
                            f"{t['factor']:.3g}",
-                           str(t["steps"]), f"{t['score']:.4g}")
+                           str(t["steps"]), f"{t['score']:.4g}",
+                           *([f"{t['val_loss']:.4g}" if "val_loss" in t else "-"] if val else []))
         con.print(trials)
     con.print(f"[bold]found max_lr = {result.lr:.4g}[/bold] ({result.source})")

@@ -6,13 +6,15 @@ this class only holds the values and forwards to it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from callbacks.range_test import report
 from callbacks.range_test.smoothing import sweep_diverged
-from callbacks.range_test.trials import CHANCE_MARGIN, RISE_SHARE, below_chance, candidates, none_learned, weak
-from callbacks.range_test.update_size import FLAT_LOSS, UPDATE_SHARE
+from callbacks.range_test.trials import (CHANCE_MARGIN, MEMORISED, RISE_SHARE, below_chance, candidates, none_learned,
+                                         weak)
+from callbacks.range_test.update_size import UPDATE_SHARE
 
 __all__ = ["RangeTestResult"]
 
@@ -115,7 +117,8 @@ class RangeTestResult:
     def trial_signal(self) -> str:
         """``"; best trial 7% below chance-level loss, a weak signal: sweep 0.3x-3x around it"`` (``""`` when the
         trials do not say their chance level; no more when the best trial ended well below it, unless at about 0 (below
-        :data:`~callbacks.range_test.update_size.FLAT_LOSS` of it: the trials memorised the set); a warning when none
+        :data:`~callbacks.range_test.trials.MEMORISED` of it: the trials memorised the set, and their validation loss
+        ranked them where the data has a validation split of its own, v21); a warning when none
         ended 1% below it, and what was used then: the range test's rise point, or the rule's own LR)."""
         share = below_chance(self.trials)
         if share is None:  # no chance level (a module without one), or no trial learned
@@ -124,9 +127,14 @@ class RangeTestResult:
             return (f"; no trial ended {CHANCE_MARGIN:.0%} below chance-level loss (too short to learn on this data): "
                     f"{used}; sweep 0.3x-3x around it" if any(t.get("chance_loss") for t in self.trials) else "")
         warning = ", a weak signal: sweep 0.3x-3x around it" if weak(share) else ""
-        if share > 1 - FLAT_LOSS:  # the easy set of RESULTS.md 2026-12-03 14:46: auto 5-40x the sweep's best
-            warning = (": the trials memorised the training set, and a training loss cannot rank peaks by how they "
-                       "generalise; sweep 0.03x-1x around it")
+        if share > 1 - MEMORISED:  # the easy set of RESULTS.md 2026-12-03 14:46: auto 5-40x the sweep's best
+            warning = ": the trials memorised the training set, and a training loss cannot rank peaks by how they "
+            ranked = [t for t in self.trials if t.get("learned")]
+            by_val = all(math.isfinite(t.get("val_loss", math.nan)) for t in ranked)  # as trials.choose ranks them
+            warning += (f"generalise: their validation loss ({ranked[0].get('val_images')} images) ranked them, "
+                        + ", ".join(f"{t['lr']:.3g}: {t['val_loss']:.4g}" for t in ranked) if by_val else
+                        "generalise, and the data has no validation split of its own to rank them on; sweep 0.03x-1x "
+                        "around it")
         return f"; best trial {share:.0%} below chance-level loss{warning}"
 
     @property

@@ -42,7 +42,7 @@ __all__ = ["check_trial_settings", "trials_after_sweep", "learned", "candidates"
            "images_per_step", "chance_level", "trial_score", "tail", "beats", "choose", "run_trials",
            "default_schedule", "describe", "share_below", "weak", "below_chance", "adam_family",
            "none_learned", "untrained_fallback", "bound_schedule", "trial_shape", "CHANCE_MARGIN", "RISE_SHARE",
-           "WEAK_PROGRESS", "STRONG_TOLERANCE"]
+           "WEAK_PROGRESS", "STRONG_TOLERANCE", "MEMORISED", "memorised", "own_validation"]
 
 #: when no candidate ended below chance-level loss: the trials descend from the lowest one by this factor, at most
 #: this many times (3 decades); found where a range test's minimum sat on a chance plateau at LR 0.8-2 (issue 20)
@@ -64,6 +64,12 @@ WEAK_PROGRESS = 0.18
 #: none, the worst seed of six CIFAR settings went from +0.3..+2.7 to +0.0..+2.8 points, five of six within 2, and
 #: two held-out settings gained +0.38 +/- 0.18 test points (issue 20, RESULTS.md 2026-12-01, v8)
 STRONG_TOLERANCE = 0.0
+
+#: a best trial that ended below this share of the chance-level loss memorised the training set: every candidate's
+#: training loss is about 0 and cannot rank peaks by how they generalise, so their validation loss ranks them (v21,
+#: :func:`choose`). On two easy drawn sets whose every trial memorised, ranked on paper off each seed's sweep, that
+#: read +3.4 +/- 1.6 test points over the training loss (6 runs; RESULTS.md 2026-12-03 16:40)
+MEMORISED = 0.01
 
 #: when no trial learned with an SGD-family optimizer, auto trains at the range test's rise point, where the smoothed
 #: loss first stands this share above its lowest so far (v10): on the 10 such runs of issue 20's benchmark it read
@@ -211,7 +217,9 @@ def choose(trials: Sequence[Dict[str, Any]], z: float = 2.0, tolerance: float = 
     ``chance``): where trials cannot tell candidates apart, the larger peak, which regularises more over a whole
     run and which a short trial undervalues, is kept. When no trial learned anything (too short for
     this data), the candidate nearest the rule's own LR (factor 1). Without per-step ``losses``: the lowest score.
-    ``chance``: see :func:`learned`."""
+    ``chance``: see :func:`learned`. Where the best trial memorised the training set (:func:`memorised`) and every
+    trial that learned has a validation loss (``val_loss``, :func:`run_trials`), the lowest validation loss wins
+    (ties: the larger LR; v21)."""
     finite = [t for t in trials if math.isfinite(t["score"])]
     if not finite:
         raise RuntimeError("every max_lr trial diverged: lower range_test.max_lr or range_test.trial_factors")
@@ -221,12 +229,34 @@ def choose(trials: Sequence[Dict[str, Any]], z: float = 2.0, tolerance: float = 
     if not informative:
         return min(trials, key=lambda t: abs(math.log(t.get("factor", 1.0))))
     best = min(informative, key=lambda t: (t["score"], -t["lr"]))
+    if memorised(best["score"], chance) and all(math.isfinite(t.get("val_loss", math.nan)) for t in informative):
+        return min(informative, key=lambda t: (t["val_loss"], -t["lr"]))
     if chance and not weak(share_below(best["score"], chance)):
         tolerance = min(tolerance, STRONG_TOLERANCE)  # trials that learned well rank peaks as the full run does
     close = best["score"] + tolerance * abs(best["score"])
     ties = [t for t in informative
             if t is best or t["score"] <= close or not beats(best["losses"], t["losses"], z)]
     return max(ties, key=lambda t: t["lr"])
+
+
+def memorised(score: float, chance: Optional[float]) -> bool:
+    """Whether a trial's ``score`` (its training loss at the end) lies below :data:`MEMORISED` of the chance-level
+    loss ``chance`` (``None``: not known, never)."""
+    return bool(chance) and score < MEMORISED * chance
+
+
+def own_validation(trainer: Any) -> bool:
+    """Whether the run validates on a split of its own: it has a validation loader, and its datamodule does not say
+    that the loader is the test split (``validates_on_test``: a data set without a validation split, the paper
+    recipes' "train on all, test at the end"). The trials are never ranked on a test split."""
+    from callbacks.range_test.engine import val_loader
+
+    if getattr(trainer.datamodule, "validates_on_test", False):
+        return False
+    try:
+        return val_loader(trainer) is not None
+    except ValueError:
+        return False
 
 
 def adam_family(optimizers: Sequence[Any]) -> bool:
@@ -318,9 +348,10 @@ def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float]
                schedule: ScheduleFactory, seed: Optional[int], steps_per_epoch: Optional[float],
                val_batches: int = 0) -> List[Dict[str, Any]]:
     """Train ``steps`` optimizer steps of ``schedule(peak)`` for each peak in ``lrs``, each from the state the
-    snapshot holds and with the same RNG seed; returns ``[{lr, score, losses, steps}]``, plus ``val_loss`` and
-    ``val_acc`` on the first ``val_batches`` validation batches after each trial that did not diverge (when > 0;
-    recorded, not used by the choice). The state is restored after every trial."""
+    snapshot holds and with the same RNG seed; returns ``[{lr, score, losses, steps}]``, plus ``val_loss``,
+    ``val_acc`` and ``val_images`` on the first ``val_batches`` validation batches after each trial that did not
+    diverge (when > 0; :func:`choose` ranks on them only where the trials memorised the training set). The state is
+    restored after every trial."""
     from callbacks.range_test.engine import (BatchStream, first_loader, optimizer_step_at, seed_rngs,
                                              val_loader, validation_scores)
 
@@ -351,8 +382,8 @@ def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float]
             trial = {"lr": float(peak), "score": trial_score(losses) if len(losses) == steps else math.inf,
                      "losses": losses, "steps": len(losses)}
             if val_batches and math.isfinite(trial["score"]):
-                trial["val_loss"], trial["val_acc"], _ = validation_scores(trainer, pl_module, val_loader(trainer),
-                                                                          val_batches)
+                trial["val_loss"], trial["val_acc"], trial["val_images"] = validation_scores(
+                    trainer, pl_module, val_loader(trainer), val_batches)
             trials.append(trial)
     snapshot.restore_training_state()
     return trials
