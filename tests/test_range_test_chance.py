@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from callbacks.range_test import trials
+from callbacks.range_test import trial_runs, trials
 
 
 def test_a_trial_that_ends_at_chance_level_has_not_learned():
@@ -61,11 +61,11 @@ def test_trials_descend_below_the_candidates_when_none_ends_below_chance(monkeyp
         return [{"lr": lr, "losses": [2.2, 2.1, 2.0] + [1.9] * 5 + [end] * 4, "steps": 12,
                  "score": end} for lr in lrs]
 
-    monkeypatch.setattr(trials, "run_trials", fake_run_trials)
+    monkeypatch.setattr(trial_runs, "run_trials", fake_run_trials)
     trainer = SimpleNamespace(estimated_stepping_batches=400, num_training_batches=40, accumulate_grad_batches=1,
                               world_size=1, train_dataloader=DataLoader(list(range(64)), batch_size=64))
     module = SimpleNamespace(chance_loss=lambda: chance)
-    out = trials.trials_after_sweep(trainer, module, None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
+    out = trial_runs.trials_after_sweep(trainer, module, None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
                                     length=(0.05, 12, 12, 0), schedule=None, seed=0, tolerance=0.05, refine=True,
                                     floor=1e-5)
     ladder = [0.3 / 10 ** 0.5, 0.3 / 10, 0.3 / 10 ** 1.5]
@@ -74,16 +74,16 @@ def test_trials_descend_below_the_candidates_when_none_ends_below_chance(monkeyp
     assert trials.choose(out, tolerance=0.05, chance=chance)["lr"] == pytest.approx(ladder[2])
     assert [t["learned"] for t in out] == [False] * 6 + [True, False] and out[0]["chance_loss"] == chance
     ran.clear()
-    trials.trials_after_sweep(trainer, module, None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
+    trial_runs.trials_after_sweep(trainer, module, None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
                               length=(0.05, 12, 12, 0), schedule=None, seed=0, refine=False, floor=0.05)
     assert ran == pytest.approx([0.3, 1, 3, 10, 0.3 / 10 ** 0.5])  # not below the sweep's first LR
     ran.clear()
-    trials.trials_after_sweep(trainer, module, None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
+    trial_runs.trials_after_sweep(trainer, module, None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
                               length=(0.05, 12, 12, 0), schedule=None, seed=0, refine=False, floor=1e-5,
                               descend=False)
     assert ran == pytest.approx([0.3, 1, 3, 10])  # the caller has a fallback (the rise point): no descent
     ran.clear()
-    trials.trials_after_sweep(trainer, SimpleNamespace(), None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
+    trial_runs.trials_after_sweep(trainer, SimpleNamespace(), None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
                               length=(0.05, 12, 12, 0), schedule=None, seed=0, refine=False, floor=1e-5)
     assert ran == pytest.approx([0.3, 1, 3, 10])  # a module that does not say its chance level: no descent
 
@@ -91,9 +91,9 @@ def test_trials_descend_below_the_candidates_when_none_ends_below_chance(monkeyp
         ran.extend(lrs)
         return [{"lr": lr, "losses": [2.0] * 12, "steps": 12, "score": 2.0} for lr in lrs]
 
-    monkeypatch.setattr(trials, "run_trials", flat)
+    monkeypatch.setattr(trial_runs, "run_trials", flat)
     ran.clear()
-    out = trials.trials_after_sweep(trainer, module, None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
+    out = trial_runs.trials_after_sweep(trainer, module, None, base=1.0, cap=None, factors=[0.3, 1, 3, 10],
                                     length=(0.05, 12, 12, 0), schedule=None, seed=0, refine=True, floor=1e-5)
     assert ran == pytest.approx([0.3, 1, 3, 10])  # nothing fell at all (too short to learn): no descent either,
     assert trials.choose(out, tolerance=0.05, chance=chance)["lr"] == 1  # nor a refinement: the rule's own LR

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from callbacks.range_test import trials
+from callbacks.range_test import trial_runs, trials
 
 
 def test_candidates_rise_without_repeats_and_respect_the_cap():
@@ -44,20 +44,20 @@ def test_images_per_step_counts_batch_accumulation_and_ranks():
 
     data = list(range(100))
     plain = SimpleNamespace(train_dataloader=DataLoader(data, batch_size=24), accumulate_grad_batches=2, world_size=3)
-    assert trials.images_per_step(plain) == 24 * 2 * 3
+    assert trial_runs.images_per_step(plain) == 24 * 2 * 3
     sampler = BatchSampler(SequentialSampler(data), batch_size=10, drop_last=False)
     own = SimpleNamespace(train_dataloader=[DataLoader(data, batch_sampler=sampler)], accumulate_grad_batches=1,
                           world_size=1)
-    assert trials.images_per_step(own) == 10  # a batch sampler's size, inside a list of loaders
+    assert trial_runs.images_per_step(own) == 10  # a batch sampler's size, inside a list of loaders
     from datamodules.batches import make_train_loader
 
     ours = make_train_loader(data, 12, 0, True, {"num_replicas": 2, "rank": 0}, lambda: 0)  # yields whole batches
     assert ours.batch_size is None
     project = SimpleNamespace(train_dataloader=ours, accumulate_grad_batches=1, world_size=2)
-    assert trials.images_per_step(project) == 24  # 12 per rank, 2 ranks
+    assert trial_runs.images_per_step(project) == 24  # 12 per rank, 2 ranks
     unknown = SimpleNamespace(train_dataloader=DataLoader(data, batch_sampler=[[0, 1], [2]]),
                               accumulate_grad_batches=1, world_size=1)
-    assert trials.images_per_step(unknown) is None
+    assert trial_runs.images_per_step(unknown) is None
 
 
 def test_bad_trial_min_images_is_refused_naming_the_key():

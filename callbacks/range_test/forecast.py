@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from callbacks.range_test.trials import LADDER_STEPS, trial_shape
+from callbacks.range_test.trial_runs import trial_shape
+from callbacks.range_test.trials import LADDER_STEPS
 
 __all__ = ["SearchPlan", "search_plan"]
 

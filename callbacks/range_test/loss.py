@@ -25,9 +25,9 @@ from callbacks.range_test.smoothing import default_bandwidth, divergence_index, 
 from callbacks.range_test.step_count import carry_setup
 from callbacks.range_test.suggestions import SUGGESTIONS, compute_suggestions, rise_point
 from callbacks.range_test.engine import BatchStream, first_loader, optimizer_step_at, seed_rngs, sweep_lrs
-from callbacks.range_test.trials import (RISE_SHARE, ScheduleFactory, adam_family, check_fits_trials,
-                                         check_trial_settings, default_schedule, own_validation,
-                                         trials_after_sweep)
+from callbacks.range_test.trial_runs import check_fits_trials, own_validation, trials_after_sweep
+from callbacks.range_test.trials import (RISE_SHARE, ScheduleFactory, adam_family, check_trial_settings,
+                                         default_schedule)
 from callbacks.range_test.update_size import UPDATE_SHARE, StepSize, check_update_share
 
 __all__ = ["LRRangeTest", "loss_rise", "sweep_status", "suggestion_spread", "one_sweep"]
@@ -113,7 +113,7 @@ class LRRangeTest(RangeTestCallback):
             accumulated batches), up to ``trial_max_steps``; 0: no such floor.
         trial_val_batches: after each trial, record its validation loss and accuracy on this many validation
             batches (``val_loss``, ``val_acc`` in each trial), where the data has a validation split of its own
-            (:func:`~callbacks.range_test.trials.own_validation`; never the test split); they rank the trials only
+            (:func:`~callbacks.range_test.trial_runs.own_validation`; never the test split); they rank the trials only
             where the trials memorised the training set (v21, :func:`~callbacks.range_test.trials.choose`); 0: none.
         trial_tolerance: a larger candidate whose score is within this fraction of the best one's is kept (at most
             ``trials.STRONG_TOLERANCE`` when the best trial ended ``trials.WEAK_PROGRESS`` or more below chance).

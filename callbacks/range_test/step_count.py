@@ -28,7 +28,8 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
-from callbacks.range_test.trials import ScheduleFactory, bound_schedule, trial_shape
+from callbacks.range_test.trial_runs import bound_schedule, trial_shape
+from callbacks.range_test.trials import ScheduleFactory
 from callbacks.schedules.lr_schedule import optimizer_steps_per_epoch
 
 __all__ = ["adagrad_decay", "carry_setup", "shrink", "peak_step", "sweep_step", "carried", "MAX_EVALUATED"]
@@ -51,7 +52,7 @@ def adagrad_decay(optimizers: Sequence[Any]) -> Optional[float]:
 def carry_setup(trainer: Any, schedule: ScheduleFactory, top_lr: float, length: tuple) -> Optional[Dict[str, Any]]:
     """What :func:`carried` needs, read off the trainer the search runs on: ``{lr_decay, run_peak, trial_peak}``, the
     peaks being the optimizer steps where ``schedule(max_lr=top_lr)`` peaks over the run and over one trial (as
-    :func:`~callbacks.range_test.trials.run_trials` binds it: ``length`` as there); ``None`` when no optimizer is an
+    :func:`~callbacks.range_test.trial_runs.run_trials` binds it: ``length`` as there); ``None`` when no optimizer is an
     Adagrad to carry for, or when the run's length is unknown (with a warning)."""
     decay = adagrad_decay(trainer.optimizers)
     if decay is None:
