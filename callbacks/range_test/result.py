@@ -6,14 +6,13 @@ this class only holds the values and forwards to it.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from callbacks.range_test import report
 from callbacks.range_test.smoothing import sweep_diverged
 from callbacks.range_test.trials import (CHANCE_MARGIN, MEMORISED, RISE_SHARE, below_chance, candidates, none_learned,
-                                         weak)
+                                         validated, weak)
 from callbacks.range_test.update_size import UPDATE_SHARE
 
 __all__ = ["RangeTestResult"]
@@ -129,10 +128,9 @@ class RangeTestResult:
         warning = ", a weak signal: sweep 0.3x-3x around it" if weak(share) else ""
         if share > 1 - MEMORISED:  # the easy set of RESULTS.md 2026-12-03 14:46: auto 5-40x the sweep's best
             warning = ": the trials memorised the training set, and a training loss cannot rank peaks by how they "
-            ranked = [t for t in self.trials if t.get("learned")]
-            by_val = all(math.isfinite(t.get("val_loss", math.nan)) for t in ranked)  # as trials.choose ranks them
+            ranked = validated([t for t in self.trials if t.get("learned")])  # as trials.choose ranks them
             warning += (f"generalise: their validation loss ({ranked[0].get('val_images')} images) ranked them, "
-                        + ", ".join(f"{t['lr']:.3g}: {t['val_loss']:.4g}" for t in ranked) if by_val else
+                        + ", ".join(f"{t['lr']:.3g}: {t['val_loss']:.4g}" for t in ranked) if ranked else
                         "generalise, and the data has no validation split of its own to rank them on; sweep 0.03x-1x "
                         "around it")
         return f"; best trial {share:.0%} below chance-level loss{warning}"

@@ -3,9 +3,9 @@ numbers alone): each trial's length and epoch (:func:`trial_shape`), the check t
 (:func:`check_fits_trials`), the trials themselves from the range test's snapshot (:func:`run_trials`), and the
 rounds the loss range test runs after its sweep (:func:`trials_after_sweep`: candidates, the descent where none
 learned, the refinement). Each trial trains from the same weights on the same batches; between trials and at the end
-everything is restored exactly as after the range test (:mod:`callbacks.range_test.state`). After each trial that did
-not diverge its validation loss is recorded where the data has a validation split of its own (:func:`own_validation`;
-it ranks the trials only where they memorised the training set, v21), never on a test split.
+everything is restored exactly as after the range test (:mod:`callbacks.range_test.state`). After each trial that may
+have memorised the training set its validation loss is recorded where the data has a validation split of its own
+(:func:`own_validation`; it ranks the trials where the best one memorised, v21), never on a test split.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from callbacks.range_test.engine import (BatchStream, first_loader, optimizer_st
                                          validation_scores)
 from callbacks.range_test.progress import progress_task
 from callbacks.range_test.trials import (LADDER, LADDER_STEPS, ScheduleFactory, candidates, chance_level, choose,
-                                         learned, refinement, trial_length, trial_score)
+                                         learned, near_memorised, refinement, trial_length, trial_score)
 from callbacks.schedules.lr_schedule import momentum_key, optimizer_steps_per_epoch, set_momentum
 
 __all__ = ["images_per_step", "own_validation", "bound_schedule", "trial_shape", "check_fits_trials", "run_trials",
@@ -91,10 +91,11 @@ def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float]
                val_batches: int = 0) -> List[Dict[str, Any]]:
     """Train ``steps`` optimizer steps of ``schedule(peak)`` for each peak in ``lrs``, each from the state the
     snapshot holds and with the same RNG seed; returns ``[{lr, score, losses, steps}]``, plus ``val_loss``,
-    ``val_acc`` and ``val_images`` on the first ``val_batches`` validation batches after each trial that did not
-    diverge (when > 0; :func:`choose` ranks on them only where the trials memorised the training set). The state is
-    restored after every trial."""
-    trials = []
+    ``val_acc`` and ``val_images`` on the first ``val_batches`` validation batches (when > 0) after each trial that
+    may have memorised the training set (:func:`~callbacks.range_test.trials.near_memorised`): :func:`choose` ranks
+    on them where the best trial memorised it, and no other trial pays for a validation pass. The state is restored
+    after every trial."""
+    trials, chance = [], chance_level(pl_module)
     with progress_task(trainer, "max_lr trials", len(lrs) * steps) as task:
         for i, peak in enumerate(lrs):
             snapshot.restore_training_state()
@@ -120,7 +121,7 @@ def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float]
             task.skip(steps - len(losses))  # a diverged trial: the line still ends full
             trial = {"lr": float(peak), "score": trial_score(losses) if len(losses) == steps else math.inf,
                      "losses": losses, "steps": len(losses)}
-            if val_batches and math.isfinite(trial["score"]):
+            if val_batches and near_memorised(trial["score"], chance):
                 trial["val_loss"], trial["val_acc"], trial["val_images"] = validation_scores(
                     trainer, pl_module, val_loader(trainer), val_batches)
             trials.append(trial)
