@@ -36,8 +36,8 @@ from callbacks.schedules.shapes import one_cycle
 
 __all__ = ["check_trial_settings", "learned", "candidates", "refinement", "trial_length", "chance_level",
            "trial_score", "tail", "beats", "choose", "default_schedule", "describe", "share_below", "weak",
-           "below_chance", "adam_family", "none_learned", "untrained_fallback", "memorised", "near_memorised", "validated",
-           "ScheduleFactory", "LADDER", "LADDER_STEPS", "CHANCE_MARGIN", "RISE_SHARE", "WEAK_PROGRESS",
+           "below_chance", "adam_family", "none_learned", "untrained_fallback", "memorised", "near_memorised",
+           "validated", "ScheduleFactory", "LADDER", "LADDER_STEPS", "CHANCE_MARGIN", "RISE_SHARE", "WEAK_PROGRESS",
            "STRONG_TOLERANCE", "MEMORISED", "NEAR_MEMORISED"]
 
 #: when no candidate ended below chance-level loss: the trials descend from the lowest one by this factor, at most
@@ -292,4 +292,3 @@ def describe(trials: Sequence[Dict[str, Any]], chosen: float) -> str:
     """One line: each candidate with its score, the chosen one marked."""
     return ", ".join(f"{t['lr']:.3g}: {t['score']:.4f}" + (" (chosen)" if t["lr"] == chosen else "")
                      for t in trials)
-
