@@ -15,7 +15,19 @@ from callbacks.range_test.trials import (CHANCE_MARGIN, MEMORISED, RISE_SHARE, b
                                          validated, weak)
 from callbacks.range_test.update_size import UPDATE_SHARE
 
-__all__ = ["RangeTestResult"]
+__all__ = ["RangeTestResult", "memorised_note"]
+
+
+def memorised_note(trials: List[Dict[str, Any]]) -> str:
+    """What ``lr_source`` says where the trials memorised the training set: the validation losses that ranked them
+    (v21, as :func:`~callbacks.range_test.trials.choose` ranks them), or that there was no validation split to."""
+    ranked = validated([t for t in trials if t.get("learned")])
+    if not ranked:
+        return (": the trials memorised the training set, and a training loss cannot rank peaks by how they "
+                "generalise, and the data has no validation split of its own to rank them on; sweep 0.03x-1x around it")
+    return (": the trials memorised the training set, and a training loss cannot rank peaks by how they generalise: "
+            f"their validation loss ({ranked[0].get('val_images')} images) ranked them, "
+            + ", ".join(f"{t['lr']:.3g}: {t['val_loss']:.4g}" for t in ranked))
 
 
 @dataclass
@@ -127,12 +139,7 @@ class RangeTestResult:
                     f"{used}; sweep 0.3x-3x around it" if any(t.get("chance_loss") for t in self.trials) else "")
         warning = ", a weak signal: sweep 0.3x-3x around it" if weak(share) else ""
         if share > 1 - MEMORISED:  # the easy set of RESULTS.md 2026-12-03 14:46: auto 5-40x the sweep's best
-            warning = ": the trials memorised the training set, and a training loss cannot rank peaks by how they "
-            ranked = validated([t for t in self.trials if t.get("learned")])  # as trials.choose ranks them
-            warning += (f"generalise: their validation loss ({ranked[0].get('val_images')} images) ranked them, "
-                        + ", ".join(f"{t['lr']:.3g}: {t['val_loss']:.4g}" for t in ranked) if ranked else
-                        "generalise, and the data has no validation split of its own to rank them on; sweep 0.03x-1x "
-                        "around it")
+            warning = memorised_note(self.trials)
         return f"; best trial {share:.0%} below chance-level loss{warning}"
 
     @property
