@@ -58,7 +58,13 @@ COLUMNS = ["setting", "seed", "kind", "lr", "status", "val", "test", "train_wall
 # learned, auto's LR is the geometric mean of the trials' choice and the update point (callbacks.range_test.update_size;
 # RESULTS.md 2026-12-02 02:29 and 02:57). v18 is v17 where, with Adagrad, each LR the search measured is carried to the
 # run's LR peak (callbacks.range_test.step_count; RESULTS.md 2026-12-02 14:53): every other optimizer's run repeats v17.
-AUTO_JOB = "auto_v18"
+# v19 and v20 measure no update point where no step moved the weights 3% before the sweep's end or where the loss
+# there was about 0; v21 ranks trials that memorised the training set by validation loss (RESULTS.md 2026-12-03
+# 14:44-16:44). None changes a recorded v18 run: every recorded update point sat at 0.0001-0.61 (v19), the loss at
+# it stood at 0.41-0.75x chance on the two tiniest settings and the others train to 40-95% (v20, expected), and no
+# recorded best trial ended below 1% of chance-level loss when those two settings were rerun with v21 (the others
+# ended above 56% of it): so the v18 rows stand for v21 (SAME_SINCE).
+AUTO_JOB = "auto_v21"
 # Older auto runs that v17 would repeat exactly, per setting and seed, generated from the evidence CSV: every current
 # v14 run where no trial learned (v17 blends the trials' choice with the update point only where one did, and changes
 # nothing else; 230 of the 264 runs on record are rerun). Each older version repeated the runs listed under it before:
@@ -78,7 +84,8 @@ SAME_SINCE = {"auto_v9": ("shapes6_large_adamw_s1",),
                            "shapes5_sgd32_b_s4", "shapes5_sgd32_b_s5", "shapes6_resnet9_nesterov_s4",
                            "shapes7_sgd32_b_s1", "shapes7_sgd32_b_s2"),
               "auto_v14": ("shapes4_airbench_adam_s4",),
-              "auto_v17": tuple(name for name, s in SETTINGS.items() if "optimizer=adagrad" not in s["overrides"])}
+              "auto_v17": tuple(name for name, s in SETTINGS.items() if "optimizer=adagrad" not in s["overrides"]),
+              "auto_v18": tuple(SETTINGS)}
 # The control: per seed, one more run at the sweep's validation-best LR x CONTROL_NUDGE, i.e. what an auto that always
 # found the sweep's best would train. Its gap to the sweep's best is the noise floor of the gap: on these short
 # runs a 0.1% change of the peak already changes a run's accuracy by a few points, so a worst seed within 2 points
