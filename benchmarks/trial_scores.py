@@ -2,9 +2,10 @@
 
 Reads the auto runs made with ``range_test.trial_val_batches`` (each trial's validation loss and accuracy in
 ``lr_range_test.json``; since v21 recorded only after trials that ended below 10% of chance-level loss,
-``trials.NEAR_MEMORISED``, so a replay of every trial needs runs made before v21) under --runs, and the sweep rows of ``auto_lr.csv``. Per setting and seed, each rule picks
-one of the trials' LRs: ``train_loss`` (what auto chose: the training loss with the tolerance and refinement),
-``val_loss`` (lowest validation loss), ``val_acc`` (highest validation accuracy; ties: the larger LR). The test
+``trials.NEAR_MEMORISED``, so a replay of every trial needs runs made before v21) under --runs, and the sweep rows of
+``auto_lr.csv``. Per setting and seed, each rule picks one of the trials' LRs: ``train_loss`` (what auto chose: the
+training loss with the tolerance and refinement), ``val_loss`` (lowest validation loss), ``val_acc`` (highest
+validation accuracy; ties: the larger LR). The test
 accuracy a rule's LR would train to is read off that seed's sweep (linear in log LR between the two nearest swept
 peaks; the end value outside them): an estimate, not a run. Gap = the sweep's validation-best run minus that, in
 points. Writes trial_scores.csv (one row per setting, seed and rule) to --out and prints the table.

@@ -55,7 +55,7 @@ def test_trials_descend_below_the_candidates_when_none_ends_below_chance(monkeyp
     chance = math.log(5)
     ran = []
 
-    def fake_run_trials(trainer, pl_module, snapshot, lrs, steps, schedule, seed, steps_per_epoch, val_batches=0):
+    def fake_run_trials(trainer, pl_module, snapshot, lrs, steps, schedule, seed, steps_per_epoch, val_batches=0, chance=None):
         ran.extend(lrs)
         end = 1.40 if lrs[0] <= 0.01 else 1.62
         return [{"lr": lr, "losses": [2.2, 2.1, 2.0] + [1.9] * 5 + [end] * 4, "steps": 12,
@@ -87,7 +87,7 @@ def test_trials_descend_below_the_candidates_when_none_ends_below_chance(monkeyp
                               length=(0.05, 12, 12, 0), schedule=None, seed=0, refine=False, floor=1e-5)
     assert ran == pytest.approx([0.3, 1, 3, 10])  # a module that does not say its chance level: no descent
 
-    def flat(trainer, pl_module, snapshot, lrs, steps, schedule, seed, steps_per_epoch, val_batches=0):
+    def flat(trainer, pl_module, snapshot, lrs, steps, schedule, seed, steps_per_epoch, val_batches=0, chance=None):
         ran.extend(lrs)
         return [{"lr": lr, "losses": [2.0] * 12, "steps": 12, "score": 2.0} for lr in lrs]
 

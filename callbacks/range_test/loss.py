@@ -192,8 +192,8 @@ class LRRangeTest(RangeTestCallback):
                 trainer, pl_module, snapshot, base, cap=runs[0]["lrs"][-1 if stop is None else stop],
                 factors=self.trial_factors, length=length, schedule=self.trial_schedule, seed=self.seed,
                 tolerance=self.trial_tolerance, refine=self.trial_refine,
-                val_batches=self.trial_val_batches if own_validation(trainer) else 0, floor=float(runs[0]["lrs"][0]),
-                descend=adaptive or rise is None, above=self.trial_floor)
+                val_batches=self.trial_val_batches if self.trial_val_batches and own_validation(trainer) else 0,
+                floor=float(runs[0]["lrs"][0]), descend=adaptive or rise is None, above=self.trial_floor)
             raw["adaptive"], raw["rise"] = adaptive, rise
             raw["carry"] = carry_setup(trainer, self.trial_schedule, self.max_lr, length)  # Adagrad only (v18)
         return raw

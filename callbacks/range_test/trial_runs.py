@@ -88,14 +88,14 @@ def check_fits_trials(trainer: Any, schedule: ScheduleFactory, peak: float, leng
 
 def run_trials(trainer: Any, pl_module: Any, snapshot: Any, lrs: Sequence[float], steps: int,
                schedule: ScheduleFactory, seed: Optional[int], steps_per_epoch: Optional[float],
-               val_batches: int = 0) -> List[Dict[str, Any]]:
+               val_batches: int = 0, chance: Optional[float] = None) -> List[Dict[str, Any]]:
     """Train ``steps`` optimizer steps of ``schedule(peak)`` for each peak in ``lrs``, each from the state the
     snapshot holds and with the same RNG seed; returns ``[{lr, score, losses, steps}]``, plus ``val_loss``,
     ``val_acc`` and ``val_images`` on the first ``val_batches`` validation batches (when > 0) after each trial that
-    may have memorised the training set (:func:`~callbacks.range_test.trials.near_memorised`): :func:`choose` ranks
-    on them where the best trial memorised it, and no other trial pays for a validation pass. The state is restored
-    after every trial."""
-    trials, chance = [], chance_level(pl_module)
+    may have memorised the training set (:func:`~callbacks.range_test.trials.near_memorised` of the chance-level
+    loss ``chance``): :func:`choose` ranks on them where the best trial memorised it, and no other trial pays for a
+    validation pass. The state is restored after every trial."""
+    trials = []
     with progress_task(trainer, "max_lr trials", len(lrs) * steps) as task:
         for i, peak in enumerate(lrs):
             snapshot.restore_training_state()
@@ -150,7 +150,7 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
     per_step = images_per_step(trainer)
     chance = chance_level(pl_module)
     trials = run_trials(trainer, pl_module, snapshot, candidates(base, factors, cap, above), steps, schedule, seed,
-                        scaled_epoch, val_batches)
+                        scaled_epoch, val_batches, chance)
     floor = max(floor, (above or 0.0) * (1 + 1e-9))  # the descent stays above the schedule's lowest peak too
     for _ in range(LADDER_STEPS if descend else 0):  # every candidate fell to chance: the minimum was no guide
         lowest = min(trials, key=lambda t: t["lr"])
@@ -158,11 +158,11 @@ def trials_after_sweep(trainer: Any, pl_module: Any, snapshot: Any, base: float,
                 or not learned(lowest["losses"]) or lowest["lr"] / LADDER < floor):
             break  # one learned; or the lowest did not even fall (too short to learn anything: lower LRs won't)
         trials += run_trials(trainer, pl_module, snapshot, [lowest["lr"] / LADDER], steps, schedule, seed,
-                             scaled_epoch, val_batches)
+                             scaled_epoch, val_batches, chance)
     if refine and any(learned(t["losses"], chance=chance) for t in trials):  # a winner to refine around
         middle = refinement(trials, choose(trials, tolerance=tolerance, chance=chance)["lr"])
         if middle is not None:
             trials += run_trials(trainer, pl_module, snapshot, [middle], steps, schedule, seed, scaled_epoch,
-                                 val_batches)
+                                 val_batches, chance)
     return [{**t, "factor": t["lr"] / base, "planned_steps": steps, "images_per_step": per_step,
              "learned": learned(t["losses"], chance=chance), "chance_loss": chance} for t in trials]
