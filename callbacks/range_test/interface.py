@@ -16,8 +16,11 @@ accuracy test's measurements ``trainer.validating`` true (apply training augment
 Data -- required (:class:`RangeTestDataModule`): training batches (``train_dataloader`` of the datamodule or the
 module, or ``train_dataloaders`` passed to ``find_lr``) and a ``state_dict``/``load_state_dict`` round trip;
 the accuracy test also needs validation batches (:class:`AccuracyTestDataModule`; loaders that do not come from
-a datamodule need a ``validation_step`` on the module, :class:`ValidatingModule`). The range test calls nothing
-else: ``class_counts``, ``init_images`` and the like are read by the project's ``Classifier``, not by it.
+a datamodule need a ``validation_step`` on the module, :class:`ValidatingModule`). Optional: validation batches
+for the max_lr trials, read only after a trial that may have memorised the training set (v21,
+:mod:`callbacks.range_test.trial_runs`), and ``validates_on_test`` (true where the validation loader is the test
+split: then they read none). The range test calls nothing else: ``class_counts``, ``init_images`` and the like are
+read by the project's ``Classifier``, not by it.
 
 The protocols are ``runtime_checkable`` (``isinstance(module, LossModule)`` tells whether a method of that name
 exists); whether a LightningModule *overrides* a hook that Lightning defines with a placeholder is what
