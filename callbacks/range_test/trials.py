@@ -64,8 +64,8 @@ STRONG_TOLERANCE = 0.0
 #: a best trial that ended below this share of the chance-level loss memorised the training set: every candidate's
 #: training loss is about 0 and cannot rank peaks by how they generalise, so their validation loss ranks them (v21,
 #: :func:`choose`). On two easy drawn sets whose every trial memorised, ranked on paper off each seed's sweep, that
-#: read +3.4 +/- 1.6 test points over the training loss (6 runs), and on a third set, held out, +2.47 +/- 1.05 in
-#: real runs (RESULTS.md 2026-12-03 16:26 and 16:34)
+#: read +3.4 +/- 1.6 test points over the training loss (6 runs); held out, in real runs, +2.47 +/- 1.05 on a third
+#: set and nothing measurable on a fourth or with AdamW (9 pairs: +0.71 +/- 0.57; RESULTS.md 2026-12-03 16:34-17:55)
 MEMORISED = 0.01
 #: a trial that ended below this share of the chance-level loss may have memorised the training set: only after such a
 #: trial is the validation split read (where the best memorised, these rank by validation loss): a validation pass
