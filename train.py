@@ -52,8 +52,6 @@ AUTO = "auto"  # a schedule LR the range test fills in (scheduler.max_lr=auto)
 # The schedule keys that take AUTO, each with a stand-in that passes the schedule's own checks (check_schedule runs
 # before the range test). conf/train.yaml's sweep check lists the same keys (tests/test_sweep_summary.py holds them equal).
 AUTO_KEYS = {"max_lr": 1e9, "base_lr": 0.0}
-
-
 # The speed keys that take AUTO (trainer=auto, conf/trainer/auto.yaml), each with the machine.SpeedSettings field
 # that fills it.
 SPEED_AUTO_KEYS = {"trainer.precision": "precision", "trainer.benchmark": "benchmark",
@@ -135,8 +133,8 @@ def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.Li
         raise
     except NoBounds as err:  # saved all the same: the accuracy test's points, to read the bounds off by eye
         result, failure = err.result, f"{err} (its points: {cfg.output_dir}/accuracy_range_test.png)"
-    if rank_zero_only.rank == 0:  # DDP: every rank found the same; one writes the files
-        result.save(cfg.output_dir)
+    if rank_zero_only.rank == 0:
+        result.save(cfg.output_dir)  # DDP: every rank found the same; one writes the files
     if failure:
         write_result(cfg.output_dir, status="failed", reason=failure, overrides=job_overrides(), run_dir=cfg.output_dir)
         raise ValueError(failure)
@@ -144,8 +142,7 @@ def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.Li
     return result
 
 
-def no_search(source: str) -> dict:
-    """How the LRs were found when no search ran: ``source`` says where they came from, at no cost."""
+def no_search(source: str) -> dict:  # how the LRs were found when no search ran: ``source``, at no cost
     return {"source": source, "search_s": 0.0, "search_steps": 0}
 
 
@@ -210,8 +207,7 @@ def check_above_floor(cfg: DictConfig, max_lr: float, what: str) -> None:
                          f"scheduler.{key} {BELOW_MAX_LR[key]}")
 
 
-def trial_schedule(cfg: DictConfig, max_lr: float):
-    """The run's schedule at a max_lr trial's peak (what the trials train)."""
+def trial_schedule(cfg: DictConfig, max_lr: float):  # the run's schedule at a max_lr trial's peak
     check_above_floor(cfg, max_lr, "tried a trial at")
     return instantiate(cfg.scheduler, max_lr=max_lr)
 
@@ -231,8 +227,7 @@ def build_callbacks(cfg: DictConfig, lr_found: dict | None = None) -> list[pl.Ca
 
 
 def build_loggers(cfg: DictConfig) -> list:
-    """The configured loggers; none for ``~logger`` / ``logger=null`` (result.json and the figures are written
-    all the same)."""
+    """The configured loggers; none for ``~logger`` / ``logger=null`` (result.json and figures are written anyway)."""
     return [instantiate(c) for c in logger_configs(cfg).values()]
 
 
@@ -310,11 +305,10 @@ def evaluate(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: En
 
 def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     started = time.time()
-    if cfg.get("resume"):  # +resume=true: rerunning a sweep in its old hydra.sweep.dir
-        finished = resume_sweep_job(cfg)
-        if finished is not None:  # completed or diverged before: its result stands
-            log.info(f"resume: {cfg.output_dir} already {finished.get('status')}; skipped")
-            return finished.get("objective")
+    finished = resume_sweep_job(cfg) if cfg.get("resume") else None  # +resume=true: a sweep in its old sweep dir
+    if finished is not None:  # completed or diverged before: its result stands
+        log.info(f"resume: {cfg.output_dir} already {finished.get('status')}; skipped")
+        return finished.get("objective")
     speed_why, threads_why = set_up_machine(cfg)
     if cfg.task.name == "predict":  # prediction from a checkpoint alone: lightning_modules/predict.py
         return predict_from_config(cfg)
