@@ -45,6 +45,7 @@ from callbacks.run.result_file import read_result, worst_value, write_config, wr
 from callbacks.run_config import (RunConfig, check_same_classes, check_weights_fit, read_resumed,
                                   saved_run_config)
 from callbacks.schedules.lr_schedule import LRSchedule
+from callbacks.sweeps.resume import ResumeRefused
 from lightning_modules.evaluate import evaluate_from_config
 from lightning_modules.predict import predict_from_config
 
@@ -384,6 +385,9 @@ def main(cfg: DictConfig) -> float | None:
         return run(cfg, keep)
     except (Interrupted, SearchInterrupted):
         raise SystemExit(130) from None  # 128 + SIGINT, as shells report an interrupted command
+    except ResumeRefused as err:  # another run's folder: write nothing into it, and stop the sweep (exit 2)
+        log.error(f"Error: {err}")
+        raise SystemExit(2) from None
     except Exception as err:
         if is_multirun():  # one broken job is a row of the sweep summary, not the end of the sweep
             write_result(cfg.output_dir, status="failed", reason=f"{type(err).__name__}: {plain_message(err)}",

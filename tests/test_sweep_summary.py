@@ -1,5 +1,6 @@
 """Sweep summary, plots, argument checks and resume decisions on hand-made sweep directories (no training)."""
 import csv
+import json
 import math
 
 import pytest
@@ -8,7 +9,7 @@ from omegaconf import OmegaConf
 from callbacks.run.result_file import read_result, result_path, write_result
 from callbacks.sweeps.checks import SweepError, check_sweep, check_writable
 from callbacks.sweeps.plot import Point, heatmap, lineplot
-from callbacks.sweeps.resume import resume_decision
+from callbacks.sweeps.resume import ResumeRefused, resume_decision
 from callbacks.sweeps.summary import main, report, summarize
 from conftest import CONF
 
@@ -217,8 +218,12 @@ def test_resume_decision_skips_finished_jobs_and_resumes_the_rest(tmp_path):
     assert resume_decision(never) == ("resume", str(never / "checkpoints" / "last.ckpt"))
     result_path(interrupted).write_text('{"status": "runn')  # killed while writing
     assert resume_decision(interrupted)[0] == "resume"
-    with pytest.raises(ValueError, match=r"ran with \['scheduler.max_lr=0.1'\].*'seed=1'"):
+    with pytest.raises(ResumeRefused, match=r"ran with \['scheduler.max_lr=0.1'\].*'seed=1'"):
         resume_decision(done, overrides=["scheduler.max_lr=0.1", "seed=1", "+resume=true"])
+    result_path(interrupted).write_text(json.dumps({"status": "running", "overrides": ["scheduler.max_lr=0.2"]}))
+    assert resume_decision(interrupted, overrides=["scheduler.max_lr=0.2", "+resume=true"])[0] == "resume"
+    with pytest.raises(ResumeRefused, match="'seed=1'"):  # not resumed from another seed's checkpoint either
+        resume_decision(interrupted, overrides=["scheduler.max_lr=0.2", "seed=1", "+resume=true"])
 
 
 def test_a_job_that_raised_is_recorded_as_failed_not_left_running(tmp_path):

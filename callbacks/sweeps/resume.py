@@ -26,21 +26,26 @@ def _without_resume(overrides: Sequence[str]) -> list[str]:
     return sorted(o for o in overrides if o.lstrip("+~").split("=", 1)[0] != RESUME_KEY)
 
 
+class ResumeRefused(ValueError):
+    """The job's folder holds a run with other settings: resuming there would mix two runs. Nothing is written into
+    the folder, and the whole sweep stops (train.py), since every job of a sweep run with other settings would be."""
+
+
 def resume_decision(run_dir: str | Path, overrides: Sequence[str] | None = None) -> tuple[str, Any]:
     """("skip", result) for a job that already completed or diverged; ("resume", checkpoint path) for one that
     was interrupted or failed after saving ``last.ckpt``; ("fresh", None) otherwise.
 
-    ``overrides`` (the job's own, e.g. ``HydraConfig.get().overrides.task``) guards against skipping a job that
-    ran with different settings in the same directory (keys left out of the directory name, such as ``seed``):
-    a finished job whose recorded overrides differ raises ValueError instead of being skipped."""
+    ``overrides`` (the job's own, e.g. ``HydraConfig.get().overrides.task``) guards against skipping or resuming a
+    job that ran with different settings in the same directory (keys left out of the directory name, such as
+    ``seed``): a job whose recorded overrides differ, finished or not, raises :class:`ResumeRefused`."""
     run_dir = Path(run_dir)
     result = read_result(run_dir, strict=False)  # an unreadable result is an unfinished job
+    recorded = (result or {}).get("overrides")
+    asked = None if overrides is None else _without_resume(list(overrides))
+    if asked is not None and recorded is not None and _without_resume(recorded) != asked:
+        raise ResumeRefused(f"cannot resume {run_dir}: it ran with {_without_resume(recorded)}, this job asks for "
+                            f"{asked}; use a new hydra.sweep.dir for a different sweep (nothing in it was changed)")
     if result is not None and result.get("status") in FINISHED:
-        recorded = result.get("overrides")
-        asked = None if overrides is None else _without_resume(list(overrides))
-        if asked is not None and recorded is not None and _without_resume(recorded) != asked:
-            raise ValueError(f"cannot resume {run_dir}: it ran with {_without_resume(recorded)}, this job asks for "
-                             f"{asked}; use a new hydra.sweep.dir for a different sweep")
         return "skip", result
     checkpoint = (result or {}).get("checkpoint") or run_dir / "checkpoints" / "last.ckpt"
     if Path(checkpoint).is_file():
