@@ -192,6 +192,25 @@ def test_piecewise_epoch_and_fraction_knots_map_onto_steps():
     assert mom == pytest.approx(0.9 - 0.1 * 40 / 79)
 
 
+def test_piecewise_knots_past_the_end_of_the_run_are_warned_of_once_with_the_fix():
+    """Page's knots (0, 5, 24 epochs) on a 2-epoch run of 10 steps an epoch: the LR climbs to 0.4 * 19 / (5 * 19 / 2)
+    = 0.16 at the last step and never anneals; said at the first step only, naming the key, the LR it stops at and
+    unit=fraction. Knots that end with the run (within one step) and fraction knots are not warned of."""
+    total, spe = 20, 10
+    with pytest.warns(UserWarning, match=r"scheduler.knots end at epoch 24, past the end of the run \(2 epoch\(s\), 20 "
+                                         r"optimizer steps\): its LR stops at 0.16 on the way to 0.*unit=fraction"):
+        schedules.piecewise(0, total, [0, 5, 24], [0.0, 0.4, 0.0], "epoch", steps_per_epoch=spe)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for step in (1, total - 1):  # later steps say nothing more
+            schedules.piecewise(step, total, [0, 5, 24], [0.0, 0.4, 0.0], "epoch", steps_per_epoch=spe)
+        schedules.piecewise(0, total, [0, 1, 2], [0.0, 0.4, 0.0], "epoch", steps_per_epoch=spe)  # ends with the run
+        schedules.piecewise(0, total, [0, 5, 20], [0.0, 0.4, 0.0], "step")  # one step past the last: no warning
+        schedules.piecewise(0, total, [0, 0.2, 1], [0.0, 0.4, 0.0], "fraction")
+    with pytest.warns(UserWarning, match="end at step 30"):
+        schedules.piecewise(0, total, [0, 5, 30], [0.0, 0.4, 0.0], "step")
+
+
 def test_cyclic_epoch_unit_is_steps_per_epoch_times_size():
     for step in range(60):
         by_epoch = schedules.cyclic(step, 60, 0.01, 0.1, 1.5, unit="epoch", steps_per_epoch=4)

@@ -26,6 +26,7 @@ indices as they are.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -209,7 +210,15 @@ def piecewise(step: int, total_steps: int, knots: Sequence[float] = (0, 5, 24), 
     _check(len(ks) >= 1, "knots", "a non-empty list", knots)
     _check(values is not None and len(values) == len(ks), "values", f"a list as long as knots ({len(ks)})", values)
     _check(all(_is_number(v) and v >= 0 for v in values), "values", "learning rates >= 0", values)
-    lr = knot_curve(step, [to_steps(k, unit, total_steps, steps_per_epoch) for k in ks], values, anneal_strategy)
+    knot_steps = [to_steps(k, unit, total_steps, steps_per_epoch) for k in ks]
+    lr = knot_curve(step, knot_steps, values, anneal_strategy)
+    if step == 0 and knot_steps[-1] > total_steps:  # once, at the run's start; a step's slack past the last one
+        end = knot_curve(total_steps - 1, knot_steps, values, anneal_strategy)
+        warnings.warn(f"scheduler.knots end at {unit} {ks[-1]:g}, past the end of the run "
+                      f"({run_length(unit, total_steps, steps_per_epoch):g} {unit}(s), {total_steps} optimizer steps): "
+                      f"its LR stops at {end:.4g} on the way to {values[-1]:g}, and the rest of the schedule is never "
+                      f"reached. Give knots within the run, or scheduler.unit=fraction (0: the first step, 1: the "
+                      f"last) to fit the same shape to any length", UserWarning)
     if momentum_values is None:
         _check(momentum_knots is None, "momentum_knots", "null when momentum_values is null", momentum_knots)
         return lr, None
