@@ -34,6 +34,7 @@ from callbacks.range_test.finder import RangeTestResult, find_lr
 from callbacks.run.config_checks import (START_UP_ERRORS, check_input_size, check_loggers, check_monitor,
                                          check_optimizer, check_run_length, check_schedule, check_seed,
                                          instantiate_group, logger_configs, plain_message)
+from callbacks.run.command_line import main_with_plain_errors
 from callbacks.run.console import (KeepWarnings, log, log_header, log_logger_paths, log_lr_found, log_train_command,
                                    lr_plan, print_config, quiet_console)
 from callbacks.run.ending import Ending
@@ -402,4 +403,4 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     sys.argv = null_group_overrides(sys.argv)  # logger=null -> ~logger: Hydra takes only the latter
-    main()
+    main_with_plain_errors(main, os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf"), sys.argv[1:])

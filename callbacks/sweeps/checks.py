@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from callbacks.run.command_line import leaf_keys
 from callbacks.run.result_file import FINAL, read_result, worst_value, write_result
 from callbacks.sweeps.summary import planned_jobs, sweep_arguments
 
@@ -21,14 +22,6 @@ _ABSENT = object()
 
 class SweepError(ValueError):
     """A sweep that cannot run as asked."""
-
-
-def _leaf_keys(node: Any, prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in node.items():
-        name = f"{prefix}{key}"
-        keys += _leaf_keys(value, f"{name}.") if isinstance(value, dict) else [name]
-    return keys
 
 
 def check_writable(sweep_dir: Path) -> None:
@@ -46,7 +39,7 @@ def _check_key(config: DictConfig, key: str, values: list | None, example: str, 
     if current is _ABSENT:
         plain = OmegaConf.to_container(config, resolve=False)
         plain.pop("hydra", None)
-        close = difflib.get_close_matches(key, _leaf_keys(plain), n=3, cutoff=0.75)
+        close = difflib.get_close_matches(key, leaf_keys(plain), n=3, cutoff=0.75)
         hint = f" Did you mean {' or '.join(close)}?" if close else ""
         raise SweepError(f"Could not override '{key}': the config has no such key (Hydra: Key "
                          f"'{key.rsplit('.', 1)[-1]}' is not in struct).{hint} To add a new key, use +{example}")
