@@ -39,7 +39,7 @@ from callbacks.run.console import (KeepWarnings, log, log_header, log_logger_pat
                                    lr_plan, print_config, quiet_console)
 from callbacks.run.ending import Ending
 from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overrides, null_group_overrides,
-                                     resume_sweep_job, scheduler_config)
+                                     resume_sweep_job, scheduler_config, sweep_dir)
 from callbacks.run.intervals import ValidateLastStep, log_interval
 from callbacks.run.machine import fall_back_without_gpu, speed_settings, usable_threads
 from callbacks.run.result_file import read_result, worst_value, write_config, write_result
@@ -262,8 +262,10 @@ def fit(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: Ending)
         return worst_value(cfg.monitor_mode)
     except Interrupted as err:
         ending.record(trainer, "interrupted", None, reason=str(err), steps=err.step, checkpoint=err.checkpoint)
-        log.warning(f"Interrupted ({err}). Resume in the same run directory with the same overrides plus "
-                    f"ckpt_path={err.checkpoint}")
+        how = (f"Resume the sweep: the same command plus hydra.sweep.dir={sweep_dir()} +resume=true"
+               if is_multirun() else  # a sweep's job resumes with its sweep (README, section 3)
+               f"Resume in the same run directory with the same overrides plus ckpt_path={err.checkpoint}")
+        log.warning(f"Interrupted ({err}). {how}")
         raise
     except Exception:
         ending.refused(trainer)
@@ -291,7 +293,8 @@ def evaluate(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: En
     metrics are the final weights': validated again where the fit's last validation came before its last step."""
     if any(cb.stale(trainer, datamodule) for cb in trainer.callbacks if isinstance(cb, ValidateLastStep)):
         trainer.validate(model, datamodule=datamodule, verbose=False)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    # LearningRateMonitor's lr-* are its last logged points of a curve (TensorBoard has it), not the final LR
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if not k.startswith("lr-")}
     best = next((cb.best_model_score for cb in trainer.checkpoint_callbacks if cb.monitor == cfg.monitor), None)
     if best is not None:
         metrics[f"{cfg.monitor}_best"] = float(best)

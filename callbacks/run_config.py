@@ -89,6 +89,10 @@ def check_same_classes(ckpt_path: str, checkpoint: dict[str, Any], data: dict[st
     "the data differs"), and image size. A checkpoint without data metadata passes."""
     saved = checkpoint.get("data") or {}
     vocabularies = saved.get("vocabularies")
+    if vocabularies and set(vocabularies) != set(data["vocabularies"]):
+        raise ValueError(f"ckpt_path: {ckpt_path} was trained on other attributes: its heads are "
+                         f"{', '.join(vocabularies)}, the configured data's are {', '.join(data['vocabularies'])} "
+                         f"(one output per head and class); use data with the checkpoint's heads and class names")
     if vocabularies and dict(vocabularies) != dict(data["vocabularies"]):
         head = next((h for h in {**vocabularies, **data["vocabularies"]}
                      if vocabularies.get(h) != data["vocabularies"].get(h)), None)

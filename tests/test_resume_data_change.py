@@ -70,3 +70,20 @@ def test_resuming_after_a_class_folder_was_renamed_is_refused_naming_both_class_
                                          r"\['green', 'scarlet', 'teal'\] in the configured data"):
         run(compose_config([*args, f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"], output_dir=run_dir))
     assert (run_dir / "result.json").read_text() == result
+
+
+def test_a_checkpoint_of_other_attributes_is_refused_naming_both_sets_of_heads():
+    """A 3-attribute CSV checkpoint evaluated or resumed on an image folder (one head, ``label``): the message names
+    both sets of heads, not one head's classes as None on one side."""
+    import pytest
+
+    from callbacks.run_config import check_same_classes
+
+    checkpoint = {"data": {"vocabularies": {"object": ["cat", "dog"], "kind": ["animal"], "brightness": ["dark"]},
+                           "image_size": 32}}
+    folder = {"vocabularies": {"label": ["cat", "dog"]}, "image_size": 32}
+    with pytest.raises(ValueError, match=r"other attributes: its heads are object, kind, brightness, the configured "
+                                         r"data's are label") as refused:
+        check_same_classes("a.ckpt", checkpoint, folder)
+    assert "None" not in str(refused.value)
+    check_same_classes("a.ckpt", checkpoint, {**folder, "vocabularies": checkpoint["data"]["vocabularies"]})  # passes

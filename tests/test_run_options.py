@@ -209,6 +209,8 @@ def test_a_required_key_left_out_is_one_plain_error_naming_it(tmp_path):
                                     r"optimizer.weight_decay=-1"),  # outside a Hydra job: the class, not the option
     (["optimizer=adamw", "optimizer.betas=[1.5,0.9]"], r"^optimizer \(AdamW\): Invalid beta parameter at index 0: "),
     (["data.image_size=abc"], r"^data.image_size must be an integer >= 1, got 'abc'"),
+    # torch said only "'<' not supported between instances of 'str' and 'float'"
+    (["optimizer.weight_decay=abc"], r"^optimizer \(SGD\): optimizer.weight_decay takes a number, got 'abc' \(its "),
     # a key the optimizer does not take: it was a traceback (TypeError) and exit 1
     (["+optimizer.betas=[0.9,0.99]"], r"^optimizer \(SGD\): .*unexpected keyword argument 'betas' \(its keys: "),
 ])

@@ -199,6 +199,7 @@ def test_the_sweep_check_takes_auto_exactly_where_train_py_fills_it_in(tmp_path)
     assert instantiate(OmegaConf.load(CONF / "train.yaml").hydra.callbacks.sweep_summary).words == WORDS
     with pytest.raises(SweepError, match=r"sweep numbers or 'auto' \(the LR range test picks it\), e.g. scheduler.max_lr"):
         check_sweep(sweep_config(tmp_path, ["scheduler.max_lr=0.1,big"]), WORDS)
+    check_sweep(sweep_config(tmp_path, ["scheduler.max_lr=0.1,Auto"]), WORDS)  # train.py reads any case, so may a sweep
     with pytest.raises(SweepError, match=r"scheduler.max_lr is a number.*'auto'"):
         check_sweep(sweep_config(tmp_path, ["scheduler.max_lr=0.1,auto"]))  # no words given: numbers only
 

@@ -133,6 +133,8 @@ def interrupted(tmp_path_factory):
     run.send_signal(signal.SIGINT)
     proc = run.wait()
     assert proc.returncode == 130, proc.stdout[-3000:]
+    # the job says how a sweep resumes (not a single run's ckpt_path=...)
+    assert f"Resume the sweep: the same command plus hydra.sweep.dir={sweep_dir} +resume=true" in proc.stdout
     return sweep_dir
 
 

@@ -61,6 +61,10 @@ def check_optimizer(cfg: DictConfig, model) -> None:
         option = runtime_choices().get("optimizer")
         group = f"optimizer={option}" if option else f"optimizer ({short_name(cfg.optimizer.get('_target_'))})"
         keys = ", ".join(f"optimizer.{k}={v}" for k, v in cfg.optimizer.items() if not k.startswith("_"))
+        words = [k for k, v in cfg.optimizer.items() if not k.startswith("_") and isinstance(v, str)]
+        if words:  # torch compares the value with 0 and says only "'<' not supported between 'str' and 'float'"
+            raise ValueError(f"{group}: optimizer.{words[0]} takes a number, got {cfg.optimizer[words[0]]!r} "
+                             f"(its keys: {keys})") from None
         raise ValueError(f"{group}: {err} (its keys: {keys})") from None
 
 

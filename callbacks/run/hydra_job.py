@@ -23,6 +23,11 @@ def is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def sweep_dir() -> str | None:
+    """The sweep's hydra.sweep.dir when this job is one of a sweep's (where ``+resume=true`` resumes it)."""
+    return str(HydraConfig.get().sweep.dir) if is_multirun() else None
+
+
 def runtime_choices() -> dict[str, Any]:
     """The option chosen for each config group (``experiment``, ``data``, ...); empty outside a Hydra run."""
     return HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}

@@ -46,7 +46,7 @@ def _check_key(config: DictConfig, key: str, values: list | None, example: str, 
     if values is None or not isinstance(current, (int, float)) or isinstance(current, bool):
         return
     allowed = {word: spec["means"] for word, spec in words.items() if key in spec["keys"]}
-    bad = [v for v in values if isinstance(v, str) and v not in allowed]
+    bad = [v for v in values if isinstance(v, str) and v.strip().lower() not in allowed]  # train.py reads Auto too
     if bad:
         extra = "".join(f" or {word!r} ({means})" for word, means in allowed.items())
         raise SweepError(f"{key} is a number (now {current}), but the sweep gives it {', '.join(map(repr, bad))}; "
