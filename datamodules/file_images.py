@@ -184,6 +184,10 @@ class FileImageDataModule(TensorImageDataModule):
                                  "a validation split")
             warnings.warn("no validation split (data.val_fraction=0 and none in the data): validating on the "
                           "test split", stacklevel=2)
+        elif test is None:
+            warnings.warn("no test split (data.test_fraction=0 and none in the data): the test/ metrics are the "
+                          "validation split's; set data.test_fraction (e.g. 0.1) for a held-out test score",
+                          stacklevel=2)
         return Splits(split["train"], val, test, rec.vocabularies, decoded.stats_cache, decoded.bad_files)
 
     @staticmethod

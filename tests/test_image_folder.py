@@ -275,3 +275,24 @@ def test_a_validation_fraction_too_small_to_hold_out_an_image_is_refused(tmp_pat
     write_folder_dataset(tmp_path, per_class=4)  # 4 x 0.1 rounds to 0 in every class
     with pytest.raises(ValueError, match="data.val_fraction=0.1 holds out no image"):
         folder_dm(tmp_path, val_fraction=0.1).setup("fit")
+
+
+def test_a_folder_without_a_test_split_says_its_test_metrics_are_the_validation_splits(tmp_path):
+    """Only train/ and test_fraction=0 (the default): the test split is the validation split. The header said
+    "N train / M val / M test images" and test/acc equalled val/acc without a word; now a warning and the header say
+    so, and the two metrics are indeed the same split's."""
+    from conftest import CPU_OVERRIDES, run_in_process
+    from image_files import write_folder_dataset
+    from callbacks.run.result_file import read_result
+
+    root = write_folder_dataset(tmp_path / "data", per_class=10)
+    args = ["model=small", "data=image_folder", f"data.root={root}", "data.image_size=12", "data.batch_size=4",
+            "data.val_fraction=0.2", "data.decode_workers=0", "scheduler.max_lr=0.05", "trainer.max_epochs=1",
+            *CPU_OVERRIDES]
+    _, said = run_in_process(args, tmp_path / "run")
+    assert "no test split (data.test_fraction=0 and none in the data): the test/ metrics are the validation" in said
+    assert ": 24 train / 6 val (= test) images, batch 4" in said
+    metrics = read_result(tmp_path / "run")["metrics"]
+    assert metrics["test/acc"] == metrics["val/acc"]
+    _, said = run_in_process([*args, "data.test_fraction=0.2"], tmp_path / "run2")  # a split of its own: no warning
+    assert "no test split" not in said and ": 18 train / 6 val / 6 test images" in said

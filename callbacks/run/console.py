@@ -85,6 +85,9 @@ def log_header(cfg: DictConfig, model: pl.LightningModule, datamodule, lr_source
                speed_why: str | None = None) -> None:
     choices = runtime_choices()
     splits = [(name, getattr(datamodule, f"{name}_set", None)) for name in ("train", "val", "test")]
+    val, test = splits[1][1], splits[2][1]
+    if val is not None and getattr(val, "images", None) is getattr(test, "images", False):  # one split, two roles
+        splits = [splits[0], ("val (= test)", val)]
     sizes = " / ".join(f"{len(ds):,} {name}" for name, ds in splits if ds is not None)
     scheduler = scheduler_config(cfg)
     peak = scheduler.get("max_lr", max(scheduler.get("values", [cfg.optimizer.get("lr")]) or [None]))
