@@ -261,7 +261,8 @@ def fit(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: Ending)
                       objective=worst_value(cfg.monitor_mode), steps=err.step, checkpoint=last)
         return worst_value(cfg.monitor_mode)
     except Interrupted as err:
-        ending.record(trainer, "interrupted", None, reason=str(err), steps=err.step, checkpoint=err.checkpoint)
+        ending.record(trainer, "interrupted", None, reason=str(err), steps=err.step, checkpoint=err.checkpoint,
+                      metrics=logged_metrics(trainer))  # the last logged: training's, and the last validation's
         how = (f"Resume the sweep: the same command plus hydra.sweep.dir={sweep_dir()} +resume=true"
                if is_multirun() else  # a sweep's job resumes with its sweep (README, section 3)
                f"Resume in the same run directory with the same overrides plus ckpt_path={err.checkpoint}")
@@ -287,14 +288,18 @@ def metrics_already_recorded(cfg: DictConfig, trainer: pl.Trainer) -> dict:
     return dict(earlier.get("metrics") or {})
 
 
+def logged_metrics(trainer: pl.Trainer) -> dict:
+    """The metrics logged so far; not LearningRateMonitor's lr-*, a curve's last logged point (TensorBoard has it)."""
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if not k.startswith("lr-")}
+
+
 def evaluate(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: Ending,
              checkpoint: str | None) -> float | None:
     """The final (and best) metrics, the test split's when ``test=true``; returns the monitored metric. The val/
     metrics are the final weights': validated again where the fit's last validation came before its last step."""
     if any(cb.stale(trainer, datamodule) for cb in trainer.callbacks if isinstance(cb, ValidateLastStep)):
         trainer.validate(model, datamodule=datamodule, verbose=False)
-    # LearningRateMonitor's lr-* are its last logged points of a curve (TensorBoard has it), not the final LR
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if not k.startswith("lr-")}
+    metrics = logged_metrics(trainer)
     best = next((cb.best_model_score for cb in trainer.checkpoint_callbacks if cb.monitor == cfg.monitor), None)
     if best is not None:
         metrics[f"{cfg.monitor}_best"] = float(best)

@@ -199,6 +199,10 @@ def test_sigint_mid_epoch_saves_a_checkpoint_and_resume_continues_in_the_same_ru
     interrupted = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     total = 4 * 16
     assert 0 < interrupted["global_step"] < total
+    record = read_result(run_dir)  # what was logged before Ctrl-C stays in result.json (it had no metrics)
+    assert record["status"] == "interrupted" and record["steps"] == interrupted["global_step"]
+    assert ("train/loss" in record["metrics"]) == (interrupted["global_step"] >= 4)  # logged at step 4, 8, ...
+    assert not [k for k in record["metrics"] if k.startswith("lr-")]
     resumed = run_train_forked([*args, f"hydra.run.dir={tmp_path / 'elsewhere'}",
                                 f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
