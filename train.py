@@ -31,9 +31,9 @@ from callbacks.divergence import Diverged
 from callbacks.interrupt import Interrupted, SearchInterrupted, stop_at_once
 from callbacks.range_test.accuracy import NoBounds
 from callbacks.range_test.finder import RangeTestResult, find_lr
-from callbacks.run.config_checks import (START_UP_ERRORS, check_input_size, check_loggers, check_monitor,
-                                         check_optimizer, check_run_length, check_schedule, check_seed,
-                                         instantiate_group, logger_configs, plain_message)
+from callbacks.run.config_checks import (START_UP_ERRORS, check_above_floor, check_input_size, check_loggers,
+                                         check_monitor, check_optimizer, check_run_length, check_schedule, check_seed,
+                                         instantiate_group, logger_configs, lr_floor, plain_message)
 from callbacks.run.command_line import main_with_plain_errors
 from callbacks.run.console import (KeepWarnings, log, log_header, log_logger_paths, log_lr_found, log_train_command,
                                    lr_plan, print_config, quiet_console)
@@ -182,31 +182,6 @@ def resolve_auto_lrs(cfg: DictConfig, keys: list[str], model: pl.LightningModule
     if "max_lr" in keys:
         check_above_floor(cfg, cfg.scheduler.max_lr, "found")
     return result, search, result.source
-
-
-# The schedule keys that max_lr must stay above (cyclic's base_lr, warm-up's cosine end), with what to do about one.
-BELOW_MAX_LR = {"base_lr": f"(Smith: a third to a quarter of max_lr), or find both with range_test=accuracy "
-                           f"scheduler.base_lr={AUTO}", "eta_min": "(the cosine decay's final LR; 0 by default)"}
-
-
-def lr_floor(cfg: DictConfig) -> tuple[str, float] | None:
-    """The fixed BELOW_MAX_LR key above 0 (the larger if both are) and its value; the trials try no peak below it."""
-    fixed = [(value, key) for key, value in scheduler_config(cfg).items() if key in BELOW_MAX_LR
-             and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0]
-    if not fixed:
-        return None
-    value, key = max(fixed)
-    return key, float(value)
-
-
-def check_above_floor(cfg: DictConfig, max_lr: float, what: str) -> None:
-    """A fixed base_lr (cyclic) or eta_min (warm-up) with max_lr=auto: a peak the search found (or a trial would
-    try) at or below it cannot be trained; say which keys to change instead of the schedule's bare bound."""
-    floor = lr_floor(cfg)
-    if floor is not None and max_lr <= floor[1]:
-        key, value = floor
-        raise ValueError(f"scheduler.max_lr={AUTO} {what} {max_lr:.4g}, not above scheduler.{key}={value:g}: lower "
-                         f"scheduler.{key} {BELOW_MAX_LR[key]}")
 
 
 def trial_schedule(cfg: DictConfig, max_lr: float):  # the run's schedule at a max_lr trial's peak

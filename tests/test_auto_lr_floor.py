@@ -6,8 +6,9 @@ import json
 import pytest
 
 from callbacks.range_test import trials
+from callbacks.run.config_checks import lr_floor
 from conftest import compose_config, smoke_overrides
-from train import lr_floor, run
+from train import run
 
 
 def test_candidates_at_or_below_the_floor_are_not_tried():

@@ -184,3 +184,28 @@ def key_path(node: Any, key: str) -> str | None:
         if inner is not None:
             return f"{name}.{inner}"
     return None
+
+
+# The schedule keys that max_lr must stay above (cyclic's base_lr, warm-up's cosine end), with what to do about one.
+BELOW_MAX_LR = {"base_lr": "(Smith: a third to a quarter of max_lr), or find both with range_test=accuracy "
+                           "scheduler.base_lr=auto", "eta_min": "(the cosine decay's final LR; 0 by default)"}
+
+
+def lr_floor(cfg: DictConfig) -> tuple[str, float] | None:
+    """The fixed BELOW_MAX_LR key above 0 (the larger if both are) and its value; the trials try no peak below it."""
+    fixed = [(value, key) for key, value in scheduler_config(cfg).items() if key in BELOW_MAX_LR
+             and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0]
+    if not fixed:
+        return None
+    value, key = max(fixed)
+    return key, float(value)
+
+
+def check_above_floor(cfg: DictConfig, max_lr: float, what: str) -> None:
+    """A fixed base_lr (cyclic) or eta_min (warm-up) with max_lr=auto: a peak the search found (or a trial would
+    try) at or below it cannot be trained; say which keys to change instead of the schedule's bare bound."""
+    floor = lr_floor(cfg)
+    if floor is not None and max_lr <= floor[1]:
+        key, value = floor
+        raise ValueError(f"scheduler.max_lr=auto {what} {max_lr:.4g}, not above scheduler.{key}={value:g}: lower "
+                         f"scheduler.{key} {BELOW_MAX_LR[key]}")
