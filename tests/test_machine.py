@@ -116,6 +116,9 @@ def test_without_a_gpu_only_fp16_falls_back_to_fp32(monkeypatch, overrides, prec
     (dict(affinity=8, n_jobs=-1, launcher="joblib"), 1, ["8 parallel jobs", "n_jobs=-1"]),  # one job per core
     (dict(affinity=8, n_jobs=-2, launcher="joblib"), 1, ["7 parallel jobs"]),
     (dict(affinity=8, n_jobs=3, launcher="joblib"), 2, ["3 parallel jobs"]),
+    # joblib's workers already hold cores // n_jobs in OMP_NUM_THREADS: not divided again (16 cores, 4 jobs: 4 each)
+    (dict(omp="4", affinity=16, n_jobs=4, launcher="joblib"), 4, ["OMP_NUM_THREADS=4", "joblib's share per job"]),
+    (dict(omp="1", affinity=2, n_jobs=2, launcher="joblib"), 1, ["OMP_NUM_THREADS=1"]),
     (dict(affinity=2, n_jobs=4, launcher="joblib"), 1, ["4 parallel jobs"]),            # never below 1
     (dict(affinity=16, cpus_per_task=4, launcher="submitit"), 4, ["cpus_per_task 4"]),
     (dict(affinity=2, cpus_per_task=8, launcher="submitit"), 2, ["cpus_per_task 8"]),

@@ -128,6 +128,8 @@ def thread_count(setting, omp: str | None = None, affinity: int | None = None, c
         why += ("; submitit_local runs the sweep's jobs at once: hydra.launcher.cpus_per_task=<cores per job> "
                 "divides them")
     jobs = max(1, cores + 1 + n_jobs) if n_jobs < 0 else max(1, n_jobs)
+    if launcher == "joblib" and source.startswith("OMP_NUM_THREADS"):  # joblib's workers get cores // n_jobs in it:
+        jobs, why = 1, f"{why} (joblib's share per job)"  # already divided, not again
     shares = ([f"{jobs} parallel jobs ({launcher or 'launcher'} n_jobs={n_jobs})"] * (jobs > 1)
               + [f"{processes} training processes (trainer.devices)"] * (processes > 1))
     if not shares:
