@@ -243,8 +243,8 @@ def fit(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: Ending)
                f"Resume in the same run directory with the same overrides plus ckpt_path={err.checkpoint}")
         log.warning(f"Interrupted ({err}). {how}")
         raise
-    except Exception:
-        ending.refused(trainer)
+    except Exception as err:
+        ending.refused(trainer, err)
         raise
     if trainer.fast_dev_run:  # debug=fdr: Lightning keeps no checkpoints (nor logs) of a one-batch check
         return evaluate(cfg, trainer, model, datamodule, ending, checkpoint=None)
@@ -322,7 +322,8 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
     check_monitor(cfg, model)
     check_input_size(cfg, model, datamodule)  # a network that pools a small image to nothing
     if cfg.task.name != "lr_range_test":
-        check_schedule(cfg, stand_ins={key: AUTO_KEYS[key] for key in asked})  # before a minutes-long range test
+        check_schedule(cfg, stand_ins={key: AUTO_KEYS[key] for key in asked},  # before a minutes-long range test
+                       optimizer=model.configure_optimizers())
     # the header first, saying how an auto LR will be found: the range test takes a while
     log_header(cfg, model, datamodule, lr_plan(cfg, asked, runs_trials(cfg)), threads_why, speed_why)
     if cfg.task.name == "lr_range_test":

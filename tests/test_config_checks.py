@@ -82,3 +82,29 @@ def test_scheduler_none_refuses_a_schedule_key_and_trains_at_the_constant_lr_its
     lrs = [group["lr"] for state in saved["optimizer_states"] for group in state["param_groups"]]
     assert lrs and all(lr == pytest.approx(0.05) for lr in lrs)  # what the optimizer held at the end
     assert not [k for k in read_result(tmp_path)["metrics"] if k.startswith("lr-")]  # no stale curve point there
+
+
+def test_a_momentum_schedule_for_an_optimizer_without_momentum_is_refused_before_the_lr_search(tmp_path):
+    """Adagrad under the default one-cycle (cycle_momentum): refused only at train start, after the whole LR search
+    (350 steps), and result.json stayed "running". Now at start-up, before anything is searched or written."""
+    from train import run
+
+    cfg = compose_config(smoke_overrides("optimizer=adagrad", "scheduler.max_lr=auto"), output_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"scheduler 'one_cycle' sets momentum .* Adagrad \(param group 0\) has "
+                                         r"neither `momentum` nor `betas`.*scheduler.cycle_momentum=false"):
+        run(cfg)
+    assert not list(tmp_path.iterdir())  # no range test ran, no result.json
+
+
+def test_a_run_refused_inside_the_fit_is_recorded_as_failed_not_running(tmp_path):
+    """A warm-up longer than the run is refused when the run's length is known (train start): result.json says
+    failed, with the reason, not "running"."""
+    from callbacks.run.result_file import read_result
+    from train import run
+
+    cfg = compose_config(smoke_overrides("scheduler=warmup", "scheduler.max_lr=0.1", "scheduler.warmup_length=5",
+                                         "trainer.max_epochs=1"), output_dir=tmp_path)
+    with pytest.raises(ValueError, match="warmup_length must be shorter than training"):
+        run(cfg)
+    record = read_result(tmp_path)
+    assert record["status"] == "failed" and "warmup_length must be shorter than training" in record["reason"]

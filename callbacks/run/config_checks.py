@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
 from callbacks.run.hydra_job import job_overrides, key_origin, runtime_choices, scheduler_config, short_name
-from callbacks.schedules.lr_schedule import LRSchedule
+from callbacks.schedules.lr_schedule import LRSchedule, check_momentum
 from lightning_modules.networks import blank_forward
 
 # The project's start-up errors: every check of a config key, file or checkpoint raises one of these with a message
@@ -31,9 +31,10 @@ def plain_message(err: BaseException) -> str:
     return str(err)
 
 
-def check_schedule(cfg: DictConfig, stand_ins: dict[str, Any]) -> None:
+def check_schedule(cfg: DictConfig, stand_ins: dict[str, Any], optimizer=None) -> None:
     """Build the schedule once, with ``stand_ins`` for the keys a later phase fills in (the range test's LRs), so a
-    bad shape fails now, not after a minutes-long range test."""
+    bad shape fails now, not after a minutes-long range test; and with ``optimizer`` (the run's, built), a momentum
+    schedule for an optimizer without momentum (Adagrad under one-cycle) too."""
     target = scheduler_config(cfg).get("_target_")
     if target:
         takes = list(inspect.signature(get_method(target)).parameters)[2:]
@@ -42,7 +43,9 @@ def check_schedule(cfg: DictConfig, stand_ins: dict[str, Any]) -> None:
             raise ValueError(f"scheduler.{foreign[0]} does not apply to the {short_name(target)} schedule "
                              f"{key_origin()}; that schedule takes: "
                              f"{', '.join(k for k in takes if k != 'steps_per_epoch')}")
-        LRSchedule(instantiate(cfg.scheduler, **stand_ins))
+        schedule = LRSchedule(instantiate(cfg.scheduler, **stand_ins))
+        if optimizer is not None and schedule.sets_momentum():
+            check_momentum(schedule.name, [optimizer], first_step=not cfg.get("ckpt_path"))
     else:  # scheduler=none: the optimizer's own lr, constant; a schedule's key here would be silently ignored
         foreign = [key for key in scheduler_config(cfg) if not key.startswith("_") and key != "enabled"]
         if foreign:

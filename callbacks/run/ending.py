@@ -23,11 +23,15 @@ class Ending:
     keep: KeepWarnings | None
     resumed: tuple[int, dict] | None = None  # a resume: the checkpoint's step, the run's records before it
 
-    def refused(self, trainer: pl.Trainer) -> None:
+    def refused(self, trainer: pl.Trainer, error: BaseException) -> None:
         """A resume that fails before its first step (Lightning or the schedule refused the checkpoint) leaves the
-        run's earlier result.json and config.yaml as they were: it never ran."""
+        run's earlier result.json and config.yaml as they were: it never ran. Any other run that raised is recorded
+        as failed, with why (it had stayed "running")."""
         if self.resumed is not None and trainer.global_step <= self.resumed[0]:
             put_back(self.resumed[1])
+        else:
+            write_result(self.cfg.output_dir, status="failed", reason=f"{type(error).__name__}: {error}",
+                         steps=trainer.global_step, wall_s=round(time.time() - self.started, 2))
 
     def record(self, trainer: pl.Trainer, status: str, hparams_metrics: dict | None, **fields) -> None:
         """``hparams_metrics``: the metrics beside the TensorBoard hparams (None: no hparams); ``fields``: the rest

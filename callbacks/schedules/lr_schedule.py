@@ -121,6 +121,23 @@ def schedule_figure(name: str, lrs: list[list[float]], moms: list[float] | None,
     return fig
 
 
+def check_momentum(name: str, optimizers, first_step: bool) -> None:
+    """A schedule ``name`` that sets momentum needs optimizers that have one (``momentum`` or ``betas``), and at the
+    first step a momentum above 0 (a schedule does not switch it on)."""
+    for opt in optimizers:
+        for i, group in enumerate(opt.param_groups):
+            key = momentum_key(group)
+            if key is None:
+                raise ValueError(f"scheduler {name!r} sets momentum (cycle_momentum / momentum_values) but "
+                                 f"{type(opt).__name__} (param group {i}) has neither `momentum` nor `betas`; turn "
+                                 f"the momentum schedule off (scheduler.cycle_momentum=false) or use SGD with momentum "
+                                 f"> 0 / an Adam-family optimizer")
+            if key == "momentum" and first_step and float(group["momentum"]) == 0.0:
+                raise ValueError(f"scheduler {name!r} sets momentum (cycle_momentum / momentum_values) but "
+                                 f"{type(opt).__name__} (param group {i}) has momentum=0; a schedule will not switch "
+                                 f"momentum on: set optimizer.momentum in (0, 1) or turn the momentum schedule off")
+
+
 class LRSchedule(Callback):
     """Drive ``schedule`` (see the module docstring); ``plot``: draw the planned curves at fit start."""
 
@@ -167,20 +184,13 @@ class LRSchedule(Callback):
             raise ValueError("LRSchedule: refusing to resume: the checkpoint's LR schedule differs from the config "
                              "(no silent stretching): " + "; ".join(diffs))
 
+    def sets_momentum(self) -> bool:
+        """Whether the schedule sets momentum (cycle_momentum, momentum_values), read off a nominal long run."""
+        return self.schedule(0, _PROBE_STEPS, steps_per_epoch=_PROBE_STEPS_PER_EPOCH)[1] is not None
+
     def _check_optimizer(self, trainer: pl.Trainer) -> None:
-        if self.values(0)[1] is None:
-            return
-        for opt in trainer.optimizers:
-            for i, group in enumerate(opt.param_groups):
-                key = momentum_key(group)
-                if key is None:
-                    raise ValueError(f"scheduler {self.name!r} sets momentum (cycle_momentum / momentum_values) but "
-                                     f"{type(opt).__name__} (param group {i}) has neither `momentum` nor `betas`; turn "
-                                     f"the momentum schedule off or use SGD with momentum > 0 / an Adam-family optimizer")
-                if key == "momentum" and trainer.global_step == 0 and float(group["momentum"]) == 0.0:
-                    raise ValueError(f"scheduler {self.name!r} sets momentum (cycle_momentum / momentum_values) but "
-                                     f"{type(opt).__name__} (param group {i}) has momentum=0; a schedule will not switch "
-                                     f"momentum on: set optimizer.momentum in (0, 1) or turn the momentum schedule off")
+        if self.values(0)[1] is not None:
+            check_momentum(self.name, trainer.optimizers, first_step=trainer.global_step == 0)
 
     # -- applying and logging ---------------------------------------------------------------------------------------
     def _apply(self, trainer: pl.Trainer, log_values: bool) -> None:
