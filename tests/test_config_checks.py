@@ -108,3 +108,16 @@ def test_a_run_refused_inside_the_fit_is_recorded_as_failed_not_running(tmp_path
         run(cfg)
     record = read_result(tmp_path)
     assert record["status"] == "failed" and "warmup_length must be shorter than training" in record["reason"]
+
+
+def test_a_schedule_the_run_cannot_finish_is_warned_of_once_at_its_start_not_for_each_max_lr_trial(tmp_path):
+    """A cyclic half cycle of 4 epochs on a shorter run with max_lr=auto: the trials say nothing; the run says once that its LR never reaches the max_lr it found."""
+    from conftest import run_in_process
+
+    _, said = run_in_process(smoke_overrides("scheduler=cyclic", "scheduler.max_lr=auto", "scheduler.base_lr=0.001", "trainer.max_epochs=2",
+                                             "test=false"), tmp_path)
+    import re
+
+    assert len(re.findall(r"step_size_up is \d+ optimizer steps, longer than the run \((\d+)\): the LR climbs "
+                          r"from base_lr 0.001", said)) >= 1  # the run's (the closing summary repeats it)
+    assert "longer than the run (6)" not in said  # the 6-step trials (conftest's short ones) say nothing

@@ -192,23 +192,35 @@ def test_piecewise_epoch_and_fraction_knots_map_onto_steps():
     assert mom == pytest.approx(0.9 - 0.1 * 40 / 79)
 
 
-def test_piecewise_knots_past_the_end_of_the_run_are_warned_of_once_with_the_fix():
+PAGE = {"knots": [0, 5, 24], "values": [0.0, 0.4, 0.0], "unit": "epoch", "anneal_strategy": "linear"}
+
+
+def test_piecewise_knots_past_the_end_of_the_run_are_named_with_the_lr_it_stops_at_and_the_fix():
     """Page's knots (0, 5, 24 epochs) on a 2-epoch run of 10 steps an epoch: the LR climbs to 0.4 * 19 / (5 * 19 / 2)
-    = 0.16 at the last step and never anneals; said at the first step only, naming the key, the LR it stops at and
-    unit=fraction. Knots that end with the run (within one step) and fraction knots are not warned of."""
-    total, spe = 20, 10
-    with pytest.warns(UserWarning, match=r"scheduler.knots end at epoch 24, past the end of the run \(2 epoch\(s\), 20 "
-                                         r"optimizer steps\): its LR stops at 0.16 on the way to 0.*unit=fraction"):
-        schedules.piecewise(0, total, [0, 5, 24], [0.0, 0.4, 0.0], "epoch", steps_per_epoch=spe)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        for step in (1, total - 1):  # later steps say nothing more
-            schedules.piecewise(step, total, [0, 5, 24], [0.0, 0.4, 0.0], "epoch", steps_per_epoch=spe)
-        schedules.piecewise(0, total, [0, 1, 2], [0.0, 0.4, 0.0], "epoch", steps_per_epoch=spe)  # ends with the run
-        schedules.piecewise(0, total, [0, 5, 20], [0.0, 0.4, 0.0], "step")  # one step past the last: no warning
-        schedules.piecewise(0, total, [0, 0.2, 1], [0.0, 0.4, 0.0], "fraction")
-    with pytest.warns(UserWarning, match="end at step 30"):
-        schedules.piecewise(0, total, [0, 5, 30], [0.0, 0.4, 0.0], "step")
+    = 0.16 at the last step and never anneals (the schedule itself agrees). Knots that end with the run (within one
+    step) and fraction knots fit."""
+    said = schedules.shortfall("piecewise", PAGE, 20, 10)
+    assert said.startswith("scheduler.knots end at epoch 24, past the end of the run (2 epoch(s), 20 optimizer steps): "
+                           "its LR stops at 0.16 on the way to 0,") and "unit=fraction" in said
+    assert schedules.piecewise(19, 20, **PAGE, steps_per_epoch=10)[0] == pytest.approx(0.16)
+    assert schedules.shortfall("piecewise", {**PAGE, "knots": [0, 1, 2]}, 20, 10) is None
+    assert schedules.shortfall("piecewise", {**PAGE, "knots": [0, 5, 20], "unit": "step"}, 20, 10) is None
+    assert "end at step 30" in schedules.shortfall("piecewise", {**PAGE, "knots": [0, 5, 30], "unit": "step"}, 20, 10)
+    assert schedules.shortfall("piecewise", {**PAGE, "knots": [0, 0.2, 1], "unit": "fraction"}, 20, 10) is None
+    assert schedules.shortfall("one_cycle", {}, 20, 10) is None
+
+
+def test_a_cyclic_half_cycle_longer_than_the_run_is_named():
+    """step_size_up 4 epochs of 10 steps on a 20-step run: the LR climbs from 0.1 to 0.1 + 0.9 * 19 / 40 = 0.5275
+    (the schedule itself agrees), never to max_lr 1. In steps, the size is not multiplied by the epoch's steps."""
+    shape = {"base_lr": 0.1, "max_lr": 1.0, "step_size_up": 4, "unit": "epoch"}
+    assert schedules.shortfall("cyclic", shape, 20, 10) == (
+        "scheduler.step_size_up is 40 optimizer steps, longer than the run (20): the LR climbs from base_lr 0.1 to "
+        "0.5275 at most, never to max_lr 1. Smith: step_size_up 2-10 epochs, a few cycles a run (lower it, or train "
+        "longer)")
+    assert schedules.cyclic(19, 20, 0.1, 1.0, 4, unit="epoch", steps_per_epoch=10)[0] == pytest.approx(0.5275)
+    assert schedules.shortfall("cyclic", {**shape, "step_size_up": 1}, 20, 10) is None
+    assert schedules.shortfall("cyclic", {**shape, "step_size_up": 15, "unit": "step"}, 20, 10) is None
 
 
 def test_cyclic_epoch_unit_is_steps_per_epoch_times_size():

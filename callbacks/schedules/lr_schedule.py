@@ -28,8 +28,10 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.utilities import rank_zero_warn
 
 from callbacks.figures import log_figure, save_figure
+from callbacks.schedules.shapes import shortfall
 
 Schedule = Callable[..., "tuple[float, float | None]"]
 _PROBE_STEPS, _PROBE_STEPS_PER_EPOCH = 10**7, 10**4  # a nominal long run, to check a schedule's shape up front
@@ -255,6 +257,9 @@ class LRSchedule(Callback):
         self.total_steps = int(total)
         self.steps_per_epoch = optimizer_steps_per_epoch(trainer)
         self.values(0)  # checks that need the run's length (phases, warm-up shorter than the run, ...)
+        unreached = shortfall(self.name, self.shape, self.total_steps, self.steps_per_epoch)
+        if unreached and trainer.global_step == 0:  # said once, at the run's first start
+            rank_zero_warn(unreached)
         self._check_resume(trainer)
         self._check_optimizer(trainer)
         self._apply(trainer, log_values=False)  # logged by the first on_train_batch_start

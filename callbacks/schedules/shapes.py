@@ -26,7 +26,6 @@ indices as they are.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -212,13 +211,6 @@ def piecewise(step: int, total_steps: int, knots: Sequence[float] = (0, 5, 24), 
     _check(all(_is_number(v) and v >= 0 for v in values), "values", "learning rates >= 0", values)
     knot_steps = [to_steps(k, unit, total_steps, steps_per_epoch) for k in ks]
     lr = knot_curve(step, knot_steps, values, anneal_strategy)
-    if step == 0 and knot_steps[-1] > total_steps:  # once, at the run's start; a step's slack past the last one
-        end = knot_curve(total_steps - 1, knot_steps, values, anneal_strategy)
-        warnings.warn(f"scheduler.knots end at {unit} {ks[-1]:g}, past the end of the run "
-                      f"({run_length(unit, total_steps, steps_per_epoch):g} {unit}(s), {total_steps} optimizer steps): "
-                      f"its LR stops at {end:.4g} on the way to {values[-1]:g}, and the rest of the schedule is never "
-                      f"reached. Give knots within the run, or scheduler.unit=fraction (0: the first step, 1: the "
-                      f"last) to fit the same shape to any length", UserWarning)
     if momentum_values is None:
         _check(momentum_knots is None, "momentum_knots", "null when momentum_values is null", momentum_knots)
         return lr, None
@@ -266,3 +258,29 @@ def warmup(step: int, total_steps: int, max_lr: float, warmup_length: float = 5,
 def gradient_noise_sigma(step: int, eta: float = 0.3, gamma: float = 0.55) -> float:
     """Standard deviation of the gradient noise at step ``t``: ``sqrt(eta / (1 + t)**gamma)``."""
     return math.sqrt(eta / (1 + step) ** gamma)
+
+
+def shortfall(name: str, shape: dict[str, Any], total_steps: int, steps_per_epoch: float | None) -> str | None:
+    """What of schedule ``name`` (its full ``shape``) a run of ``total_steps`` never reaches, said once at its start
+    (LRSchedule): piecewise knots past the run's end (the LR stops on the way and never anneals), a cyclic half cycle
+    longer than the run (the LR never reaches max_lr); None when the whole schedule fits."""
+    if name == "piecewise":
+        knots = [to_steps(k, shape["unit"], total_steps, steps_per_epoch) for k in shape["knots"]]
+        if knots[-1] <= total_steps:  # a step's slack past the last one
+            return None
+        end = knot_curve(total_steps - 1, knots, shape["values"], shape["anneal_strategy"])
+        return (f"scheduler.knots end at {shape['unit']} {shape['knots'][-1]:g}, past the end of the run "
+                f"({run_length(shape['unit'], total_steps, steps_per_epoch):g} {shape['unit']}(s), {total_steps} "
+                f"optimizer steps): its LR stops at {end:.4g} on the way to {shape['values'][-1]:g}, and the rest of "
+                f"the schedule is never reached. Give knots within the run, or scheduler.unit=fraction (0: the first "
+                f"step, 1: the last) to fit the same shape to any length")
+    if name == "cyclic":
+        up = float(shape["step_size_up"]) * ((steps_per_epoch or 1) if shape["unit"] == "epoch" else 1)
+        if up <= total_steps:
+            return None
+        base, peak = float(shape["base_lr"]), float(shape["max_lr"])
+        return (f"scheduler.step_size_up is {up:g} optimizer steps, longer than the run ({total_steps}): the LR "
+                f"climbs from base_lr {base:.4g} to {base + (peak - base) * (total_steps - 1) / up:.4g} at most, never "
+                f"to max_lr {peak:.4g}. Smith: step_size_up 2-10 epochs, a few cycles a run (lower it, or train "
+                f"longer)")
+    return None
