@@ -336,8 +336,8 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
         print_config(cfg)
     write_result(cfg.output_dir, status="running", reason="", overrides=job_overrides(), monitor=cfg.monitor,
                  monitor_mode=cfg.monitor_mode, run_dir=cfg.output_dir,
-                 lr={"max_lr": scheduler_config(cfg).get("max_lr", cfg.optimizer.get("lr")), **lr_found,
-                     "source": lr_source})
+                 lr={"max_lr": scheduler_config(cfg).get("max_lr", cfg.optimizer.get("lr")),
+                     **{key: cfg.scheduler[key] for key in asked}, **lr_found, "source": lr_source})
 
     callbacks = build_callbacks(cfg, lr_found if asked else None)
     loggers = build_loggers(cfg)

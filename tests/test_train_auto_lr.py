@@ -184,3 +184,17 @@ def test_bad_schedule_shape_fails_before_the_range_test(tmp_path):
         run(cfg)
     assert not (tmp_path / "lr_range_test.json").exists()
 
+
+
+def test_both_ends_of_a_cyclic_schedule_found_by_the_accuracy_test_are_in_result_json(tmp_path):
+    """scheduler.base_lr=auto: config.yaml and the checkpoint had the found base_lr, result.json's lr only max_lr."""
+    from omegaconf import OmegaConf
+
+    from callbacks.run.result_file import read_result
+    from conftest import CPU_OVERRIDES, run_in_process
+
+    run_in_process(["experiment=smoke", *CPU_OVERRIDES, "scheduler=cyclic", "scheduler.max_lr=auto",
+                    "scheduler.base_lr=auto", "range_test=accuracy", "trainer.max_epochs=1", "test=false"], tmp_path)
+    used = OmegaConf.load(tmp_path / "config.yaml").scheduler
+    lr = read_result(tmp_path)["lr"]
+    assert 0 < lr["base_lr"] == used.base_lr < lr["max_lr"] == used.max_lr
