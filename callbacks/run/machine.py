@@ -35,6 +35,18 @@ def fall_back_without_gpu(cfg: DictConfig) -> None:
             OmegaConf.update(cfg, key, value)
     if changed:
         warnings.warn(f"No CUDA GPU found: falling back to {', '.join(changed)}", stacklevel=2)
+    warn_emulated_bf16(cfg, cpu_flags())
+
+
+def warn_emulated_bf16(cfg: DictConfig, flags: set[str] | None) -> None:
+    """bf16 on a CPU without native bf16 (``flags``: its /proc/cpuinfo flags; None: unknown, no warning) is emulated:
+    slower than fp32 (trainer=cpu_fast took 2.75x trainer=auto's time on the smoke run of an AVX2 CPU), said at
+    start-up; the precision asked for stays."""
+    precision = str(cfg.trainer.get("precision"))
+    if flags is not None and precision.startswith("bf16") and not any(f in flags for f in CPU_BF16_FLAGS):
+        warnings.warn(f"trainer.precision={precision} on a CPU without {' or '.join(CPU_BF16_FLAGS)}: bf16 is "
+                      f"emulated here and slower than fp32; trainer=cpu (fp32) or trainer=auto (it picks for this "
+                      f"CPU) runs faster", stacklevel=2)
 
 
 # CPU flags (/proc/cpuinfo) of native bfloat16 arithmetic: AVX-512 BF16 (dot products) and AMX (tile matmuls).
