@@ -318,12 +318,12 @@ def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
         check_same_classes(cfg.ckpt_path, checkpoint, datamodule.checkpoint_metadata())  # its outputs' meaning
         del checkpoint  # Lightning reads the file again when it resumes
 
-    check_optimizer(cfg, model)  # torch checks lr, weight decay, betas only when it builds the optimizer
+    optimizer = check_optimizer(cfg, model)  # torch checks lr, weight decay, betas only when it builds the optimizer
     check_monitor(cfg, model)
     check_input_size(cfg, model, datamodule)  # a network that pools a small image to nothing
     if cfg.task.name != "lr_range_test":
         check_schedule(cfg, stand_ins={key: AUTO_KEYS[key] for key in asked},  # before a minutes-long range test
-                       optimizer=model.configure_optimizers())
+                       optimizer=optimizer)
     # the header first, saying how an auto LR will be found: the range test takes a while
     log_header(cfg, model, datamodule, lr_plan(cfg, asked, runs_trials(cfg)), threads_why, speed_why)
     if cfg.task.name == "lr_range_test":

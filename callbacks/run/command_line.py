@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -85,8 +86,6 @@ def main_with_plain_errors(main, config_dir: str, arguments: list[str]) -> None:
     """Run a Hydra app's ``main()``; where Hydra stopped it with exit 1 because the command line's ``arguments`` do
     not compose (not for flags such as ``-m``, whose sweeps SweepSummary checks), print one ``Error:`` line saying
     why and exit 2."""
-    import sys
-
     try:
         main()
     except SystemExit as stop:

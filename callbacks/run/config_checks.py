@@ -54,12 +54,12 @@ def check_schedule(cfg: DictConfig, stand_ins: dict[str, Any], optimizer=None) -
                              "or choose a schedule (scheduler=one_cycle)")
 
 
-def check_optimizer(cfg: DictConfig, model) -> None:
+def check_optimizer(cfg: DictConfig, model):
     """torch's optimizers check their numbers (a negative lr or weight decay, betas outside [0, 1)) only when built,
     in Lightning's configure_optimizers, with messages that name no key ("Invalid learning rate: -1"): build it once
-    now and name the group and its keys."""
+    now and name the group and its keys. Returns the optimizer built (for :func:`check_schedule`)."""
     try:
-        model.configure_optimizers()
+        return model.configure_optimizers()
     except (ValueError, TypeError) as err:  # TypeError: a key the optimizer does not take (+optimizer.betas for SGD)
         option = runtime_choices().get("optimizer")
         group = f"optimizer={option}" if option else f"optimizer ({short_name(cfg.optimizer.get('_target_'))})"

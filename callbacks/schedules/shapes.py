@@ -209,8 +209,7 @@ def piecewise(step: int, total_steps: int, knots: Sequence[float] = (0, 5, 24), 
     _check(len(ks) >= 1, "knots", "a non-empty list", knots)
     _check(values is not None and len(values) == len(ks), "values", f"a list as long as knots ({len(ks)})", values)
     _check(all(_is_number(v) and v >= 0 for v in values), "values", "learning rates >= 0", values)
-    knot_steps = [to_steps(k, unit, total_steps, steps_per_epoch) for k in ks]
-    lr = knot_curve(step, knot_steps, values, anneal_strategy)
+    lr = knot_curve(step, [to_steps(k, unit, total_steps, steps_per_epoch) for k in ks], values, anneal_strategy)
     if momentum_values is None:
         _check(momentum_knots is None, "momentum_knots", "null when momentum_values is null", momentum_knots)
         return lr, None
