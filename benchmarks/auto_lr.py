@@ -272,6 +272,17 @@ def per_setting(rows: list[dict]) -> list[dict]:
     return table
 
 
+def bars(table: list[dict]) -> str:
+    """How many settings meet the issue's bars (mean gap <= 1 point, worst seed <= 2), for auto and for the control
+    (an auto that always found the sweep's best LR: what seed noise alone leaves), over the settings with controls."""
+    both = [s for s in table if not math.isnan(s["control_gap"])]
+    counts = {who: (sum(s[mean] <= 1 for s in both), sum(s[worst] <= 2 for s in both),
+                    sum(s[mean] <= 1 and s[worst] <= 2 and not (who == "auto" and s["auto_failed"]) for s in both))
+              for who, mean, worst in (("auto", "mean_gap", "worst_gap"), ("control", "control_gap", "control_worst"))}
+    return (f"Settings within the bars, of the {len(both)} with a control: mean gap <= 1 point / worst seed <= 2 / "
+            "both: " + "; ".join(f"{who} {m} / {w} / {b}" for who, (m, w, b) in counts.items()) + "\n\n")
+
+
 def summary(csv_path: Path) -> str:
     table = per_setting(rt.read_csv(csv_path))
     specs = {"auto_test": ".2f", "best_test": ".2f", "mean_gap": "+.2f", "se_gap": ".2f", "worst_gap": "+.2f",
@@ -288,7 +299,8 @@ def summary(csv_path: Path) -> str:
             "the gap on the sweep averaged over seeds (best peak by mean validation accuracy; auto's LR read off the "
             "mean test accuracy curve): what auto's choice of LR costs, free of one run's noise; cost: auto's LR "
             "search over its training (wall time, optimizer steps); auto_failed: auto runs that stopped without "
-            "training (the search found no evidence), not in the gaps.\n\n" + rt.markdown_table(table, columns, specs))
+            "training (the search found no evidence), not in the gaps.\n\n" + bars(table)
+            + rt.markdown_table(table, columns, specs))
 
 
 def plot(csv_path: Path, png: Path) -> Path:

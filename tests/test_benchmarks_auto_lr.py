@@ -140,6 +140,19 @@ def test_the_control_runs_at_each_seeds_validation_best_sweep_lr_and_its_gap_is_
     assert math.isnan(auto_lr.per_setting(rows)[0]["control_gap"])
 
 
+def test_the_bars_are_counted_for_auto_and_for_the_control_over_the_settings_with_a_control():
+    """Setting a: auto's gaps 2.5 and -1 (mean 0.75, worst 2.5: the worst bar missed), the control's 0.5 and 1.2
+    (both bars met); setting b: auto 0 and 0.5, no control (left out of both counts)."""
+    rows = []
+    for seed, (auto_test, control_test) in enumerate([(0.575, 0.595), (0.61, 0.588)]):
+        rows += [_row("a", seed, "sweep", 0.05, 0.7, 0.60), _row("a", seed, "sweep", 0.2, 0.6, 0.50),
+                 _row("a", seed, "auto", 0.1, 0.6, auto_test), _row("a", seed, "control", 0.05005, 0.7, control_test),
+                 _row("b", seed, "sweep", 0.05, 0.7, 0.60), _row("b", seed, "auto", 0.05, 0.7, 0.60 - 0.005 * seed)]
+    line = auto_lr.bars(auto_lr.per_setting(rows))
+    assert line.startswith("Settings within the bars, of the 1 with a control")
+    assert line.strip().endswith("auto 1 / 0 / 0; control 1 / 1 / 1")
+
+
 def test_an_auto_run_that_refused_is_counted_and_left_out_of_the_gaps():
     """Seed 1's auto run stopped without training (no evidence: no LR, no accuracy); the gaps are seed 0's alone,
     the table counts one failed auto run and the setting is not within the target."""
