@@ -95,11 +95,23 @@ def read_csv(path: str, key: str = "data.csv_path",
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{key}: {path} does not exist")
     text = csv_text(path, key, warn)
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter(text.split("\n", 1)[0]))
-    rows = list(reader)
+    sep = delimiter(text.split("\n", 1)[0])
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=sep)
+    rows, ragged = [], []
+    for row in reader:  # DictReader files a row's extra fields under None and fills a short row's with None
+        extra = [v for v in row.pop(None, []) if v.strip()]  # empty trailing fields (a trailing delimiter) are fine
+        fields = sum(v is not None for v in row.values()) + len(extra)
+        if extra or fields < len(row):
+            ragged.append(f"line {reader.line_num} has {fields}")
+        rows.append(row)
     columns = list(reader.fieldnames or [])
     if not columns or not rows:
         raise ValueError(f"{key}: {path} is empty (it needs a header and at least one row)")
+    if ragged:
+        raise ValueError(f"{key}: {path}: {len(ragged)} row(s) do not have the header's {len(columns)} fields "
+                         f"({sep!r}-separated: {', '.join(columns)}): {', '.join(ragged[:5])}"
+                         f"{', ...' if len(ragged) > 5 else ''}. A value that holds {sep!r} needs double "
+                         "quotes around it")
     return columns, rows
 
 

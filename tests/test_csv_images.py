@@ -198,6 +198,22 @@ def test_single_valued_and_empty_label_columns_are_refused(tmp_path):
         csv_dm(path).prepare_data()
 
 
+def test_a_row_with_more_or_fewer_fields_than_the_header_is_named_by_its_line(tmp_path):
+    """An unquoted comma inside a label made a fifth field: csv.DictReader filed it away and the shifted values
+    became new classes of the next columns. A trailing delimiter (an empty last field) is not an error."""
+    (tmp_path / "shifted.csv").write_text("file,shape,colour\na.png,square,red\nb.png,square,light,green\n"
+                                          "c.png,circle\nd.png,circle,blue,\n")
+    with pytest.raises(ValueError, match=r"data.csv_path: .*shifted.csv: 2 row\(s\) do not have the header's 3 fields "
+                                         r"\(',' *-separated: file, shape, colour\): line 3 has 4, line 4 has 2\. "
+                                         r"A value that holds ',' needs double quotes"):
+        csv_dm(tmp_path / "shifted.csv").prepare_data()
+    (tmp_path / "quoted.csv").write_text('file;shape;colour\r\na.png;square;"light;green"\r\nb.png;circle;red;\r\n')
+    from datamodules.csv_images import read_csv
+    assert read_csv(str(tmp_path / "quoted.csv")) == (["file", "shape", "colour"], [
+        {"file": "a.png", "shape": "square", "colour": "light;green"},
+        {"file": "b.png", "shape": "circle", "colour": "red"}])
+
+
 def test_empty_and_missing_csv_are_refused(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(ValueError, match="data.csv_path: .*empty.csv is empty"):
