@@ -129,9 +129,10 @@ def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.Li
         with stop_at_once("LR search"):
             result = find_lr(model, datamodule, instantiate(cfg.range_test, **trials), **trainer_kwargs)
     except SearchInterrupted as err:
-        write_result(cfg.output_dir, status="interrupted", reason=str(err), overrides=job_overrides(),
+        reason = f"{err}. {how_to_resume(None)}"
+        write_result(cfg.output_dir, status="interrupted", reason=reason, overrides=job_overrides(),
                      run_dir=cfg.output_dir)
-        log.warning(f"Interrupted: {err}")
+        log.warning(f"Interrupted: {reason}")
         raise
     except NoBounds as err:  # saved all the same: the accuracy test's points, to read the bounds off by eye
         result, failure = err.result, f"{err} (its points: {cfg.output_dir}/accuracy_range_test.png)"
@@ -238,10 +239,7 @@ def fit(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: Ending)
     except Interrupted as err:
         ending.record(trainer, "interrupted", None, reason=str(err), steps=err.step, checkpoint=err.checkpoint,
                       metrics=logged_metrics(trainer))  # the last logged: training's, and the last validation's
-        how = (f"Resume the sweep: the same command plus hydra.sweep.dir={sweep_dir()} +resume=true"
-               if is_multirun() else  # a sweep's job resumes with its sweep (README, section 3)
-               f"Resume in the same run directory with the same overrides plus ckpt_path={err.checkpoint}")
-        log.warning(f"Interrupted ({err}). {how}")
+        log.warning(f"Interrupted ({err}). {how_to_resume(err.checkpoint)}")
         raise
     except Exception as err:
         ending.refused(trainer, err)
@@ -286,6 +284,15 @@ def evaluate(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: En
     ending.record(trainer, "completed", {**summary, "hp_metric": hp_metric}, metrics=metrics,
                   objective=metrics.get(cfg.monitor), steps=trainer.global_step, checkpoint=checkpoint)
     return metrics.get(cfg.monitor)
+
+
+def how_to_resume(checkpoint: str | None) -> str:
+    """The command that goes on after an interrupt: a sweep's job resumes with its sweep (README, section 3)."""
+    if is_multirun():
+        return f"Resume the sweep: the same command plus hydra.sweep.dir={sweep_dir()} +resume=true"
+    if checkpoint is None:
+        return "Run the same command again"
+    return f"Resume in the same run directory with the same overrides plus ckpt_path={checkpoint}"
 
 
 def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:
@@ -377,7 +384,10 @@ def main(cfg: DictConfig) -> float | None:
         if is_multirun():  # one broken job is a row of the sweep summary, not the end of the sweep
             write_result(cfg.output_dir, status="failed", reason=f"{type(err).__name__}: {plain_message(err)}",
                          objective=worst_value(cfg.monitor_mode), overrides=job_overrides(), run_dir=cfg.output_dir)
-            log.exception("job failed; the sweep goes on")
+            if isinstance(err, START_UP_ERRORS) and os.environ.get("HYDRA_FULL_ERROR") != "1":
+                log.error(f"Error: {plain_message(err)} (job failed; the sweep goes on)")  # bad input: one line
+            else:
+                log.exception("job failed; the sweep goes on")
             return worst_value(cfg.monitor_mode)
         if isinstance(err, START_UP_ERRORS) and os.environ.get("HYDRA_FULL_ERROR") != "1":
             log.error(f"Error: {plain_message(err)}")

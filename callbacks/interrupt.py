@@ -35,7 +35,7 @@ class SearchInterrupted(Exception):
 
     def __init__(self, signal_name: str, phase: str) -> None:
         super().__init__(f"{signal_name} during the {phase}: stopped before training, with no checkpoint to resume "
-                         f"from; run the same command again")
+                         f"from")
 
 
 @contextmanager

@@ -188,6 +188,51 @@ def test_sweep_arguments_are_checked_before_any_job(tmp_path):
         check_sweep(sweep_config(tmp_path, [], {**optuna, "n_trials": 0}), WORDS)
 
 
+def test_a_sweep_folder_is_resumed_only_with_its_own_arguments_and_never_swept_into_again(tmp_path):
+    """A second sweep into a sweep's folder retrained into its job folders (or mixed its jobs into the summary); a
+    resume with other arguments let Hydra rewrite the jobs' .hydra/ before each job refused; +resume=true with a
+    folder that holds no sweep started a new one. Each is refused before Hydra writes anything."""
+    task = ["experiment=smoke", "scheduler.max_lr=0.1,0.2"]
+    with pytest.raises(SweepError, match=r"\+resume=true resumes .* holds none \(no multirun.yaml\)"):
+        check_sweep(sweep_config(tmp_path, [*task, "+resume=true"]), WORDS)
+    assert not (tmp_path / "sweep").exists()
+    check_sweep(sweep_config(tmp_path, task), WORDS)  # a new folder: fine
+    make_sweep(tmp_path / "sweep", task)
+    before = (tmp_path / "sweep" / "multirun.yaml").read_text()
+    with pytest.raises(SweepError, match=r"already holds a sweep \(run with experiment=smoke scheduler.max_lr=0.1,0.2\); "
+                                         r"resume it with the same arguments plus \+resume=true"):
+        check_sweep(sweep_config(tmp_path, task), WORDS)
+    with pytest.raises(SweepError, match=r"cannot resume .*this command differs \(\+seed=1\)"):
+        check_sweep(sweep_config(tmp_path, [*task, "seed=1", "+resume=true"]), WORDS)
+    with pytest.raises(SweepError, match=r"differs \(-scheduler.max_lr=0.1,0.2, \+scheduler.max_lr=0.1,0.3\)"):
+        check_sweep(sweep_config(tmp_path, ["experiment=smoke", "scheduler.max_lr=0.1,0.3", "+resume=true"]), WORDS)
+    check_sweep(sweep_config(tmp_path, ["+resume=true", *reversed(task)]), WORDS)  # the same sweep, in any order
+    assert (tmp_path / "sweep" / "multirun.yaml").read_text() == before
+
+
+def test_a_single_runs_folder_is_not_a_sweep_and_a_sweep_whose_every_job_failed_fails(tmp_path, capsys):
+    from callbacks.sweeps.hydra_callback import SweepSummary
+
+    runs = tmp_path / "outputs"
+    for name in ("a", "b"):  # two single runs (python train.py ...): Hydra's mode RUN, no job number
+        (runs / name / ".hydra").mkdir(parents=True)
+        OmegaConf.save(["experiment=smoke"], runs / name / ".hydra" / "overrides.yaml")
+        OmegaConf.save({"hydra": {"mode": "RUN", "job": {"num": "???"}}}, runs / name / ".hydra" / "hydra.yaml")
+    for folder in (runs, runs / "a"):
+        assert main([str(folder)]) == 2
+        assert "not a Hydra sweep directory" in capsys.readouterr().err and not (folder / "summary.csv").exists()
+    sweep = make_sweep(tmp_path / "sweep", ["scheduler.max_lr=0.1,0.2"])
+    for num, lr in enumerate((0.1, 0.2)):
+        make_job(sweep, num, [f"scheduler.max_lr={lr}"], status="failed", reason="ValueError: data.root: /x does not exist")
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
+    with pytest.raises(SystemExit) as stop:
+        SweepSummary().on_multirun_end(config)
+    assert stop.value.code == 1
+    assert "Error: every job of the sweep failed (job 0: ValueError: data.root: /x does not exist)" in capsys.readouterr().err
+    make_job(sweep, 2, ["scheduler.max_lr=0.3"], acc=0.6, lr=0.3)
+    SweepSummary().on_multirun_end(config)  # one job trained: the sweep stands
+
+
 def test_the_sweep_check_takes_auto_exactly_where_train_py_fills_it_in(tmp_path):
     """The words come from conf/train.yaml (the Hydra callback's argument), not from the check's own code; they must
     be train.py's AUTO on train.py's AUTO_KEYS."""

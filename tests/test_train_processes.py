@@ -27,7 +27,7 @@ def test_a_signal_during_the_lr_search_stops_the_run_at_once_with_nothing_to_res
     assert proc.returncode == 130, out[-3000:]
     assert f"{signum} during the LR search: stopped before training" in out and "Traceback" not in out, out[-3000:]
     record = read_result(run_dir)
-    assert record["status"] == "interrupted" and "run the same command again" in record["reason"]
+    assert record["status"] == "interrupted" and "Run the same command again" in record["reason"]
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "lr_range_test.json").exists()
 
 
@@ -89,3 +89,18 @@ def test_a_ddp_run_on_two_cpu_processes_with_auto_lr_prints_once_writes_once_and
     again = read_result(run_dir)
     assert again["lr"]["max_lr"] == record["lr"]["max_lr"] and again["metrics"]["test/acc"] == record["metrics"][
         "test/acc"] and again["steps"] == record["steps"]
+
+
+def test_an_interrupted_sweep_job_says_to_resume_the_sweep_even_when_it_stopped_in_the_lr_search(monkeypatch):
+    """A sweep's job stopped in the LR search said "run the same command again", which retrained every job (now:
+    refused, the folder holds a sweep); the sweep resumes with its folder and +resume=true."""
+    import train
+
+    monkeypatch.setattr(train, "is_multirun", lambda: False)
+    assert train.how_to_resume(None) == "Run the same command again"
+    assert train.how_to_resume("r/checkpoints/last.ckpt").endswith("plus ckpt_path=r/checkpoints/last.ckpt")
+    monkeypatch.setattr(train, "is_multirun", lambda: True)
+    monkeypatch.setattr(train, "sweep_dir", lambda: "multirun/s")
+    for checkpoint in (None, "x.ckpt"):
+        assert train.how_to_resume(checkpoint) == ("Resume the sweep: the same command plus "
+                                                   "hydra.sweep.dir=multirun/s +resume=true")

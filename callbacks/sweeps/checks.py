@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from callbacks.run.command_line import leaf_keys
 from callbacks.run.result_file import FINAL, read_result, worst_value, write_result
-from callbacks.sweeps.summary import planned_jobs, sweep_arguments
+from callbacks.sweeps.resume import asks_resume, without_resume
+from callbacks.sweeps.summary import MULTIRUN_FILE, planned_jobs, sweep_arguments
 
 _ABSENT = object()
 
@@ -81,6 +82,7 @@ def check_sweep(config: DictConfig, words: Mapping | None = None) -> None:
                          + ("" if isinstance(planned, list) else " and hydra.sweeper.n_trials >= 1"))
     if isinstance(planned, list):
         check_subdir_names(config, planned)
+    check_sweep_dir(config)
     check_writable(Path(config.hydra.sweep.dir))  # last: a sweep refused above leaves no folder behind
     direction = sweeper.get("direction")
     if direction is not None and isinstance(direction, str) and "monitor_mode" in config:
@@ -88,6 +90,35 @@ def check_sweep(config: DictConfig, words: Mapping | None = None) -> None:
         if wanted and direction != wanted:
             raise SweepError(f"hydra.sweeper.direction={direction} but monitor_mode={config.monitor_mode} "
                              f"({config.monitor}): set hydra.sweeper.direction={wanted}")
+
+
+def check_sweep_dir(config: DictConfig) -> None:
+    """``+resume=true`` needs the folder of a sweep run with the same arguments; without it, a folder that already
+    holds a sweep is refused: a second sweep there would retrain into the first one's job folders or mix its jobs
+    into the first one's summary. Checked before Hydra writes anything into the folder (``multirun.yaml``, each
+    job's ``.hydra/``), so a refused command changes nothing."""
+    sweep_dir = Path(config.hydra.sweep.dir)
+    asked = sweep_arguments(config, with_params=False)
+    resume = asks_resume(asked)
+    old = sweep_dir / MULTIRUN_FILE
+    if resume and not old.is_file():
+        raise SweepError(f"+resume=true resumes the sweep in hydra.sweep.dir, but {sweep_dir} holds none (no "
+                         f"{MULTIRUN_FILE}): pass the folder of the sweep to resume, e.g. "
+                         "hydra.sweep.dir=multirun/2026-11-28/04-30-00")
+    if not old.is_file():
+        return
+    ran = [str(o) for o in OmegaConf.load(old).hydra.overrides.get("task") or []]
+    if not resume:
+        raise SweepError(f"hydra.sweep.dir={sweep_dir} already holds a sweep (run with "
+                         f"{' '.join(ran) or 'no arguments'}); resume it with the same arguments plus +resume=true, "
+                         "or pass another hydra.sweep.dir (nothing in it was changed)")
+    if without_resume(ran) != without_resume(asked):
+        gone = [o for o in without_resume(ran) if o not in without_resume(asked)]
+        new = [o for o in without_resume(asked) if o not in without_resume(ran)]
+        raise SweepError(f"cannot resume the sweep in {sweep_dir}: it ran with {' '.join(without_resume(ran))}; "
+                         f"this command differs ({', '.join([*(f'-{o}' for o in gone), *(f'+{o}' for o in new)])}"
+                         "); resume with the same arguments, or pass a new hydra.sweep.dir for a different sweep "
+                         "(nothing in it was changed)")
 
 
 def check_subdir_names(config: DictConfig, planned: list[list[str]]) -> None:

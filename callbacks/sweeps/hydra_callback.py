@@ -2,6 +2,7 @@
 sweep's arguments before the first job, records a job that raised, and writes the summary when the sweep ends."""
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,10 +28,16 @@ class SweepSummary(Callback):
             check_sweep(config, self.words)
         except SweepError as e:
             # Hydra turns a callback's exceptions into warnings and goes on; a bad sweep must stop here.
-            raise SystemExit(f"error: {e}") from None
+            print(f"Error: {e}", file=sys.stderr)  # bad input: one line and exit 2, as train.py's own start-up
+            raise SystemExit(2) from None
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         record_failure(config, job_return)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        report(config.hydra.sweep.dir)
+        summary = report(config.hydra.sweep.dir)
+        failed = [row for row in summary.rows if row.get("status") == "failed"]
+        if failed and len(failed) == len(summary.rows):  # nothing trained: the sweep failed, as its one run would
+            print(f"Error: every job of the sweep failed (job {failed[0].get('job')}: {failed[0].get('reason')})",
+                  file=sys.stderr)
+            raise SystemExit(1)

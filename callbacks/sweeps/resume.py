@@ -22,8 +22,15 @@ from callbacks.run.result_file import FINISHED, read_result
 RESUME_KEY = "resume"  # the override that asks for this (+resume=true)
 
 
-def _without_resume(overrides: Sequence[str]) -> list[str]:
+def without_resume(overrides: Sequence[str]) -> list[str]:
+    """The overrides but ``+resume=...``, sorted: what two runs of one sweep must share."""
     return sorted(o for o in overrides if o.lstrip("+~").split("=", 1)[0] != RESUME_KEY)
+
+
+def asks_resume(overrides: Sequence[str]) -> bool:
+    """Whether the command line asks to resume (``+resume=true``)."""
+    return any(o.lstrip("+~").split("=", 1)[0] == RESUME_KEY and o.split("=", 1)[-1].strip().lower() in
+               ("true", "1", "yes") for o in overrides)
 
 
 class ResumeRefused(ValueError):
@@ -41,9 +48,9 @@ def resume_decision(run_dir: str | Path, overrides: Sequence[str] | None = None)
     run_dir = Path(run_dir)
     result = read_result(run_dir, strict=False)  # an unreadable result is an unfinished job
     recorded = (result or {}).get("overrides")
-    asked = None if overrides is None else _without_resume(list(overrides))
-    if asked is not None and recorded is not None and _without_resume(recorded) != asked:
-        raise ResumeRefused(f"cannot resume {run_dir}: it ran with {_without_resume(recorded)}, this job asks for "
+    asked = None if overrides is None else without_resume(list(overrides))
+    if asked is not None and recorded is not None and without_resume(recorded) != asked:
+        raise ResumeRefused(f"cannot resume {run_dir}: it ran with {without_resume(recorded)}, this job asks for "
                             f"{asked}; use a new hydra.sweep.dir for a different sweep (nothing in it was changed)")
     if result is not None and result.get("status") in FINISHED:
         return "skip", result

@@ -122,7 +122,10 @@ def find_jobs(sweep_dir: Path) -> list[Job]:
     for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
         run_dir = overrides_file.parent.parent
         hydra_file = overrides_file.parent / "hydra.yaml"
-        num = OmegaConf.load(hydra_file).hydra.job.get("num") if hydra_file.is_file() else None
+        hydra = OmegaConf.load(hydra_file).hydra if hydra_file.is_file() else None
+        if hydra is not None and hydra.get("mode") == "RUN":  # a single run (python train.py ...), not a sweep's job
+            continue
+        num = hydra.job.get("num") if hydra is not None else None
         overrides = [str(o) for o in OmegaConf.to_container(OmegaConf.load(overrides_file))]  # as written
         job = Job(num=None if num is None else int(num), overrides=overrides, run_dir=run_dir)
         try:
@@ -169,8 +172,9 @@ def summarize(sweep_dir: str | Path) -> Summary:
     sweep_cfg = _sweep_config(sweep_dir)
     jobs = find_jobs(sweep_dir)
     if sweep_cfg is None and not jobs:
-        raise ValueError(f"{sweep_dir} is not a Hydra sweep directory: no {MULTIRUN_FILE} and no job directories "
-                         f"(<job>/.hydra/overrides.yaml) below it")
+        raise ValueError(f"{sweep_dir} is not a Hydra sweep directory: no {MULTIRUN_FILE} and no sweep's job "
+                         f"directories (<job>/.hydra/overrides.yaml) below it"
+                         + (" (single runs' directories are not a sweep's)" if any(sweep_dir.glob("**/.hydra")) else ""))
     planned = planned_jobs(sweep_cfg)
     found = {job.num for job in jobs}
     if isinstance(planned, list):
