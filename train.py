@@ -38,8 +38,8 @@ from callbacks.run.command_line import main_with_plain_errors
 from callbacks.run.console import (KeepWarnings, log, log_header, log_logger_paths, log_lr_found, log_train_command,
                                    lr_plan, print_config, quiet_console)
 from callbacks.run.ending import Ending
-from callbacks.run.hydra_job import (continue_in_run_dir, is_multirun, job_overrides, null_group_overrides,
-                                     resume_sweep_job, scheduler_config, sweep_dir)
+from callbacks.run.hydra_job import (continue_in_run_dir, how_to_resume, is_multirun, job_overrides,
+                                     null_group_overrides, resume_sweep_job, scheduler_config)
 from callbacks.run.intervals import ValidateLastStep, log_interval
 from callbacks.run.machine import fall_back_without_gpu, speed_settings, usable_threads
 from callbacks.run.result_file import read_result, worst_value, write_config, write_result
@@ -137,11 +137,12 @@ def run_range_test(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.Li
     except NoBounds as err:  # saved all the same: the accuracy test's points, to read the bounds off by eye
         result, failure = err.result, f"{err} (its points: {cfg.output_dir}/accuracy_range_test.png)"
     if rank_zero_only.rank == 0:
-        result.save(cfg.output_dir)  # DDP: every rank found the same; one writes the files
+        result.save(cfg.output_dir)  # DDP: every rank found the same; one writes the files and prints the tables
     if failure:
         write_result(cfg.output_dir, status="failed", reason=failure, overrides=job_overrides(), run_dir=cfg.output_dir)
         raise ValueError(failure)
-    result.print()
+    if rank_zero_only.rank == 0:
+        result.print()
     return result
 
 
@@ -222,6 +223,12 @@ def range_test_task(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.L
     if result.base_lr is not None and "base_lr" in schedule:  # the accuracy test: both ends of a cyclic schedule
         found["scheduler.base_lr"] = result.base_lr
     log_train_command(job_overrides(), found)
+    write_config(cfg.output_dir, cfg, result.source)  # what ran; the LRs found are in result.json
+    write_result(cfg.output_dir, status="completed", reason="", overrides=job_overrides(), run_dir=cfg.output_dir,
+                 monitor=cfg.monitor, monitor_mode=cfg.monitor_mode, metrics={}, objective=result.lr,
+                 lr={"max_lr": result.lr, **({"base_lr": result.base_lr} if result.base_lr is not None else {}),
+                     "source": result.source, "search_s": result.elapsed_s, "search_steps": result.search_steps},
+                 found={key: float(value) for key, value in found.items()})  # the overrides to train with
     return result.lr
 
 
@@ -284,15 +291,6 @@ def evaluate(cfg: DictConfig, trainer: pl.Trainer, model, datamodule, ending: En
     ending.record(trainer, "completed", {**summary, "hp_metric": hp_metric}, metrics=metrics,
                   objective=metrics.get(cfg.monitor), steps=trainer.global_step, checkpoint=checkpoint)
     return metrics.get(cfg.monitor)
-
-
-def how_to_resume(checkpoint: str | None) -> str:
-    """The command that goes on after an interrupt: a sweep's job resumes with its sweep (README, section 3)."""
-    if is_multirun():
-        return f"Resume the sweep: the same command plus hydra.sweep.dir={sweep_dir()} +resume=true"
-    if checkpoint is None:
-        return "Run the same command again"
-    return f"Resume in the same run directory with the same overrides plus ckpt_path={checkpoint}"
 
 
 def run(cfg: DictConfig, keep: KeepWarnings | None = None) -> float | None:

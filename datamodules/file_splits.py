@@ -76,5 +76,6 @@ def warn_missing_classes(rec: Records, parts: dict[str, np.ndarray], source_key:
         for head, absent in (absent_classes(rec, idx).items() if len(idx) else ()):
             k = len(rec.vocabularies[head])
             warnings.warn(f"{source_key}: the {name} split has no images of class(es) "
-                          f"{absent[:MAX_LISTED]} of attribute {head!r}; its metrics cover the other "
-                          f"{k - len(absent)} of {k} classes", stacklevel=2)
+                          f"{absent[:MAX_LISTED]} of attribute {head!r}; its accuracy covers the other "
+                          f"{k - len(absent)} of {k} classes (its macro F1 counts an absent class only where the "
+                          "model predicts it, with F1 0, as scikit-learn's does)", stacklevel=2)

@@ -90,7 +90,8 @@ def test_a_val_or_test_folder_without_some_class_is_named_in_a_warning(tmp_path)
         image.unlink()
     (tmp_path / "val" / names[1]).rmdir()
     with pytest.warns(UserWarning, match=rf"the val split has no images of class\(es\) \['{names[1]}'\] of "
-                                         rf"attribute 'label'; its metrics cover the other 2 of 3 classes") as caught:
+                                         rf"attribute 'label'; its accuracy covers the other 2 of 3 classes \(its macro F1 counts an "
+                                         rf"absent class only where the model predicts it") as caught:
         folder_dm(tmp_path).setup("fit")
     assert not [w for w in caught if "test split" in str(w.message)]  # the test folder holds every class
     full = write_folder_dataset(tmp_path / "full", per_class=4, splits=("train", "val", "test"))

@@ -109,6 +109,10 @@ def test_range_test_task_writes_its_outputs_and_leaves_no_training(tmp_path):
     assert RangeTestResult.from_json(tmp_path / "lr_range_test.json").lr == found
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "tensorboard" / "schedule.png").exists()
     assert "train/loss" not in scalars(tmp_path)  # the task stops after the test: no training steps
+    record = read_result(tmp_path)  # a sweep of range tests reads each job's LR from it
+    assert record["status"] == "completed" and record["lr"]["max_lr"] == found == record["found"]["scheduler.max_lr"]
+    assert record["lr"]["search_steps"] >= 30
+    assert (tmp_path / "config.yaml").read_text().startswith(f"# lr_source: {record['lr']['source']}\n")
 
 
 def test_mid_epoch_resume_of_an_auto_run_is_bitwise_and_runs_no_second_range_test(tmp_path):

@@ -65,6 +65,7 @@ def test_a_ddp_run_on_two_cpu_processes_with_auto_lr_prints_once_writes_once_and
     out = train()
     for line in ("device      cpu x2", "lr found    max_lr = ", "completed in "):
         assert sum(x.startswith(line) for x in out.splitlines()) == 1, (line, out[-3000:])
+    assert out.count("found max_lr = ") == 1, out[-3000:]  # the range test's tables: rank 0's alone
     record = read_result(run_dir)
     assert record["status"] == "completed" and record["lr"]["source"].startswith("range_test (")
     # 127 validation and 127 test images on 2 ranks: each seen once (Lightning's sampler would pad to 128, k / 128)
@@ -94,13 +95,13 @@ def test_a_ddp_run_on_two_cpu_processes_with_auto_lr_prints_once_writes_once_and
 def test_an_interrupted_sweep_job_says_to_resume_the_sweep_even_when_it_stopped_in_the_lr_search(monkeypatch):
     """A sweep's job stopped in the LR search said "run the same command again", which retrained every job (now:
     refused, the folder holds a sweep); the sweep resumes with its folder and +resume=true."""
-    import train
+    from callbacks.run import hydra_job
 
-    monkeypatch.setattr(train, "is_multirun", lambda: False)
-    assert train.how_to_resume(None) == "Run the same command again"
-    assert train.how_to_resume("r/checkpoints/last.ckpt").endswith("plus ckpt_path=r/checkpoints/last.ckpt")
-    monkeypatch.setattr(train, "is_multirun", lambda: True)
-    monkeypatch.setattr(train, "sweep_dir", lambda: "multirun/s")
+    monkeypatch.setattr(hydra_job, "is_multirun", lambda: False)
+    assert hydra_job.how_to_resume(None) == "Run the same command again"
+    assert hydra_job.how_to_resume("r/checkpoints/last.ckpt").endswith("plus ckpt_path=r/checkpoints/last.ckpt")
+    monkeypatch.setattr(hydra_job, "is_multirun", lambda: True)
+    monkeypatch.setattr(hydra_job, "sweep_dir", lambda: "multirun/s")
     for checkpoint in (None, "x.ckpt"):
-        assert train.how_to_resume(checkpoint) == ("Resume the sweep: the same command plus "
+        assert hydra_job.how_to_resume(checkpoint) == ("Resume the sweep: the same command plus "
                                                    "hydra.sweep.dir=multirun/s +resume=true")

@@ -75,7 +75,8 @@ def quiet_console() -> KeepWarnings:
     for handler in root.handlers:
         handler.addFilter(DropNoise())
         if rank_zero_only.rank > 0 and not isinstance(handler, logging.FileHandler):
-            handler.setLevel(logging.WARNING)  # DDP's other ranks: their lines go to their own log file, not twice
+            handler.setLevel(logging.ERROR)  # DDP's other ranks: their lines (and warnings, the same as rank 0's)
+            # go to their own log file, not twice to the console; their errors still show
     keep = KeepWarnings()
     root.addHandler(keep)
     return keep

@@ -114,3 +114,12 @@ class RunDirCheck(Callback):
             print(f"Error: {key}={folder} cannot be used as the run directory: {problem}. Choose another "
                   f"{key}=... (or run from a writable folder)", file=sys.stderr)
             raise SystemExit(2)
+
+
+def how_to_resume(checkpoint: str | None) -> str:
+    """The command that goes on after an interrupt: a sweep's job resumes with its sweep (README, section 3)."""
+    if is_multirun():
+        return f"Resume the sweep: the same command plus hydra.sweep.dir={sweep_dir()} +resume=true"
+    if checkpoint is None:
+        return "Run the same command again"
+    return f"Resume in the same run directory with the same overrides plus ckpt_path={checkpoint}"
