@@ -56,7 +56,8 @@ def saved_run_config(ckpt_path: str) -> tuple[dict[str, Any], dict[str, Any] | N
     return checkpoint[CHECKPOINT_KEY], checkpoint.get(LR_KEY)
 
 
-def check_same_network(ckpt_path: str, checkpoint: dict[str, Any], backbone: Mapping[str, Any]) -> None:
+def check_same_network(ckpt_path: str, checkpoint: dict[str, Any], backbone: Mapping[str, Any],
+                       resuming: bool = True) -> None:
     """Resuming a checkpoint of another network (``model=resnet18`` with a ``small`` checkpoint; with
     ``model=custom``, another module) would fail in ``load_state_dict`` with a wall of missing keys: name both
     networks instead, before anything is built."""
@@ -66,9 +67,10 @@ def check_same_network(ckpt_path: str, checkpoint: dict[str, Any], backbone: Map
     option = f"model={saved['name']}"
     if saved["name"] == "custom":
         option += f" model.backbone.module._target_={(saved.get('module') or {}).get('_target_')}"
+    how = (f"resume with {option} (the checkpoint's), or leave out ckpt_path to start afresh" if resuming else
+           f"add {option} (the checkpoint's network) to the command")
     raise ValueError(f"ckpt_path: {ckpt_path} holds a '{network_name(saved)}' network, the config builds "
-                     f"'{network_name(backbone)}'; resume with {option} (the checkpoint's), or leave out ckpt_path "
-                     "to start afresh")
+                     f"'{network_name(backbone)}'; {how}")
 
 
 def check_weights_fit(ckpt_path: str, checkpoint: dict[str, Any], model: torch.nn.Module) -> None:

@@ -52,7 +52,7 @@ def evaluate_from_config(cfg: DictConfig, keep: KeepWarnings | None = None) -> f
     pl.seed_everything(cfg.seed, workers=True)
     check_loggers(cfg)
     checkpoint = read_checkpoint(cfg.ckpt_path)  # a missing, truncated or foreign file fails now, with its name
-    check_same_network(cfg.ckpt_path, checkpoint, cfg.model.backbone)
+    check_same_network(cfg.ckpt_path, checkpoint, cfg.model.backbone, resuming=False)
     tta_level = asked_tta_level(cfg.get("tta", False), cfg.model.get("tta_level", 0))
 
     every_image = evaluates_every_image(cfg, checkpoint, bool((checkpoint.get("data") or {}).get("mean")))

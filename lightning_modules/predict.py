@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from callbacks.run.task_trainer import task_trainer
 from datamodules.csv_images import paths_root, read_csv, resolve_paths
-from datamodules.image_cache import decode_all, describe_bad, is_image_file
+from datamodules.image_cache import IMAGE_EXTENSIONS, decode_all, describe_bad, is_image_file
 from datamodules.image_folder import list_class_folder
 from lightning_modules.classifier import Classifier
 from lightning_modules.networks import build_network
@@ -62,10 +62,14 @@ def list_inputs(inputs: str, image_column: str | None = None, allow_outside_path
     """(paths as written for the output, absolute paths) of a folder's images or of a CSV's image column, whose
     paths are relative to ``image_root`` (default: the CSV's folder), as for training."""
     if os.path.isdir(inputs):
-        images, _ = list_class_folder(inputs)
+        images, others = list_class_folder(inputs)
         shown = [os.path.relpath(p, inputs) for p in images]
         if not images:
             raise ValueError(f"data.predict_dir: {inputs} holds no images")
+        if others:  # as training says of its class folders
+            warnings.warn(f"data.predict_dir: ignoring {len(others)} file(s) that are not images "
+                          f"({', '.join(IMAGE_EXTENSIONS)}), e.g. {[os.path.relpath(p, inputs) for p in others[:3]]}",
+                          stacklevel=2)
         return shown, images
     if os.path.isfile(inputs) and inputs.lower().endswith(".csv"):
         columns, rows = read_csv(inputs, key="data.predict_csv")

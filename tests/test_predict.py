@@ -41,8 +41,10 @@ def test_predicts_class_names_for_a_folder(checkpoint, tmp_path):
     for name, color in COLORS.items():
         write_image(tmp_path / "new" / f"{name}.png", class_image(color, size=(40, 30), seed=99))
     write_image(tmp_path / "new" / "sub" / "grey.jpg", class_image((90, 90, 90)), mode="L")
-    out = predict_to_csv(str(checkpoint), str(tmp_path / "new"), str(tmp_path / "out" / "predictions.csv"),
-                         decode_workers=0)
+    (tmp_path / "new" / "readme.txt").write_text("not an image")
+    with pytest.warns(UserWarning, match=r"data.predict_dir: ignoring 1 file\(s\) that are not images .*'readme.txt'"):
+        out = predict_to_csv(str(checkpoint), str(tmp_path / "new"), str(tmp_path / "out" / "predictions.csv"),
+                             decode_workers=0)
     rows = read_rows(out)
     assert list(rows[0]) == ["path", "label", "label_prob"]
     by_path = {r["path"]: r for r in rows}

@@ -222,6 +222,7 @@ def test_a_checkpoint_of_another_network_exits_with_2_naming_the_key(trained, tm
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "ckpt_path" in errors[0] and "'small' network" in errors[0], result.stderr[-2000:]
+    assert errors[0].endswith("add model=small (the checkpoint's network) to the command")  # not resume's words
     assert "Traceback" not in result.stderr
 
 
