@@ -86,3 +86,20 @@ def test_train_pys_record_and_the_sweeps_failure_record_are_read_by_the_one_read
     rows = {row["job"]: row for row in summarize(sweep).rows}
     assert rows[0]["status"] == "completed" and rows[0]["val/acc"] == 0.7
     assert rows[1]["status"] == "failed" and rows[1]["reason"] == "RuntimeError: CUDA error: out of memory"
+
+
+def test_a_resumed_runs_wall_time_adds_this_session_to_what_the_run_it_continues_recorded(tmp_path):
+    """A resume recorded only its own session's seconds (3.7 s for a run that had trained 20 s before Ctrl-C)."""
+    import time
+
+    from callbacks.run.ending import Ending
+    from callbacks.run.result_file import run_records
+
+    cfg = OmegaConf.create({"output_dir": str(tmp_path)})
+    started = time.time() - 3.0
+    assert Ending(cfg, "config", {}, started, None).wall_s() == pytest.approx(3.0, abs=0.5)  # a fresh run
+    write_result(tmp_path, status="interrupted", wall_s=20.0)
+    resumed = Ending(cfg, "config", {}, started, None, resumed=(5, run_records(tmp_path)))
+    assert resumed.wall_s() == pytest.approx(23.0, abs=0.5)
+    result_path(tmp_path).write_text("{not json")
+    assert Ending(cfg, "config", {}, started, None, resumed=(5, run_records(tmp_path))).wall_s() == pytest.approx(3.0, abs=0.5)

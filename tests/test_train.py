@@ -219,6 +219,9 @@ def test_sigint_mid_epoch_saves_a_checkpoint_and_resume_continues_in_the_same_ru
     # every step Lightning logs on (smoke: log_every_n_steps=4) logged exactly once across both parts
     assert sorted(steps) == [s for s in range(total) if (s + 1) % 4 == 0]
     assert not (tmp_path / "elsewhere" / "checkpoints").exists()
+    log = (run_dir / "train.log").read_text()  # the run's log goes on in its own folder, not only in Hydra's new one
+    assert log.count("Interrupted (SIGINT") == 1 and f"resume: continuing in {run_dir}" in log
+    assert log.index("Interrupted (SIGINT") < log.index("completed in ")
 
 
 @pytest.mark.parametrize("content", [b"", b"just some text\n", None])

@@ -2,6 +2,7 @@
 resume): TensorBoard hparams, result.json and the closing summary. train.py's fit() and evaluate() call it."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ from omegaconf import DictConfig
 
 from callbacks.run.console import KeepWarnings, log_search_cost, log_summary
 from callbacks.run.hparams import log_run_hparams
-from callbacks.run.result_file import put_back, write_result
+from callbacks.run.result_file import put_back, result_path, write_result
 
 
 @dataclass
@@ -31,15 +32,25 @@ class Ending:
             put_back(self.resumed[1])
         else:
             write_result(self.cfg.output_dir, status="failed", reason=f"{type(error).__name__}: {error}",
-                         steps=trainer.global_step, wall_s=round(time.time() - self.started, 2))
+                         steps=trainer.global_step, wall_s=self.wall_s())
+
+    def wall_s(self) -> float:
+        """The run's seconds so far: this session's, plus those its result.json had recorded before a resume (the
+        run it continues: interrupted runs add up)."""
+        before = (self.resumed or (0, {}))[1].get(str(result_path(self.cfg.output_dir)))
+        try:
+            earlier = float(json.loads(before).get("wall_s") or 0.0) if before else 0.0
+        except (ValueError, TypeError, AttributeError):  # an unreadable record: this session's time alone
+            earlier = 0.0
+        return round(time.time() - self.started + earlier, 2)
 
     def record(self, trainer: pl.Trainer, status: str, hparams_metrics: dict | None, **fields) -> None:
         """``hparams_metrics``: the metrics beside the TensorBoard hparams (None: no hparams); ``fields``: the rest
         of result.json (its ``metrics`` are also the summary's)."""
         if hparams_metrics is not None:
             log_run_hparams(trainer, self.cfg, self.lr_source, status, hparams_metrics)
-        write_result(self.cfg.output_dir, status=status, epochs=trainer.current_epoch,
-                     wall_s=round(time.time() - self.started, 2), **fields)
-        log_summary(self.cfg, status, fields.get("metrics", {}), self.started, self.keep, trainer.loggers)
+        wall_s = self.wall_s()
+        write_result(self.cfg.output_dir, status=status, epochs=trainer.current_epoch, wall_s=wall_s, **fields)
+        log_summary(self.cfg, status, fields.get("metrics", {}), time.time() - wall_s, self.keep, trainer.loggers)
         if status == "completed":
             log_search_cost(self.search, fields.get("steps"))

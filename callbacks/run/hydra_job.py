@@ -2,6 +2,7 @@
 and the config groups read in several places."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
@@ -10,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 
 from callbacks.sweeps.resume import resume_decision
 
@@ -56,7 +58,24 @@ def continue_in_run_dir(cfg: DictConfig) -> None:
         folder = os.path.dirname(os.path.abspath(str(cfg.ckpt_path)))
         run_dir = os.path.dirname(folder)
         if os.path.basename(folder) == "checkpoints" and os.path.isdir(os.path.join(run_dir, ".hydra")):
+            if os.path.abspath(str(cfg.output_dir)) != run_dir:
+                log_into(run_dir, moved_from=str(cfg.output_dir))
             cfg.output_dir = run_dir
+
+
+def log_into(run_dir: str, moved_from: str) -> None:
+    """The resumed run's console text goes on in ``run_dir``'s train.log too (rank 0: DDP's other ranks keep their
+    own file), in the format of Hydra's own train.log; Hydra's record of the resume command stays in the folder it
+    made for this job (``moved_from``), which the log names."""
+    if rank_zero_only.rank != 0 or not HydraConfig.initialized():
+        return
+    root = logging.getLogger()
+    hydra_file = next((h for h in root.handlers if isinstance(h, logging.FileHandler)), None)
+    handler = logging.FileHandler(os.path.join(run_dir, "train.log"), mode="a")
+    if hydra_file is not None:
+        handler.setFormatter(hydra_file.formatter)
+    root.addHandler(handler)
+    logging.getLogger(__name__).info(f"resume: continuing in {run_dir} (this command's .hydra/ is in {moved_from})")
 
 
 def resume_sweep_job(cfg: DictConfig) -> dict | None:
