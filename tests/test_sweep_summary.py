@@ -198,6 +198,8 @@ def test_a_sweep_folder_is_resumed_only_with_its_own_arguments_and_never_swept_i
     assert not (tmp_path / "sweep").exists()
     check_sweep(sweep_config(tmp_path, task), WORDS)  # a new folder: fine
     make_sweep(tmp_path / "sweep", task)
+    check_sweep(sweep_config(tmp_path, task), WORDS)  # a sweep that stopped before its first job: run it again
+    make_job(tmp_path / "sweep", 0, ["scheduler.max_lr=0.1"], acc=0.5, lr=0.1)
     before = (tmp_path / "sweep" / "multirun.yaml").read_text()
     with pytest.raises(SweepError, match=r"already holds a sweep \(run with experiment=smoke scheduler.max_lr=0.1,0.2\); "
                                          r"resume it with the same arguments plus \+resume=true"):

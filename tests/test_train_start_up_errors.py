@@ -62,6 +62,28 @@ def test_what_a_command_line_that_does_not_compose_gets_said(typed, said):
     assert explain(str(ROOT / "conf"), ["experiment=smoke", typed]).startswith(said)
 
 
+def test_a_sweeps_mistyped_value_is_said_in_one_line_with_exit_2(capsys):
+    """With -m Hydra's report was all (exit 1): a typo in one swept value is found by composing one job per value."""
+    from callbacks.run.command_line import main_with_plain_errors, one_job_each
+
+    assert one_job_each(["a=1", "b=x,y", "c=2,3"]) == [["a=1", "b=x", "c=2"], ["a=1", "b=y", "c=2"],
+                                                       ["a=1", "b=x", "c=3"]]
+
+    def hydra_failed():
+        raise SystemExit(1)
+
+    for flags in (["-m"], ["--multirun"]):
+        with pytest.raises(SystemExit) as stop:
+            main_with_plain_errors(hydra_failed, str(ROOT / "conf"),
+                                   [*flags, "experiment=smoke", "seed=0,1", "scheduler=one_cycle,onecycle"])
+        assert stop.value.code == 2
+        assert capsys.readouterr().err == ("Error: scheduler=onecycle: no such option; scheduler takes: cyclic, none, "
+                                           "one_cycle, piecewise, warmup. Did you mean scheduler=one_cycle?\n")
+    with pytest.raises(SystemExit) as stop:  # another flag (--cfg job): Hydra's report stands
+        main_with_plain_errors(hydra_failed, str(ROOT / "conf"), ["--cfg", "job", "scheduler=onecycle"])
+    assert stop.value.code == 1 and capsys.readouterr().err == ""
+
+
 def test_a_command_line_that_composes_is_not_explained():
     from callbacks.run.command_line import explain
 

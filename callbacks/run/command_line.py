@@ -82,15 +82,42 @@ def explain(config_dir: str, overrides: list[str]) -> str | None:
     return None
 
 
+SWEEP_FLAGS = ("-m", "--multirun")
+
+
+def one_job_each(overrides: list[str]) -> list[list[str]]:
+    """A sweep's overrides as single jobs' override lists, enough to meet every swept value once: each value of each
+    swept key, with the other swept keys at their first value (a typo in any value composes in one of them)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    values = [[f"{o.get_key_element()}={v}" for v in o.sweep_iterator()] if o.is_discrete_sweep() else [o.input_line]
+              for o in parsed]
+    firsts = [v[0] for v in values if v]
+    jobs = [firsts]
+    for i, options in enumerate(values):
+        jobs += [firsts[:i] + [option] + firsts[i + 1:] for option in options[1:]]
+    return jobs
+
+
 def main_with_plain_errors(main, config_dir: str, arguments: list[str]) -> None:
     """Run a Hydra app's ``main()``; where Hydra stopped it with exit 1 because the command line's ``arguments`` do
-    not compose (not for flags such as ``-m``, whose sweeps SweepSummary checks), print one ``Error:`` line saying
-    why and exit 2."""
+    not compose (a sweep's ``-m``: one of its jobs' would not; other flags: Hydra's report stands), print one
+    ``Error:`` line saying why and exit 2."""
     try:
         main()
     except SystemExit as stop:
-        why = (stop.code == 1 and not any(a.startswith("-") for a in arguments)
-               and explain(config_dir, list(arguments)))
+        flags = [a for a in arguments if a.startswith("-")]
+        overrides = [a for a in arguments if not a.startswith("-")]
+        why = None
+        if stop.code == 1 and not flags:
+            why = explain(config_dir, overrides)
+        elif stop.code == 1 and set(flags) <= set(SWEEP_FLAGS):
+            try:
+                jobs = one_job_each(overrides)
+            except Exception:  # an unparsable sweep: said as for a single run
+                jobs = [overrides]
+            why = next((w for w in (explain(config_dir, job) for job in jobs) if w), None)
         if why:
             print(f"Error: {why}", file=sys.stderr)
             raise SystemExit(2) from None

@@ -108,6 +108,8 @@ def check_sweep_dir(config: DictConfig) -> None:
     if not old.is_file():
         return
     ran = [str(o) for o in OmegaConf.load(old).hydra.overrides.get("task") or []]
+    if not resume and not any(sweep_dir.glob("**/.hydra/overrides.yaml")):
+        return  # a sweep that stopped before its first job (a typo in a swept value): nothing to keep
     if not resume:
         raise SweepError(f"hydra.sweep.dir={sweep_dir} already holds a sweep (run with "
                          f"{' '.join(ran) or 'no arguments'}); resume it with the same arguments plus +resume=true, "
