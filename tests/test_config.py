@@ -171,3 +171,17 @@ def test_unknown_option_and_key_are_refused_with_the_name():
         compose_config(["model=nonet"])
     with pytest.raises(ConfigCompositionException, match="data.bogus"):
         compose_config(["data.bogus=1"])
+
+
+def test_the_hparams_table_takes_swept_keys_but_not_how_a_run_was_started(monkeypatch):
+    """A job resumed with +resume=true (or a run with ckpt_path=...) got a column its sweep's other jobs lack."""
+    from callbacks.run import hparams
+    from conftest import compose_config, smoke_overrides
+
+    cfg = compose_config(smoke_overrides("scheduler.max_lr=0.1", "+resume=true", "ckpt_path=x.ckpt",
+                                         "data.cutout=4"), output_dir="o")
+    monkeypatch.setattr(hparams, "job_overrides", lambda: ["scheduler.max_lr=0.1", "+resume=true", "ckpt_path=x.ckpt",
+                                                          "data.cutout=4"])
+    table = hparams.tensorboard_hparams(cfg, "config", "completed")
+    assert list(table)[:2] == ["scheduler/max_lr", "data/cutout"] and table["data/cutout"] == 4
+    assert "resume" not in table and "ckpt_path" not in table

@@ -10,6 +10,11 @@ from callbacks.run.hydra_job import job_overrides, scheduler_config, short_name
 from lightning_modules.networks import network_name
 
 
+# Overrides that say how a run was started, not what it trains: a resumed job would get a column its sweep's other
+# jobs lack (TensorBoard's HParams table then splits the sweep)
+NOT_HPARAMS = ("resume", "ckpt_path")
+
+
 def tensorboard_hparams(cfg: DictConfig, lr_source: str, status: str) -> dict:
     """What a researcher compares across runs, swept keys first: not every config leaf."""
     flat = {}
@@ -22,7 +27,8 @@ def tensorboard_hparams(cfg: DictConfig, lr_source: str, status: str) -> dict:
                 flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
 
     walk(OmegaConf.to_container(cfg, resolve=True))
-    swept = [o.split("=", 1)[0].lstrip("+~").replace(".", "/") for o in job_overrides()]
+    swept = [o.split("=", 1)[0].lstrip("+~").replace(".", "/") for o in job_overrides()
+             if o.split("=", 1)[0].lstrip("+~") not in NOT_HPARAMS]
     chosen = {key: flat[key] for key in swept if key in flat}
     scheduler = scheduler_config(cfg)
     chosen.update({
