@@ -124,3 +124,15 @@ def test_a_sweep_where_no_setting_completed_every_seed_has_no_best_and_no_gaps()
     settings = settings_of(rows, ["k", "seed"], "val/acc", "max")
     assert [s.rank for s in settings] == [None, None] and all(math.isnan(s.gap) for s in settings)
     assert [s.verdict for s in settings] == ["1 failed", "1 diverged"]
+
+
+def test_a_reading_over_two_seeds_says_it_is_a_hint(tmp_path):
+    """Two seeds gave "measurably worse (6.2 standard errors)" with nothing said about how little that rests on."""
+    from callbacks.sweeps.seeds import markdown
+
+    rows = [{"status": "completed", "seed": str(s), "k": k, "val/acc": acc}
+            for k, accs in (("a", (0.80, 0.82)), ("b", (0.70, 0.73))) for s, acc in enumerate(accs)]
+    two = markdown(settings_of(rows, ["k", "seed"], "val/acc", "max"), "val/acc")
+    assert "over 2 seeds)" in two and "With fewer than 3 seeds a standard error rests on too little" in two
+    rows += [{"status": "completed", "seed": "2", "k": k, "val/acc": acc} for k, acc in (("a", 0.81), ("b", 0.72))]
+    assert "fewer than 3 seeds" not in markdown(settings_of(rows, ["k", "seed"], "val/acc", "max"), "val/acc")

@@ -215,7 +215,9 @@ def markdown(settings: list[Setting], monitor: str) -> str:
         out.write(f"Best setting: {best.label()}: {monitor} {_pm(best.score)} (mean ± standard error over "
                   f"{best.score.n} seeds)" + (f", {twin} {_pm(best.test)}" if twin else "") + ". A gap under "
                   f"{MEASURABLE:g} standard errors of the difference (paired by seed where the seeds match) is no "
-                  "measurable difference.\n\n")
+                  "measurable difference." + (" With fewer than 3 seeds a standard error rests on too little to "
+                                              "judge by: read the verdicts as hints and sweep seed=0,1,2 or more."
+                                              if best.score.n < 3 else "") + "\n\n")
     keys = list(settings[0].values) if settings else []
     head = ["rank", *keys, "seeds", f"{monitor} (mean ± se)", "sd"] + ([f"{twin} (mean ± se)"] if twin else []) + \
         ["gap ± se", "verdict", "lr"]
