@@ -138,3 +138,8 @@ def test_lr_source_says_how_far_below_chance_the_best_trial_ended(best, says):
     print_result(res, console)
     text = console.export_text()
     assert says in text and "0.01 *" in text and "0.03 *" not in text and f"found max_lr = {res.lr:.4g}" in text
+    narrow = Console(record=True, width=100)  # as into a log file: the tables' notes stay whole lines
+    print_result(res, narrow)
+    lines = narrow.export_text().splitlines()
+    assert "score: mean training loss over each trial's last quarter (lowest wins)" in lines
+    assert any(line.endswith(f"; {res.status}") and line.split()[1] == "s;" for line in lines)

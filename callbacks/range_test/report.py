@@ -219,17 +219,18 @@ def print_result(result: Any, console: Optional[Any] = None) -> None:
     con = console or Console()
     caption = f"{result.elapsed_s:.1f} s; {result.status}"
     if result.kind == "accuracy":
-        table = Table(title="Accuracy range test", caption=caption)
+        table = Table(title="Accuracy range test")
         cols = ("base_lr", "max_lr", "peak_lr", "start_acc", "peak_acc", "images/point")
         for col in cols:
             table.add_column(col, justify="right")
         table.add_row(f"{result.base_lr:.4g}", f"{result.lr:.4g}", f"{result.suggestions['peak_lr']:.4g}",
                       f"{result.start_acc:.4g}", f"{result.peak_acc:.4g}", str(result.eval_images))
         con.print(table)
+        con.print(caption, markup=False)  # under the table, one line: a caption wraps to a narrow table's width
         con.print(f"[bold]found max_lr = {result.lr:.4g}, base_lr = {result.base_lr:.4g}[/bold]")
         return
     multi = len(result.repeats) > 1
-    table = Table(title="LR range test", caption=caption)
+    table = Table(title="LR range test")
     table.add_column("suggestion")
     table.add_column("lr", justify="right")
     if multi:
@@ -242,12 +243,13 @@ def print_result(result: Any, console: Optional[Any] = None) -> None:
             row += [f"{sp['std']:.3g}", ", ".join(f"{v:.3g}" for v in sp["values"])] if sp else ["", ""]
         table.add_row(*row)
     con.print(table)
+    con.print(caption, markup=False)
     if result.trials:
         val = any("val_loss" in t for t in result.trials)
-        trials = Table(title=f"max_lr trials ({result.trial_length} each)",
-                       caption="score: mean training loss over each trial's last quarter (lowest wins; where the "
-                               "trials memorised the training set, the lowest val loss)" if val else
-                               "score: mean training loss over each trial's last quarter (lowest wins)")
+        trials = Table(title=f"max_lr trials ({result.trial_length} each)")
+        score = ("score: mean training loss over each trial's last quarter (lowest wins; where the trials memorised "
+                 "the training set, the lowest val loss)" if val else
+                 "score: mean training loss over each trial's last quarter (lowest wins)")
         for col in ("max_lr", "x rule", "steps", "score") + (("val loss",) if val else ()):
             trials.add_column(col, justify="right")
         # the trials' own choice (auto's LR blends it with the update point, or carries it for Adagrad)
@@ -258,4 +260,5 @@ def print_result(result: Any, console: Optional[Any] = None) -> None:
                            str(t["steps"]), f"{t['score']:.4g}",
                            *([f"{t['val_loss']:.4g}" if "val_loss" in t else "-"] if val else []))
         con.print(trials)
+        con.print(score, markup=False)
     con.print(f"[bold]found max_lr = {result.lr:.4g}[/bold] ({result.source})")
