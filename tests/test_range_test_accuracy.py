@@ -53,9 +53,17 @@ def test_accuracy_range_test(tmp_path):
 
 
 def test_accuracy_test_length_from_num_epochs(tmp_path):
+    import warnings
+
     at = AccuracyRangeTest(min_lr=0.0, max_lr=1.0, num_epochs=2, eval_batches=1)
-    fit(tmp_path, callbacks=[at], dm=TinyDM(n_train=96, batch_size=8), max_epochs=1, accumulate_grad_batches=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(tmp_path, callbacks=[at], dm=TinyDM(n_train=96, batch_size=8), max_epochs=1, accumulate_grad_batches=2)
     assert len(at.result.lrs) == 2 * (12 // 2)  # two epochs of 6 optimizer steps
+    assert not [w for w in caught if "cycling it" in str(w.message)]  # a ramp over epochs repeats them by design
+    longer = AccuracyRangeTest(min_lr=0.0, max_lr=1.0, num_steps=20, eval_batches=1)  # more steps than batches
+    with pytest.warns(UserWarning, match="the train dataloader has 12 batches but the sweep needs 20; cycling it"):
+        fit(tmp_path, callbacks=[longer], dm=TinyDM(n_train=96, batch_size=8), max_epochs=1)
     at2 = AccuracyRangeTest(min_lr=0.0, max_lr=1.0, num_epochs=0.5)
     with pytest.raises(ValueError, match="only 6 steps .* raise range_test.num_epochs"):
         fit(tmp_path, callbacks=[at2], dm=TinyDM(n_train=96, batch_size=8), max_epochs=1)

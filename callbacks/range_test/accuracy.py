@@ -121,7 +121,9 @@ class AccuracyRangeTest(RangeTestCallback):
             evals.append({"step": step, "lr": lr, "acc": acc, "images": images})
 
         with closing(stream):
-            stream.warn_if_short(total * accum)  # before the progress display: a log line would break it
+            # before the progress display (a log line would break it); a ramp of num_epochs epochs repeats the
+            # data by design: only a num_steps longer than the data is warned of
+            stream.warn_if_short(total * accum if self.num_steps is not None else 0)
             with progress_task(trainer, "accuracy range test", total, self.smooth_beta) as task:
                 measure(-1, float(lrs[0]))  # before any step
                 for k, lr in enumerate(lrs):
