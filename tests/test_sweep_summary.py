@@ -235,6 +235,27 @@ def test_a_single_runs_folder_is_not_a_sweep_and_a_sweep_whose_every_job_failed_
     SweepSummary().on_multirun_end(config)  # one job trained: the sweep stands
 
 
+def test_ctrl_c_in_a_sweeps_parent_records_its_running_jobs_as_interrupted(tmp_path):
+    """joblib stops its workers when Ctrl-C reaches the parent: a job it stopped stayed "running" (and the parent
+    ended in a KeyboardInterrupt traceback); train.py now records those jobs and names the resume command."""
+    from callbacks.run.hydra_job import sweep_interrupted
+
+    sweep = make_sweep(tmp_path / "sweep", ["scheduler.max_lr=0.1,0.2,0.3"])
+    done = make_job(sweep, 0, ["scheduler.max_lr=0.1"], acc=0.5, lr=0.1)
+    stopped = make_job(sweep, 1, ["scheduler.max_lr=0.2"], status="running", lr=0.2, ckpt=True)
+    said = make_job(sweep, 2, ["scheduler.max_lr=0.3"], status="interrupted", reason="SIGINT at step 5", lr=0.3)
+    assert sweep_interrupted(["-m", "x=1"]).endswith("hydra.sweep.dir=<its folder> +resume=true")
+    assert read_result(stopped)["status"] == "running"  # no folder named: nothing touched
+    line = sweep_interrupted(["-m", f"hydra.sweep.dir={sweep}"])
+    assert line == (f"1 job(s) recorded as running are now interrupted. Resume the sweep: the same command plus "
+                    f"hydra.sweep.dir={sweep} +resume=true")
+    record = read_result(stopped)
+    assert record["status"] == "interrupted" and "launcher stopped this job" in record["reason"]
+    assert record["checkpoint"].endswith("last.ckpt")  # the rest of the record kept: resume_decision resumes it
+    assert resume_decision(stopped, overrides=["scheduler.max_lr=0.2"])[0] == "resume"
+    assert read_result(done)["status"] == "completed" and read_result(said)["reason"] == "SIGINT at step 5"
+
+
 def test_the_sweep_check_takes_auto_exactly_where_train_py_fills_it_in(tmp_path):
     """The words come from conf/train.yaml (the Hydra callback's argument), not from the check's own code; they must
     be train.py's AUTO on train.py's AUTO_KEYS."""

@@ -13,7 +13,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
-from callbacks.sweeps.resume import resume_decision
+from callbacks.sweeps.resume import mark_interrupted, resume_decision
 
 
 def job_overrides() -> list[str]:
@@ -142,3 +142,15 @@ def how_to_resume(checkpoint: str | None) -> str:
     if checkpoint is None:
         return "Run the same command again"
     return f"Resume in the same run directory with the same overrides plus ckpt_path={checkpoint}"
+
+
+def sweep_interrupted(arguments: list[str]) -> str:
+    """After Ctrl-C reached a sweep's parent process (a launcher with worker processes, joblib; no Hydra job runs in
+    it, so the folder is read off the command line's ``arguments``): its jobs still recorded as running are recorded
+    as interrupted (:func:`~callbacks.sweeps.resume.mark_interrupted`); returns what to run next."""
+    folder = next((a.split("=", 1)[1] for a in arguments if a.startswith("hydra.sweep.dir=")), None)
+    if folder is None:  # Hydra's dated default: the folder the sweep's jobs printed
+        return "Resume the sweep: the same command plus hydra.sweep.dir=<its folder> +resume=true"
+    stopped = mark_interrupted(folder)
+    return (f"{len(stopped)} job(s) recorded as running are now interrupted. Resume the sweep: the same command "
+            f"plus hydra.sweep.dir={folder} +resume=true")

@@ -58,3 +58,19 @@ def resume_decision(run_dir: str | Path, overrides: Sequence[str] | None = None)
     if Path(checkpoint).is_file():
         return "resume", str(checkpoint)
     return "fresh", None
+
+
+def mark_interrupted(sweep_dir: str | Path) -> list[Path]:
+    """After Ctrl-C stopped a sweep whose launcher ran its jobs in worker processes (joblib stops them before they
+    can say so): every job still recorded as "running" is recorded as "interrupted", for its summary and
+    ``+resume=true``. Returns those jobs' folders."""
+    from callbacks.run.result_file import write_result
+
+    stopped = []
+    for path in sorted(Path(sweep_dir).glob("**/result.json")):
+        result = read_result(path.parent, strict=False)
+        if result is not None and result.get("status") == "running":
+            write_result(path.parent, status="interrupted",
+                         reason="the sweep was interrupted (Ctrl-C) and its launcher stopped this job")
+            stopped.append(path.parent)
+    return stopped
