@@ -118,6 +118,22 @@ def test_one_swept_number_gives_a_line_plot(tmp_path):
     assert lineplot(wide, "scheduler.max_lr", "val/acc", tmp_path / "l.png").xscale == "log"
 
 
+def test_an_incomplete_sweeps_plot_stacks_its_marks_and_draws_no_empty_legend(tmp_path, monkeypatch, recwarn):
+    """Two groups without a value at one x printed their labels on top of each other, and a group with no value at
+    all asked matplotlib for a legend of nothing ("No artists with labels found")."""
+    from callbacks.sweeps import plot as plots
+
+    placed = []
+    real = plots._mark
+    monkeypatch.setattr(plots, "_mark", lambda ax, x, y, status, transform=None, stacked=0: (
+        placed.append((x, status, stacked)), real(ax, x, y, status, transform, stacked)))
+    points = [Point((0.1,), math.nan, "interrupted", group="wd=1"), Point((0.1,), math.nan, "missing", group="wd=2"),
+              Point((0.1,), math.nan, "missing", group="wd=3"), Point((0.2,), math.nan, "missing", group="wd=1")]
+    lineplot(points, "scheduler.max_lr", "val/acc", tmp_path / "l.png")
+    assert placed == [(0.1, "interrupted", 0), (0.1, "missing", 1), (0.2, "missing", 0)]
+    assert not [w for w in recwarn if "No artists with labels" in str(w.message)]
+
+
 def test_unfinished_and_unstarted_jobs_make_an_incomplete_summary(tmp_path):
     steps = "+callbacks.steps.dirpath=${output_dir}/steps"  # read as written, never resolved
     job = "+callbacks.steps.dirpath=$\\{output_dir\\}/steps"  # as Hydra passes it to each job

@@ -55,10 +55,11 @@ def _edges(values: np.ndarray, log: bool) -> np.ndarray:
     return 10 ** mids if log else mids
 
 
-def _mark(ax, x, y, status, transform=None) -> None:
+def _mark(ax, x, y, status, transform=None, stacked: int = 0) -> None:
+    """A red cross and its status at (x, y); ``stacked``: marks already at this place (their labels go above)."""
     kwargs = {"transform": transform} if transform is not None else {}
     ax.plot(x, y, "x", color="red", markersize=14, markeredgewidth=2.5, **kwargs)
-    ax.annotate(status, (x, y), xycoords=transform or "data", textcoords="offset points", xytext=(0, 9),
+    ax.annotate(status, (x, y), xycoords=transform or "data", textcoords="offset points", xytext=(0, 9 + 11 * stacked),
                 ha="center", color="red", fontsize=8, weight="bold")
 
 
@@ -147,14 +148,18 @@ def lineplot(points: list[Point], name: str, metric: str, path: Path,
             for x, y, _ in ok:
                 ax.annotate(f"{y:.4g}", (x, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
     ax.set_xscale("log" if log else "linear")
+    marked: dict[tuple, list[str]] = {}
     for p in points:
-        if not math.isfinite(p.value):  # no value to place: at the bottom edge, at its x
-            _mark(ax, p.coords[0], 0.05, p.status, transform=ax.get_xaxis_transform())
+        if not math.isfinite(p.value):  # no value to place: at the bottom edge, at its x, one label per status
+            here = marked.setdefault(p.coords[:1], [])
+            if p.status not in here:
+                _mark(ax, p.coords[0], 0.05, p.status, transform=ax.get_xaxis_transform(), stacked=len(here))
+                here.append(p.status)
     xs = np.array(sorted({p.coords[0] for p in points}))
     if len(xs) <= 12:
         _set_ticks(ax, "x", xs)
     _references(ax, references)
-    if any(p.group for p in points) or any(math.isfinite(r.value) for r in references):
+    if ax.get_legend_handles_labels()[0]:  # a group without any value draws no line: no empty legend
         ax.legend(fontsize=8)
     ax.set_xlabel(name)
     ax.set_ylabel(metric)
