@@ -14,6 +14,7 @@ its progress bar, on one device (so that one process writes the whole file).
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import warnings
 from functools import partial
@@ -31,6 +32,8 @@ from datamodules.image_folder import list_class_folder
 from lightning_modules.classifier import Classifier
 from lightning_modules.networks import build_network
 from lightning_modules.tta import asked_tta_level
+
+log = logging.getLogger(__name__)
 
 
 def load_predictor(ckpt_path: str, tta: bool = False) -> tuple[Classifier, dict]:
@@ -145,5 +148,7 @@ def predict_from_config(cfg: DictConfig) -> str:
                          decode_workers=data.get("decode_workers"), tta=cfg.get("tta", False),
                          image_root=data.get("image_root"),
                          trainer=task_trainer(cfg, devices=1, num_nodes=1, strategy="auto"))
-    print(f"predictions: {out}")
+    with open(out, newline="") as f:
+        count = sum(1 for _ in csv.reader(f)) - 1
+    log.info(f"predicted   {count} images from {data[given[0]]} with {cfg.ckpt_path}: {out}")  # console and train.log
     return out

@@ -1,5 +1,6 @@
 """Prediction from a checkpoint alone: predictions.csv with class names and probabilities."""
 import csv
+import logging
 import shutil
 
 import pytest
@@ -102,7 +103,7 @@ def test_checkpoint_without_vocabularies_is_refused(tmp_path):
         load_predictor(str(path))
 
 
-def test_train_then_predict_through_train_py(tmp_path):
+def test_train_then_predict_through_train_py(tmp_path, caplog):
     """The user's path: python train.py data=csv ..., then task=predict with the checkpoint and a folder (both
     in-process, train.run_from_overrides: the same config and run(); how train.py's main() exits on a start-up
     error is tested in test_train_start_up_errors.py and test_run_options.py)."""
@@ -120,8 +121,10 @@ def test_train_then_predict_through_train_py(tmp_path):
     ckpt = run / "checkpoints" / "last.ckpt"
     assert ckpt.is_file() and (run / "confusion_colour.png").is_file() and (run / "confusion_shade.png").is_file()
     out_dir = tmp_path / "pred"
-    run_in_process(["task=predict", f"ckpt_path={ckpt}", f"data.predict_dir={data / 'images'}",
-                    "data.decode_workers=0"], out_dir)
+    with caplog.at_level(logging.INFO):
+        run_in_process(["task=predict", f"ckpt_path={ckpt}", f"data.predict_dir={data / 'images'}",
+                        "data.decode_workers=0"], out_dir)
+    assert f"predicted   24 images from {data / 'images'} with {ckpt}: {out_dir / 'predictions.csv'}" in caplog.text
     rows = read_rows(out_dir / "predictions.csv")
     assert len(rows) == 24 and list(rows[0]) == ["path", "colour", "colour_prob", "shade", "shade_prob"]
     assert {r["colour"] for r in rows} <= set(COLORS) and {r["shade"] for r in rows} <= {"a", "b"}
