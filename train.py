@@ -39,7 +39,7 @@ from callbacks.run.console import (KeepWarnings, log, log_header, log_logger_pat
                                    lr_plan, print_config, quiet_console)
 from callbacks.run.ending import Ending
 from callbacks.run.hydra_job import (continue_in_run_dir, how_to_resume, is_multirun, job_overrides,
-                                     null_group_overrides, resume_sweep_job, scheduler_config, sweep_interrupted)
+                                     null_group_overrides, resume_sweep_job, scheduler_config)
 from callbacks.run.intervals import ValidateLastStep, log_interval
 from callbacks.run.machine import fall_back_without_gpu, speed_settings, usable_threads
 from callbacks.run.result_file import read_result, worst_value, write_config, write_result
@@ -395,8 +395,4 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     sys.argv = null_group_overrides(sys.argv)  # logger=null -> ~logger: Hydra takes only the latter
-    try:
-        main_with_plain_errors(main, os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf"), sys.argv[1:])
-    except KeyboardInterrupt:  # a sweep's parent whose launcher (joblib) runs the jobs in workers: it stopped them
-        print(f"Interrupted. {sweep_interrupted(sys.argv[1:])}", file=sys.stderr)
-        raise SystemExit(130) from None
+    main_with_plain_errors(main, os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf"), sys.argv[1:])

@@ -263,8 +263,10 @@ def test_ctrl_c_in_a_sweeps_parent_records_its_running_jobs_as_interrupted(tmp_p
     assert sweep_interrupted(["-m", "x=1"]).endswith("hydra.sweep.dir=<its folder> +resume=true")
     assert read_result(stopped)["status"] == "running"  # no folder named: nothing touched
     line = sweep_interrupted(["-m", f"hydra.sweep.dir={sweep}"])
-    assert line == (f"1 job(s) recorded as running are now interrupted. Resume the sweep: the same command plus "
-                    f"hydra.sweep.dir={sweep} +resume=true")
+    assert line == (f"1 job(s) the launcher stopped are recorded as interrupted. Resume the sweep: the same command "
+                    f"plus hydra.sweep.dir={sweep} +resume=true")
+    assert sweep_interrupted([f"hydra.sweep.dir={sweep}"]) == (f"Resume the sweep: the same command plus "
+                                                               f"hydra.sweep.dir={sweep} +resume=true")
     record = read_result(stopped)
     assert record["status"] == "interrupted" and "launcher stopped this job" in record["reason"]
     assert record["checkpoint"].endswith("last.ckpt")  # the rest of the record kept: resume_decision resumes it

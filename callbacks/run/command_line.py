@@ -103,9 +103,15 @@ def one_job_each(overrides: list[str]) -> list[list[str]]:
 def main_with_plain_errors(main, config_dir: str, arguments: list[str]) -> None:
     """Run a Hydra app's ``main()``; where Hydra stopped it with exit 1 because the command line's ``arguments`` do
     not compose (a sweep's ``-m``: one of its jobs' would not; other flags: Hydra's report stands), print one
-    ``Error:`` line saying why and exit 2."""
+    ``Error:`` line saying why and exit 2. Ctrl-C that reaches it (a sweep's parent: a job handles its own) exits
+    130 with the resume command."""
     try:
         main()
+    except KeyboardInterrupt:  # a sweep's parent whose launcher (joblib) runs the jobs in workers: it stopped them
+        from callbacks.run.hydra_job import sweep_interrupted
+
+        print(f"Interrupted. {sweep_interrupted(arguments)}", file=sys.stderr)
+        raise SystemExit(130) from None
     except SystemExit as stop:
         flags = [a for a in arguments if a.startswith("-")]
         overrides = [a for a in arguments if not a.startswith("-")]

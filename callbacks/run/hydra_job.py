@@ -152,5 +152,5 @@ def sweep_interrupted(arguments: list[str]) -> str:
     if folder is None:  # Hydra's dated default: the folder the sweep's jobs printed
         return "Resume the sweep: the same command plus hydra.sweep.dir=<its folder> +resume=true"
     stopped = mark_interrupted(folder)
-    return (f"{len(stopped)} job(s) recorded as running are now interrupted. Resume the sweep: the same command "
-            f"plus hydra.sweep.dir={folder} +resume=true")
+    said = f"{len(stopped)} job(s) the launcher stopped are recorded as interrupted. " if stopped else ""
+    return f"{said}Resume the sweep: the same command plus hydra.sweep.dir={folder} +resume=true"
