@@ -79,6 +79,14 @@ def test_a_sweeps_mistyped_value_is_said_in_one_line_with_exit_2(capsys):
         assert stop.value.code == 2
         assert capsys.readouterr().err == ("Error: scheduler=onecycle: no such option; scheduler takes: cyclic, none, "
                                            "one_cycle, piecewise, warmup. Did you mean scheduler=one_cycle?\n")
+    def joblib_stopped():  # Ctrl-C reached a sweep's parent: joblib stopped its workers and raised
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as stop:
+        main_with_plain_errors(joblib_stopped, str(ROOT / "conf"), ["-m", "seed=0,1", "hydra.sweep.dir=/nowhere/s"])
+    assert stop.value.code == 130
+    assert capsys.readouterr().err == ("Interrupted. Resume the sweep: the same command plus hydra.sweep.dir=/nowhere/s "
+                                       "+resume=true\n")
     with pytest.raises(SystemExit) as stop:  # another flag (--cfg job): Hydra's report stands
         main_with_plain_errors(hydra_failed, str(ROOT / "conf"), ["--cfg", "job", "scheduler=onecycle"])
     assert stop.value.code == 1 and capsys.readouterr().err == ""
