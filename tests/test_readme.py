@@ -55,8 +55,16 @@ def train_jobs(args: list[str]) -> list[list[str]]:
 
 
 def compose_job(overrides: list[str]):
+    """The job's config, and the start-up check of its schedule that needs no data (a recipe's piecewise keys
+    under the command's scheduler=one_cycle failed there, after composing)."""
+    from callbacks.run.config_checks import check_schedule
+    from train import AUTO_KEYS, auto_keys
+
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides, return_hydra_config=True)
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    if cfg.task.name == "train":
+        check_schedule(cfg, stand_ins={key: AUTO_KEYS[key] for key in auto_keys(cfg)})
+    return cfg
 
 
 def check_benchmark_options(script: Path, args: list[str], monkeypatch) -> argparse.Namespace:

@@ -35,8 +35,8 @@ def test_corrupt_batch_file_fails_before_training(tmp_path):
 
 
 @pytest.mark.parametrize("typed, said", [
-    ("scheduler=onecycle", "Error: scheduler=onecycle: no such option; scheduler takes: cyclic, none, one_cycle, "
-                           "piecewise, warmup. Did you mean scheduler=one_cycle?"),
+    ("scheduler=onecycle", "Error: scheduler=onecycle: no such option; scheduler takes: airbench, cyclic, none, "
+                           "one_cycle, piecewise, warmup. Did you mean scheduler=one_cycle?"),
     ("scheduler.maxlr=0.1", "Error: scheduler.maxlr: the config has no such key. Did you mean scheduler.max_lr? "
                             "scheduler has: max_lr, div_factor,"),
 ])
@@ -77,8 +77,9 @@ def test_a_sweeps_mistyped_value_is_said_in_one_line_with_exit_2(capsys):
             main_with_plain_errors(hydra_failed, str(ROOT / "conf"),
                                    [*flags, "experiment=smoke", "seed=0,1", "scheduler=one_cycle,onecycle"])
         assert stop.value.code == 2
-        assert capsys.readouterr().err == ("Error: scheduler=onecycle: no such option; scheduler takes: cyclic, none, "
-                                           "one_cycle, piecewise, warmup. Did you mean scheduler=one_cycle?\n")
+        assert capsys.readouterr().err == ("Error: scheduler=onecycle: no such option; scheduler takes: airbench, "
+                                           "cyclic, none, one_cycle, piecewise, warmup. Did you mean "
+                                           "scheduler=one_cycle?\n")
     def joblib_stopped():  # Ctrl-C reached a sweep's parent: joblib stopped its workers and raised
         raise KeyboardInterrupt
 
