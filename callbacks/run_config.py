@@ -65,8 +65,10 @@ def check_same_network(ckpt_path: str, checkpoint: dict[str, Any], backbone: Map
     if saved.get("name") is None or network_name(saved) == network_name(backbone):
         return
     option = f"model={saved['name']}"
-    if saved["name"] == "custom":
-        option += f" model.backbone.module._target_={(saved.get('module') or {}).get('_target_')}"
+    if saved["name"] == "custom":  # the module and its arguments, as the checkpoint keeps them
+        module = saved.get("module") or {}
+        option += f" model.backbone.module._target_={module.get('_target_')}" + "".join(
+            f" +model.backbone.module.{k}={v}" for k, v in module.items() if not str(k).startswith("_"))
     how = (f"resume with {option} (the checkpoint's), or leave out ckpt_path to start afresh" if resuming else
            f"add {option} (the checkpoint's network) to the command")
     raise ValueError(f"ckpt_path: {ckpt_path} holds a '{network_name(saved)}' network, the config builds "

@@ -237,12 +237,39 @@ class OwnNetwork(Backbone):
         try:
             built = instantiate(module, _convert_="all")
         except Exception as e:  # Hydra's error (a misspelt target, a bad argument) does not name the key
-            raise ValueError(f"model.backbone.module: cannot build {module['_target_']}: {e}") from None
+            why = _build_error(e, module["_target_"])
+            raise ValueError(f"model.backbone.module: cannot build {module['_target_']}: {why}") from None
         if not isinstance(built, nn.Module):
             raise ValueError(f"model.backbone.module: {module['_target_']} returned a {type(built).__name__}, "
                              "not a torch module")
         features = nn.Sequential(built, nn.Flatten())
         super().__init__(features, _feature_dim(features, module["_target_"], int(probe_size)), head_bias=True)
+
+
+def _build_error(error: BaseException, target: str) -> str:
+    """Why Hydra could not build ``target``, said plainly: the innermost cause (Hydra's own words hide the import
+    error of the user's module behind "Error locating target"), with where Python looks for a module it cannot find."""
+    root = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    if isinstance(root, ModuleNotFoundError) and root.name == target:  # torchvision.models.resnet1000
+        return f"there is no {target} (no such module, nor such a name in {target.rpartition('.')[0] or 'Python'})"
+    if isinstance(root, ImportError):
+        top = target.split(".")[0]
+        where = (f"; is the folder holding {top} on PYTHONPATH (e.g. PYTHONPATH=/path/to/it python train.py ...)?"
+                 if isinstance(root, ModuleNotFoundError) and root.name == top else "")
+        return f"importing it failed: {type(root).__name__}: {root}{where}"
+    return str(root if root is not error else error).splitlines()[0]
+
+
+def resnet18_features() -> nn.Module:
+    """torchvision's ResNet-18 (ImageNet-shaped) without its classifier: 512 features an image. ``model=custom``'s
+    default module: a function without arguments, so a module of one's own given by ``_target_`` inherits none."""
+    from torchvision.models import resnet18
+
+    net = resnet18()
+    net.fc = nn.Identity()
+    return net
 
 
 def blank_forward(module: nn.Module, side: int, channels: int = 3):

@@ -36,9 +36,24 @@ def test_a_module_that_cannot_serve_is_named_with_its_key(module, message):
     assert message in str(info.value)
 
 
+def test_a_module_that_cannot_be_imported_says_why(tmp_path, monkeypatch):
+    """Hydra's "Error locating target" hid the user's ImportError, even with HYDRA_FULL_ERROR=1."""
+    (tmp_path / "brokenmod.py").write_text("import nosuchdependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError) as info:
+        build_network("custom", module={"_target_": "brokenmod.Net"})
+    assert ("cannot build brokenmod.Net: importing it failed: ModuleNotFoundError: No module named "
+            "'nosuchdependency'") in str(info.value) and "PYTHONPATH" not in str(info.value)
+    with pytest.raises(ValueError) as info:
+        build_network("custom", module={"_target_": "notonthepath.Net"})
+    assert "No module named 'notonthepath'; is the folder holding notonthepath on PYTHONPATH" in str(info.value)
+    with pytest.raises(ValueError, match=r"cannot build torch.nn.Conv2d: .*missing .*required"):
+        build_network("custom", module={"_target_": "torch.nn.Conv2d"})
+
+
 def test_train_then_eval_and_predict_from_the_checkpoint_alone(tmp_path):
     data = write_folder_dataset(tmp_path / "data", per_class=8)
-    module = ["model=custom", "model.backbone.module._target_=torch.nn.Conv2d", "~model.backbone.module.num_classes",
+    module = ["model=custom", "model.backbone.module._target_=torch.nn.Conv2d",  # the README's way: no key to drop
               *(f"+model.backbone.module.{k}={v}" for k, v in CONV.items() if k != "_target_")]
     common = [*module, "data=image_folder", f"data.root={data}", "data.batch_size=6", "data.image_size=16",
               "data.decode_workers=0", "data.val_fraction=0.25", *CPU_OVERRIDES]
@@ -69,7 +84,9 @@ def test_resuming_another_modules_checkpoint_names_both_modules():
     check_same_network("run.ckpt", checkpoint(conv), {**conv, "probe_size": 64})  # the same module: goes on
     with pytest.raises(ValueError) as info:
         check_same_network("run.ckpt", checkpoint(conv), resnet)
+    args = "".join(f" +model.backbone.module.{k}={v}" for k, v in CONV.items() if k != "_target_")
     assert ("holds a 'custom (torch.nn.Conv2d)' network, the config builds 'custom (torchvision.models.resnet18)'; "
-            "resume with model=custom model.backbone.module._target_=torch.nn.Conv2d") in str(info.value)
+            f"resume with model=custom model.backbone.module._target_=torch.nn.Conv2d{args} (the checkpoint's)"
+            ) in str(info.value)  # its arguments too: without them the weights would not fit
     with pytest.raises(ValueError, match="holds a 'small' network, the config builds 'custom"):
         check_same_network("run.ckpt", checkpoint({"name": "small"}), resnet)
