@@ -99,3 +99,20 @@ def test_a_test_that_finds_no_bounds_says_what_it_saw_and_how_fine_its_ramp_was(
     shown = [float(p.split(":")[0]) for p in message.split("images): ")[1].split(". Each")[0].split(", ")]
     assert len(shown) == 11 and shown[0] == 0 and shown == sorted(shown)  # every fifth of 52 points, in LR order
     assert "Each step of the ramp adds 0.0196 to the LR" in message and "a lower range_test.max_lr" in message
+
+
+def test_a_module_with_dict_batches_and_no_accuracy_counts_is_told_what_to_add():
+    """A dict batch crashed with KeyError: 0 inside the accuracy measurement."""
+    from callbacks.range_test.engine import correct_counts
+    from callbacks.range_test.interface import RangeTestInterfaceError
+
+    class Net(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(RangeTestInterfaceError, match=r"Net: measuring accuracy .* needs accuracy_counts\(batch\) .* "
+                                                      r"got a dict batch"):
+        correct_counts(Net(), {"feats": torch.zeros(2, 3), "target": torch.zeros(2)})
+    x, y = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]]), torch.tensor([1, 1, 1])
+    correct, seen = correct_counts(Net(), (x, y))  # an (x, y) pair: argmax against the labels
+    assert (int(correct), seen) == (2, 3)

@@ -33,7 +33,7 @@ import torch
 from pytorch_lightning.utilities.enums import GradClipAlgorithmType
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
-from callbacks.range_test.interface import provides
+from callbacks.range_test.interface import RangeTestInterfaceError, provides
 from callbacks.range_test.state import cuda_in_use, evaluating, flatten_loaders
 
 __all__ = [
@@ -211,9 +211,13 @@ def correct_counts(pl_module: "pl.LightningModule", batch: Any) -> Tuple[Any, An
     counts = getattr(pl_module, "accuracy_counts", None)
     if callable(counts):
         return counts(batch)
+    pair = isinstance(batch, (tuple, list)) and len(batch) >= 2 and isinstance(batch[1], torch.Tensor)
+    if not pair:  # a dict batch or another shape: only the module knows its inputs and labels
+        raise RangeTestInterfaceError(
+            f"{type(pl_module).__name__}: measuring accuracy (the accuracy range test, the trials' validation) "
+            f"needs accuracy_counts(batch) -> (correct, predictions) for batches that are not (x, y) pairs; got a "
+            f"{type(batch).__name__} batch")
     x, y = batch[0], batch[1]
-    if not isinstance(y, torch.Tensor):
-        raise ValueError("measuring accuracy needs pl_module.accuracy_counts(batch) for non-(x, y) batches")
     return (pl_module(x).argmax(dim=-1) == y).sum(), y.numel()
 
 
