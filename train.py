@@ -187,7 +187,7 @@ def resolve_auto_lrs(cfg: DictConfig, keys: list[str], model: pl.LightningModule
 
 
 def trial_schedule(cfg: DictConfig, max_lr: float):  # the run's schedule at a max_lr trial's peak
-    check_above_floor(cfg, max_lr, "tried a trial at")
+    check_above_floor(cfg, max_lr, "would try a trial at")
     return instantiate(cfg.scheduler, max_lr=max_lr)
 
 

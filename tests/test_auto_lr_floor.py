@@ -57,7 +57,7 @@ def test_a_cyclic_max_lr_auto_below_a_fixed_base_lr_says_what_to_set(tmp_path, m
 
     cyclic = smoke_overrides("scheduler=cyclic", "scheduler.max_lr=auto", "range_test.num_steps=20",
                              "scheduler.step_size_up=1")
-    with pytest.raises(ValueError, match=r"scheduler.max_lr=auto tried a trial at [0-9.e+-]+, not above "
+    with pytest.raises(ValueError, match=r"scheduler.max_lr=auto would try a trial at [0-9.e+-]+, not above "
                                          r"scheduler.base_lr=50: lower scheduler.base_lr .* scheduler.base_lr=auto"):
         run(compose_config([*cyclic, "scheduler.base_lr=50"], output_dir=tmp_path / "trial"))
     assert not (tmp_path / "trial" / "checkpoints").exists()
