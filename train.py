@@ -36,7 +36,7 @@ from callbacks.run.config_checks import (START_UP_ERRORS, check_above_floor, che
                                          instantiate_group, logger_configs, lr_floor, plain_message)
 from callbacks.run.command_line import main_with_plain_errors
 from callbacks.run.console import (KeepWarnings, log, log_header, log_logger_paths, log_lr_found, log_train_command,
-                                   lr_plan, print_config, quiet_console)
+                                   lr_overrides, lr_plan, print_config, quiet_console)
 from callbacks.run.ending import Ending
 from callbacks.run.hydra_job import (continue_in_run_dir, how_to_resume, is_multirun, job_overrides,
                                      null_group_overrides, resume_sweep_job, scheduler_config)
@@ -218,17 +218,14 @@ def range_test_task(cfg: DictConfig, model: pl.LightningModule, datamodule: pl.L
     result.log_to(loggers)
     log_lr_found({"max_lr": result.lr}, result.source, result)
     log_logger_paths(loggers)
-    schedule = scheduler_config(cfg)
-    found = {"scheduler.max_lr" if "max_lr" in schedule else "optimizer.lr": result.lr}
-    if result.base_lr is not None and "base_lr" in schedule:  # the accuracy test: both ends of a cyclic schedule
-        found["scheduler.base_lr"] = result.base_lr
+    found = lr_overrides(scheduler_config(cfg), result.lr, result.base_lr)  # piecewise: its values, scaled
     log_train_command(job_overrides(), found)
     write_config(cfg.output_dir, cfg, result.source)  # what ran; the LRs found are in result.json
     write_result(cfg.output_dir, status="completed", reason="", overrides=job_overrides(), run_dir=cfg.output_dir,
                  monitor=cfg.monitor, monitor_mode=cfg.monitor_mode, metrics={}, objective=result.lr,
                  lr={"max_lr": result.lr, **({"base_lr": result.base_lr} if result.base_lr is not None else {}),
                      "source": result.source, "search_s": result.elapsed_s, "search_steps": result.search_steps},
-                 found={key: float(value) for key, value in found.items()})  # the overrides to train with
+                 found=found)  # the overrides to train with
     return result.lr
 
 

@@ -120,3 +120,22 @@ def test_an_accuracy_test_that_finds_no_bounds_leaves_its_points_and_a_failed_re
     assert len((tmp_path / "accuracy_range_test.csv").read_text().splitlines()) == 1 + 1 + 20  # header, start, steps
     result = read_result(tmp_path)
     assert result["status"] == "failed" and result["reason"] == str(err.value)
+
+
+def test_the_train_command_after_the_range_test_puts_the_lr_where_the_schedule_reads_it():
+    """Piecewise (both CIFAR-10 recipes) takes absolute LRs in scheduler.values: the command said optimizer.lr=...,
+    which the schedule ignores (the run trained at the recipe's 1.5 peak). Its values are scaled instead."""
+    from callbacks.run.console import _override_value, lr_overrides
+    from callbacks.schedules.shapes import piecewise
+
+    recipe = compose_config(["experiment=cifar10_fast"], output_dir="o")
+    found = lr_overrides(recipe.scheduler, 0.5, None)
+    assert list(found) == ["scheduler.values"] and found["scheduler.values"] == pytest.approx([0.1, 0.5, 0.035])
+    command = [f"{key}={_override_value(value)}" for key, value in found.items()]
+    trained = compose_config(["experiment=cifar10_fast", *command], output_dir="o")
+    lrs = [piecewise(step, 100, **{k: v for k, v in trained.scheduler.items() if not k.startswith("_")})[0]
+           for step in range(100)]
+    assert max(lrs) == pytest.approx(0.5, rel=1e-2)  # the run peaks at the LR found (within a step), in the recipe's shape
+    assert lr_overrides({"max_lr": 0.2, "base_lr": 0.01}, 0.3, 0.02) == {"scheduler.max_lr": 0.3,
+                                                                        "scheduler.base_lr": 0.02}
+    assert lr_overrides({}, 0.3, 0.02) == {"optimizer.lr": 0.3}  # scheduler=none: the optimizer's constant LR

@@ -10,6 +10,7 @@ import re
 import shlex
 import sys
 import time
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -145,12 +146,33 @@ def log_lr_found(values: dict, source: str, search=None) -> None:
     log.info(f"lr found    {found}{cost}: {source}")
 
 
+def lr_overrides(schedule: Any, max_lr: float, base_lr: float | None) -> dict:
+    """What task=lr_range_test's LRs become on the command line of the run that trains with them: the schedule's
+    peak (``scheduler.max_lr``); for piecewise, whose ``values`` are absolute LRs, the values scaled so that their
+    peak is the LR found (the recipe's shape kept; ``optimizer.lr`` would change nothing); the optimizer's LR for
+    ``scheduler=none``; and a cyclic schedule's ``base_lr`` where the accuracy test found it."""
+    if "max_lr" in schedule:
+        found: dict = {"scheduler.max_lr": max_lr}
+    elif schedule.get("values") and max(schedule["values"]) > 0:
+        peak = max(schedule["values"])
+        found = {"scheduler.values": [float(v) * max_lr / peak for v in schedule["values"]]}
+    else:
+        found = {"optimizer.lr": max_lr}
+    if base_lr is not None and "base_lr" in schedule:  # the accuracy test: both ends of a cyclic schedule
+        found["scheduler.base_lr"] = base_lr
+    return found
+
+
+def _override_value(value: Any) -> str:
+    return f"[{','.join(f'{v:.4g}' for v in value)}]" if isinstance(value, (list, tuple)) else f"{value:.4g}"
+
+
 def log_train_command(overrides: list[str], values: dict) -> None:
     """After task=lr_range_test: the command that trains with what it found, this command's ``overrides`` with the
     task and any value given for the ``values`` keys (``scheduler.max_lr``, ...) replaced by the LRs found."""
     replaced = {"task", *values}
     kept = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] not in replaced]
-    args = kept + [f"{key}={value:.4g}" for key, value in values.items()]
+    args = kept + [f"{key}={_override_value(value)}" for key, value in values.items()]
     log.info(f"train with  python train.py {' '.join(shlex.quote(a) for a in args)}")
 
 
